@@ -1,0 +1,34 @@
+//! votestream: a real-time voting data pipeline.
+//!
+//! The modules follow the data flow (SPEC §1):
+//!
+//! - [`generate`]: the electorate (elections, candidates, voters), offline and
+//!   deterministic, plus CSV and randomuser.me imports and avatars.
+//! - [`simulate`]: a deterministic stream of ballots, good and bad.
+//! - [`process`]: parse and validate ballots, one vote per voter, enrich.
+//! - [`aggregate`]: the built-in engine's live tallies, persisted exactly.
+//! - [`serve`]: the HTTP page and results API.
+//! - [`pipeline`]: wires the stages together for `votestream run`.
+//! - [`audit`]: recomputes every tally from the votes table.
+//! - [`bench`]: `votestream bench`.
+//!
+//! Two seams, each a small interface chosen by URL: [`bus`] (in-process
+//! channels now; Kafka next) and [`store`] (SQLite now; PostgreSQL next).
+//! Everything else is concrete. [`model`] holds the domain types,
+//! [`results`] the read model, [`stats`] live counters and [`shutdown`] the
+//! two-step Ctrl-C.
+
+pub mod aggregate;
+pub mod audit;
+pub mod bench;
+pub mod bus;
+pub mod generate;
+pub mod model;
+pub mod pipeline;
+pub mod process;
+pub mod results;
+pub mod serve;
+pub mod shutdown;
+pub mod simulate;
+pub mod stats;
+pub mod store;

@@ -1,0 +1,355 @@
+//! The `votestream` binary: argument parsing and error reporting only; the
+//! work is in the library.
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use votestream::aggregate::engine::{Engine, Feed};
+use votestream::aggregate::BUILTIN;
+use votestream::bus::{BallotSource, BusKind, LinesSource};
+use votestream::pipeline::{self, allowance_ms, RunConfig};
+use votestream::process::{self, parse::ballot_json, Processor, Registry};
+use votestream::shutdown::Shutdown;
+use votestream::simulate::{Rate, SimConfig, Simulation};
+use votestream::stats::Stats;
+use votestream::{bus::Inbound, generate, store};
+
+#[derive(Parser)]
+#[command(name = "votestream", version, about = "A real-time voting data pipeline", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Where records live: sqlite://PATH
+    #[arg(long, env = "VOTESTREAM_STORE", default_value = "sqlite://votestream.db")]
+    store: String,
+    /// What carries the streams: memory
+    #[arg(long, env = "VOTESTREAM_BUS", default_value = "memory")]
+    bus: String,
+    /// The election to work on.
+    #[arg(long, env = "VOTESTREAM_ELECTION", default_value = generate::DEFAULT_ELECTION_ID)]
+    election: String,
+}
+
+#[derive(Args, Clone)]
+struct SimArgs {
+    /// Seed for the electorate and the ballots: same seed, same data.
+    #[arg(long, env = "VOTESTREAM_SEED", default_value_t = 42)]
+    seed: u64,
+    /// Ballots per second, or `max`.
+    #[arg(long, env = "VOTESTREAM_RATE", default_value = "2000")]
+    rate: Rate,
+    /// Share of registered voters who vote.
+    #[arg(long, env = "VOTESTREAM_TURNOUT", default_value_t = 0.8)]
+    turnout: f64,
+    /// Second ballots from voters who already voted, as a share of votes.
+    #[arg(long, env = "VOTESTREAM_DUPLICATE_SHARE", default_value_t = 0.01)]
+    duplicate_share: f64,
+    /// Invalid ballots (every rejection reason in turn), as a share of votes.
+    #[arg(long, env = "VOTESTREAM_INVALID_SHARE", default_value_t = 0.01)]
+    invalid_share: f64,
+    /// Ballots cast earlier than the lateness allowance, as a share of votes.
+    #[arg(long, env = "VOTESTREAM_LATE_SHARE", default_value_t = 0.01)]
+    late_share: f64,
+    /// How late (seconds, by cast time) a vote may be and still land in its minute window.
+    #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
+    allowance_secs: u64,
+}
+
+impl SimArgs {
+    fn config(&self) -> SimConfig {
+        SimConfig {
+            seed: self.seed,
+            turnout: self.turnout,
+            duplicate_share: self.duplicate_share,
+            invalid_share: self.invalid_share,
+            late_share: self.late_share,
+            allowance_ms: allowance_ms(self.allowance_secs),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything: generate if needed, simulate, process, aggregate, serve.
+    #[command(after_help = "Examples:\n  votestream run\n  votestream run --voters 1000000 --rate max --until-done\n  votestream run --store sqlite://night.db --listen 0.0.0.0:8080")]
+    Run {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Registry size (voters generated if the store has fewer).
+        #[arg(long, env = "VOTESTREAM_VOTERS", default_value_t = 100_000)]
+        voters: u64,
+        /// Exit once every simulated ballot is processed and counted.
+        #[arg(long, env = "VOTESTREAM_UNTIL_DONE")]
+        until_done: bool,
+        /// Address for the page and the API.
+        #[arg(long, env = "VOTESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Create the default election and generate (or import) the registry.
+    #[command(after_help = "Examples:\n  votestream generate --voters 1000000\n  votestream generate --from-csv voters.csv\n  votestream generate --from-randomuser results.json\n  votestream generate --voters 1000 --export-csv voters.csv")]
+    Generate {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "VOTESTREAM_VOTERS", default_value_t = 100_000)]
+        voters: u64,
+        #[arg(long, env = "VOTESTREAM_SEED", default_value_t = 42)]
+        seed: u64,
+        /// Import voters from a CSV file with the voters table's columns.
+        #[arg(long, conflicts_with = "from_randomuser")]
+        from_csv: Option<std::path::PathBuf>,
+        /// Import voters from a randomuser.me API response (JSON).
+        #[arg(long)]
+        from_randomuser: Option<std::path::PathBuf>,
+        /// Also write the generated voters to this CSV file.
+        #[arg(long)]
+        export_csv: Option<std::path::PathBuf>,
+    },
+    /// Write simulated ballots as JSON lines (to stdout, or --out).
+    #[command(after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -")]
+    Simulate {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        sim: SimArgs,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Validate and record ballots read as JSON lines (a file, or - for stdin).
+    #[command(after_help = "Examples:\n  votestream process --input ballots.jsonl\n  votestream simulate | votestream process --input -")]
+    Process {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "-")]
+        input: String,
+    },
+    /// Bring the built-in engine's results up to date with the votes table.
+    #[command(after_help = "Examples:\n  votestream aggregate\n  votestream aggregate --follow")]
+    Aggregate {
+        #[command(flatten)]
+        common: Common,
+        /// Keep following new votes until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
+        allowance_secs: u64,
+    },
+    /// Serve the live page and the results API.
+    #[command(after_help = "Examples:\n  votestream serve --listen 127.0.0.1:8080")]
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, env = "VOTESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Print the current results.
+    #[command(after_help = "Examples:\n  votestream results\n  votestream results --json")]
+    Results {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute every tally from the votes table; exit 1 on any difference.
+    #[command(after_help = "Examples:\n  votestream audit --store sqlite://votestream.db")]
+    Audit {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Measure every stage and the whole pipeline; print one table.
+    #[command(after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000")]
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        voters: u64,
+        /// Where to put the scratch databases (removed afterwards).
+        #[arg(long, default_value = "target/bench")]
+        dir: std::path::PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VOTESTREAM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check_bus(common: &Common) -> anyhow::Result<()> {
+    BusKind::parse(&common.bus)?;
+    Ok(())
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let progress = std::io::stderr().is_terminal();
+    match cli.command {
+        Command::Run { common, sim, voters, until_done, listen } => {
+            check_bus(&common)?;
+            let summary = pipeline::run(RunConfig {
+                store_url: common.store,
+                election_id: common.election,
+                voters,
+                sim: sim.config(),
+                rate: sim.rate,
+                until_done,
+                listen,
+                progress,
+            })?;
+            print!("{}", summary.render());
+        }
+        Command::Generate { common, voters, seed, from_csv, from_randomuser, export_csv } => {
+            let mut st = store::open(&common.store)?;
+            let started = std::time::Instant::now();
+            pipeline::ensure_registry(&mut *st, &common.election, seed, 0, progress)?;
+            let imported = match (from_csv, from_randomuser) {
+                (Some(path), _) => Some(generate::import::from_csv(open_file(&path)?)?),
+                (_, Some(path)) => Some(generate::import::from_randomuser_json(open_file(&path)?)?),
+                _ => None,
+            };
+            let added = match imported {
+                Some(list) => st.put_voters(&list)?,
+                None => {
+                    let mut have = 0u64;
+                    st.scan_voters(&mut |_| have += 1)?;
+                    pipeline::generate_voters(&mut *st, seed, have.min(voters), voters, progress)?
+                }
+            };
+            if let Some(path) = export_csv {
+                let list: Vec<_> = (0..voters).map(|i| generate::voter(seed, i)).collect();
+                let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                generate::import::write_csv(&list, std::io::BufWriter::new(file))?;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!("added {added} voters in {secs:.2} s ({:.0} voters/s)", added as f64 / secs.max(1e-9));
+        }
+        Command::Simulate { common, sim, out } => {
+            check_bus(&common)?;
+            let mut st = store::open(&common.store)?;
+            let simulation = Simulation::load(&mut *st, &common.election, &sim.config())?;
+            let mut w: Box<dyn Write> = match out {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut failed = None;
+            simulation.run(0, sim.rate, &Shutdown::default(), |batch| {
+                for b in batch {
+                    let r = match b {
+                        Inbound::Ballot(b) => writeln!(w, "{}", ballot_json(&b)),
+                        Inbound::Raw(bytes) => w.write_all(&bytes).and_then(|_| w.write_all(b"\n")),
+                    };
+                    if let Err(e) = r {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+                true
+            });
+            w.flush()?;
+            if let Some(e) = failed {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
+        }
+        Command::Process { common, input } => {
+            check_bus(&common)?;
+            let mut st = store::open(&common.store)?;
+            let processor = Processor::new(Registry::load(&mut *st)?);
+            let mut source: Box<dyn BallotSource> = if input == "-" {
+                Box::new(LinesSource::new(BufReader::new(std::io::stdin())))
+            } else {
+                Box::new(LinesSource::new(BufReader::new(open_file(std::path::Path::new(&input))?)))
+            };
+            let stats = Stats::default();
+            process::run(&processor, &mut *st, &mut *source, None, &stats, &Shutdown::default())?;
+            use std::sync::atomic::Ordering::Relaxed;
+            println!(
+                "processed {} ballots: {} accepted, {} rejected, {} replays skipped",
+                stats.consumed.load(Relaxed),
+                stats.accepted.load(Relaxed),
+                stats.rejected.load(Relaxed),
+                stats.replays.load(Relaxed)
+            );
+        }
+        Command::Aggregate { common, follow, allowance_secs } => {
+            check_bus(&common)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let shutdown = Shutdown::default();
+            let _guard = rt.enter();
+            shutdown.listen(rt.handle());
+            let mut engine = Engine::open(store::open(&common.store)?, allowance_ms(allowance_secs))?;
+            let before = engine.position();
+            let stats = Stats::default();
+            std::thread::scope(|s| s.spawn(|| engine.run(Feed::Store { follow }, &stats, &shutdown)).join())
+                .map_err(|_| anyhow::anyhow!("aggregator panicked"))??;
+            println!("aggregated votes {}..={}", before + 1, engine.position());
+        }
+        Command::Serve { common, listen } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let st = store::open(&common.store)?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                eprintln!("serving http://{}/", listener.local_addr()?);
+                let app = votestream::serve::router(votestream::serve::AppState::new(st, common.election));
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await?;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Results { common, json } => {
+            let mut st = store::open(&common.store)?;
+            let r = st.results(&common.election, BUILTIN)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.render_text());
+            }
+        }
+        Command::Audit { common } => {
+            let mut st = store::open(&common.store)?;
+            let report = votestream::audit::audit(&mut *st, &common.election, BUILTIN)?;
+            if report.is_clean() {
+                println!(
+                    "audit passed: {} votes in election {}; every tally matches a recount of the votes table",
+                    report.votes, report.election_id
+                );
+            } else {
+                println!("audit FAILED for election {}:", report.election_id);
+                for d in &report.differences {
+                    println!("  {d}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Bench { voters, dir } => {
+            let report = votestream::bench::run(voters, &dir, progress)?;
+            print!("{report}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))
+}

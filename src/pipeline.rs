@@ -1,0 +1,240 @@
+//! `votestream run`: every stage of the embedded shape in one process.
+//!
+//! Threads, not tasks, for the stages: each one is a tight loop over big
+//! batches and a blocking store. The tokio runtime only serves HTTP.
+//!
+//! ```text
+//! simulator ─ballots─► processor ─votes─► aggregator      serve (HTTP)
+//!                         │                   │               │
+//!                         └──── store: votes, results, progress ┘
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::aggregate::engine::{Engine, Feed};
+use crate::bus::{memory, VoteSink};
+use crate::generate;
+use crate::model::{now_millis, Millis};
+use crate::process::{self, Processor, Registry};
+use crate::results::Results;
+use crate::shutdown::Shutdown;
+use crate::simulate::{Rate, SimConfig, Simulation};
+use crate::stats::Stats;
+use crate::store::{self, Store};
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub store_url: String,
+    pub election_id: String,
+    pub voters: u64,
+    pub sim: SimConfig,
+    pub rate: Rate,
+    pub until_done: bool,
+    pub listen: SocketAddr,
+    pub progress: bool,
+}
+
+/// What a finished run reports.
+pub struct Summary {
+    pub results: Results,
+    pub elapsed: Duration,
+    pub sent: u64,
+    pub replays: u64,
+}
+
+impl Summary {
+    pub fn render(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        format!(
+            "{}\nsent {} ballots in {:.1} s ({:.0} ballots/s); {} replays of earlier ballots skipped\n",
+            self.results.render_text(),
+            self.sent,
+            secs,
+            self.sent as f64 / secs,
+            self.replays
+        )
+    }
+}
+
+/// Makes sure the default election and a registry of `voters` exist.
+pub fn ensure_registry(
+    store: &mut dyn Store,
+    election_id: &str,
+    seed: u64,
+    voters: u64,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let elections = store.elections()?;
+    if !elections.iter().any(|(e, _)| e.election_id == election_id) {
+        anyhow::ensure!(
+            election_id == generate::DEFAULT_ELECTION_ID,
+            "election {election_id:?} does not exist; only the default election {:?} is created automatically",
+            generate::DEFAULT_ELECTION_ID
+        );
+        // Open a day ago, so the simulator's late ballots are after the opening.
+        let (election, candidates) = generate::default_election(now_millis() - 86_400_000);
+        store.put_election(&election, &candidates)?;
+    }
+    let mut registered = 0u64;
+    store.scan_voters(&mut |_| registered += 1)?;
+    if registered < voters {
+        generate_voters(store, seed, registered, voters, progress)?;
+    }
+    Ok(())
+}
+
+/// Generates voters `from..to` of the electorate for `seed` into the store.
+/// One thread generates while this one writes.
+pub fn generate_voters(
+    store: &mut dyn Store,
+    seed: u64,
+    from: u64,
+    to: u64,
+    progress: bool,
+) -> anyhow::Result<u64> {
+    const CHUNK: u64 = 50_000;
+    let bar = progress_bar(progress, to - from, "generating voters");
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<crate::model::Voter>>(4);
+    let producer = std::thread::spawn(move || {
+        let mut start = from;
+        while start < to {
+            let end = (start + CHUNK).min(to);
+            let chunk: Vec<_> = (start..end).map(|i| generate::voter(seed, i)).collect();
+            if tx.send(chunk).is_err() {
+                break;
+            }
+            start = end;
+        }
+    });
+    let mut added = 0;
+    for chunk in rx {
+        added += store.put_voters(&chunk)?;
+        bar.inc(chunk.len() as u64);
+    }
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("voter generator thread panicked"))?;
+    bar.finish_and_clear();
+    Ok(added)
+}
+
+pub fn progress_bar(visible: bool, len: u64, what: &str) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} {{per_sec}} eta {{eta}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Runs the whole embedded pipeline.
+pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let shutdown = Shutdown::default();
+    shutdown.listen(rt.handle());
+
+    let mut store = store::open(&cfg.store_url).context("opening the store")?;
+    ensure_registry(&mut *store, &cfg.election_id, cfg.sim.seed, cfg.voters, cfg.progress)?;
+    let sim = Simulation::load(&mut *store, &cfg.election_id, &cfg.sim)?;
+    let processor = Processor::new(Registry::load(&mut *store)?);
+    let engine = Engine::open(store::open(&cfg.store_url)?, cfg.sim.allowance_ms)?;
+
+    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let app = crate::serve::router(crate::serve::AppState::new(
+        store::open(&cfg.store_url)?,
+        cfg.election_id.clone(),
+    ));
+    rt.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    eprintln!("dashboard: http://{addr}/  (results API: http://{addr}/api/v1/elections/{}/results)", cfg.election_id);
+
+    let stats = Arc::new(Stats::default());
+    let started = Instant::now();
+    let (ballot_tx, mut ballot_rx) = memory::ballots();
+    let (vote_tx, vote_rx) = memory::votes();
+
+    let stages = std::thread::scope(|s| -> anyhow::Result<()> {
+        let processing = s.spawn(|| {
+            let sink = VoteSink::Memory(vote_tx);
+            process::run(&processor, &mut *store, &mut ballot_rx, Some(&sink), &stats, &shutdown)
+        });
+        let aggregating = s.spawn(|| {
+            let mut engine = engine;
+            engine.run(Feed::Memory(vote_rx), &stats, &shutdown)
+        });
+        let simulating = s.spawn(|| {
+            let sent = sim.run(0, cfg.rate, &shutdown, |batch| {
+                stats.sent.fetch_add(batch.len() as u64, Relaxed);
+                ballot_tx.send(batch)
+            });
+            drop(ballot_tx);
+            sent
+        });
+        let bar = progress_bar(cfg.progress, sim.len() as u64, "ballots");
+        while !aggregating.is_finished() {
+            bar.set_position(stats.consumed.load(Relaxed));
+            bar.set_message(format!(
+                "accepted {} rejected {} counted {}",
+                stats.accepted.load(Relaxed),
+                stats.rejected.load(Relaxed),
+                stats.aggregated_seq.load(Relaxed)
+            ));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+        simulating
+            .join()
+            .map_err(|_| anyhow::anyhow!("simulator panicked"))?;
+        processing
+            .join()
+            .map_err(|_| anyhow::anyhow!("processor panicked"))??;
+        aggregating
+            .join()
+            .map_err(|_| anyhow::anyhow!("aggregator panicked"))??;
+        Ok(())
+    });
+    stages?;
+    let elapsed = started.elapsed();
+
+    let mut reader = store::open(&cfg.store_url)?;
+    let results = reader.results(&cfg.election_id, crate::aggregate::BUILTIN)?;
+    let summary = Summary {
+        results,
+        elapsed,
+        sent: stats.sent.load(Relaxed),
+        replays: stats.replays.load(Relaxed),
+    };
+    if !cfg.until_done && !shutdown.is_requested() {
+        eprint!("{}", summary.render());
+        eprintln!("simulation finished; still serving http://{addr}/ (Ctrl-C to stop)");
+        while !shutdown.is_requested() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(summary)
+}
+
+/// Lateness allowance in milliseconds from seconds on the command line.
+pub fn allowance_ms(seconds: u64) -> Millis {
+    (seconds as i64).saturating_mul(1000)
+}

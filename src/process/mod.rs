@@ -1,0 +1,189 @@
+//! The processor: validates each ballot against the registry, lets the store
+//! enforce one vote per voter per election, and passes accepted votes on,
+//! enriched with what aggregation needs. Every ballot ends as exactly one of
+//! accepted, rejected (with a reason) or a recognised replay.
+
+pub mod parse;
+pub mod registry;
+
+use std::time::Duration;
+
+use crate::bus::{BallotSource, Inbound, VoteSink};
+use crate::model::{Ballot, Millis, RejectReason, Rejection, Vote};
+use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+use crate::store::{Batch, Recorded, Store, StoreError};
+pub use registry::Registry;
+
+/// How far in the future (the processor's clock) a cast time may be: clocks drift.
+pub const FUTURE_TOLERANCE_MS: Millis = 5_000;
+/// Most ballots taken into one store transaction: bigger batches are faster,
+/// smaller ones fresher; under light load batches are as small as the input.
+pub const MAX_BATCH: usize = 32_768;
+
+pub struct Processor {
+    registry: Registry,
+}
+
+impl Processor {
+    pub fn new(registry: Registry) -> Processor {
+        Processor { registry }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Checks one ballot against the registry (but not uniqueness: the store
+    /// decides that, atomically with the write).
+    pub fn validate(&self, inbound: Inbound, now: Millis) -> Result<Vote, Box<Rejection>> {
+        let ballot = match inbound {
+            Inbound::Ballot(b) => b,
+            Inbound::Raw(bytes) => parse::parse_ballot(&bytes, now)?,
+        };
+        let reject = |b: &Ballot, reason, detail: String| {
+            Box::new(Rejection {
+                ballot_id: b.ballot_id.clone(),
+                election_id: Some(b.election_id.clone()),
+                voter_id: Some(b.voter_id.clone()),
+                reason,
+                detail,
+                raw: parse::ballot_json(b),
+                received_at: now,
+            })
+        };
+        let Some(election) = self.registry.election(&ballot.election_id) else {
+            return Err(reject(
+                &ballot,
+                RejectReason::UnknownElection,
+                format!("no election {:?}", ballot.election_id),
+            ));
+        };
+        let Some(voter) = self.registry.voter(&ballot.voter_id) else {
+            return Err(reject(
+                &ballot,
+                RejectReason::UnknownVoter,
+                format!("no registered voter {:?}", ballot.voter_id),
+            ));
+        };
+        let Some(candidate) = election.candidate(&ballot.candidate_id) else {
+            return Err(reject(
+                &ballot,
+                RejectReason::UnknownCandidate,
+                format!("no candidate {:?} in election {:?}", ballot.candidate_id, ballot.election_id),
+            ));
+        };
+        if ballot.cast_at > now + FUTURE_TOLERANCE_MS {
+            return Err(reject(
+                &ballot,
+                RejectReason::CastInFuture,
+                format!("cast {} ms in the future", ballot.cast_at - now),
+            ));
+        }
+        if ballot.cast_at < election.opens_at {
+            return Err(reject(
+                &ballot,
+                RejectReason::CastBeforeOpen,
+                format!("cast {} ms before the election opened", election.opens_at - ballot.cast_at),
+            ));
+        }
+        Ok(Vote {
+            seq: 0,
+            election_id: election.id.clone(),
+            candidate_id: candidate.clone(),
+            state: voter.state,
+            age_band: voter.age_band,
+            gender: voter.gender,
+            cast_at: ballot.cast_at,
+            ballot_id: ballot.ballot_id,
+            voter_id: ballot.voter_id,
+        })
+    }
+
+    /// Validates a batch of ballots.
+    pub fn validate_batch(&self, inbound: Vec<Inbound>, now: Millis) -> Batch {
+        let mut batch = Batch {
+            votes: Vec::with_capacity(inbound.len()),
+            rejections: Vec::new(),
+        };
+        for i in inbound {
+            match self.validate(i, now) {
+                Ok(v) => batch.votes.push(v),
+                Err(r) => batch.rejections.push(*r),
+            }
+        }
+        batch
+    }
+}
+
+/// Runs the processor until its source ends (or shutdown is asked and the
+/// source has been drained of what was already sent).
+pub fn run(
+    processor: &Processor,
+    store: &mut dyn Store,
+    source: &mut dyn BallotSource,
+    sink: Option<&VoteSink>,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    while let Some(batch) = source.next_batch(MAX_BATCH, Duration::from_millis(100))? {
+        if batch.is_empty() {
+            if shutdown.is_requested() {
+                break;
+            }
+            continue;
+        }
+        let n = batch.len() as u64;
+        let validated = processor.validate_batch(batch, crate::model::now_millis());
+        let recorded = record_with_retry(store, validated, shutdown)?;
+        stats.record_batch(n, &recorded);
+        if let Some(sink) = sink {
+            sink.send(recorded.votes, recorded.rejections);
+        }
+    }
+    Ok(())
+}
+
+/// Records a batch, retrying with backoff: a busy or briefly unreachable
+/// store must not cost the batch.
+pub fn record_with_retry(
+    store: &mut dyn Store,
+    mut batch: Batch,
+    shutdown: &Shutdown,
+) -> Result<Recorded, StoreError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match store.record(batch) {
+            Ok(r) => return Ok(r),
+            Err((e, back)) => {
+                if !backoff.wait(&e, shutdown) {
+                    return Err(e);
+                }
+                batch = back;
+            }
+        }
+    }
+}
+
+/// Exponential backoff for store retries, bounded in attempts.
+#[derive(Default)]
+pub struct Backoff {
+    attempts: u32,
+}
+
+impl Backoff {
+    /// Sleeps before the next attempt; false when it is time to give up.
+    pub fn wait(&mut self, error: &StoreError, shutdown: &Shutdown) -> bool {
+        if self.attempts >= 30 || shutdown.is_forced() {
+            return false;
+        }
+        self.attempts += 1;
+        let delay = Duration::from_millis(50 << self.attempts.min(7));
+        tracing::warn!(%error, attempt = self.attempts, ?delay, "store operation failed; retrying");
+        std::thread::sleep(delay);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! The edge of the processor: raw bytes off the bus become a [`Ballot`] or a
+//! [`Rejection`] that says exactly what was wrong.
+
+use serde::Deserialize;
+use siphasher::sip128::{Hasher128, SipHasher13};
+use std::hash::Hasher;
+
+use crate::model::{parse_time, Ballot, Millis, RejectReason, Rejection};
+
+/// Larger messages are rejected unread (`too_large`).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// Ids longer than this are `invalid_field`: no registry id is that long.
+pub const MAX_ID_BYTES: usize = 128;
+/// How much of a bad message is kept with its rejection.
+const RAW_KEPT_BYTES: usize = 4 * 1024;
+
+/// The `ballots` topic's JSON shape. Extra fields are allowed and ignored.
+#[derive(Deserialize)]
+struct WireBallot {
+    ballot_id: String,
+    election_id: String,
+    voter_id: String,
+    candidate_id: String,
+    voting_time: String,
+}
+
+/// Parses one message of the `ballots` topic.
+pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
+    let reject = |reason, detail: String| Box::new(rejection_for_raw(raw, reason, detail, now));
+    if raw.len() > MAX_MESSAGE_BYTES {
+        return Err(reject(
+            RejectReason::TooLarge,
+            format!("message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", raw.len()),
+        ));
+    }
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        reject(
+            RejectReason::InvalidUtf8,
+            format!("message is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
+        )
+    })?;
+    let wire: WireBallot = serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let reason = if e.is_syntax() || e.is_eof() {
+            RejectReason::MalformedJson
+        } else if msg.starts_with("missing field") {
+            RejectReason::MissingField
+        } else if msg.starts_with("invalid type") {
+            RejectReason::WrongType
+        } else {
+            RejectReason::InvalidField
+        };
+        reject(reason, msg)
+    })?;
+    for (name, value) in [
+        ("ballot_id", &wire.ballot_id),
+        ("election_id", &wire.election_id),
+        ("voter_id", &wire.voter_id),
+        ("candidate_id", &wire.candidate_id),
+    ] {
+        if value.is_empty() || value.len() > MAX_ID_BYTES {
+            return Err(reject(
+                RejectReason::InvalidField,
+                format!("{name} must be 1 to {MAX_ID_BYTES} bytes, got {}", value.len()),
+            ));
+        }
+    }
+    let cast_at = parse_time(&wire.voting_time).ok_or_else(|| {
+        reject(
+            RejectReason::InvalidField,
+            format!(
+                "voting_time {:?} is neither `YYYY-MM-DD HH:MM:SS` nor RFC 3339",
+                truncate(&wire.voting_time, 64)
+            ),
+        )
+    })?;
+    Ok(Ballot {
+        ballot_id: wire.ballot_id,
+        election_id: wire.election_id,
+        voter_id: wire.voter_id,
+        candidate_id: wire.candidate_id,
+        cast_at,
+    })
+}
+
+/// The JSON line for a ballot, as the simulator and the API put it on the bus.
+pub fn ballot_json(b: &Ballot) -> String {
+    serde_json::json!({
+        "ballot_id": b.ballot_id,
+        "election_id": b.election_id,
+        "voter_id": b.voter_id,
+        "candidate_id": b.candidate_id,
+        "voting_time": chrono::DateTime::from_timestamp_millis(b.cast_at)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default(),
+    })
+    .to_string()
+}
+
+/// A rejection for a message we could not fully parse: keep whatever ids it
+/// does carry, and name it by its content when it has no ballot id, so a
+/// replay of the same bad message is recognised.
+fn rejection_for_raw(raw: &[u8], reason: RejectReason, detail: String, now: Millis) -> Rejection {
+    let value: Option<serde_json::Value> = if raw.len() <= MAX_MESSAGE_BYTES {
+        serde_json::from_slice(raw).ok()
+    } else {
+        None
+    };
+    let field = |name: &str| -> Option<String> {
+        let s = value.as_ref()?.get(name)?.as_str()?;
+        (!s.is_empty() && s.len() <= MAX_ID_BYTES).then(|| s.to_string())
+    };
+    let ballot_id = field("ballot_id").unwrap_or_else(|| content_id(raw));
+    let kept = &raw[..raw.len().min(RAW_KEPT_BYTES)];
+    Rejection {
+        ballot_id,
+        election_id: field("election_id"),
+        voter_id: field("voter_id"),
+        reason,
+        detail,
+        raw: String::from_utf8_lossy(kept).into_owned(),
+        received_at: now,
+    }
+}
+
+/// A stable id for a message without one (fixed keys: it must match across restarts).
+pub fn content_id(raw: &[u8]) -> String {
+    let mut h = SipHasher13::new_with_keys(0x766f_7465, 0x7374_7265_616d);
+    h.write(raw);
+    format!("raw-{:032x}", h.finish128().as_u128())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(raw: &[u8]) -> RejectReason {
+        parse_ballot(raw, 0).unwrap_err().reason
+    }
+
+    #[test]
+    fn each_malformation_has_its_own_reason() {
+        assert_eq!(reason(b"{not json"), RejectReason::MalformedJson);
+        assert_eq!(reason(b""), RejectReason::MalformedJson);
+        assert_eq!(reason(&[0x7b, 0xff, 0xfe, 0x7d]), RejectReason::InvalidUtf8);
+        assert_eq!(
+            reason(br#"{"ballot_id":"b","election_id":"e","voter_id":7,"candidate_id":"c","voting_time":"2026-01-01 00:00:00"}"#),
+            RejectReason::WrongType
+        );
+        assert_eq!(
+            reason(br#"{"ballot_id":"b","election_id":"e","candidate_id":"c","voting_time":"2026-01-01 00:00:00"}"#),
+            RejectReason::MissingField
+        );
+        assert_eq!(
+            reason(br#"{"ballot_id":"b","election_id":"e","voter_id":"v","candidate_id":"c","voting_time":"yesterday"}"#),
+            RejectReason::InvalidField
+        );
+        assert_eq!(reason(&vec![b' '; MAX_MESSAGE_BYTES + 1]), RejectReason::TooLarge);
+        assert_eq!(reason(b"[1,2,3]"), RejectReason::WrongType);
+    }
+
+    #[test]
+    fn a_rejection_keeps_the_ids_it_could_read() {
+        let raw = br#"{"ballot_id":"b-1","election_id":"e","voter_id":"v","candidate_id":5,"voting_time":"x"}"#;
+        let r = parse_ballot(raw, 0).unwrap_err();
+        assert_eq!(r.ballot_id, "b-1");
+        assert_eq!(r.voter_id.as_deref(), Some("v"));
+        assert!(r.detail.contains("invalid type"), "{}", r.detail);
+    }
+
+    #[test]
+    fn a_message_without_id_is_named_by_its_content() {
+        let a = parse_ballot(b"garbage", 0).unwrap_err();
+        let b = parse_ballot(b"garbage", 5).unwrap_err();
+        let c = parse_ballot(b"garbage!", 0).unwrap_err();
+        assert_eq!(a.ballot_id, b.ballot_id);
+        assert_ne!(a.ballot_id, c.ballot_id);
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let b = Ballot {
+            ballot_id: "b".into(),
+            election_id: "e".into(),
+            voter_id: "v".into(),
+            candidate_id: "c".into(),
+            cast_at: 1_700_000_000_123,
+        };
+        assert_eq!(parse_ballot(ballot_json(&b).as_bytes(), 0).unwrap(), b);
+    }
+}

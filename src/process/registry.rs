@@ -1,0 +1,138 @@
+//! What the processor keeps in memory to validate a ballot without a query:
+//! elections, candidates, and a compact index of the voters (about 25 bytes a
+//! voter, so a 10M-voter registry stays well under 1 GB).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use crate::model::{AgeBand, Candidate, Election, Gender, Millis};
+use crate::store::{Store, StoreError, VoterKey};
+
+/// The key is already a keyed SipHash: hashing it again would be wasted work.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct VoterAttrs {
+    state: u16,
+    age_band: AgeBand,
+    gender: Gender,
+}
+
+/// One voter's attributes as a vote carries them.
+pub struct VoterInfo {
+    pub state: Arc<str>,
+    pub age_band: AgeBand,
+    pub gender: Gender,
+}
+
+pub struct ElectionInfo {
+    pub id: Arc<str>,
+    pub opens_at: Millis,
+    candidates: HashMap<String, Arc<str>>,
+}
+
+impl ElectionInfo {
+    pub fn candidate(&self, id: &str) -> Option<&Arc<str>> {
+        self.candidates.get(id)
+    }
+}
+
+pub struct Registry {
+    // Random keys: a hostile voter id cannot be crafted to collide.
+    hash_keys: std::collections::hash_map::RandomState,
+    index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+    voters: Vec<VoterAttrs>,
+    states: Vec<Arc<str>>,
+    elections: HashMap<String, ElectionInfo>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            hash_keys: std::collections::hash_map::RandomState::new(),
+            index: HashMap::default(),
+            voters: Vec::new(),
+            states: Vec::new(),
+            elections: HashMap::new(),
+        }
+    }
+}
+
+impl Registry {
+    pub fn load(store: &mut dyn Store) -> Result<Registry, StoreError> {
+        let mut reg = Registry::default();
+        for (e, cands) in store.elections()? {
+            reg.add_election(&e, &cands);
+        }
+        let mut state_ids: HashMap<String, u16> = HashMap::new();
+        store.scan_voters(&mut |v: VoterKey<'_>| reg.add_voter(&mut state_ids, v))?;
+        Ok(reg)
+    }
+
+    pub fn add_election(&mut self, e: &Election, candidates: &[Candidate]) {
+        let info = ElectionInfo {
+            id: Arc::from(e.election_id.as_str()),
+            opens_at: e.opens_at,
+            candidates: candidates
+                .iter()
+                .map(|c| (c.candidate_id.clone(), Arc::from(c.candidate_id.as_str())))
+                .collect(),
+        };
+        self.elections.insert(e.election_id.clone(), info);
+    }
+
+    fn add_voter(&mut self, state_ids: &mut HashMap<String, u16>, v: VoterKey<'_>) {
+        let state = match state_ids.get(v.state) {
+            Some(&s) => s,
+            None => {
+                let s = self.states.len() as u16;
+                self.states.push(Arc::from(v.state));
+                state_ids.insert(v.state.to_string(), s);
+                s
+            }
+        };
+        let pos = self.voters.len() as u32;
+        self.voters.push(VoterAttrs {
+            state,
+            age_band: AgeBand::of_age(v.age),
+            gender: v.gender,
+        });
+        self.index.insert(self.key(v.voter_id), pos);
+    }
+
+    fn key(&self, voter_id: &str) -> u64 {
+        self.hash_keys.hash_one(voter_id)
+    }
+
+    pub fn voter_count(&self) -> usize {
+        self.voters.len()
+    }
+
+    pub fn election(&self, id: &str) -> Option<&ElectionInfo> {
+        self.elections.get(id)
+    }
+
+    pub fn voter(&self, voter_id: &str) -> Option<VoterInfo> {
+        let pos = *self.index.get(&self.key(voter_id))?;
+        let a = self.voters[pos as usize];
+        Some(VoterInfo {
+            state: self.states[a.state as usize].clone(),
+            age_band: a.age_band,
+            gender: a.gender,
+        })
+    }
+}

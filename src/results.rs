@@ -1,0 +1,137 @@
+//! The read model: what the results API, `votestream results` and the
+//! dashboard show for one election.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{Candidate, Election};
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CandidateTotal {
+    pub candidate_id: String,
+    pub candidate_name: String,
+    pub party_affiliation: String,
+    pub photo_url: String,
+    pub total_votes: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StateTally {
+    pub state: String,
+    /// Accepted votes from this state (the original's `count`).
+    pub count: i64,
+    pub by_candidate: BTreeMap<String, i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DemographicTally {
+    pub age_band: String,
+    pub gender: String,
+    pub candidate_id: String,
+    pub votes: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MinuteTally {
+    /// Start of the minute, `YYYY-MM-DD HH:MM:SS` UTC.
+    pub minute: String,
+    pub candidate_id: String,
+    pub votes: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Results {
+    pub election: Election,
+    pub registered_voters: i64,
+    /// Ballots received for this election: accepted + rejected.
+    pub received: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub rejected_by_reason: BTreeMap<String, i64>,
+    /// Votes the engine has counted; equals `accepted` once drained.
+    pub counted: i64,
+    pub late_votes: i64,
+    pub candidates: Vec<CandidateTotal>,
+    pub states: Vec<StateTally>,
+    pub demographics: Vec<DemographicTally>,
+    pub timeline: Vec<MinuteTally>,
+}
+
+impl Results {
+    pub fn empty(election: Election, candidates: &[Candidate]) -> Results {
+        Results {
+            election,
+            registered_voters: 0,
+            received: 0,
+            accepted: 0,
+            rejected: 0,
+            rejected_by_reason: BTreeMap::new(),
+            counted: 0,
+            late_votes: 0,
+            candidates: candidates
+                .iter()
+                .map(|c| CandidateTotal {
+                    candidate_id: c.candidate_id.clone(),
+                    candidate_name: c.candidate_name.clone(),
+                    party_affiliation: c.party_affiliation.clone(),
+                    photo_url: c.photo_url.clone(),
+                    total_votes: 0,
+                })
+                .collect(),
+            states: Vec::new(),
+            demographics: Vec::new(),
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Turnout as a share of the registry, 0..=1.
+    pub fn turnout(&self) -> f64 {
+        if self.registered_voters == 0 {
+            0.0
+        } else {
+            self.accepted as f64 / self.registered_voters as f64
+        }
+    }
+
+    /// A plain-text table for the terminal.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "{} ({})", self.election.name, self.election.election_id);
+        let _ = writeln!(
+            out,
+            "registered {}  received {}  accepted {}  rejected {}  counted {}  late {}  turnout {:.1}%",
+            self.registered_voters,
+            self.received,
+            self.accepted,
+            self.rejected,
+            self.counted,
+            self.late_votes,
+            self.turnout() * 100.0
+        );
+        let mut cands = self.candidates.clone();
+        cands.sort_by(|a, b| b.total_votes.cmp(&a.total_votes));
+        for c in &cands {
+            let share = if self.counted > 0 {
+                c.total_votes as f64 * 100.0 / self.counted as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<22} {:>10} {:>6.2}%",
+                c.candidate_name, c.party_affiliation, c.total_votes, share
+            );
+        }
+        if !self.rejected_by_reason.is_empty() {
+            let reasons: Vec<String> = self
+                .rejected_by_reason
+                .iter()
+                .map(|(r, n)| format!("{r}={n}"))
+                .collect();
+            let _ = writeln!(out, "  rejected: {}", reasons.join(" "));
+        }
+        out
+    }
+}

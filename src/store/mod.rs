@@ -1,0 +1,159 @@
+//! The store seam: where the registry, the votes (the ground truth), the
+//! rejections and the aggregated results live. Chosen by URL scheme:
+//! `sqlite://path` (embedded default) — PostgreSQL plugs in here next.
+//!
+//! The methods are few and coarse on purpose: each is one transaction, so a
+//! crash between two calls never leaves half a batch behind.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::aggregate::{TallyKey, Tallies};
+use crate::model::{Candidate, Election, Gender, RejectReason, Rejection, Vote, Voter};
+use crate::results::Results;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported store URL `{0}`: expected sqlite://PATH (postgres:// is not built yet)")]
+    UnsupportedUrl(String),
+    #[error("SQLite error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("unexpected value in the SQLite store: {0}")]
+    SqliteValue(#[from] rusqlite::types::FromSqlError),
+    #[error("unknown election `{0}`")]
+    UnknownElection(String),
+}
+
+/// What the processor and the simulator need to know about one voter.
+pub struct VoterKey<'a> {
+    pub voter_id: &'a str,
+    pub state: &'a str,
+    pub age: u32,
+    pub gender: Gender,
+}
+
+/// The outcome of recording one batch, after the store had the last word on
+/// uniqueness.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Accepted votes with their `seq` filled in, in seq order.
+    pub votes: Vec<Vote>,
+    /// Rejections actually recorded (including votes the store refused as
+    /// `already_voted`).
+    pub rejections: Vec<Rejection>,
+    /// Ballots seen before (same ballot id): not counted again.
+    pub replays: usize,
+}
+
+/// A validated batch on its way into the store.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub votes: Vec<Vote>,
+    pub rejections: Vec<Rejection>,
+}
+
+/// What the store decided for one vote of a batch.
+#[derive(Debug)]
+pub enum VoteOutcome {
+    /// Recorded with this seq.
+    Accepted(i64),
+    /// The same ballot was accepted before.
+    Replay,
+    /// The voter had already voted, with this ballot id.
+    AlreadyVoted(String),
+}
+
+/// The store's decisions for a batch, in the batch's order: one per vote, then
+/// one per rejection (the batch's own, then the `already_voted` ones), true
+/// when it was new.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub votes: Vec<VoteOutcome>,
+    pub rejections: Vec<bool>,
+}
+
+/// The `already_voted` rejections a batch's outcome calls for, in vote order.
+pub fn already_voted_rejections(batch: &Batch, outcome: &BatchOutcome) -> Vec<Rejection> {
+    batch
+        .votes
+        .iter()
+        .zip(&outcome.votes)
+        .filter_map(|(v, o)| match o {
+            VoteOutcome::AlreadyVoted(first) => Some(Rejection {
+                ballot_id: v.ballot_id.clone(),
+                election_id: Some(v.election_id.to_string()),
+                voter_id: Some(v.voter_id.clone()),
+                reason: RejectReason::AlreadyVoted,
+                detail: format!("voter already voted in this election (ballot {first})"),
+                raw: String::new(),
+                received_at: crate::model::now_millis(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl BatchOutcome {
+    /// Moves the batch into what was recorded, without copying a vote.
+    pub fn apply(self, batch: Batch) -> Recorded {
+        let already = already_voted_rejections(&batch, &self);
+        let mut out = Recorded::default();
+        for (mut v, o) in batch.votes.into_iter().zip(self.votes) {
+            match o {
+                VoteOutcome::Accepted(seq) => {
+                    v.seq = seq;
+                    out.votes.push(v);
+                }
+                VoteOutcome::Replay => out.replays += 1,
+                VoteOutcome::AlreadyVoted(_) => {}
+            }
+        }
+        for (r, new) in batch.rejections.into_iter().chain(already).zip(self.rejections) {
+            if new {
+                out.rejections.push(r);
+            } else {
+                out.replays += 1;
+            }
+        }
+        out
+    }
+}
+
+pub trait Store: Send {
+    /// Creates or updates an election and its candidates.
+    fn put_election(&mut self, election: &Election, candidates: &[Candidate]) -> Result<(), StoreError>;
+    /// Adds voters (already present ids are left as they are); returns how many were new.
+    fn put_voters(&mut self, voters: &[Voter]) -> Result<u64, StoreError>;
+    /// Every election with its candidates.
+    fn elections(&mut self) -> Result<Vec<(Election, Vec<Candidate>)>, StoreError>;
+    /// Calls `f` for every registered voter, in registration order.
+    fn scan_voters(&mut self, f: &mut dyn FnMut(VoterKey<'_>)) -> Result<(), StoreError>;
+    /// One voter's full profile.
+    fn voter(&mut self, voter_id: &str) -> Result<Option<Voter>, StoreError>;
+    /// Records validated votes and rejections in one transaction. The store
+    /// enforces one vote per voter per election and recognises replays. On
+    /// failure nothing was written and the batch comes back for a retry.
+    fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)>;
+    /// Accepted votes with `seq > after`, in seq order, at most `limit`.
+    fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError>;
+    /// An engine's persisted tallies and the seq they are exact up to.
+    fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError>;
+    /// Writes changed tallies and the new position in one transaction.
+    fn save_tallies(&mut self, engine: &str, changed: &[(TallyKey, i64)], position: i64) -> Result<(), StoreError>;
+    /// The read model for one election, as the results API shows it.
+    fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError>;
+    /// Every tally recomputed from the votes table alone (for `audit`).
+    fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError>;
+}
+
+/// Opens the store a URL names, creating its schema if needed.
+pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(Box::new(SqliteStore::open(path)?));
+    }
+    if url == "sqlite::memory:" {
+        return Ok(Box::new(SqliteStore::open(":memory:")?));
+    }
+    Err(StoreError::UnsupportedUrl(url.to_string()))
+}

@@ -1,0 +1,612 @@
+//! The embedded store: one SQLite file in WAL mode, `synchronous = FULL`, so
+//! a committed batch survives a crash of the process (and of the machine).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{already_voted_rejections, Batch, BatchOutcome, Recorded, Store, StoreError, VoteOutcome, VoterKey};
+use crate::aggregate::{TallyKey, Tallies};
+use crate::model::{
+    format_voting_time, AgeBand, Candidate, Election, Gender, Vote, Voter,
+};
+use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
+
+const SCHEMA: &str = include_str!("sqlite_schema.sql");
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Big batches and a big page cache: the votes index takes random inserts.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA cache_size = -262144;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+/// Turns repeated strings into shared ones while reading many rows.
+#[derive(Default)]
+struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(s.to_string(), a.clone());
+        a
+    }
+}
+
+/// Remembers the last formatted second: ballots arrive clustered in time.
+#[derive(Default)]
+struct TimeFormat {
+    second: i64,
+    text: String,
+}
+
+impl TimeFormat {
+    fn format(&mut self, ms: i64) -> &str {
+        let second = ms.div_euclid(1000);
+        if self.text.is_empty() || second != self.second {
+            self.second = second;
+            self.text = format_voting_time(ms);
+        }
+        &self.text
+    }
+}
+
+impl SqliteStore {
+    /// Writes a batch by reference, so a failed attempt leaves it whole for a retry.
+    fn try_record(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut outcome = BatchOutcome::default();
+        let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO votes (election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (election_id, voter_id) DO NOTHING",
+            )?;
+            let mut existing =
+                tx.prepare_cached("SELECT ballot_id FROM votes WHERE election_id = ?1 AND voter_id = ?2")?;
+            let mut times = TimeFormat::default();
+            for v in &batch.votes {
+                let inserted = insert.execute(params![
+                    &*v.election_id,
+                    v.voter_id,
+                    &*v.candidate_id,
+                    times.format(v.cast_at),
+                    v.ballot_id,
+                    v.cast_at
+                ])?;
+                if inserted == 1 {
+                    *counts.entry((&v.election_id, "accepted")).or_default() += 1;
+                    outcome.votes.push(VoteOutcome::Accepted(tx.last_insert_rowid()));
+                    continue;
+                }
+                let first: String =
+                    existing.query_row(params![&*v.election_id, v.voter_id], |r| r.get(0))?;
+                outcome.votes.push(if first == v.ballot_id {
+                    VoteOutcome::Replay
+                } else {
+                    VoteOutcome::AlreadyVoted(first)
+                });
+            }
+            let already = already_voted_rejections(batch, &outcome);
+            let mut reject = tx.prepare_cached(
+                "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ballot_id) DO NOTHING",
+            )?;
+            for r in batch.rejections.iter().chain(already.iter()) {
+                let inserted = reject.execute(params![
+                    r.ballot_id,
+                    r.election_id,
+                    r.voter_id,
+                    r.reason.as_str(),
+                    r.detail,
+                    r.raw,
+                    r.received_at
+                ])? == 1;
+                outcome.rejections.push(inserted);
+                if inserted {
+                    let election = r.election_id.as_deref().unwrap_or("");
+                    *counts.entry((election, r.reason.as_str())).or_default() += 1;
+                }
+            }
+            let mut count = tx.prepare_cached(
+                "INSERT INTO ballot_counts (election_id, outcome, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (election_id, outcome) DO UPDATE SET n = n + excluded.n",
+            )?;
+            for ((election, what), n) in counts {
+                count.execute(params![election, what, n])?;
+            }
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+}
+
+impl Store for SqliteStore {
+    fn put_election(&mut self, e: &Election, candidates: &[Candidate]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO elections (election_id, name, opens_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (election_id) DO UPDATE SET name = excluded.name, opens_at = excluded.opens_at",
+            params![e.election_id, e.name, e.opens_at],
+        )?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO candidates (candidate_id, election_id, candidate_name, party_affiliation,
+                    biography, campaign_platform, photo_url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (election_id, candidate_id) DO UPDATE SET candidate_name = excluded.candidate_name,
+                    party_affiliation = excluded.party_affiliation, biography = excluded.biography,
+                    campaign_platform = excluded.campaign_platform, photo_url = excluded.photo_url",
+            )?;
+            for c in candidates {
+                stmt.execute(params![
+                    c.candidate_id,
+                    e.election_id,
+                    c.candidate_name,
+                    c.party_affiliation,
+                    c.biography,
+                    c.campaign_platform,
+                    c.photo_url
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn put_voters(&mut self, voters: &[Voter]) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0u64;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO voters (voter_id, voter_name, date_of_birth, gender, nationality,
+                    registration_number, address_street, address_city, address_state, address_country,
+                    address_postcode, email, phone_number, cell_number, picture, registered_age)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?;
+            for v in voters {
+                added += stmt.execute(params![
+                    v.voter_id,
+                    v.voter_name,
+                    v.date_of_birth,
+                    v.gender.as_str(),
+                    v.nationality,
+                    v.registration_number,
+                    v.address_street,
+                    v.address_city,
+                    v.address_state,
+                    v.address_country,
+                    v.address_postcode,
+                    v.email,
+                    v.phone_number,
+                    v.cell_number,
+                    v.picture,
+                    v.registered_age
+                ])? as u64;
+            }
+            tx.execute(
+                "UPDATE registry_stats SET voters = voters + ?1 WHERE id = 1",
+                params![added as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn elections(&mut self) -> Result<Vec<(Election, Vec<Candidate>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT election_id, name, opens_at FROM elections ORDER BY election_id")?;
+        let elections: Vec<Election> = stmt
+            .query_map([], |r| {
+                Ok(Election {
+                    election_id: r.get(0)?,
+                    name: r.get(1)?,
+                    opens_at: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut cstmt = self.conn.prepare(
+            "SELECT candidate_id, election_id, candidate_name, party_affiliation, biography,
+                campaign_platform, photo_url FROM candidates WHERE election_id = ?1 ORDER BY candidate_id",
+        )?;
+        let mut out = Vec::with_capacity(elections.len());
+        for e in elections {
+            let cands = cstmt
+                .query_map([&e.election_id], |r| {
+                    Ok(Candidate {
+                        candidate_id: r.get(0)?,
+                        election_id: r.get(1)?,
+                        candidate_name: r.get(2)?,
+                        party_affiliation: r.get(3)?,
+                        biography: r.get(4)?,
+                        campaign_platform: r.get(5)?,
+                        photo_url: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            out.push((e, cands));
+        }
+        Ok(out)
+    }
+
+    fn scan_voters(&mut self, f: &mut dyn FnMut(VoterKey<'_>)) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT voter_id, address_state, registered_age, gender FROM voters ORDER BY voter_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let voter_id = r.get_ref(0)?.as_str()?;
+            let state = r.get_ref(1)?.as_str()?;
+            let age: i64 = r.get(2)?;
+            let gender = Gender::parse(r.get_ref(3)?.as_str()?);
+            f(VoterKey {
+                voter_id,
+                state,
+                age: age.clamp(0, u32::MAX as i64) as u32,
+                gender,
+            });
+        }
+        Ok(())
+    }
+
+    fn voter(&mut self, voter_id: &str) -> Result<Option<Voter>, StoreError> {
+        let v = self
+            .conn
+            .query_row(
+                "SELECT voter_id, voter_name, date_of_birth, gender, nationality, registration_number,
+                    address_street, address_city, address_state, address_country, address_postcode,
+                    email, phone_number, cell_number, picture, registered_age
+                 FROM voters WHERE voter_id = ?1",
+                [voter_id],
+                |r| {
+                    Ok(Voter {
+                        voter_id: r.get(0)?,
+                        voter_name: r.get(1)?,
+                        date_of_birth: r.get(2)?,
+                        gender: Gender::parse(&r.get::<_, String>(3)?),
+                        nationality: r.get(4)?,
+                        registration_number: r.get(5)?,
+                        address_street: r.get(6)?,
+                        address_city: r.get(7)?,
+                        address_state: r.get(8)?,
+                        address_country: r.get(9)?,
+                        address_postcode: r.get(10)?,
+                        email: r.get(11)?,
+                        phone_number: r.get(12)?,
+                        cell_number: r.get(13)?,
+                        picture: r.get(14)?,
+                        registered_age: r.get(15)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(v)
+    }
+
+    fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
+        match self.try_record(&batch) {
+            Ok(outcome) => Ok(outcome.apply(batch)),
+            Err(e) => Err((e, batch)),
+        }
+    }
+
+    fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
+                    r.address_state, r.registered_age, r.gender
+             FROM votes v JOIN voters r ON r.voter_id = v.voter_id
+             WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![after, limit as i64])?;
+        let mut names = Interner::default();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let age: i64 = r.get(7)?;
+            out.push(Vote {
+                seq: r.get(0)?,
+                ballot_id: r.get(1)?,
+                election_id: names.get(r.get_ref(2)?.as_str()?),
+                voter_id: r.get(3)?,
+                candidate_id: names.get(r.get_ref(4)?.as_str()?),
+                cast_at: r.get(5)?,
+                state: names.get(r.get_ref(6)?.as_str()?),
+                age_band: AgeBand::of_age(age.clamp(0, 200) as u32),
+                gender: Gender::parse(r.get_ref(8)?.as_str()?),
+            });
+        }
+        Ok(out)
+    }
+
+    fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError> {
+        let mut t = Tallies::default();
+        let mut names = Interner::default();
+        let c = &self.conn;
+        let mut stmt =
+            c.prepare("SELECT election_id, candidate_id, votes FROM results_candidate WHERE engine = ?1")?;
+        let mut rows = stmt.query([engine])?;
+        while let Some(r) = rows.next()? {
+            let key = TallyKey::Candidate {
+                election: names.get(r.get_ref(0)?.as_str()?),
+                candidate: names.get(r.get_ref(1)?.as_str()?),
+            };
+            t.insert(key, r.get(2)?);
+        }
+        let mut stmt = c.prepare(
+            "SELECT election_id, state, candidate_id, votes FROM results_state WHERE engine = ?1",
+        )?;
+        let mut rows = stmt.query([engine])?;
+        while let Some(r) = rows.next()? {
+            let key = TallyKey::State {
+                election: names.get(r.get_ref(0)?.as_str()?),
+                state: names.get(r.get_ref(1)?.as_str()?),
+                candidate: names.get(r.get_ref(2)?.as_str()?),
+            };
+            t.insert(key, r.get(3)?);
+        }
+        let mut stmt = c.prepare(
+            "SELECT election_id, age_band, gender, candidate_id, votes FROM results_demographic WHERE engine = ?1",
+        )?;
+        let mut rows = stmt.query([engine])?;
+        while let Some(r) = rows.next()? {
+            let Some(age_band) = AgeBand::parse(r.get_ref(1)?.as_str()?) else {
+                continue;
+            };
+            let key = TallyKey::Demographic {
+                election: names.get(r.get_ref(0)?.as_str()?),
+                age_band,
+                gender: Gender::parse(r.get_ref(2)?.as_str()?),
+                candidate: names.get(r.get_ref(3)?.as_str()?),
+            };
+            t.insert(key, r.get(4)?);
+        }
+        let mut stmt = c.prepare(
+            "SELECT election_id, minute, candidate_id, votes FROM results_minute WHERE engine = ?1",
+        )?;
+        let mut rows = stmt.query([engine])?;
+        while let Some(r) = rows.next()? {
+            let key = TallyKey::Minute {
+                election: names.get(r.get_ref(0)?.as_str()?),
+                minute: r.get(1)?,
+                candidate: names.get(r.get_ref(2)?.as_str()?),
+            };
+            t.insert(key, r.get(3)?);
+        }
+        let mut stmt = c.prepare(
+            "SELECT election_id, late_votes, max_cast_at FROM results_election WHERE engine = ?1",
+        )?;
+        let mut rows = stmt.query([engine])?;
+        while let Some(r) = rows.next()? {
+            let election = names.get(r.get_ref(0)?.as_str()?);
+            t.insert(
+                TallyKey::Late {
+                    election: election.clone(),
+                },
+                r.get(1)?,
+            );
+            if let Some(max) = r.get::<_, Option<i64>>(2)? {
+                t.insert(TallyKey::MaxCastAt { election }, max);
+            }
+        }
+        let position = c
+            .query_row(
+                "SELECT position FROM agg_progress WHERE engine = ?1",
+                [engine],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        Ok((t, position))
+    }
+
+    fn save_tallies(&mut self, engine: &str, changed: &[(TallyKey, i64)], position: i64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (key, value) in changed {
+            match key {
+                TallyKey::Candidate { election, candidate } => tx
+                    .prepare_cached(
+                        "INSERT INTO results_candidate (engine, election_id, candidate_id, votes) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT DO UPDATE SET votes = excluded.votes",
+                    )?
+                    .execute(params![engine, &**election, &**candidate, value])?,
+                TallyKey::State { election, state, candidate } => tx
+                    .prepare_cached(
+                        "INSERT INTO results_state (engine, election_id, state, candidate_id, votes) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT DO UPDATE SET votes = excluded.votes",
+                    )?
+                    .execute(params![engine, &**election, &**state, &**candidate, value])?,
+                TallyKey::Demographic { election, age_band, gender, candidate } => tx
+                    .prepare_cached(
+                        "INSERT INTO results_demographic (engine, election_id, age_band, gender, candidate_id, votes)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET votes = excluded.votes",
+                    )?
+                    .execute(params![engine, &**election, age_band.as_str(), gender.as_str(), &**candidate, value])?,
+                TallyKey::Minute { election, minute, candidate } => tx
+                    .prepare_cached(
+                        "INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT DO UPDATE SET votes = excluded.votes",
+                    )?
+                    .execute(params![engine, &**election, minute, &**candidate, value])?,
+                TallyKey::Late { election } => tx
+                    .prepare_cached(
+                        "INSERT INTO results_election (engine, election_id, late_votes) VALUES (?1, ?2, ?3)
+                         ON CONFLICT DO UPDATE SET late_votes = excluded.late_votes",
+                    )?
+                    .execute(params![engine, &**election, value])?,
+                TallyKey::MaxCastAt { election } => tx
+                    .prepare_cached(
+                        "INSERT INTO results_election (engine, election_id, max_cast_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT DO UPDATE SET max_cast_at = excluded.max_cast_at",
+                    )?
+                    .execute(params![engine, &**election, value])?,
+            };
+        }
+        tx.execute(
+            "INSERT INTO agg_progress (engine, position) VALUES (?1, ?2)
+             ON CONFLICT (engine) DO UPDATE SET position = excluded.position",
+            params![engine, position],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
+        let (election, candidates) = self
+            .elections()?
+            .into_iter()
+            .find(|(e, _)| e.election_id == election_id)
+            .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))?;
+        let mut res = Results::empty(election, &candidates);
+        // One read transaction: every figure comes from the same snapshot.
+        let tx = self.conn.transaction()?;
+        res.registered_voters = tx.query_row("SELECT voters FROM registry_stats WHERE id = 1", [], |r| r.get(0))?;
+        {
+            let mut stmt = tx.prepare_cached("SELECT outcome, n FROM ballot_counts WHERE election_id = ?1")?;
+            let mut rows = stmt.query([election_id])?;
+            while let Some(r) = rows.next()? {
+                let outcome: String = r.get(0)?;
+                let n: i64 = r.get(1)?;
+                if outcome == "accepted" {
+                    res.accepted = n;
+                } else {
+                    res.rejected += n;
+                    res.rejected_by_reason.insert(outcome, n);
+                }
+            }
+            res.received = res.accepted + res.rejected;
+            let mut stmt = tx.prepare_cached(
+                "SELECT candidate_id, votes FROM results_candidate WHERE engine = ?1 AND election_id = ?2",
+            )?;
+            let totals: HashMap<String, i64> = stmt
+                .query_map([engine, election_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for c in &mut res.candidates {
+                c.total_votes = totals.get(&c.candidate_id).copied().unwrap_or(0);
+            }
+            res.counted = totals.values().sum();
+            let mut stmt = tx.prepare_cached(
+                "SELECT state, candidate_id, votes FROM results_state WHERE engine = ?1 AND election_id = ?2
+                 ORDER BY state",
+            )?;
+            let mut rows = stmt.query([engine, election_id])?;
+            while let Some(r) = rows.next()? {
+                let state: String = r.get(0)?;
+                let votes: i64 = r.get(2)?;
+                if res.states.last().map(|s: &StateTally| s.state != state).unwrap_or(true) {
+                    res.states.push(StateTally {
+                        state,
+                        ..StateTally::default()
+                    });
+                }
+                if let Some(s) = res.states.last_mut() {
+                    s.count += votes;
+                    s.by_candidate.insert(r.get(1)?, votes);
+                }
+            }
+            let mut stmt = tx.prepare_cached(
+                "SELECT age_band, gender, candidate_id, votes FROM results_demographic
+                 WHERE engine = ?1 AND election_id = ?2 ORDER BY age_band, gender, candidate_id",
+            )?;
+            res.demographics = stmt
+                .query_map([engine, election_id], |r| {
+                    Ok(DemographicTally {
+                        age_band: r.get(0)?,
+                        gender: r.get(1)?,
+                        candidate_id: r.get(2)?,
+                        votes: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT minute, candidate_id, votes FROM results_minute
+                 WHERE engine = ?1 AND election_id = ?2 ORDER BY minute, candidate_id",
+            )?;
+            res.timeline = stmt
+                .query_map([engine, election_id], |r| {
+                    Ok(MinuteTally {
+                        minute: format_voting_time(r.get(0)?),
+                        candidate_id: r.get(1)?,
+                        votes: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            res.late_votes = tx
+                .query_row(
+                    "SELECT late_votes FROM results_election WHERE engine = ?1 AND election_id = ?2",
+                    [engine, election_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+        }
+        tx.commit()?;
+        Ok(res)
+    }
+
+    fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError> {
+        let mut t = Tallies::default();
+        let election: Arc<str> = Arc::from(election_id);
+        let mut names = Interner::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT v.candidate_id, r.address_state, r.registered_age, r.gender, v.cast_at / 60000, COUNT(*)
+             FROM votes v JOIN voters r ON r.voter_id = v.voter_id
+             WHERE v.election_id = ?1
+             GROUP BY 1, 2, 3, 4, 5",
+        )?;
+        let mut rows = stmt.query([election_id])?;
+        let mut acc: HashMap<TallyKey, i64> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let candidate = names.get(r.get_ref(0)?.as_str()?);
+            let state = names.get(r.get_ref(1)?.as_str()?);
+            let age: i64 = r.get(2)?;
+            let gender = Gender::parse(r.get_ref(3)?.as_str()?);
+            let minute: i64 = r.get(4)?;
+            let n: i64 = r.get(5)?;
+            let keys = [
+                TallyKey::Candidate {
+                    election: election.clone(),
+                    candidate: candidate.clone(),
+                },
+                TallyKey::State {
+                    election: election.clone(),
+                    state,
+                    candidate: candidate.clone(),
+                },
+                TallyKey::Demographic {
+                    election: election.clone(),
+                    age_band: AgeBand::of_age(age.clamp(0, 200) as u32),
+                    gender,
+                    candidate: candidate.clone(),
+                },
+                TallyKey::Minute {
+                    election: election.clone(),
+                    minute: minute * crate::aggregate::MINUTE_MS,
+                    candidate,
+                },
+            ];
+            for k in keys {
+                *acc.entry(k).or_default() += n;
+            }
+        }
+        for (k, v) in acc {
+            t.insert(k, v);
+        }
+        Ok(t)
+    }
+}

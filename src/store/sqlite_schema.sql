@@ -1,0 +1,109 @@
+-- votestream's SQLite schema. The original's tables and column names
+-- (candidates, voters, votes) plus what it lacked. Idempotent: run at every open.
+CREATE TABLE IF NOT EXISTS elections (
+    election_id TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    opens_at    INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS candidates (
+    candidate_id      TEXT NOT NULL,
+    election_id       TEXT NOT NULL REFERENCES elections(election_id),
+    candidate_name    TEXT NOT NULL,
+    party_affiliation TEXT NOT NULL,
+    biography         TEXT NOT NULL,
+    campaign_platform TEXT NOT NULL,
+    photo_url         TEXT NOT NULL,
+    PRIMARY KEY (election_id, candidate_id)
+);
+
+-- Voters are shared by every election. Ids sort in registration order, so
+-- WITHOUT ROWID keeps one B-tree and bulk loads append.
+CREATE TABLE IF NOT EXISTS voters (
+    voter_id            TEXT PRIMARY KEY,
+    voter_name          TEXT NOT NULL,
+    date_of_birth       TEXT NOT NULL,
+    gender              TEXT NOT NULL,
+    nationality         TEXT NOT NULL,
+    registration_number TEXT NOT NULL,
+    address_street      TEXT NOT NULL,
+    address_city        TEXT NOT NULL,
+    address_state       TEXT NOT NULL,
+    address_country     TEXT NOT NULL,
+    address_postcode    TEXT NOT NULL,
+    email               TEXT NOT NULL,
+    phone_number        TEXT NOT NULL,
+    cell_number         TEXT NOT NULL,
+    picture             TEXT NOT NULL,
+    registered_age      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS registry_stats (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    voters INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO registry_stats (id, voters) VALUES (1, 0);
+
+-- The ground truth. seq is the votes log position aggregators resume from:
+-- SQLite has one writer at a time, so seq grows in commit order.
+CREATE TABLE IF NOT EXISTS votes (
+    seq          INTEGER PRIMARY KEY,
+    election_id  TEXT NOT NULL,
+    voter_id     TEXT NOT NULL,
+    candidate_id TEXT NOT NULL,
+    voting_time  TEXT NOT NULL,
+    vote         INTEGER NOT NULL DEFAULT 1,
+    ballot_id    TEXT NOT NULL,
+    cast_at      INTEGER NOT NULL,
+    UNIQUE (election_id, voter_id)
+);
+
+CREATE TABLE IF NOT EXISTS rejected_ballots (
+    id          INTEGER PRIMARY KEY,
+    ballot_id   TEXT NOT NULL UNIQUE,
+    election_id TEXT,
+    voter_id    TEXT,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    raw         TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
+
+-- received = accepted + rejected, per election, kept in the processor's transaction.
+CREATE TABLE IF NOT EXISTS ballot_counts (
+    election_id TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (election_id, outcome)
+);
+
+CREATE TABLE IF NOT EXISTS results_candidate (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, candidate_id TEXT NOT NULL,
+    votes INTEGER NOT NULL,
+    PRIMARY KEY (engine, election_id, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_state (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, state TEXT NOT NULL, candidate_id TEXT NOT NULL,
+    votes INTEGER NOT NULL,
+    PRIMARY KEY (engine, election_id, state, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_demographic (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, age_band TEXT NOT NULL, gender TEXT NOT NULL,
+    candidate_id TEXT NOT NULL, votes INTEGER NOT NULL,
+    PRIMARY KEY (engine, election_id, age_band, gender, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_minute (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, minute INTEGER NOT NULL, candidate_id TEXT NOT NULL,
+    votes INTEGER NOT NULL,
+    PRIMARY KEY (engine, election_id, minute, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_election (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL,
+    late_votes INTEGER NOT NULL DEFAULT 0, max_cast_at INTEGER,
+    PRIMARY KEY (engine, election_id)
+);
+-- The seq each engine's results are exact up to, written with the results.
+CREATE TABLE IF NOT EXISTS agg_progress (
+    engine   TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
