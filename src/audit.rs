@@ -35,7 +35,7 @@ pub fn audit(store: &mut dyn Store, election_id: &str, engine: &str) -> Result<A
     let mine = |t: &Tallies| -> HashMap<TallyKey, i64> {
         t.iter()
             .filter(|(k, _)| key_election(k) == Some(election_id))
-            .map(|(k, v)| (k.clone(), *v))
+            .map(|(k, v)| (k.clone(), v))
             .collect()
     };
     let expected = mine(&recount);

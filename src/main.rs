@@ -28,7 +28,11 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Common {
     /// Where records live: sqlite://PATH
-    #[arg(long, env = "VOTESTREAM_STORE", default_value = "sqlite://votestream.db")]
+    #[arg(
+        long,
+        env = "VOTESTREAM_STORE",
+        default_value = "sqlite://votestream.db"
+    )]
     store: String,
     /// What carries the streams: memory
     #[arg(long, env = "VOTESTREAM_BUS", default_value = "memory")]
@@ -79,7 +83,9 @@ impl SimArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything: generate if needed, simulate, process, aggregate, serve.
-    #[command(after_help = "Examples:\n  votestream run\n  votestream run --voters 1000000 --rate max --until-done\n  votestream run --store sqlite://night.db --listen 0.0.0.0:8080")]
+    #[command(
+        after_help = "Examples:\n  votestream run\n  votestream run --voters 1000000 --rate max --until-done\n  votestream run --store sqlite://night.db --listen 0.0.0.0:8080"
+    )]
     Run {
         #[command(flatten)]
         common: Common,
@@ -96,7 +102,9 @@ enum Command {
         listen: SocketAddr,
     },
     /// Create the default election and generate (or import) the registry.
-    #[command(after_help = "Examples:\n  votestream generate --voters 1000000\n  votestream generate --from-csv voters.csv\n  votestream generate --from-randomuser results.json\n  votestream generate --voters 1000 --export-csv voters.csv")]
+    #[command(
+        after_help = "Examples:\n  votestream generate --voters 1000000\n  votestream generate --from-csv voters.csv\n  votestream generate --from-randomuser results.json\n  votestream generate --voters 1000 --export-csv voters.csv"
+    )]
     Generate {
         #[command(flatten)]
         common: Common,
@@ -115,7 +123,9 @@ enum Command {
         export_csv: Option<std::path::PathBuf>,
     },
     /// Write simulated ballots as JSON lines (to stdout, or --out).
-    #[command(after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -")]
+    #[command(
+        after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -"
+    )]
     Simulate {
         #[command(flatten)]
         common: Common,
@@ -125,7 +135,9 @@ enum Command {
         out: Option<std::path::PathBuf>,
     },
     /// Validate and record ballots read as JSON lines (a file, or - for stdin).
-    #[command(after_help = "Examples:\n  votestream process --input ballots.jsonl\n  votestream simulate | votestream process --input -")]
+    #[command(
+        after_help = "Examples:\n  votestream process --input ballots.jsonl\n  votestream simulate | votestream process --input -"
+    )]
     Process {
         #[command(flatten)]
         common: Common,
@@ -176,6 +188,10 @@ enum Command {
     },
 }
 
+// The stages allocate and free many short strings across threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -201,7 +217,13 @@ fn check_bus(common: &Common) -> anyhow::Result<()> {
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
     match cli.command {
-        Command::Run { common, sim, voters, until_done, listen } => {
+        Command::Run {
+            common,
+            sim,
+            voters,
+            until_done,
+            listen,
+        } => {
             check_bus(&common)?;
             let summary = pipeline::run(RunConfig {
                 store_url: common.store,
@@ -215,7 +237,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             print!("{}", summary.render());
         }
-        Command::Generate { common, voters, seed, from_csv, from_randomuser, export_csv } => {
+        Command::Generate {
+            common,
+            voters,
+            seed,
+            from_csv,
+            from_randomuser,
+            export_csv,
+        } => {
             let mut st = store::open(&common.store)?;
             let started = std::time::Instant::now();
             pipeline::ensure_registry(&mut *st, &common.election, seed, 0, progress)?;
@@ -234,11 +263,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             if let Some(path) = export_csv {
                 let list: Vec<_> = (0..voters).map(|i| generate::voter(seed, i)).collect();
-                let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
                 generate::import::write_csv(&list, std::io::BufWriter::new(file))?;
             }
             let secs = started.elapsed().as_secs_f64();
-            println!("added {added} voters in {secs:.2} s ({:.0} voters/s)", added as f64 / secs.max(1e-9));
+            println!(
+                "added {added} voters in {secs:.2} s ({:.0} voters/s)",
+                added as f64 / secs.max(1e-9)
+            );
         }
         Command::Simulate { common, sim, out } => {
             check_bus(&common)?;
@@ -276,10 +309,19 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut source: Box<dyn BallotSource> = if input == "-" {
                 Box::new(LinesSource::new(BufReader::new(std::io::stdin())))
             } else {
-                Box::new(LinesSource::new(BufReader::new(open_file(std::path::Path::new(&input))?)))
+                Box::new(LinesSource::new(BufReader::new(open_file(
+                    std::path::Path::new(&input),
+                )?)))
             };
             let stats = Stats::default();
-            process::run(&processor, &mut *st, &mut *source, None, &stats, &Shutdown::default())?;
+            process::run(
+                &processor,
+                &mut *st,
+                &mut *source,
+                None,
+                &stats,
+                &Shutdown::default(),
+            )?;
             use std::sync::atomic::Ordering::Relaxed;
             println!(
                 "processed {} ballots: {} accepted, {} rejected, {} replays skipped",
@@ -289,17 +331,27 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 stats.replays.load(Relaxed)
             );
         }
-        Command::Aggregate { common, follow, allowance_secs } => {
+        Command::Aggregate {
+            common,
+            follow,
+            allowance_secs,
+        } => {
             check_bus(&common)?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let shutdown = Shutdown::default();
             let _guard = rt.enter();
             shutdown.listen(rt.handle());
-            let mut engine = Engine::open(store::open(&common.store)?, allowance_ms(allowance_secs))?;
+            let mut engine =
+                Engine::open(store::open(&common.store)?, allowance_ms(allowance_secs))?;
             let before = engine.position();
             let stats = Stats::default();
-            std::thread::scope(|s| s.spawn(|| engine.run(Feed::Store { follow }, &stats, &shutdown)).join())
-                .map_err(|_| anyhow::anyhow!("aggregator panicked"))??;
+            std::thread::scope(|s| {
+                s.spawn(|| engine.run(Feed::Store { follow }, &stats, &shutdown))
+                    .join()
+            })
+            .map_err(|_| anyhow::anyhow!("aggregator panicked"))??;
             println!("aggregated votes {}..={}", before + 1, engine.position());
         }
         Command::Serve { common, listen } => {
@@ -308,7 +360,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen).await?;
                 eprintln!("serving http://{}/", listener.local_addr()?);
-                let app = votestream::serve::router(votestream::serve::AppState::new(st, common.election));
+                let app = votestream::serve::router(votestream::serve::AppState::new(
+                    st,
+                    common.election,
+                ));
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;

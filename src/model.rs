@@ -283,6 +283,9 @@ pub struct Vote {
     pub ballot_id: String,
     pub election_id: Arc<str>,
     pub voter_id: String,
+    /// The store's integer keys for the election and the voter.
+    pub election_no: i64,
+    pub voter_no: i64,
     pub candidate_id: Arc<str>,
     pub state: Arc<str>,
     pub age_band: AgeBand,

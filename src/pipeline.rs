@@ -71,7 +71,7 @@ pub fn ensure_registry(
     progress: bool,
 ) -> anyhow::Result<()> {
     let elections = store.elections()?;
-    if !elections.iter().any(|(e, _)| e.election_id == election_id) {
+    if !elections.iter().any(|e| e.election.election_id == election_id) {
         anyhow::ensure!(
             election_id == generate::DEFAULT_ELECTION_ID,
             "election {election_id:?} does not exist; only the default election {:?} is created automatically",

@@ -86,7 +86,7 @@ async fn elections(State(st): State<AppState>) -> Result<Json<serde_json::Value>
     let list = st.with_store(|s| s.elections()).await?;
     let out: Vec<_> = list
         .into_iter()
-        .map(|(e, c)| serde_json::json!({"election": e, "candidates": c}))
+        .map(|e| serde_json::json!({"election": e.election, "candidates": e.candidates}))
         .collect();
     Ok(Json(serde_json::Value::Array(out)))
 }
@@ -116,7 +116,7 @@ async fn avatar(
             st.with_store(move |s| s.elections())
                 .await?
                 .into_iter()
-                .flat_map(|(_, c)| c)
+                .flat_map(|e| e.candidates)
                 .find(|c| c.candidate_id == id2)
                 .map(|c| c.candidate_name)
                 .ok_or_else(|| ApiError::NotFound(format!("no candidate {id:?}")))?

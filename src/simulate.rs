@@ -134,11 +134,12 @@ impl Simulation {
         election_id: &str,
         cfg: &SimConfig,
     ) -> Result<Simulation, StoreError> {
-        let (election, candidates) = store
+        let entry = store
             .elections()?
             .into_iter()
-            .find(|(e, _)| e.election_id == election_id)
+            .find(|e| e.election.election_id == election_id)
             .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))?;
+        let (election, candidates) = (entry.election, entry.candidates);
         let mut voters = Vec::new();
         store.scan_voters(&mut |v: VoterKey<'_>| {
             voters.push(SimVoter {

@@ -7,7 +7,7 @@
 
 pub mod engine;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{AgeBand, Gender, Millis, Vote};
@@ -47,30 +47,41 @@ pub enum TallyKey {
     MaxCastAt { election: Arc<str> },
 }
 
-/// Tallies of one engine, plus the set of keys changed since the last save.
+/// Tallies of one engine; each value carries whether it changed since the
+/// last save (the map is small: a few thousand counters, scanned per save).
 #[derive(Clone, Debug, Default)]
 pub struct Tallies {
-    values: HashMap<TallyKey, i64>,
-    dirty: HashSet<TallyKey>,
+    values: HashMap<TallyKey, Counter, foldhash::fast::RandomState>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Counter {
+    value: i64,
+    dirty: bool,
 }
 
 impl Tallies {
     pub fn get(&self, key: &TallyKey) -> i64 {
-        self.values.get(key).copied().unwrap_or(0)
+        self.values.get(key).map_or(0, |c| c.value)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&TallyKey, &i64)> {
-        self.values.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&TallyKey, i64)> {
+        self.values.iter().map(|(k, c)| (k, c.value))
     }
 
     /// Sets a value without marking it dirty (loading persisted results).
     pub fn insert(&mut self, key: TallyKey, value: i64) {
-        self.values.insert(key, value);
+        self.values.insert(key, Counter { value, dirty: false });
     }
 
     fn add(&mut self, key: TallyKey, n: i64) {
-        *self.values.entry(key.clone()).or_insert(0) += n;
-        self.dirty.insert(key);
+        let c = self.values.entry(key).or_default();
+        c.value += n;
+        c.dirty = true;
+    }
+
+    fn set(&mut self, key: TallyKey, value: i64) {
+        self.values.insert(key, Counter { value, dirty: true });
     }
 
     /// Counts one accepted vote. `allowance` is how late (event time) a vote
@@ -106,7 +117,7 @@ impl Tallies {
         let max_key = TallyKey::MaxCastAt {
             election: election.clone(),
         };
-        let max_cast = self.values.get(&max_key).copied();
+        let max_cast = self.values.get(&max_key).map(|c| c.value);
         let minute = vote.cast_at.div_euclid(MINUTE_MS) * MINUTE_MS;
         // A window closes once the watermark passes its end.
         let on_time = match max_cast {
@@ -131,26 +142,29 @@ impl Tallies {
             );
         }
         if max_cast.is_none_or(|m| vote.cast_at > m) {
-            self.values.insert(max_key.clone(), vote.cast_at);
-            self.dirty.insert(max_key);
+            self.set(max_key, vote.cast_at);
         }
     }
 
     /// The changed counters since the last call, with their current values.
     pub fn take_dirty(&mut self) -> Vec<(TallyKey, i64)> {
-        let dirty = std::mem::take(&mut self.dirty);
-        dirty
-            .into_iter()
-            .map(|k| {
-                let v = self.get(&k);
-                (k, v)
+        self.values
+            .iter_mut()
+            .filter(|(_, c)| c.dirty)
+            .map(|(k, c)| {
+                c.dirty = false;
+                (k.clone(), c.value)
             })
             .collect()
     }
 
     /// Puts keys back after a failed save, so the next save retries them.
     pub fn mark_dirty(&mut self, keys: impl IntoIterator<Item = TallyKey>) {
-        self.dirty.extend(keys);
+        for k in keys {
+            if let Some(c) = self.values.get_mut(&k) {
+                c.dirty = true;
+            }
+        }
     }
 }
 

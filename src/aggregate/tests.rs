@@ -6,6 +6,8 @@ fn vote(seq: i64, candidate: &str, cast_at: Millis) -> Vote {
         ballot_id: format!("b{seq}"),
         election_id: Arc::from("e"),
         voter_id: format!("v{seq}"),
+        election_no: 1,
+        voter_no: seq,
         candidate_id: Arc::from(candidate),
         state: Arc::from("Ohio"),
         age_band: AgeBand::A25_34,

@@ -9,7 +9,7 @@ use super::{BallotSource, BusError, Inbound};
 use crate::model::Vote;
 
 /// Batches in flight per channel.
-const CAPACITY: usize = 64;
+const CAPACITY: usize = 128;
 
 pub fn ballots() -> (BallotSender, MemoryBallots) {
     let (tx, rx) = bounded(CAPACITY);

@@ -19,7 +19,7 @@ pub use registry::Registry;
 pub const FUTURE_TOLERANCE_MS: Millis = 5_000;
 /// Most ballots taken into one store transaction: bigger batches are faster,
 /// smaller ones fresher; under light load batches are as small as the input.
-pub const MAX_BATCH: usize = 32_768;
+pub const MAX_BATCH: usize = 131_072;
 
 pub struct Processor {
     registry: Registry,
@@ -97,6 +97,8 @@ impl Processor {
             cast_at: ballot.cast_at,
             ballot_id: ballot.ballot_id,
             voter_id: ballot.voter_id,
+            election_no: election.no,
+            voter_no: voter.voter_no,
         })
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::model::{AgeBand, Candidate, Election, Gender, Millis};
 use crate::store::{Store, StoreError, VoterKey};
 
-/// The key is already a keyed SipHash: hashing it again would be wasted work.
+/// The key is already a seeded hash: hashing it again would be wasted work.
 #[derive(Default)]
 pub struct IdentityHasher(u64);
 
@@ -27,6 +27,7 @@ impl Hasher for IdentityHasher {
 
 #[derive(Clone, Copy)]
 struct VoterAttrs {
+    voter_no: u32,
     state: u16,
     age_band: AgeBand,
     gender: Gender,
@@ -34,12 +35,14 @@ struct VoterAttrs {
 
 /// One voter's attributes as a vote carries them.
 pub struct VoterInfo {
+    pub voter_no: i64,
     pub state: Arc<str>,
     pub age_band: AgeBand,
     pub gender: Gender,
 }
 
 pub struct ElectionInfo {
+    pub no: i64,
     pub id: Arc<str>,
     pub opens_at: Millis,
     candidates: HashMap<String, Arc<str>>,
@@ -52,8 +55,8 @@ impl ElectionInfo {
 }
 
 pub struct Registry {
-    // Random keys: a hostile voter id cannot be crafted to collide.
-    hash_keys: std::collections::hash_map::RandomState,
+    // Randomly seeded per process: a hostile voter id cannot be crafted to collide.
+    hash_keys: foldhash::quality::RandomState,
     index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
     voters: Vec<VoterAttrs>,
     states: Vec<Arc<str>>,
@@ -63,7 +66,7 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Registry {
-            hash_keys: std::collections::hash_map::RandomState::new(),
+            hash_keys: foldhash::quality::RandomState::default(),
             index: HashMap::default(),
             voters: Vec::new(),
             states: Vec::new(),
@@ -75,16 +78,17 @@ impl Default for Registry {
 impl Registry {
     pub fn load(store: &mut dyn Store) -> Result<Registry, StoreError> {
         let mut reg = Registry::default();
-        for (e, cands) in store.elections()? {
-            reg.add_election(&e, &cands);
+        for e in store.elections()? {
+            reg.add_election(e.no, &e.election, &e.candidates);
         }
         let mut state_ids: HashMap<String, u16> = HashMap::new();
         store.scan_voters(&mut |v: VoterKey<'_>| reg.add_voter(&mut state_ids, v))?;
         Ok(reg)
     }
 
-    pub fn add_election(&mut self, e: &Election, candidates: &[Candidate]) {
+    pub fn add_election(&mut self, no: i64, e: &Election, candidates: &[Candidate]) {
         let info = ElectionInfo {
+            no,
             id: Arc::from(e.election_id.as_str()),
             opens_at: e.opens_at,
             candidates: candidates
@@ -107,6 +111,8 @@ impl Registry {
         };
         let pos = self.voters.len() as u32;
         self.voters.push(VoterAttrs {
+            // Registries beyond 4 billion voters are out of scope.
+            voter_no: v.voter_no as u32,
             state,
             age_band: AgeBand::of_age(v.age),
             gender: v.gender,
@@ -130,6 +136,7 @@ impl Registry {
         let pos = *self.index.get(&self.key(voter_id))?;
         let a = self.voters[pos as usize];
         Some(VoterInfo {
+            voter_no: a.voter_no as i64,
             state: self.states[a.state as usize].clone(),
             age_band: a.age_band,
             gender: a.gender,

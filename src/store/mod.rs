@@ -27,6 +27,7 @@ pub enum StoreError {
 
 /// What the processor and the simulator need to know about one voter.
 pub struct VoterKey<'a> {
+    pub voter_no: i64,
     pub voter_id: &'a str,
     pub state: &'a str,
     pub age: u32,
@@ -44,6 +45,14 @@ pub struct Recorded {
     pub rejections: Vec<Rejection>,
     /// Ballots seen before (same ballot id): not counted again.
     pub replays: usize,
+}
+
+/// An election as stored: its integer key, and its candidates.
+#[derive(Clone, Debug)]
+pub struct ElectionEntry {
+    pub no: i64,
+    pub election: Election,
+    pub candidates: Vec<Candidate>,
 }
 
 /// A validated batch on its way into the store.
@@ -126,7 +135,7 @@ pub trait Store: Send {
     /// Adds voters (already present ids are left as they are); returns how many were new.
     fn put_voters(&mut self, voters: &[Voter]) -> Result<u64, StoreError>;
     /// Every election with its candidates.
-    fn elections(&mut self) -> Result<Vec<(Election, Vec<Candidate>)>, StoreError>;
+    fn elections(&mut self) -> Result<Vec<ElectionEntry>, StoreError>;
     /// Calls `f` for every registered voter, in registration order.
     fn scan_voters(&mut self, f: &mut dyn FnMut(VoterKey<'_>)) -> Result<(), StoreError>;
     /// One voter's full profile.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{already_voted_rejections, Batch, BatchOutcome, Recorded, Store, StoreError, VoteOutcome, VoterKey};
+use super::{
+    already_voted_rejections, Batch, BatchOutcome, ElectionEntry, Recorded, Store, StoreError, VoteOutcome, VoterKey,
+};
 use crate::aggregate::{TallyKey, Tallies};
 use crate::model::{
     format_voting_time, AgeBand, Candidate, Election, Gender, Vote, Voter,
@@ -28,7 +30,8 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA cache_size = -262144;
-             PRAGMA temp_store = MEMORY;",
+             PRAGMA temp_store = MEMORY;
+             PRAGMA wal_autocheckpoint = 16384;",
         )?;
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStore { conn })
@@ -76,11 +79,12 @@ impl SqliteStore {
         let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO votes (election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (election_id, voter_id) DO NOTHING",
+                "INSERT INTO votes (election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
+                    election_no, voter_no)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (election_no, voter_no) DO NOTHING",
             )?;
             let mut existing =
-                tx.prepare_cached("SELECT ballot_id FROM votes WHERE election_id = ?1 AND voter_id = ?2")?;
+                tx.prepare_cached("SELECT ballot_id FROM votes WHERE election_no = ?1 AND voter_no = ?2")?;
             let mut times = TimeFormat::default();
             for v in &batch.votes {
                 let inserted = insert.execute(params![
@@ -89,7 +93,9 @@ impl SqliteStore {
                     &*v.candidate_id,
                     times.format(v.cast_at),
                     v.ballot_id,
-                    v.cast_at
+                    v.cast_at,
+                    v.election_no,
+                    v.voter_no
                 ])?;
                 if inserted == 1 {
                     *counts.entry((&v.election_id, "accepted")).or_default() += 1;
@@ -97,7 +103,7 @@ impl SqliteStore {
                     continue;
                 }
                 let first: String =
-                    existing.query_row(params![&*v.election_id, v.voter_id], |r| r.get(0))?;
+                    existing.query_row(params![v.election_no, v.voter_no], |r| r.get(0))?;
                 outcome.votes.push(if first == v.ballot_id {
                     VoteOutcome::Replay
                 } else {
@@ -209,17 +215,20 @@ impl Store for SqliteStore {
         Ok(added)
     }
 
-    fn elections(&mut self) -> Result<Vec<(Election, Vec<Candidate>)>, StoreError> {
+    fn elections(&mut self) -> Result<Vec<ElectionEntry>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT election_id, name, opens_at FROM elections ORDER BY election_id")?;
-        let elections: Vec<Election> = stmt
+            .prepare("SELECT election_id, name, opens_at, election_no FROM elections ORDER BY election_id")?;
+        let elections: Vec<(Election, i64)> = stmt
             .query_map([], |r| {
-                Ok(Election {
-                    election_id: r.get(0)?,
-                    name: r.get(1)?,
-                    opens_at: r.get(2)?,
-                })
+                Ok((
+                    Election {
+                        election_id: r.get(0)?,
+                        name: r.get(1)?,
+                        opens_at: r.get(2)?,
+                    },
+                    r.get(3)?,
+                ))
             })?
             .collect::<Result<_, _>>()?;
         let mut cstmt = self.conn.prepare(
@@ -227,7 +236,7 @@ impl Store for SqliteStore {
                 campaign_platform, photo_url FROM candidates WHERE election_id = ?1 ORDER BY candidate_id",
         )?;
         let mut out = Vec::with_capacity(elections.len());
-        for e in elections {
+        for (e, no) in elections {
             let cands = cstmt
                 .query_map([&e.election_id], |r| {
                     Ok(Candidate {
@@ -241,14 +250,18 @@ impl Store for SqliteStore {
                     })
                 })?
                 .collect::<Result<_, _>>()?;
-            out.push((e, cands));
+            out.push(ElectionEntry {
+                no,
+                election: e,
+                candidates: cands,
+            });
         }
         Ok(out)
     }
 
     fn scan_voters(&mut self, f: &mut dyn FnMut(VoterKey<'_>)) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT voter_id, address_state, registered_age, gender FROM voters ORDER BY voter_id",
+            "SELECT voter_id, address_state, registered_age, gender, voter_no FROM voters ORDER BY voter_no",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -257,6 +270,7 @@ impl Store for SqliteStore {
             let age: i64 = r.get(2)?;
             let gender = Gender::parse(r.get_ref(3)?.as_str()?);
             f(VoterKey {
+                voter_no: r.get(4)?,
                 voter_id,
                 state,
                 age: age.clamp(0, u32::MAX as i64) as u32,
@@ -310,8 +324,8 @@ impl Store for SqliteStore {
     fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
-                    r.address_state, r.registered_age, r.gender
-             FROM votes v JOIN voters r ON r.voter_id = v.voter_id
+                    r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no
+             FROM votes v JOIN voters r ON r.voter_no = v.voter_no
              WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![after, limit as i64])?;
@@ -329,6 +343,8 @@ impl Store for SqliteStore {
                 state: names.get(r.get_ref(6)?.as_str()?),
                 age_band: AgeBand::of_age(age.clamp(0, 200) as u32),
                 gender: Gender::parse(r.get_ref(8)?.as_str()?),
+                election_no: r.get(9)?,
+                voter_no: r.get(10)?,
             });
         }
         Ok(out)
@@ -467,12 +483,12 @@ impl Store for SqliteStore {
     }
 
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
-        let (election, candidates) = self
+        let entry = self
             .elections()?
             .into_iter()
-            .find(|(e, _)| e.election_id == election_id)
+            .find(|e| e.election.election_id == election_id)
             .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))?;
-        let mut res = Results::empty(election, &candidates);
+        let mut res = Results::empty(entry.election, &entry.candidates);
         // One read transaction: every figure comes from the same snapshot.
         let tx = self.conn.transaction()?;
         res.registered_voters = tx.query_row("SELECT voters FROM registry_stats WHERE id = 1", [], |r| r.get(0))?;
@@ -565,7 +581,7 @@ impl Store for SqliteStore {
         let mut names = Interner::default();
         let mut stmt = self.conn.prepare(
             "SELECT v.candidate_id, r.address_state, r.registered_age, r.gender, v.cast_at / 60000, COUNT(*)
-             FROM votes v JOIN voters r ON r.voter_id = v.voter_id
+             FROM votes v JOIN voters r ON r.voter_no = v.voter_no
              WHERE v.election_id = ?1
              GROUP BY 1, 2, 3, 4, 5",
         )?;

@@ -1,7 +1,10 @@
 -- votestream's SQLite schema. The original's tables and column names
 -- (candidates, voters, votes) plus what it lacked. Idempotent: run at every open.
+-- The *_no integer keys keep the votes uniqueness index small: it takes
+-- random inserts, and every page a batch touches is written to the WAL.
 CREATE TABLE IF NOT EXISTS elections (
-    election_id TEXT PRIMARY KEY,
+    election_no INTEGER PRIMARY KEY,
+    election_id TEXT NOT NULL UNIQUE,
     name        TEXT NOT NULL,
     opens_at    INTEGER NOT NULL
 );
@@ -17,10 +20,11 @@ CREATE TABLE IF NOT EXISTS candidates (
     PRIMARY KEY (election_id, candidate_id)
 );
 
--- Voters are shared by every election. Ids sort in registration order, so
--- WITHOUT ROWID keeps one B-tree and bulk loads append.
+-- Voters are shared by every election. Generated ids sort in registration
+-- order, so bulk loads append to both B-trees.
 CREATE TABLE IF NOT EXISTS voters (
-    voter_id            TEXT PRIMARY KEY,
+    voter_no            INTEGER PRIMARY KEY,
+    voter_id            TEXT NOT NULL UNIQUE,
     voter_name          TEXT NOT NULL,
     date_of_birth       TEXT NOT NULL,
     gender              TEXT NOT NULL,
@@ -36,7 +40,7 @@ CREATE TABLE IF NOT EXISTS voters (
     cell_number         TEXT NOT NULL,
     picture             TEXT NOT NULL,
     registered_age      INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 
 CREATE TABLE IF NOT EXISTS registry_stats (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
@@ -55,7 +59,9 @@ CREATE TABLE IF NOT EXISTS votes (
     vote         INTEGER NOT NULL DEFAULT 1,
     ballot_id    TEXT NOT NULL,
     cast_at      INTEGER NOT NULL,
-    UNIQUE (election_id, voter_id)
+    election_no  INTEGER NOT NULL,
+    voter_no     INTEGER NOT NULL,
+    UNIQUE (election_no, voter_no)
 );
 
 CREATE TABLE IF NOT EXISTS rejected_ballots (

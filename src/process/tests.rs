@@ -1,0 +1,232 @@
+//! The processor and the built-in engine against a brute-force model: for any
+//! sequence of ballots (duplicates, replays, invalid ones, any order, late
+//! ones, any batching), the persisted tallies equal a count over the accepted
+//! votes and received = accepted + rejected.
+
+use std::collections::{HashMap, HashSet};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::aggregate::engine::{Engine, Feed};
+use crate::aggregate::{TallyKey, BUILTIN, MINUTE_MS};
+use crate::model::{Ballot, Candidate, Election};
+use crate::store::SqliteStore;
+
+const BASE: Millis = 1_780_000_000_000;
+const VOTERS: u64 = 20;
+
+fn setup(dir: &std::path::Path) -> (String, Vec<crate::model::Voter>) {
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let mut store = crate::store::open(&url).unwrap();
+    for e in ["e0", "e1"] {
+        let election = Election {
+            election_id: e.into(),
+            name: format!("Election {e}"),
+            opens_at: BASE,
+        };
+        let candidates: Vec<Candidate> = (0..3)
+            .map(|c| Candidate {
+                candidate_id: format!("c{c}"),
+                election_id: e.into(),
+                candidate_name: format!("Candidate {c}"),
+                party_affiliation: "Party".into(),
+                biography: String::new(),
+                campaign_platform: String::new(),
+                photo_url: String::new(),
+            })
+            .collect();
+        store.put_election(&election, &candidates).unwrap();
+    }
+    let voters: Vec<_> = crate::generate::voters(7, VOTERS).collect();
+    store.put_voters(&voters).unwrap();
+    (url, voters)
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    New {
+        election: u8,
+        voter: u8,
+        candidate: u8,
+        minute: i64,
+        future: bool,
+    },
+    Replay(usize),
+    Garbage(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u8..3, 0u8..24, 0u8..4, 0i64..8, prop::bool::weighted(0.05)).prop_map(
+            |(election, voter, candidate, minute, future)| Op::New { election, voter, candidate, minute, future }
+        ),
+        2 => any::<usize>().prop_map(Op::Replay),
+        1 => any::<u8>().prop_map(Op::Garbage),
+    ]
+}
+
+fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
+    let mut out: Vec<Inbound> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let next = match op {
+            Op::New { election, voter, candidate, minute, future } => Inbound::Ballot(Ballot {
+                ballot_id: format!("b{i}"),
+                election_id: format!("e{election}"),
+                voter_id: voters
+                    .get(*voter as usize)
+                    .map_or_else(|| format!("nobody-{voter}"), |v| v.voter_id.clone()),
+                candidate_id: format!("c{candidate}"),
+                cast_at: if *future { BASE + 100 * MINUTE_MS } else { BASE + minute * MINUTE_MS + i as i64 },
+            }),
+            Op::Replay(k) if !out.is_empty() => out[k % out.len()].clone(),
+            Op::Replay(_) => continue,
+            Op::Garbage(n) => Inbound::Raw(format!("{{not json {n}").into_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// What the spec says should happen, computed the slow, obvious way.
+#[derive(Default)]
+struct Model {
+    voted: HashMap<(String, String), String>,
+    rejected_ids: HashSet<String>,
+    accepted: Vec<Ballot>,
+    rejected: usize,
+    replays: usize,
+}
+
+impl Model {
+    fn feed(&mut self, b: &Inbound, voters: &[crate::model::Voter], now: Millis) {
+        let reject = |m: &mut Model, id: String| {
+            if m.rejected_ids.insert(id) {
+                m.rejected += 1;
+            } else {
+                m.replays += 1;
+            }
+        };
+        let b = match b {
+            Inbound::Raw(raw) => return reject(self, parse::content_id(raw)),
+            Inbound::Ballot(b) => b,
+        };
+        let valid = (b.election_id == "e0" || b.election_id == "e1")
+            && voters.iter().any(|v| v.voter_id == b.voter_id)
+            && ["c0", "c1", "c2"].contains(&b.candidate_id.as_str())
+            && b.cast_at <= now + FUTURE_TOLERANCE_MS;
+        if !valid {
+            return reject(self, b.ballot_id.clone());
+        }
+        let key = (b.election_id.clone(), b.voter_id.clone());
+        match self.voted.get(&key) {
+            None => {
+                self.voted.insert(key, b.ballot_id.clone());
+                self.accepted.push(b.clone());
+            }
+            Some(first) if *first == b.ballot_id => self.replays += 1,
+            Some(_) => reject(self, b.ballot_id.clone()),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tallies_equal_a_brute_force_count(
+        ops in prop::collection::vec(op(), 1..120),
+        splits in prop::collection::vec(1usize..20, 1..20),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, voters) = setup(dir.path());
+        let mut store = crate::store::open(&url).unwrap();
+        let processor = Processor::new(Registry::load(&mut *store).unwrap());
+        let input = ballots(&ops, &voters);
+        let now = BASE + 60 * MINUTE_MS;
+
+        let mut model = Model::default();
+        for b in &input {
+            model.feed(b, &voters, now);
+        }
+
+        // Any batching: the outcome must not depend on it.
+        let mut rest = input.clone();
+        let (mut accepted, mut rejected, mut replays) = (0, 0, 0);
+        for n in splits.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let tail = rest.split_off((*n).min(rest.len()));
+            let batch = std::mem::replace(&mut rest, tail);
+            let r = store.record(processor.validate_batch(batch, now)).map_err(|(e, _)| e).unwrap();
+            accepted += r.votes.len();
+            rejected += r.rejections.len();
+            replays += r.replays;
+        }
+        prop_assert_eq!(accepted, model.accepted.len());
+        prop_assert_eq!(rejected, model.rejected);
+        prop_assert_eq!(replays, model.replays);
+
+        // The engine, resuming from the store, with a short lateness allowance.
+        let mut engine = Engine::open(crate::store::open(&url).unwrap(), 2 * MINUTE_MS).unwrap();
+        engine.run(Feed::Store { follow: false }, &crate::stats::Stats::default(), &Shutdown::default()).unwrap();
+        let (tallies, _) = store.load_tallies(BUILTIN).unwrap();
+
+        let mut want: HashMap<(String, String), i64> = HashMap::new();
+        let mut by_state: HashMap<(String, String, String), i64> = HashMap::new();
+        for b in &model.accepted {
+            *want.entry((b.election_id.clone(), b.candidate_id.clone())).or_default() += 1;
+            let v = voters.iter().find(|v| v.voter_id == b.voter_id).unwrap();
+            *by_state.entry((b.election_id.clone(), v.address_state.clone(), b.candidate_id.clone())).or_default() += 1;
+        }
+        for e in ["e0", "e1"] {
+            for c in ["c0", "c1", "c2"] {
+                let key = TallyKey::Candidate { election: e.into(), candidate: c.into() };
+                prop_assert_eq!(tallies.get(&key), want.get(&(e.to_string(), c.to_string())).copied().unwrap_or(0));
+            }
+            let res = store.results(e, BUILTIN).unwrap();
+            prop_assert_eq!(res.received, res.accepted + res.rejected);
+            prop_assert_eq!(res.counted, res.accepted);
+            let report = crate::audit::audit(&mut *store, e, BUILTIN).unwrap();
+            prop_assert!(report.is_clean(), "{:?}", report.differences);
+        }
+        for ((e, s, c), n) in by_state {
+            let key = TallyKey::State { election: e.as_str().into(), state: s.as_str().into(), candidate: c.as_str().into() };
+            prop_assert_eq!(tallies.get(&key), n);
+        }
+    }
+}
+
+#[test]
+fn every_semantic_rejection_has_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, voters) = setup(dir.path());
+    let mut store = crate::store::open(&url).unwrap();
+    let p = Processor::new(Registry::load(&mut *store).unwrap());
+    let now = BASE + 10 * MINUTE_MS;
+    let good = Ballot {
+        ballot_id: "b".into(),
+        election_id: "e0".into(),
+        voter_id: voters[0].voter_id.clone(),
+        candidate_id: "c1".into(),
+        cast_at: now,
+    };
+    let reason = |b: Ballot| p.validate(Inbound::Ballot(b), now).unwrap_err().reason;
+    assert!(p.validate(Inbound::Ballot(good.clone()), now).is_ok());
+    assert_eq!(reason(Ballot { election_id: "nope".into(), ..good.clone() }), RejectReason::UnknownElection);
+    assert_eq!(reason(Ballot { voter_id: "nope".into(), ..good.clone() }), RejectReason::UnknownVoter);
+    assert_eq!(reason(Ballot { candidate_id: "nope".into(), ..good.clone() }), RejectReason::UnknownCandidate);
+    assert_eq!(reason(Ballot { cast_at: now + 60_000, ..good.clone() }), RejectReason::CastInFuture);
+    assert_eq!(reason(Ballot { cast_at: BASE - 1, ..good.clone() }), RejectReason::CastBeforeOpen);
+    // Hostile text is kept verbatim in the rejection, not interpreted.
+    let hostile = "'); DROP TABLE votes; -- <script>alert(1)</script>";
+    let r = p.validate(Inbound::Ballot(Ballot { voter_id: hostile.into(), ..good.clone() }), now).unwrap_err();
+    let recorded = store
+        .record(Batch { votes: vec![], rejections: vec![*r] })
+        .map_err(|(e, _)| e)
+        .unwrap();
+    assert_eq!(recorded.rejections[0].voter_id.as_deref(), Some(hostile));
+    let res = store.results("e0", BUILTIN).unwrap();
+    assert_eq!(res.rejected_by_reason.get("unknown_voter"), Some(&1));
+}
