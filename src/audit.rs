@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::aggregate::{TallyKey, Tallies};
+use crate::aggregate::{Tallies, TallyKey};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Default)]
@@ -23,7 +23,11 @@ impl AuditReport {
 }
 
 /// Compares the engine's tallies for one election with a recount.
-pub fn audit(store: &mut dyn Store, election_id: &str, engine: &str) -> Result<AuditReport, StoreError> {
+pub fn audit(
+    store: &mut dyn Store,
+    election_id: &str,
+    engine: &str,
+) -> Result<AuditReport, StoreError> {
     let recount = store.recount(election_id)?;
     let (persisted, _position) = store.load_tallies(engine)?;
     let results = store.results(election_id, engine)?;
@@ -71,13 +75,17 @@ pub fn audit(store: &mut dyn Store, election_id: &str, engine: &str) -> Result<A
             TallyKey::Late { .. } | TallyKey::MaxCastAt { .. } => {}
             _ => {
                 if e != a {
-                    report.differences.push(format!("{k:?}: recount {e}, engine {a}"));
+                    report
+                        .differences
+                        .push(format!("{k:?}: recount {e}, engine {a}"));
                 }
             }
         }
     }
     for (k, (e, a)) in minute_excess {
-        report.differences.push(format!("{k}: recount {e}, engine {a} (window holds votes it cannot have)"));
+        report.differences.push(format!(
+            "{k}: recount {e}, engine {a} (window holds votes it cannot have)"
+        ));
     }
     let late = actual
         .iter()

@@ -71,7 +71,10 @@ pub fn ensure_registry(
     progress: bool,
 ) -> anyhow::Result<()> {
     let elections = store.elections()?;
-    if !elections.iter().any(|e| e.election.election_id == election_id) {
+    if !elections
+        .iter()
+        .any(|e| e.election.election_id == election_id)
+    {
         anyhow::ensure!(
             election_id == generate::DEFAULT_ELECTION_ID,
             "election {election_id:?} does not exist; only the default election {:?} is created automatically",
@@ -141,6 +144,11 @@ pub fn progress_bar(visible: bool, len: u64, what: &str) -> ProgressBar {
 
 /// Runs the whole embedded pipeline.
 pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
+    run_with_stats(cfg, Arc::new(Stats::default()))
+}
+
+/// [`run`], with counters the caller can watch (the benchmark does).
+pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summary> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -149,7 +157,13 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
     shutdown.listen(rt.handle());
 
     let mut store = store::open(&cfg.store_url).context("opening the store")?;
-    ensure_registry(&mut *store, &cfg.election_id, cfg.sim.seed, cfg.voters, cfg.progress)?;
+    ensure_registry(
+        &mut *store,
+        &cfg.election_id,
+        cfg.sim.seed,
+        cfg.voters,
+        cfg.progress,
+    )?;
     let sim = Simulation::load(&mut *store, &cfg.election_id, &cfg.sim)?;
     let processor = Processor::new(Registry::load(&mut *store)?);
     let engine = Engine::open(store::open(&cfg.store_url)?, cfg.sim.allowance_ms)?;
@@ -165,9 +179,11 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
-    eprintln!("dashboard: http://{addr}/  (results API: http://{addr}/api/v1/elections/{}/results)", cfg.election_id);
+    eprintln!(
+        "dashboard: http://{addr}/  (results API: http://{addr}/api/v1/elections/{}/results)",
+        cfg.election_id
+    );
 
-    let stats = Arc::new(Stats::default());
     let started = Instant::now();
     let (ballot_tx, mut ballot_rx) = memory::ballots();
     let (vote_tx, vote_rx) = memory::votes();
@@ -175,7 +191,14 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
     let stages = std::thread::scope(|s| -> anyhow::Result<()> {
         let processing = s.spawn(|| {
             let sink = VoteSink::Memory(vote_tx);
-            process::run(&processor, &mut *store, &mut ballot_rx, Some(&sink), &stats, &shutdown)
+            process::run(
+                &processor,
+                &mut *store,
+                &mut ballot_rx,
+                Some(&sink),
+                &stats,
+                &shutdown,
+            )
         });
         let aggregating = s.spawn(|| {
             let mut engine = engine;

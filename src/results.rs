@@ -98,7 +98,11 @@ impl Results {
     pub fn render_text(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(out, "{} ({})", self.election.name, self.election.election_id);
+        let _ = writeln!(
+            out,
+            "{} ({})",
+            self.election.name, self.election.election_id
+        );
         let _ = writeln!(
             out,
             "registered {}  received {}  accepted {}  rejected {}  counted {}  late {}  turnout {:.1}%",
@@ -111,7 +115,7 @@ impl Results {
             self.turnout() * 100.0
         );
         let mut cands = self.candidates.clone();
-        cands.sort_by(|a, b| b.total_votes.cmp(&a.total_votes));
+        cands.sort_by_key(|c| std::cmp::Reverse(c.total_votes));
         for c in &cands {
             let share = if self.counted > 0 {
                 c.total_votes as f64 * 100.0 / self.counted as f64

@@ -35,7 +35,9 @@ impl AppState {
     ) -> Result<T, ApiError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().map_err(|_| ApiError::Internal("store lock poisoned".into()))?;
+            let mut guard = store
+                .lock()
+                .map_err(|_| ApiError::Internal("store lock poisoned".into()))?;
             f(&mut **guard).map_err(ApiError::from)
         })
         .await
@@ -64,7 +66,11 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         };
-        (status, Json(serde_json::json!({"error": code, "message": message}))).into_response()
+        (
+            status,
+            Json(serde_json::json!({"error": code, "message": message})),
+        )
+            .into_response()
     }
 }
 

@@ -59,7 +59,9 @@ impl std::str::FromStr for Rate {
         }
         match s.parse::<u64>() {
             Ok(n) if n > 0 => Ok(Rate::PerSecond(n)),
-            _ => Err(format!("rate must be a positive number of ballots per second or `max`, got {s:?}")),
+            _ => Err(format!(
+                "rate must be a positive number of ballots per second or `max`, got {s:?}"
+            )),
         }
     }
 }
@@ -96,9 +98,19 @@ const INVALID_KINDS: [Invalid; 11] = [
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Planned {
-    Vote { voter: u32, candidate: u16, late: bool },
-    Duplicate { voter: u32, candidate: u16 },
-    Bad { voter: u32, kind: Invalid },
+    Vote {
+        voter: u32,
+        candidate: u16,
+        late: bool,
+    },
+    Duplicate {
+        voter: u32,
+        candidate: u16,
+    },
+    Bad {
+        voter: u32,
+        kind: Invalid,
+    },
 }
 
 struct SimVoter {
@@ -152,8 +164,13 @@ impl Simulation {
         Ok(Simulation::new(election, candidates, voters, cfg))
     }
 
-    fn new(election: Election, candidates: Vec<Candidate>, voters: Vec<SimVoter>, cfg: &SimConfig) -> Simulation {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_ba11_07);
+    fn new(
+        election: Election,
+        candidates: Vec<Candidate>,
+        voters: Vec<SimVoter>,
+        cfg: &SimConfig,
+    ) -> Simulation {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x005e_edba_1107);
         let mut order: Vec<u32> = (0..voters.len() as u32).collect();
         // Fisher-Yates by hand: rand's shuffle is not promised stable across versions.
         for i in (1..order.len()).rev() {
@@ -161,17 +178,28 @@ impl Simulation {
             order.swap(i, j);
         }
         let voting = ((voters.len() as f64) * cfg.turnout.clamp(0.0, 1.0)).round() as usize;
-        let parties: Vec<usize> = candidates.iter().enumerate().map(|(i, c)| party_index(c, i)).collect();
+        let parties: Vec<usize> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| party_index(c, i))
+            .collect();
         let mut plan = Vec::with_capacity(voting + voting / 16);
         let mut bad = 0usize;
         for (n, &voter) in order[..voting].iter().enumerate() {
             let candidate = choose(&mut rng, &voters[voter as usize], &parties);
             let late = rng.random_bool(cfg.late_share.clamp(0.0, 1.0));
-            plan.push(Planned::Vote { voter, candidate, late });
+            plan.push(Planned::Vote {
+                voter,
+                candidate,
+                late,
+            });
             if n > 0 && rng.random_bool(cfg.duplicate_share.clamp(0.0, 1.0)) {
                 let earlier = order[rng.random_range(0..n)];
                 let candidate = rng.random_range(0..candidates.len().max(1)) as u16;
-                plan.push(Planned::Duplicate { voter: earlier, candidate });
+                plan.push(Planned::Duplicate {
+                    voter: earlier,
+                    candidate,
+                });
             }
             if rng.random_bool(cfg.invalid_share.clamp(0.0, 1.0)) {
                 plan.push(Planned::Bad {
@@ -221,7 +249,11 @@ impl Simulation {
     pub fn ballot(&self, i: usize, now: Millis) -> Inbound {
         let ballot_id = ballot_id(self.seed, i as u64);
         let e = &self.election.election_id;
-        let cand = |c: u16| self.candidates[c as usize % self.candidates.len()].candidate_id.clone();
+        let cand = |c: u16| {
+            self.candidates[c as usize % self.candidates.len()]
+                .candidate_id
+                .clone()
+        };
         let typed = |voter: u32, candidate: String, cast_at: Millis| {
             Inbound::Ballot(Ballot {
                 ballot_id: ballot_id.clone(),
@@ -232,7 +264,11 @@ impl Simulation {
             })
         };
         match self.plan[i] {
-            Planned::Vote { voter, candidate, late } => {
+            Planned::Vote {
+                voter,
+                candidate,
+                late,
+            } => {
                 // Late: earlier than the allowance, by a deterministic extra 5..65 s.
                 let cast_at = if late {
                     now - self.allowance_ms - 5_000 - (i as i64 % 60) * 1_000
@@ -249,7 +285,11 @@ impl Simulation {
     fn bad_ballot(&self, kind: Invalid, voter: u32, ballot_id: String, now: Millis) -> Inbound {
         let e = self.election.election_id.clone();
         let voter_id = self.voters[voter as usize].id.clone();
-        let candidate_id = self.candidates.first().map(|c| c.candidate_id.clone()).unwrap_or_default();
+        let candidate_id = self
+            .candidates
+            .first()
+            .map(|c| c.candidate_id.clone())
+            .unwrap_or_default();
         let ballot = |voter_id: String, election_id: String, candidate_id: String, cast_at| {
             Inbound::Ballot(Ballot {
                 ballot_id: ballot_id.clone(),
@@ -261,7 +301,9 @@ impl Simulation {
         };
         let raw = |s: String| Inbound::Raw(s.into_bytes());
         match kind {
-            Invalid::UnknownVoter => ballot(format!("unregistered-{ballot_id}"), e, candidate_id, now),
+            Invalid::UnknownVoter => {
+                ballot(format!("unregistered-{ballot_id}"), e, candidate_id, now)
+            }
             Invalid::HostileVoterId => ballot(
                 format!("<script>alert('{ballot_id}')</script>'; DROP TABLE votes;--"),
                 e,
@@ -269,9 +311,16 @@ impl Simulation {
                 now,
             ),
             Invalid::UnknownCandidate => ballot(voter_id, e, "no-such-candidate".into(), now),
-            Invalid::UnknownElection => ballot(voter_id, "no-such-election".into(), candidate_id, now),
+            Invalid::UnknownElection => {
+                ballot(voter_id, "no-such-election".into(), candidate_id, now)
+            }
             Invalid::CastInFuture => ballot(voter_id, e, candidate_id, now + 3_600_000),
-            Invalid::CastBeforeOpen => ballot(voter_id, e, candidate_id, self.election.opens_at - 3_600_000),
+            Invalid::CastBeforeOpen => ballot(
+                voter_id,
+                e,
+                candidate_id,
+                self.election.opens_at - 3_600_000,
+            ),
             Invalid::MalformedJson => raw(format!(r#"{{"ballot_id": "{ballot_id}", "voter_id": "#)),
             Invalid::WrongType => raw(format!(
                 r#"{{"ballot_id":"{ballot_id}","election_id":"{e}","voter_id":12345,"candidate_id":"{candidate_id}","voting_time":"2026-11-03 12:00:00"}}"#
@@ -369,7 +418,7 @@ fn choose(rng: &mut ChaCha8Rng, v: &SimVoter, parties: &[usize]) -> u16 {
 
 /// A UUID-shaped ballot id, a pure function of (seed, index).
 pub fn ballot_id(seed: u64, index: u64) -> String {
-    let a = splitmix(seed ^ 0xba11_07 ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let a = splitmix(seed ^ 0x00ba_1107 ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let b = splitmix(a ^ index);
     format!(
         "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",

@@ -1,7 +1,9 @@
 //! Live counters shared by the stages of one process: progress bars, the
 //! `--until-done` check and the end-of-run summary read them.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use crate::store::Recorded;
 
@@ -16,6 +18,10 @@ pub struct Stats {
     pub recorded_seq: AtomicI64,
     /// Highest seq the aggregator has persisted.
     pub aggregated_seq: AtomicI64,
+    /// When set (by `bench`), every commit's last seq and instant is kept,
+    /// to measure how long an accepted vote takes to become visible.
+    pub track_commits: AtomicBool,
+    pub commits: Mutex<Vec<(i64, u64, Instant)>>,
 }
 
 impl Stats {
@@ -26,6 +32,11 @@ impl Stats {
         self.replays.fetch_add(r.replays as u64, Relaxed);
         if let Some(last) = r.votes.last() {
             self.recorded_seq.fetch_max(last.seq, Relaxed);
+            if self.track_commits.load(Relaxed) {
+                if let Ok(mut c) = self.commits.lock() {
+                    c.push((last.seq, r.votes.len() as u64, Instant::now()));
+                }
+            }
         }
     }
 }

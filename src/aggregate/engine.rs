@@ -51,7 +51,12 @@ impl Engine {
         self.position
     }
 
-    pub fn run(&mut self, feed: Feed, stats: &Stats, shutdown: &Shutdown) -> Result<(), StoreError> {
+    pub fn run(
+        &mut self,
+        feed: Feed,
+        stats: &Stats,
+        shutdown: &Shutdown,
+    ) -> Result<(), StoreError> {
         // Whatever was committed while no engine ran.
         self.catch_up(i64::MAX, shutdown)?;
         stats.aggregated_seq.store(self.position, Relaxed);

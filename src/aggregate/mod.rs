@@ -71,7 +71,13 @@ impl Tallies {
 
     /// Sets a value without marking it dirty (loading persisted results).
     pub fn insert(&mut self, key: TallyKey, value: i64) {
-        self.values.insert(key, Counter { value, dirty: false });
+        self.values.insert(
+            key,
+            Counter {
+                value,
+                dirty: false,
+            },
+        );
     }
 
     fn add(&mut self, key: TallyKey, n: i64) {

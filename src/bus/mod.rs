@@ -82,7 +82,11 @@ impl<R: BufRead + Send> LinesSource<R> {
 }
 
 impl<R: BufRead + Send> BallotSource for LinesSource<R> {
-    fn next_batch(&mut self, max: usize, _wait: Duration) -> Result<Option<Vec<Inbound>>, BusError> {
+    fn next_batch(
+        &mut self,
+        max: usize,
+        _wait: Duration,
+    ) -> Result<Option<Vec<Inbound>>, BusError> {
         let mut out = Vec::new();
         while out.len() < max {
             self.line.clear();

@@ -70,7 +70,10 @@ impl Processor {
             return Err(reject(
                 &ballot,
                 RejectReason::UnknownCandidate,
-                format!("no candidate {:?} in election {:?}", ballot.candidate_id, ballot.election_id),
+                format!(
+                    "no candidate {:?} in election {:?}",
+                    ballot.candidate_id, ballot.election_id
+                ),
             ));
         };
         if ballot.cast_at > now + FUTURE_TOLERANCE_MS {
@@ -84,7 +87,10 @@ impl Processor {
             return Err(reject(
                 &ballot,
                 RejectReason::CastBeforeOpen,
-                format!("cast {} ms before the election opened", election.opens_at - ballot.cast_at),
+                format!(
+                    "cast {} ms before the election opened",
+                    election.opens_at - ballot.cast_at
+                ),
             ));
         }
         Ok(Vote {

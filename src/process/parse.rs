@@ -30,13 +30,19 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
     if raw.len() > MAX_MESSAGE_BYTES {
         return Err(reject(
             RejectReason::TooLarge,
-            format!("message is {} bytes; the limit is {MAX_MESSAGE_BYTES}", raw.len()),
+            format!(
+                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                raw.len()
+            ),
         ));
     }
     let text = std::str::from_utf8(raw).map_err(|e| {
         reject(
             RejectReason::InvalidUtf8,
-            format!("message is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
+            format!(
+                "message is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })?;
     let wire: WireBallot = serde_json::from_str(text).map_err(|e| {
@@ -61,7 +67,10 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
         if value.is_empty() || value.len() > MAX_ID_BYTES {
             return Err(reject(
                 RejectReason::InvalidField,
-                format!("{name} must be 1 to {MAX_ID_BYTES} bytes, got {}", value.len()),
+                format!(
+                    "{name} must be 1 to {MAX_ID_BYTES} bytes, got {}",
+                    value.len()
+                ),
             ));
         }
     }
@@ -163,7 +172,10 @@ mod tests {
             reason(br#"{"ballot_id":"b","election_id":"e","voter_id":"v","candidate_id":"c","voting_time":"yesterday"}"#),
             RejectReason::InvalidField
         );
-        assert_eq!(reason(&vec![b' '; MAX_MESSAGE_BYTES + 1]), RejectReason::TooLarge);
+        assert_eq!(
+            reason(&vec![b' '; MAX_MESSAGE_BYTES + 1]),
+            RejectReason::TooLarge
+        );
         assert_eq!(reason(b"[1,2,3]"), RejectReason::WrongType);
     }
 

@@ -54,6 +54,7 @@ impl ElectionInfo {
     }
 }
 
+#[derive(Default)]
 pub struct Registry {
     // Randomly seeded per process: a hostile voter id cannot be crafted to collide.
     hash_keys: foldhash::quality::RandomState,
@@ -61,18 +62,6 @@ pub struct Registry {
     voters: Vec<VoterAttrs>,
     states: Vec<Arc<str>>,
     elections: HashMap<String, ElectionInfo>,
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Registry {
-            hash_keys: foldhash::quality::RandomState::default(),
-            index: HashMap::default(),
-            voters: Vec::new(),
-            states: Vec::new(),
-            elections: HashMap::new(),
-        }
-    }
 }
 
 impl Registry {

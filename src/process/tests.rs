@@ -11,7 +11,6 @@ use super::*;
 use crate::aggregate::engine::{Engine, Feed};
 use crate::aggregate::{TallyKey, BUILTIN, MINUTE_MS};
 use crate::model::{Ballot, Candidate, Election};
-use crate::store::SqliteStore;
 
 const BASE: Millis = 1_780_000_000_000;
 const VOTERS: u64 = 20;
@@ -70,14 +69,24 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
     let mut out: Vec<Inbound> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let next = match op {
-            Op::New { election, voter, candidate, minute, future } => Inbound::Ballot(Ballot {
+            Op::New {
+                election,
+                voter,
+                candidate,
+                minute,
+                future,
+            } => Inbound::Ballot(Ballot {
                 ballot_id: format!("b{i}"),
                 election_id: format!("e{election}"),
                 voter_id: voters
                     .get(*voter as usize)
                     .map_or_else(|| format!("nobody-{voter}"), |v| v.voter_id.clone()),
                 candidate_id: format!("c{candidate}"),
-                cast_at: if *future { BASE + 100 * MINUTE_MS } else { BASE + minute * MINUTE_MS + i as i64 },
+                cast_at: if *future {
+                    BASE + 100 * MINUTE_MS
+                } else {
+                    BASE + minute * MINUTE_MS + i as i64
+                },
             }),
             Op::Replay(k) if !out.is_empty() => out[k % out.len()].clone(),
             Op::Replay(_) => continue,
@@ -214,16 +223,57 @@ fn every_semantic_rejection_has_its_reason() {
     };
     let reason = |b: Ballot| p.validate(Inbound::Ballot(b), now).unwrap_err().reason;
     assert!(p.validate(Inbound::Ballot(good.clone()), now).is_ok());
-    assert_eq!(reason(Ballot { election_id: "nope".into(), ..good.clone() }), RejectReason::UnknownElection);
-    assert_eq!(reason(Ballot { voter_id: "nope".into(), ..good.clone() }), RejectReason::UnknownVoter);
-    assert_eq!(reason(Ballot { candidate_id: "nope".into(), ..good.clone() }), RejectReason::UnknownCandidate);
-    assert_eq!(reason(Ballot { cast_at: now + 60_000, ..good.clone() }), RejectReason::CastInFuture);
-    assert_eq!(reason(Ballot { cast_at: BASE - 1, ..good.clone() }), RejectReason::CastBeforeOpen);
+    assert_eq!(
+        reason(Ballot {
+            election_id: "nope".into(),
+            ..good.clone()
+        }),
+        RejectReason::UnknownElection
+    );
+    assert_eq!(
+        reason(Ballot {
+            voter_id: "nope".into(),
+            ..good.clone()
+        }),
+        RejectReason::UnknownVoter
+    );
+    assert_eq!(
+        reason(Ballot {
+            candidate_id: "nope".into(),
+            ..good.clone()
+        }),
+        RejectReason::UnknownCandidate
+    );
+    assert_eq!(
+        reason(Ballot {
+            cast_at: now + 60_000,
+            ..good.clone()
+        }),
+        RejectReason::CastInFuture
+    );
+    assert_eq!(
+        reason(Ballot {
+            cast_at: BASE - 1,
+            ..good.clone()
+        }),
+        RejectReason::CastBeforeOpen
+    );
     // Hostile text is kept verbatim in the rejection, not interpreted.
     let hostile = "'); DROP TABLE votes; -- <script>alert(1)</script>";
-    let r = p.validate(Inbound::Ballot(Ballot { voter_id: hostile.into(), ..good.clone() }), now).unwrap_err();
+    let r = p
+        .validate(
+            Inbound::Ballot(Ballot {
+                voter_id: hostile.into(),
+                ..good.clone()
+            }),
+            now,
+        )
+        .unwrap_err();
     let recorded = store
-        .record(Batch { votes: vec![], rejections: vec![*r] })
+        .record(Batch {
+            votes: vec![],
+            rejections: vec![*r],
+        })
         .map_err(|(e, _)| e)
         .unwrap();
     assert_eq!(recorded.rejections[0].voter_id.as_deref(), Some(hostile));

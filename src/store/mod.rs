@@ -9,7 +9,7 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
-use crate::aggregate::{TallyKey, Tallies};
+use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{Candidate, Election, Gender, RejectReason, Rejection, Vote, Voter};
 use crate::results::Results;
 
@@ -118,7 +118,12 @@ impl BatchOutcome {
                 VoteOutcome::AlreadyVoted(_) => {}
             }
         }
-        for (r, new) in batch.rejections.into_iter().chain(already).zip(self.rejections) {
+        for (r, new) in batch
+            .rejections
+            .into_iter()
+            .chain(already)
+            .zip(self.rejections)
+        {
             if new {
                 out.rejections.push(r);
             } else {
@@ -131,7 +136,11 @@ impl BatchOutcome {
 
 pub trait Store: Send {
     /// Creates or updates an election and its candidates.
-    fn put_election(&mut self, election: &Election, candidates: &[Candidate]) -> Result<(), StoreError>;
+    fn put_election(
+        &mut self,
+        election: &Election,
+        candidates: &[Candidate],
+    ) -> Result<(), StoreError>;
     /// Adds voters (already present ids are left as they are); returns how many were new.
     fn put_voters(&mut self, voters: &[Voter]) -> Result<u64, StoreError>;
     /// Every election with its candidates.
@@ -149,7 +158,12 @@ pub trait Store: Send {
     /// An engine's persisted tallies and the seq they are exact up to.
     fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError>;
     /// Writes changed tallies and the new position in one transaction.
-    fn save_tallies(&mut self, engine: &str, changed: &[(TallyKey, i64)], position: i64) -> Result<(), StoreError>;
+    fn save_tallies(
+        &mut self,
+        engine: &str,
+        changed: &[(TallyKey, i64)],
+        position: i64,
+    ) -> Result<(), StoreError>;
     /// The read model for one election, as the results API shows it.
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError>;
     /// Every tally recomputed from the votes table alone (for `audit`).

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    already_voted_rejections, Batch, BatchOutcome, ElectionEntry, Recorded, Store, StoreError, VoteOutcome, VoterKey,
+    already_voted_rejections, Batch, BatchOutcome, ElectionEntry, Recorded, Store, StoreError,
+    VoteOutcome, VoterKey,
 };
-use crate::aggregate::{TallyKey, Tallies};
-use crate::model::{
-    format_voting_time, AgeBand, Candidate, Election, Gender, Vote, Voter,
-};
+use crate::aggregate::{Tallies, TallyKey};
+use crate::model::{format_voting_time, AgeBand, Candidate, Election, Gender, Vote, Voter};
 use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
 
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
@@ -83,8 +82,9 @@ impl SqliteStore {
                     election_no, voter_no)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (election_no, voter_no) DO NOTHING",
             )?;
-            let mut existing =
-                tx.prepare_cached("SELECT ballot_id FROM votes WHERE election_no = ?1 AND voter_no = ?2")?;
+            let mut existing = tx.prepare_cached(
+                "SELECT ballot_id FROM votes WHERE election_no = ?1 AND voter_no = ?2",
+            )?;
             let mut times = TimeFormat::default();
             for v in &batch.votes {
                 let inserted = insert.execute(params![
@@ -99,7 +99,9 @@ impl SqliteStore {
                 ])?;
                 if inserted == 1 {
                     *counts.entry((&v.election_id, "accepted")).or_default() += 1;
-                    outcome.votes.push(VoteOutcome::Accepted(tx.last_insert_rowid()));
+                    outcome
+                        .votes
+                        .push(VoteOutcome::Accepted(tx.last_insert_rowid()));
                     continue;
                 }
                 let first: String =
@@ -216,9 +218,9 @@ impl Store for SqliteStore {
     }
 
     fn elections(&mut self) -> Result<Vec<ElectionEntry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT election_id, name, opens_at, election_no FROM elections ORDER BY election_id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT election_id, name, opens_at, election_no FROM elections ORDER BY election_id",
+        )?;
         let elections: Vec<(Election, i64)> = stmt
             .query_map([], |r| {
                 Ok((
@@ -354,8 +356,9 @@ impl Store for SqliteStore {
         let mut t = Tallies::default();
         let mut names = Interner::default();
         let c = &self.conn;
-        let mut stmt =
-            c.prepare("SELECT election_id, candidate_id, votes FROM results_candidate WHERE engine = ?1")?;
+        let mut stmt = c.prepare(
+            "SELECT election_id, candidate_id, votes FROM results_candidate WHERE engine = ?1",
+        )?;
         let mut rows = stmt.query([engine])?;
         while let Some(r) = rows.next()? {
             let key = TallyKey::Candidate {
@@ -431,7 +434,12 @@ impl Store for SqliteStore {
         Ok((t, position))
     }
 
-    fn save_tallies(&mut self, engine: &str, changed: &[(TallyKey, i64)], position: i64) -> Result<(), StoreError> {
+    fn save_tallies(
+        &mut self,
+        engine: &str,
+        changed: &[(TallyKey, i64)],
+        position: i64,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for (key, value) in changed {
             match key {
@@ -491,9 +499,13 @@ impl Store for SqliteStore {
         let mut res = Results::empty(entry.election, &entry.candidates);
         // One read transaction: every figure comes from the same snapshot.
         let tx = self.conn.transaction()?;
-        res.registered_voters = tx.query_row("SELECT voters FROM registry_stats WHERE id = 1", [], |r| r.get(0))?;
+        res.registered_voters =
+            tx.query_row("SELECT voters FROM registry_stats WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
         {
-            let mut stmt = tx.prepare_cached("SELECT outcome, n FROM ballot_counts WHERE election_id = ?1")?;
+            let mut stmt =
+                tx.prepare_cached("SELECT outcome, n FROM ballot_counts WHERE election_id = ?1")?;
             let mut rows = stmt.query([election_id])?;
             while let Some(r) = rows.next()? {
                 let outcome: String = r.get(0)?;
@@ -524,7 +536,12 @@ impl Store for SqliteStore {
             while let Some(r) = rows.next()? {
                 let state: String = r.get(0)?;
                 let votes: i64 = r.get(2)?;
-                if res.states.last().map(|s: &StateTally| s.state != state).unwrap_or(true) {
+                if res
+                    .states
+                    .last()
+                    .map(|s: &StateTally| s.state != state)
+                    .unwrap_or(true)
+                {
                     res.states.push(StateTally {
                         state,
                         ..StateTally::default()
