@@ -62,7 +62,8 @@ impl Summary {
     }
 }
 
-/// Makes sure the default election and a registry of `voters` exist.
+/// Makes sure the election (created with the original's three parties if
+/// missing) and a registry of at least `voters` exist.
 pub fn ensure_registry(
     store: &mut dyn Store,
     election_id: &str,
@@ -75,13 +76,16 @@ pub fn ensure_registry(
         .iter()
         .any(|e| e.election.election_id == election_id)
     {
-        anyhow::ensure!(
-            election_id == generate::DEFAULT_ELECTION_ID,
-            "election {election_id:?} does not exist; only the default election {:?} is created automatically",
-            generate::DEFAULT_ELECTION_ID
-        );
         // Open a day ago, so the simulator's late ballots are after the opening.
-        let (election, candidates) = generate::default_election(now_millis() - 86_400_000);
+        let (mut election, mut candidates) = generate::default_election(now_millis() - 86_400_000);
+        if election_id != generate::DEFAULT_ELECTION_ID {
+            // Another election with the original's three parties.
+            election.name = format!("Election {election_id}");
+            election.election_id = election_id.to_string();
+            for c in &mut candidates {
+                c.election_id = election_id.to_string();
+            }
+        }
         store.put_election(&election, &candidates)?;
     }
     let mut registered = 0u64;
@@ -165,6 +169,10 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         cfg.progress,
     )?;
     let sim = Simulation::load(&mut *store, &cfg.election_id, &cfg.sim)?;
+    // After a restart, what was already received is replayed at full speed.
+    let already = store
+        .results(&cfg.election_id, crate::aggregate::BUILTIN)?
+        .received as usize;
     let processor = Processor::new(Registry::load(&mut *store)?);
     let engine = Engine::open(store::open(&cfg.store_url)?, cfg.sim.allowance_ms)?;
 
@@ -205,7 +213,7 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
             engine.run(Feed::Memory(vote_rx), &stats, &shutdown)
         });
         let simulating = s.spawn(|| {
-            let sent = sim.run(0, cfg.rate, &shutdown, |batch| {
+            let sent = sim.run(already, cfg.rate, &shutdown, |batch| {
                 stats.sent.fetch_add(batch.len() as u64, Relaxed);
                 ballot_tx.send(batch)
             });

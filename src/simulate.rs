@@ -209,12 +209,14 @@ impl Simulation {
                 bad += 1;
             }
         }
+        // Ballot ids differ per election, or one election's would replay another's.
+        let seed = cfg.seed ^ fnv1a(election.election_id.as_bytes());
         Simulation {
             election,
             candidates,
             voters,
             plan,
-            seed: cfg.seed,
+            seed,
             allowance_ms: cfg.allowance_ms,
         }
     }
@@ -340,11 +342,13 @@ impl Simulation {
         }
     }
 
-    /// Sends ballots from `start` at `rate` until the plan ends or shutdown;
-    /// `send` returns false when nobody listens any more. Returns how many were sent.
+    /// Sends the plan's ballots at `rate` until it ends or shutdown; the
+    /// first `unpaced` go at full speed (after a restart they are replays the
+    /// store recognises). `send` returns false when nobody listens any more.
+    /// Returns how many were sent.
     pub fn run(
         &self,
-        start: usize,
+        unpaced: usize,
         rate: Rate,
         shutdown: &Shutdown,
         mut send: impl FnMut(Vec<Inbound>) -> bool,
@@ -353,17 +357,22 @@ impl Simulation {
             Rate::Max => 2048,
             Rate::PerSecond(r) => (r / 50).clamp(1, 2048) as usize,
         };
-        let began = Instant::now();
-        let mut i = start;
+        let mut began = Instant::now();
+        let mut i = 0;
         while i < self.plan.len() && !shutdown.is_requested() {
+            let paced = i.saturating_sub(unpaced);
+            if paced == 0 {
+                began = Instant::now();
+            }
             if let Rate::PerSecond(r) = rate {
                 // Pace by the plan, not by the last sleep, so the rate does not drift.
-                let due = Duration::from_secs_f64((i - start) as f64 / r as f64);
+                let due = Duration::from_secs_f64(paced as f64 / r as f64);
                 if let Some(wait) = due.checked_sub(began.elapsed()) {
                     std::thread::sleep(wait);
                 }
             }
-            let end = (i + chunk).min(self.plan.len());
+            let step = if i < unpaced { 2048 } else { chunk };
+            let end = (i + step).min(self.plan.len());
             let now = crate::model::now_millis();
             let batch: Vec<Inbound> = (i..end).map(|k| self.ballot(k, now)).collect();
             if !send(batch) {
@@ -371,7 +380,7 @@ impl Simulation {
             }
             i = end;
         }
-        i - start
+        i
     }
 }
 
@@ -428,6 +437,13 @@ pub fn ballot_id(seed: u64, index: u64) -> String {
         b >> 52,
         b & 0xffff_ffff_ffff
     )
+}
+
+/// A stable hash (std's is not promised stable across releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn splitmix(mut x: u64) -> u64 {
