@@ -125,7 +125,9 @@ impl Processor {
 }
 
 /// Runs the processor until its source ends (or shutdown is asked and the
-/// source has been drained of what was already sent).
+/// source has nothing more right now). Two threads: one reads and validates
+/// the next batch while the other writes the previous one, so the CPU work
+/// and the store's I/O overlap.
 pub fn run(
     processor: &Processor,
     store: &mut dyn Store,
@@ -134,22 +136,39 @@ pub fn run(
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    while let Some(batch) = source.next_batch(MAX_BATCH, Duration::from_millis(100))? {
-        if batch.is_empty() {
-            if shutdown.is_requested() {
-                break;
+    let (tx, rx) = crossbeam_channel::bounded::<(u64, Batch)>(1);
+    std::thread::scope(|s| {
+        let validating = s.spawn(move || -> anyhow::Result<()> {
+            while let Some(batch) = source.next_batch(MAX_BATCH, Duration::from_millis(100))? {
+                if batch.is_empty() {
+                    if shutdown.is_requested() {
+                        break;
+                    }
+                    continue;
+                }
+                let n = batch.len() as u64;
+                let validated = processor.validate_batch(batch, crate::model::now_millis());
+                if tx.send((n, validated)).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
             }
-            continue;
-        }
-        let n = batch.len() as u64;
-        let validated = processor.validate_batch(batch, crate::model::now_millis());
-        let recorded = record_with_retry(store, validated, shutdown)?;
-        stats.record_batch(n, &recorded);
-        if let Some(sink) = sink {
-            sink.send(recorded.votes, recorded.rejections);
-        }
-    }
-    Ok(())
+            Ok(())
+        });
+        let writing = (|| -> anyhow::Result<()> {
+            for (n, validated) in rx {
+                let recorded = record_with_retry(store, validated, shutdown)?;
+                stats.record_batch(n, &recorded);
+                if let Some(sink) = sink {
+                    sink.send(recorded.votes, recorded.rejections);
+                }
+            }
+            Ok(())
+        })();
+        let validated = validating
+            .join()
+            .map_err(|_| anyhow::anyhow!("ballot validation thread panicked"))?;
+        writing.and(validated)
+    })
 }
 
 /// Records a batch, retrying with backoff: a busy or briefly unreachable

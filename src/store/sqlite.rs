@@ -316,7 +316,10 @@ impl Store for SqliteStore {
         Ok(v)
     }
 
-    fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
+    fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
+        // In key order the uniqueness index is walked forward instead of at
+        // random. Stable, so one voter's ballots keep their arrival order.
+        batch.votes.sort_by_key(|v| (v.election_no, v.voter_no));
         match self.try_record(&batch) {
             Ok(outcome) => Ok(outcome.apply(batch)),
             Err(e) => Err((e, batch)),
