@@ -19,7 +19,7 @@ pub use registry::Registry;
 pub const FUTURE_TOLERANCE_MS: Millis = 5_000;
 /// Most ballots taken into one store transaction: bigger batches are faster,
 /// smaller ones fresher; under light load batches are as small as the input.
-pub const MAX_BATCH: usize = 131_072;
+pub const MAX_BATCH: usize = 65_536;
 
 pub struct Processor {
     registry: Registry,
