@@ -395,18 +395,14 @@ pub(super) fn save_tallies(
     })
 }
 
+type Texts<'a> = Vec<&'a str>;
+
 /// Changed tallies, column by column, per results table.
 #[derive(Default)]
 struct Tables<'a> {
     candidate: (Vec<&'a str>, Vec<&'a str>, Vec<i64>),
     state: (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<i64>),
-    demographic: (
-        Vec<&'a str>,
-        Vec<&'a str>,
-        Vec<&'a str>,
-        Vec<&'a str>,
-        Vec<i64>,
-    ),
+    demographic: (Texts<'a>, Texts<'a>, Texts<'a>, Texts<'a>, Vec<i64>),
     minute: (Vec<&'a str>, Vec<i64>, Vec<&'a str>, Vec<i64>),
     late: (Vec<&'a str>, Vec<i64>),
     max_cast: (Vec<&'a str>, Vec<i64>),

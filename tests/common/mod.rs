@@ -1,0 +1,145 @@
+//! Helpers the integration tests share: a fresh PostgreSQL database per test,
+//! and direct SQL on either backend to check what a store actually wrote.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The server the PostgreSQL tests use. Never skips: without one the test
+/// fails and says how to get one.
+pub fn pg_server_url() -> String {
+    std::env::var("VOTESTREAM_TEST_PG_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no PostgreSQL for the tests: run `bash scripts/pg.sh start` and export \
+                 VOTESTREAM_TEST_PG_URL=$(bash scripts/pg.sh url) (or set DATABASE_URL); \
+                 `bash scripts/test.sh` does both"
+            )
+        })
+}
+
+/// A database of its own, created fresh and dropped at the end, so tests run
+/// in parallel without seeing each other's rows.
+pub struct TempDb {
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+impl TempDb {
+    pub fn new() -> TempDb {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let server = pg_server_url();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "test_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos
+        );
+        let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {server}: {e} (run `bash scripts/pg.sh start`)")
+        });
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+        let url = with_database(&server, &name);
+        TempDb { url, name, server }
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the test database")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// The server URL with its database replaced.
+pub fn with_database(server: &str, db: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{base}/{db}{query}")
+}
+
+/// One row of `rejected_ballots`, as stored.
+pub type RejectionRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+/// Direct SQL on a store's database, whichever backend it is.
+pub enum Raw {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Raw {
+    pub fn rejections(&self) -> Vec<RejectionRow> {
+        let sql = "SELECT ballot_id, election_id, voter_id, reason, detail, raw FROM rejected_ballots ORDER BY id";
+        match self {
+            Raw::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut s = c.prepare(sql).unwrap();
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+            Raw::Postgres(url) => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                c.query(sql, &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+                    .collect()
+            }
+        }
+    }
+
+    /// A single integer from a query (counts, max).
+    pub fn scalar(&self, sql: &str) -> i64 {
+        match self {
+            Raw::Sqlite(p) => rusqlite::Connection::open(p)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+            Raw::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .query_one(sql, &[])
+                .unwrap()
+                .get(0),
+        }
+    }
+}
