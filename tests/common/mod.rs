@@ -143,3 +143,101 @@ impl Raw {
         }
     }
 }
+
+/// The votestream binary under test, with its output captured.
+pub fn votestream(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_votestream"));
+    c.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// Runs to completion (bounded: killed and failed after `limit`); returns
+/// stdout and stderr, failing the test on a non-zero exit.
+pub fn run_ok(args: &[&str], limit: std::time::Duration) -> (String, String) {
+    let child = votestream(args).spawn().expect("votestream starts");
+    let out = wait_bounded(child, limit);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "votestream {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// Waits for a child we started, killing it (only it) if it outlives `limit`.
+pub fn wait_bounded(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    // Drain the pipes meanwhile, so a chatty child never blocks on a full pipe.
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = so.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = se.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for votestream") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("votestream did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Polls `f` until it is true, failing the test after `limit`.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Checks the votes table of a PostgreSQL store: one vote per (election,
+/// voter), and seq exactly 1..=count. Returns the count.
+pub fn pg_votes_are_unique_and_gap_free(url: &str) -> i64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    let row = c
+        .query_one(
+            "SELECT COUNT(*), COUNT(DISTINCT (election_no, voter_no)), COALESCE(MIN(seq), 1), COALESCE(MAX(seq), 0)
+             FROM votes",
+            &[],
+        )
+        .expect("count votes");
+    let (n, distinct, min, max): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(n, distinct, "a voter has two votes in one election");
+    assert_eq!((min, max), (1, n), "seq is not 1..=count");
+    n
+}
