@@ -104,19 +104,39 @@ EOF
   fi
 }
 
+# True when postmaster.pid names no live server: no such process, a zombie
+# (a killed server that nobody reaped, as under a container's init), or a
+# reused pid that is not postgres.
+stale_pid() {
+  local pid state
+  pid="$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  [[ -e "/proc/$pid" ]] || return 0
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)"
+  [[ "$state" == Z || "$state" == X ]] && return 0
+  ! grep -qx postgres "/proc/$pid/comm" 2>/dev/null
+}
+
 start_server() {
-  # A pid file left by a killed server must not stop the start: pg_ctl
-  # status tells a live server from a stale file.
   if ready; then return 0; fi
-  if [[ -f "$DATA/postmaster.pid" ]] && ! as_pg "$(bindir)/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-    log "removing stale $DATA/postmaster.pid"
-    rm -f "$DATA/postmaster.pid"
-  fi
-  touch "$LOG"
-  chown postgres:postgres "$LOG" 2>/dev/null || true
-  as_pg "$(bindir)/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT" -w -t 60 start >/dev/null ||
-    { log "pg_ctl start failed; last lines of $LOG:"; tail -n 30 "$LOG" >&2; exit 1; }
-  wait_ready
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if [[ -f "$DATA/postmaster.pid" ]] && stale_pid; then
+      log "removing stale $DATA/postmaster.pid"
+      rm -f "$DATA/postmaster.pid"
+    fi
+    touch "$LOG"
+    chown postgres:postgres "$LOG" 2>/dev/null || true
+    if as_pg "$(bindir)/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT" -w -t 60 start >/dev/null; then
+      wait_ready
+      return
+    fi
+    # The children of a killed server may still be exiting: give them a moment.
+    sleep 2
+  done
+  log "pg_ctl start failed; last lines of $LOG:"
+  tail -n 30 "$LOG" >&2
+  exit 1
 }
 
 create_db() {
