@@ -14,5 +14,17 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -- -D warnings"
 cargo clippy --release --all-targets -- -D warnings
+# The PostgreSQL tests need a real server: the project's own (Debian's
+# packages, 127.0.0.1, data under target/pg), or DATABASE_URL when given.
+# Stopped on exit only if this script started it.
+if [[ -z "${VOTESTREAM_TEST_PG_URL:-}" ]]; then
+  if [[ -z "${DATABASE_URL:-}" ]] && ! bash scripts/pg.sh status >/dev/null 2>&1; then
+    trap 'bash scripts/pg.sh stop' EXIT
+  fi
+  echo "== scripts/pg.sh start"
+  VOTESTREAM_TEST_PG_URL="$(bash scripts/pg.sh start)"
+  export VOTESTREAM_TEST_PG_URL
+fi
+
 echo "== cargo test --release"
 cargo test --release -- --test-threads 2

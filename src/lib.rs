@@ -13,7 +13,7 @@
 //! - [`bench`]: `votestream bench`.
 //!
 //! Two seams, each a small interface chosen by URL: [`bus`] (in-process
-//! channels now; Kafka next) and [`store`] (SQLite now; PostgreSQL next).
+//! channels now; Kafka next) and [`store`] (SQLite or PostgreSQL).
 //! Everything else is concrete. [`model`] holds the domain types,
 //! [`results`] the read model, [`stats`] live counters and [`shutdown`] the
 //! two-step Ctrl-C.

@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Where records live: sqlite://PATH
+    /// Where records live: sqlite://PATH or postgres://USER@HOST:PORT/DB
     #[arg(
         long,
         env = "VOTESTREAM_STORE",
@@ -178,10 +178,16 @@ enum Command {
         common: Common,
     },
     /// Measure every stage and the whole pipeline; print one table.
-    #[command(after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000")]
+    #[command(
+        after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:55432/votestream"
+    )]
     Bench {
         #[arg(long, default_value_t = 1_000_000)]
         voters: u64,
+        /// A postgres:// URL benchmarks a PostgreSQL store (scratch databases on
+        /// that server, dropped afterwards); otherwise the embedded SQLite shape.
+        #[arg(long, env = "VOTESTREAM_STORE")]
+        store: Option<String>,
         /// Where to put the scratch databases (removed afterwards).
         #[arg(long, default_value = "target/bench")]
         dir: std::path::PathBuf,
@@ -397,8 +403,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Bench { voters, dir } => {
-            let report = votestream::bench::run(voters, &dir, progress)?;
+        Command::Bench { voters, dir, store } => {
+            let report = match store {
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    votestream::bench::postgres::run(&url, voters, progress)?
+                }
+                _ => votestream::bench::run(voters, &dir, progress)?,
+            };
             print!("{report}");
         }
     }

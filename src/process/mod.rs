@@ -52,6 +52,9 @@ impl Processor {
                 received_at: now,
             })
         };
+        if let Some(rejection) = nul_rejection(&ballot, now) {
+            return Err(rejection);
+        }
         let Some(election) = self.registry.election(&ballot.election_id) else {
             return Err(reject(
                 &ballot,
@@ -122,6 +125,34 @@ impl Processor {
         }
         batch
     }
+}
+
+/// PostgreSQL cannot keep U+0000 in text, and every store refuses it (see
+/// `StoreError::NulInText`), so a ballot with NUL in an id is rejected here,
+/// `invalid_field`, with only what can be stored: the ids without NUL, the
+/// ballot as JSON (where NUL is escaped) and, when its own ballot id has a
+/// NUL, an id derived from that JSON, stable across replays.
+fn nul_rejection(b: &Ballot, now: Millis) -> Option<Box<Rejection>> {
+    let field = [
+        ("ballot_id", &b.ballot_id),
+        ("election_id", &b.election_id),
+        ("voter_id", &b.voter_id),
+        ("candidate_id", &b.candidate_id),
+    ]
+    .into_iter()
+    .find(|(_, v)| v.contains('\0'))?
+    .0;
+    let raw = parse::ballot_json(b);
+    let clean = |s: &String| (!s.contains('\0')).then(|| s.clone());
+    Some(Box::new(Rejection {
+        ballot_id: clean(&b.ballot_id).unwrap_or_else(|| parse::content_id(raw.as_bytes())),
+        election_id: clean(&b.election_id),
+        voter_id: clean(&b.voter_id),
+        reason: RejectReason::InvalidField,
+        detail: format!("{field} contains U+0000 (NUL), which cannot be stored verbatim"),
+        raw,
+        received_at: now,
+    }))
 }
 
 /// Runs the processor until its source ends (or shutdown is asked and the

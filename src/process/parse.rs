@@ -117,7 +117,8 @@ fn rejection_for_raw(raw: &[u8], reason: RejectReason, detail: String, now: Mill
     };
     let field = |name: &str| -> Option<String> {
         let s = value.as_ref()?.get(name)?.as_str()?;
-        (!s.is_empty() && s.len() <= MAX_ID_BYTES).then(|| s.to_string())
+        // An id with NUL cannot be stored (see StoreError::NulInText): dropped.
+        (!s.is_empty() && s.len() <= MAX_ID_BYTES && !s.contains('\0')).then(|| s.to_string())
     };
     let ballot_id = field("ballot_id").unwrap_or_else(|| content_id(raw));
     let kept = &raw[..raw.len().min(RAW_KEPT_BYTES)];
@@ -126,9 +127,20 @@ fn rejection_for_raw(raw: &[u8], reason: RejectReason, detail: String, now: Mill
         election_id: field("election_id"),
         voter_id: field("voter_id"),
         reason,
-        detail,
-        raw: String::from_utf8_lossy(kept).into_owned(),
+        detail: without_nul(detail),
+        // Lossy already; NUL, which no store can keep, becomes U+FFFD like
+        // any byte that is not UTF-8.
+        raw: without_nul(String::from_utf8_lossy(kept).into_owned()),
         received_at: now,
+    }
+}
+
+/// The text with each U+0000 replaced by U+FFFD.
+pub fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
     }
 }
 
@@ -195,6 +207,19 @@ mod tests {
         let c = parse_ballot(b"garbage!", 0).unwrap_err();
         assert_eq!(a.ballot_id, b.ballot_id);
         assert_ne!(a.ballot_id, c.ballot_id);
+    }
+
+    #[test]
+    fn nul_never_reaches_a_rejection() {
+        let raw = br#"{"ballot_id":"b\u0000","voter_id":"v\u0000","election_id":"e","candidate_id":5,"voting_time":"x"}"#;
+        let r = parse_ballot(raw, 0).unwrap_err();
+        assert_eq!(r.reason, RejectReason::WrongType);
+        assert!(r.ballot_id.starts_with("raw-"), "{}", r.ballot_id);
+        assert_eq!(r.voter_id, None);
+        assert_eq!(r.election_id.as_deref(), Some("e"));
+        let r = parse_ballot(b"garbage\0", 0).unwrap_err();
+        assert_eq!(r.raw, "garbage\u{FFFD}");
+        assert!(!r.detail.contains('\0'));
     }
 
     #[test]

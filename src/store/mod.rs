@@ -1,12 +1,16 @@
 //! The store seam: where the registry, the votes (the ground truth), the
 //! rejections and the aggregated results live. Chosen by URL scheme:
-//! `sqlite://path` (embedded default) — PostgreSQL plugs in here next.
+//! `sqlite://path` (embedded default) or `postgres://…` / `postgresql://…`.
+//! Both backends pass the same contract suite (tests/store_contract.rs).
 //!
 //! The methods are few and coarse on purpose: each is one transaction, so a
 //! crash between two calls never leaves half a batch behind.
 
+mod postgres;
 mod sqlite;
+mod util;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::aggregate::{Tallies, TallyKey};
@@ -15,14 +19,98 @@ use crate::results::Results;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported store URL `{0}`: expected sqlite://PATH (postgres:// is not built yet)")]
+    #[error("unsupported store URL `{0}`: expected sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error("SQLite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("unexpected value in the SQLite store: {0}")]
     SqliteValue(#[from] rusqlite::types::FromSqlError),
     #[error("unknown election `{0}`")]
     UnknownElection(String),
+    /// PostgreSQL cannot keep U+0000 in text, so no backend accepts it: the
+    /// same data must be storable in every store. The processor turns such
+    /// ballots into `invalid_field` rejections before they get here.
+    #[error("{what} contains U+0000 (NUL), which a store cannot keep verbatim")]
+    NulInText { what: String },
+    #[error("{what} is out of range for the store")]
+    OutOfRange { what: String },
+}
+
+/// Refuses text a store could not read back verbatim (see [`StoreError::NulInText`]).
+pub fn check_text(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(StoreError::NulInText {
+            what: what.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// [`check_text`] over every text field of a voter.
+pub fn check_voter(v: &Voter) -> Result<(), StoreError> {
+    let fields = [
+        ("voter_id", &v.voter_id),
+        ("voter_name", &v.voter_name),
+        ("date_of_birth", &v.date_of_birth),
+        ("nationality", &v.nationality),
+        ("registration_number", &v.registration_number),
+        ("address_street", &v.address_street),
+        ("address_city", &v.address_city),
+        ("address_state", &v.address_state),
+        ("address_country", &v.address_country),
+        ("address_postcode", &v.address_postcode),
+        ("email", &v.email),
+        ("phone_number", &v.phone_number),
+        ("cell_number", &v.cell_number),
+        ("picture", &v.picture),
+    ];
+    for (name, value) in fields {
+        if value.contains('\0') {
+            return check_text(&format!("voter {:?}: {name}", v.voter_id), value);
+        }
+    }
+    Ok(())
+}
+
+/// [`check_text`] over an election and its candidates.
+pub fn check_election(e: &Election, candidates: &[Candidate]) -> Result<(), StoreError> {
+    check_text("election_id", &e.election_id)?;
+    check_text("election name", &e.name)?;
+    for c in candidates {
+        for (name, value) in [
+            ("candidate_id", &c.candidate_id),
+            ("candidate_name", &c.candidate_name),
+            ("party_affiliation", &c.party_affiliation),
+            ("biography", &c.biography),
+            ("campaign_platform", &c.campaign_platform),
+            ("photo_url", &c.photo_url),
+        ] {
+            check_text(&format!("candidate {:?}: {name}", c.candidate_id), value)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`check_text`] over what a batch would write. The processor never hands
+/// over such text, so this only guards against a new producer of batches.
+pub fn check_batch(batch: &Batch) -> Result<(), StoreError> {
+    for v in &batch.votes {
+        check_text("ballot_id", &v.ballot_id)?;
+        check_text("voter_id", &v.voter_id)?;
+    }
+    for r in &batch.rejections {
+        check_text("rejection ballot_id", &r.ballot_id)?;
+        check_text(
+            "rejection election_id",
+            r.election_id.as_deref().unwrap_or(""),
+        )?;
+        check_text("rejection voter_id", r.voter_id.as_deref().unwrap_or(""))?;
+        check_text("rejection detail", &r.detail)?;
+        check_text("rejection raw", &r.raw)?;
+    }
+    Ok(())
 }
 
 /// What the processor and the simulator need to know about one voter.
@@ -177,6 +265,9 @@ pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     }
     if url == "sqlite::memory:" {
         return Ok(Box::new(SqliteStore::open(":memory:")?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(PgStore::open(url)?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
 }

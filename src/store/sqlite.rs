@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::util::{Interner, TimeFormat};
 use super::{
-    already_voted_rejections, Batch, BatchOutcome, ElectionEntry, Recorded, Store, StoreError,
-    VoteOutcome, VoterKey,
+    already_voted_rejections, check_batch, check_election, check_voter, Batch, BatchOutcome,
+    ElectionEntry, Recorded, Store, StoreError, VoteOutcome, VoterKey,
 };
 use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{format_voting_time, AgeBand, Candidate, Election, Gender, Vote, Voter};
@@ -37,42 +38,10 @@ impl SqliteStore {
     }
 }
 
-/// Turns repeated strings into shared ones while reading many rows.
-#[derive(Default)]
-struct Interner(HashMap<String, Arc<str>>);
-
-impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.0.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        self.0.insert(s.to_string(), a.clone());
-        a
-    }
-}
-
-/// Remembers the last formatted second: ballots arrive clustered in time.
-#[derive(Default)]
-struct TimeFormat {
-    second: i64,
-    text: String,
-}
-
-impl TimeFormat {
-    fn format(&mut self, ms: i64) -> &str {
-        let second = ms.div_euclid(1000);
-        if self.text.is_empty() || second != self.second {
-            self.second = second;
-            self.text = format_voting_time(ms);
-        }
-        &self.text
-    }
-}
-
 impl SqliteStore {
     /// Writes a batch by reference, so a failed attempt leaves it whole for a retry.
     fn try_record(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+        check_batch(batch)?;
         let tx = self.conn.transaction()?;
         let mut outcome = BatchOutcome::default();
         let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
@@ -148,6 +117,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn put_election(&mut self, e: &Election, candidates: &[Candidate]) -> Result<(), StoreError> {
+        check_election(e, candidates)?;
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO elections (election_id, name, opens_at) VALUES (?1, ?2, ?3)
@@ -179,6 +149,7 @@ impl Store for SqliteStore {
     }
 
     fn put_voters(&mut self, voters: &[Voter]) -> Result<u64, StoreError> {
+        voters.iter().try_for_each(check_voter)?;
         let tx = self.conn.transaction()?;
         let mut added = 0u64;
         {

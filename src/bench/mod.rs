@@ -4,7 +4,10 @@
 //! Every figure comes from a real run against a fresh SQLite file with the
 //! same settings `run` uses (WAL, synchronous = FULL), beside the raw rate of
 //! inserting the same rows into a comparable table, so the pipeline's share
-//! of that ceiling is visible.
+//! of that ceiling is visible. [`postgres`] is the same for a PostgreSQL
+//! store (`votestream bench --store postgres://…`).
+
+pub mod postgres;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -127,7 +130,17 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     ] {
         remove_db(&dir.join(db));
     }
-    Ok(render(&rows))
+    Ok(render(
+        &format!(
+            "votestream bench — embedded shape (SQLite, in-process bus), {} cores",
+            cores()
+        ),
+        &rows,
+    ))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
 }
 
 fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> RunConfig {
@@ -281,7 +294,7 @@ fn raw_insert_rate(from: &str, to: &Path) -> anyhow::Result<f64> {
     Ok(rows.len() as f64 / t.elapsed().as_secs_f64())
 }
 
-fn render(rows: &[Row]) -> String {
+fn render(title: &str, rows: &[Row]) -> String {
     let w = rows
         .iter()
         .map(|r| r.what.chars().count())
@@ -292,10 +305,7 @@ fn render(rows: &[Row]) -> String {
         .map(|r| r.figure.chars().count())
         .max()
         .unwrap_or(0);
-    let mut out = format!(
-        "votestream bench — embedded shape (SQLite, in-process bus), {} cores\n\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    let mut out = format!("{title}\n\n");
     for r in rows {
         let _ = writeln!(out, "{:<w$}  {:>f$}  {}", r.what, r.figure, r.note);
     }

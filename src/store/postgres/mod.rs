@@ -1,0 +1,264 @@
+//! The PostgreSQL store: the same tables and guarantees as the SQLite one,
+//! for the distributed shape (several processes, one database).
+//!
+//! Sync `postgres` client: the stages are OS threads that call the store
+//! synchronously. One connection per store; any failed call drops it and the
+//! next call reconnects, so a database restart costs the callers' backoff and
+//! retry (process::record_with_retry, the engine's save loop), never data:
+//! every write is one transaction and idempotent when repeated (a commit
+//! whose acknowledgement was lost is recognised as a replay on retry).
+
+mod read;
+mod write;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::{Client, Config, NoTls};
+
+use super::{check_election, Batch, ElectionEntry, Recorded, Store, StoreError, VoterKey};
+use crate::aggregate::{Tallies, TallyKey};
+use crate::model::{Candidate, Election, Gender, Voter};
+use crate::results::Results;
+
+const SCHEMA: &str = include_str!("../postgres_schema.sql");
+
+/// Advisory lock keys (any 64-bit constants, distinct from each other).
+/// Migrations: so concurrent opens of a fresh database do not race.
+const MIGRATE_LOCK: i64 = 0x766f_7465_0000_0001;
+/// Vote recording: see write.rs, why writers of `votes` take turns.
+const RECORD_LOCK: i64 = 0x766f_7465_0000_0002;
+
+pub struct PgStore {
+    config: Config,
+    client: Option<Client>,
+}
+
+impl PgStore {
+    /// Connects and brings the schema up to date.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let mut config = Config::from_str(url)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("votestream");
+        }
+        let mut store = PgStore {
+            config,
+            client: None,
+        };
+        store.with(|c| {
+            // One transaction: the lock is held until the schema is committed.
+            c.batch_execute(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK}); {SCHEMA} COMMIT;"
+            ))?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` on a live connection, (re)connecting first if needed. On any
+    /// error the connection is dropped: after a server restart or a broken
+    /// socket it is unusable, and after a failed statement a fresh session is
+    /// the simplest known state. Callers retry with backoff.
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let client = match &mut self.client {
+            Some(c) if !c.is_closed() => c,
+            slot => {
+                tracing::debug!("connecting to PostgreSQL");
+                slot.insert(self.config.connect(NoTls)?)
+            }
+        };
+        let out = f(client);
+        if out.is_err() {
+            self.client = None;
+        }
+        out
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // The sync client blocks on its own runtime to say goodbye, which
+        // panics on a tokio worker thread (the HTTP router's state is dropped
+        // there at shutdown). Off a runtime, close in place; on one, elsewhere.
+        if let Some(client) = self.client.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                std::thread::spawn(move || drop(client));
+            } else {
+                drop(client);
+            }
+        }
+    }
+}
+
+fn gender(s: &str) -> Gender {
+    Gender::parse(s)
+}
+
+impl Store for PgStore {
+    fn put_election(&mut self, e: &Election, candidates: &[Candidate]) -> Result<(), StoreError> {
+        check_election(e, candidates)?;
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO elections (election_id, name, opens_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (election_id) DO UPDATE SET name = excluded.name, opens_at = excluded.opens_at",
+                &[&e.election_id, &e.name, &e.opens_at],
+            )?;
+            let stmt = tx.prepare(
+                "INSERT INTO candidates (candidate_id, election_id, candidate_name, party_affiliation,
+                    biography, campaign_platform, photo_url) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (election_id, candidate_id) DO UPDATE SET candidate_name = excluded.candidate_name,
+                    party_affiliation = excluded.party_affiliation, biography = excluded.biography,
+                    campaign_platform = excluded.campaign_platform, photo_url = excluded.photo_url",
+            )?;
+            for cand in candidates {
+                tx.execute(
+                    &stmt,
+                    &[
+                        &cand.candidate_id,
+                        &e.election_id,
+                        &cand.candidate_name,
+                        &cand.party_affiliation,
+                        &cand.biography,
+                        &cand.campaign_platform,
+                        &cand.photo_url,
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn put_voters(&mut self, voters: &[Voter]) -> Result<u64, StoreError> {
+        write::put_voters(self, voters)
+    }
+
+    fn elections(&mut self) -> Result<Vec<ElectionEntry>, StoreError> {
+        self.with(|c| {
+            // COLLATE "C": the same order as SQLite's, whatever the database's locale.
+            let rows = c.query(
+                "SELECT election_id, name, opens_at, election_no FROM elections
+                 ORDER BY election_id COLLATE \"C\"",
+                &[],
+            )?;
+            let cands = c.query(
+                "SELECT candidate_id, election_id, candidate_name, party_affiliation, biography,
+                    campaign_platform, photo_url FROM candidates
+                 ORDER BY election_id COLLATE \"C\", candidate_id COLLATE \"C\"",
+                &[],
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let election = Election {
+                    election_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    opens_at: r.try_get(2)?,
+                };
+                let mut candidates = Vec::new();
+                for cr in &cands {
+                    if cr.try_get::<_, &str>(1)? == election.election_id {
+                        candidates.push(Candidate {
+                            candidate_id: cr.try_get(0)?,
+                            election_id: cr.try_get(1)?,
+                            candidate_name: cr.try_get(2)?,
+                            party_affiliation: cr.try_get(3)?,
+                            biography: cr.try_get(4)?,
+                            campaign_platform: cr.try_get(5)?,
+                            photo_url: cr.try_get(6)?,
+                        });
+                    }
+                }
+                out.push(ElectionEntry {
+                    no: r.try_get(3)?,
+                    election,
+                    candidates,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn scan_voters(&mut self, f: &mut dyn FnMut(VoterKey<'_>)) -> Result<(), StoreError> {
+        read::scan_voters(self, f)
+    }
+
+    fn voter(&mut self, voter_id: &str) -> Result<Option<Voter>, StoreError> {
+        self.with(|c| {
+            let Some(r) = c.query_opt(
+                "SELECT voter_id, voter_name, date_of_birth, gender, nationality, registration_number,
+                    address_street, address_city, address_state, address_country, address_postcode,
+                    email, phone_number, cell_number, picture, registered_age
+                 FROM voters WHERE voter_id = $1",
+                &[&voter_id],
+            )?
+            else {
+                return Ok(None);
+            };
+            let age: i32 = r.try_get(15)?;
+            Ok(Some(Voter {
+                voter_id: r.try_get(0)?,
+                voter_name: r.try_get(1)?,
+                date_of_birth: r.try_get(2)?,
+                gender: gender(r.try_get(3)?),
+                nationality: r.try_get(4)?,
+                registration_number: r.try_get(5)?,
+                address_street: r.try_get(6)?,
+                address_city: r.try_get(7)?,
+                address_state: r.try_get(8)?,
+                address_country: r.try_get(9)?,
+                address_postcode: r.try_get(10)?,
+                email: r.try_get(11)?,
+                phone_number: r.try_get(12)?,
+                cell_number: r.try_get(13)?,
+                picture: r.try_get(14)?,
+                registered_age: u32::try_from(age).unwrap_or(0),
+            }))
+        })
+    }
+
+    fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
+        // Key order walks the uniqueness index forward. Stable, so one
+        // voter's ballots keep their arrival order (the first one wins).
+        batch.votes.sort_by_key(|v| (v.election_no, v.voter_no));
+        match write::try_record(self, &batch) {
+            Ok(outcome) => Ok(outcome.apply(batch)),
+            Err(e) => Err((e, batch)),
+        }
+    }
+
+    fn votes_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::model::Vote>, StoreError> {
+        read::votes_after(self, after, limit)
+    }
+
+    fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError> {
+        read::load_tallies(self, engine)
+    }
+
+    fn save_tallies(
+        &mut self,
+        engine: &str,
+        changed: &[(TallyKey, i64)],
+        position: i64,
+    ) -> Result<(), StoreError> {
+        write::save_tallies(self, engine, changed, position)
+    }
+
+    fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
+        read::results(self, election_id, engine)
+    }
+
+    fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError> {
+        read::recount(self, election_id)
+    }
+}

@@ -1,0 +1,313 @@
+//! The PostgreSQL store's reads: registry scan, the votes log, tallies,
+//! the results read model and the recount. Orders use `COLLATE "C"` so they
+//! match SQLite's byte order whatever the database's locale.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{IsolationLevel, Row};
+
+use super::PgStore;
+use crate::aggregate::{Tallies, TallyKey};
+use crate::model::{format_voting_time, AgeBand, Gender, Vote};
+use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
+use crate::store::util::Interner;
+use crate::store::{Store, StoreError, VoterKey};
+
+fn age_of(years: i32) -> u32 {
+    u32::try_from(years).unwrap_or(0)
+}
+
+pub(super) fn scan_voters(
+    store: &mut PgStore,
+    f: &mut dyn FnMut(VoterKey<'_>),
+) -> Result<(), StoreError> {
+    store.with(|c| {
+        // Streamed: a 10M-voter registry is never held as rows in memory.
+        let mut rows = c.query_raw(
+            "SELECT voter_id, address_state, registered_age, gender, voter_no FROM voters ORDER BY voter_no",
+            std::iter::empty::<i64>(),
+        )?;
+        while let Some(r) = rows.next()? {
+            f(VoterKey {
+                voter_no: r.try_get(4)?,
+                voter_id: r.try_get(0)?,
+                state: r.try_get(1)?,
+                age: age_of(r.try_get(2)?),
+                gender: Gender::parse(r.try_get(3)?),
+            });
+        }
+        Ok(())
+    })
+}
+
+pub(super) fn votes_after(
+    store: &mut PgStore,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Vote>, StoreError> {
+    store.with(|c| {
+        let rows = c.query(
+            "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
+                    r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no
+             FROM votes v JOIN voters r ON r.voter_no = v.voter_no
+             WHERE v.seq > $1 ORDER BY v.seq LIMIT $2",
+            &[&after, &(limit.min(i64::MAX as usize) as i64)],
+        )?;
+        let mut names = Interner::default();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(Vote {
+                seq: r.try_get(0)?,
+                ballot_id: r.try_get(1)?,
+                election_id: names.get(r.try_get(2)?),
+                voter_id: r.try_get(3)?,
+                candidate_id: names.get(r.try_get(4)?),
+                cast_at: r.try_get(5)?,
+                state: names.get(r.try_get(6)?),
+                age_band: AgeBand::of_age(age_of(r.try_get(7)?).min(200)),
+                gender: Gender::parse(r.try_get(8)?),
+                election_no: r.try_get(9)?,
+                voter_no: r.try_get(10)?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+pub(super) fn load_tallies(
+    store: &mut PgStore,
+    engine: &str,
+) -> Result<(Tallies, i64), StoreError> {
+    store.with(|c| {
+        let mut t = Tallies::default();
+        let mut names = Interner::default();
+        // One snapshot: the tallies and the position they are exact up to.
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let q = |tx: &mut postgres::Transaction<'_>, sql: &str| tx.query(sql, &[&engine]);
+        for r in q(&mut tx, "SELECT election_id, candidate_id, votes FROM results_candidate WHERE engine = $1")? {
+            let key = TallyKey::Candidate {
+                election: names.get(r.try_get(0)?),
+                candidate: names.get(r.try_get(1)?),
+            };
+            t.insert(key, r.try_get(2)?);
+        }
+        for r in q(&mut tx, "SELECT election_id, state, candidate_id, votes FROM results_state WHERE engine = $1")? {
+            let key = TallyKey::State {
+                election: names.get(r.try_get(0)?),
+                state: names.get(r.try_get(1)?),
+                candidate: names.get(r.try_get(2)?),
+            };
+            t.insert(key, r.try_get(3)?);
+        }
+        for r in q(
+            &mut tx,
+            "SELECT election_id, age_band, gender, candidate_id, votes FROM results_demographic WHERE engine = $1",
+        )? {
+            let Some(age_band) = AgeBand::parse(r.try_get(1)?) else {
+                continue;
+            };
+            let key = TallyKey::Demographic {
+                election: names.get(r.try_get(0)?),
+                age_band,
+                gender: Gender::parse(r.try_get(2)?),
+                candidate: names.get(r.try_get(3)?),
+            };
+            t.insert(key, r.try_get(4)?);
+        }
+        for r in q(&mut tx, "SELECT election_id, minute, candidate_id, votes FROM results_minute WHERE engine = $1")? {
+            let key = TallyKey::Minute {
+                election: names.get(r.try_get(0)?),
+                minute: r.try_get(1)?,
+                candidate: names.get(r.try_get(2)?),
+            };
+            t.insert(key, r.try_get(3)?);
+        }
+        for r in q(&mut tx, "SELECT election_id, late_votes, max_cast_at FROM results_election WHERE engine = $1")? {
+            let election = names.get(r.try_get(0)?);
+            t.insert(
+                TallyKey::Late {
+                    election: election.clone(),
+                },
+                r.try_get(1)?,
+            );
+            if let Some(max) = r.try_get::<_, Option<i64>>(2)? {
+                t.insert(TallyKey::MaxCastAt { election }, max);
+            }
+        }
+        let position = match tx.query_opt("SELECT position FROM agg_progress WHERE engine = $1", &[&engine])? {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        };
+        tx.commit()?;
+        Ok((t, position))
+    })
+}
+
+pub(super) fn results(
+    store: &mut PgStore,
+    election_id: &str,
+    engine: &str,
+) -> Result<Results, StoreError> {
+    let entry = store
+        .elections()?
+        .into_iter()
+        .find(|e| e.election.election_id == election_id)
+        .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))?;
+    let mut res = Results::empty(entry.election, &entry.candidates);
+    store.with(|c| {
+        // One snapshot: every figure is consistent with every other.
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        res.registered_voters = tx
+            .query_one("SELECT voters FROM registry_stats WHERE id = 1", &[])?
+            .try_get(0)?;
+        for r in tx.query(
+            "SELECT outcome, n FROM ballot_counts WHERE election_id = $1",
+            &[&election_id],
+        )? {
+            let outcome: String = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            if outcome == "accepted" {
+                res.accepted = n;
+            } else {
+                res.rejected += n;
+                res.rejected_by_reason.insert(outcome, n);
+            }
+        }
+        res.received = res.accepted + res.rejected;
+        let args: [&(dyn postgres::types::ToSql + Sync); 2] = [&engine, &election_id];
+        let mut totals: HashMap<String, i64> = HashMap::new();
+        for r in tx.query(
+            "SELECT candidate_id, votes FROM results_candidate WHERE engine = $1 AND election_id = $2",
+            &args,
+        )? {
+            totals.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        for cand in &mut res.candidates {
+            cand.total_votes = totals.get(&cand.candidate_id).copied().unwrap_or(0);
+        }
+        res.counted = totals.values().sum();
+        for r in tx.query(
+            "SELECT state, candidate_id, votes FROM results_state WHERE engine = $1 AND election_id = $2
+             ORDER BY state COLLATE \"C\"",
+            &args,
+        )? {
+            let state: String = r.try_get(0)?;
+            let votes: i64 = r.try_get(2)?;
+            if res.states.last().is_none_or(|s: &StateTally| s.state != state) {
+                res.states.push(StateTally {
+                    state,
+                    ..StateTally::default()
+                });
+            }
+            if let Some(s) = res.states.last_mut() {
+                s.count += votes;
+                s.by_candidate.insert(r.try_get(1)?, votes);
+            }
+        }
+        res.demographics = tx
+            .query(
+                "SELECT age_band, gender, candidate_id, votes FROM results_demographic
+                 WHERE engine = $1 AND election_id = $2
+                 ORDER BY age_band COLLATE \"C\", gender COLLATE \"C\", candidate_id COLLATE \"C\"",
+                &args,
+            )?
+            .iter()
+            .map(|r: &Row| {
+                Ok(DemographicTally {
+                    age_band: r.try_get(0)?,
+                    gender: r.try_get(1)?,
+                    candidate_id: r.try_get(2)?,
+                    votes: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()?;
+        res.timeline = tx
+            .query(
+                "SELECT minute, candidate_id, votes FROM results_minute
+                 WHERE engine = $1 AND election_id = $2 ORDER BY minute, candidate_id COLLATE \"C\"",
+                &args,
+            )?
+            .iter()
+            .map(|r: &Row| {
+                Ok(MinuteTally {
+                    minute: format_voting_time(r.try_get(0)?),
+                    candidate_id: r.try_get(1)?,
+                    votes: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()?;
+        res.late_votes = match tx.query_opt(
+            "SELECT late_votes FROM results_election WHERE engine = $1 AND election_id = $2",
+            &args,
+        )? {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        };
+        tx.commit()?;
+        Ok(())
+    })?;
+    Ok(res)
+}
+
+pub(super) fn recount(store: &mut PgStore, election_id: &str) -> Result<Tallies, StoreError> {
+    store.with(|c| {
+        let election: Arc<str> = Arc::from(election_id);
+        let mut names = Interner::default();
+        let rows = c.query(
+            "SELECT v.candidate_id, r.address_state, r.registered_age, r.gender, v.cast_at / 60000, COUNT(*)
+             FROM votes v JOIN voters r ON r.voter_no = v.voter_no
+             WHERE v.election_id = $1
+             GROUP BY 1, 2, 3, 4, 5",
+            &[&election_id],
+        )?;
+        let mut acc: HashMap<TallyKey, i64> = HashMap::new();
+        for r in rows {
+            let candidate = names.get(r.try_get(0)?);
+            let state = names.get(r.try_get(1)?);
+            let age = age_of(r.try_get(2)?);
+            let gender = Gender::parse(r.try_get(3)?);
+            let minute: i64 = r.try_get(4)?;
+            let n: i64 = r.try_get(5)?;
+            let keys = [
+                TallyKey::Candidate {
+                    election: election.clone(),
+                    candidate: candidate.clone(),
+                },
+                TallyKey::State {
+                    election: election.clone(),
+                    state,
+                    candidate: candidate.clone(),
+                },
+                TallyKey::Demographic {
+                    election: election.clone(),
+                    age_band: AgeBand::of_age(age.min(200)),
+                    gender,
+                    candidate: candidate.clone(),
+                },
+                TallyKey::Minute {
+                    election: election.clone(),
+                    minute: minute * crate::aggregate::MINUTE_MS,
+                    candidate,
+                },
+            ];
+            for k in keys {
+                *acc.entry(k).or_default() += n;
+            }
+        }
+        let mut t = Tallies::default();
+        for (k, v) in acc {
+            t.insert(k, v);
+        }
+        Ok(t)
+    })
+}

@@ -1,0 +1,527 @@
+//! The PostgreSQL store's writes: registry load, vote recording, results.
+//!
+//! Set-based statements only (binary COPY, `unnest` arrays): a round trip per
+//! row would cap the store at a few thousand rows a second.
+
+use std::collections::{HashMap, HashSet};
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::error::SqlState;
+use postgres::types::Type;
+use postgres::Transaction;
+
+use super::{PgStore, RECORD_LOCK};
+use crate::aggregate::TallyKey;
+use crate::model::Voter;
+use crate::store::util::TimeFormat;
+use crate::store::{
+    already_voted_rejections, check_batch, check_voter, Batch, BatchOutcome, StoreError,
+    VoteOutcome,
+};
+
+const VOTER_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality, \
+    registration_number, address_street, address_city, address_state, address_country, \
+    address_postcode, email, phone_number, cell_number, picture, registered_age";
+
+/// Adds voters, skipping ids already registered; returns how many were new.
+///
+/// The common case (a fresh chunk of a generated or imported registry) is
+/// one binary COPY straight into `voters`. Only when that hits an id that is
+/// already there does the chunk go the slower way: COPY into a temporary
+/// table, then `INSERT … ON CONFLICT DO NOTHING` in registration order.
+pub(super) fn put_voters(store: &mut PgStore, voters: &[Voter]) -> Result<u64, StoreError> {
+    voters.iter().try_for_each(check_voter)?;
+    let ages = voters
+        .iter()
+        .map(|v| {
+            i32::try_from(v.registered_age).map_err(|_| StoreError::OutOfRange {
+                what: format!(
+                    "voter {:?}: registered_age {}",
+                    v.voter_id, v.registered_age
+                ),
+            })
+        })
+        .collect::<Result<Vec<i32>, _>>()?;
+    let direct = store.with(|c| {
+        let mut tx = c.transaction()?;
+        let copied = copy_voters(&mut tx, "voters", voters, &ages, false);
+        match copied {
+            Ok(n) => {
+                add_registered(&mut tx, n)?;
+                tx.commit()?;
+                Ok(Some(n))
+            }
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    });
+    if let Some(n) = direct? {
+        return Ok(n);
+    }
+    store.with(|c| {
+        let mut tx = c.transaction()?;
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE voters_in ON COMMIT DROP AS SELECT 0::bigint AS ord, {VOTER_COLUMNS}
+             FROM voters WITH NO DATA"
+        ))?;
+        copy_voters(&mut tx, "voters_in", voters, &ages, true)?;
+        let added = tx.execute(
+            &format!(
+                "INSERT INTO voters ({VOTER_COLUMNS}) SELECT {VOTER_COLUMNS} FROM voters_in
+                 ORDER BY ord ON CONFLICT (voter_id) DO NOTHING"
+            ),
+            &[],
+        )?;
+        add_registered(&mut tx, added)?;
+        tx.commit()?;
+        Ok(added)
+    })
+}
+
+fn add_registered(tx: &mut Transaction<'_>, n: u64) -> Result<(), postgres::Error> {
+    tx.execute(
+        "UPDATE registry_stats SET voters = voters + $1 WHERE id = 1",
+        &[&(n as i64)],
+    )?;
+    Ok(())
+}
+
+fn copy_voters(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    voters: &[Voter],
+    ages: &[i32],
+    with_ord: bool,
+) -> Result<u64, postgres::Error> {
+    let (columns, mut types) = if with_ord {
+        (format!("ord, {VOTER_COLUMNS}"), vec![Type::INT8])
+    } else {
+        (VOTER_COLUMNS.to_string(), vec![])
+    };
+    types.extend([Type::TEXT; 15]);
+    types.push(Type::INT4);
+    let sink = tx.copy_in(&format!("COPY {table} ({columns}) FROM STDIN BINARY"))?;
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    for (i, (v, age)) in voters.iter().zip(ages).enumerate() {
+        let ord = i as i64;
+        let fields: [&(dyn postgres::types::ToSql + Sync); 16] = [
+            &v.voter_id,
+            &v.voter_name,
+            &v.date_of_birth,
+            &v.gender.as_str(),
+            &v.nationality,
+            &v.registration_number,
+            &v.address_street,
+            &v.address_city,
+            &v.address_state,
+            &v.address_country,
+            &v.address_postcode,
+            &v.email,
+            &v.phone_number,
+            &v.cell_number,
+            &v.picture,
+            age,
+        ];
+        if with_ord {
+            let mut row: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&ord];
+            row.extend(fields);
+            w.write(&row)?;
+        } else {
+            w.write(&fields)?;
+        }
+    }
+    w.finish()
+}
+
+/// Records a batch (sorted by election_no, voter_no) in one transaction.
+///
+/// Why writers take turns: the engine resumes from `votes_after(position)`
+/// and treats `seq` as a log position, so a vote with a lower seq must never
+/// become visible after one with a higher seq was read. With a sequence and
+/// concurrent writers that happens (seq is drawn at insert, visibility comes
+/// at commit, in any order). So every recording transaction first takes one
+/// transaction-scoped advisory lock, then assigns `max(seq) + 1 …` to what it
+/// inserts: seq order is commit order, and seqs have no gaps (a rolled-back
+/// batch draws nothing). The lock is released only after the commit is
+/// visible, so the next writer's `max(seq)` (a new statement, a new
+/// snapshot) sees it. Holding the lock also makes the uniqueness look-up
+/// below authoritative: nobody else inserts votes meanwhile, and the
+/// `UNIQUE (election_no, voter_no)` constraint still backs it up.
+pub(super) fn try_record(store: &mut PgStore, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+    check_batch(batch)?;
+    store.with(|c| {
+        let mut tx = c.transaction()?;
+        // Separate statements: a statement's snapshot is taken before it
+        // starts, so reading max(seq) in the locking statement would miss
+        // the previous holder's commit.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&RECORD_LOCK])?;
+        let last_seq: i64 = tx
+            .query_one("SELECT COALESCE(MAX(seq), 0) FROM votes", &[])?
+            .try_get(0)?;
+        let existing = existing_ballots(&mut tx, batch)?;
+        let outcome_votes = decide_votes(batch, &existing, last_seq);
+        copy_votes(&mut tx, batch, &outcome_votes)?;
+        let mut outcome = BatchOutcome {
+            votes: outcome_votes,
+            rejections: Vec::new(),
+        };
+        let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
+        for (v, o) in batch.votes.iter().zip(&outcome.votes) {
+            if matches!(o, VoteOutcome::Accepted(_)) {
+                *counts.entry((&v.election_id, "accepted")).or_default() += 1;
+            }
+        }
+        let already = already_voted_rejections(batch, &outcome);
+        let rejections: Vec<_> = batch.rejections.iter().chain(already.iter()).collect();
+        outcome.rejections = insert_rejections(&mut tx, &rejections)?;
+        for (r, new) in rejections.iter().zip(&outcome.rejections) {
+            if *new {
+                let election = r.election_id.as_deref().unwrap_or("");
+                *counts.entry((election, r.reason.as_str())).or_default() += 1;
+            }
+        }
+        let (mut elections, mut outcomes, mut ns) = (vec![], vec![], vec![]);
+        for ((e, o), n) in counts {
+            elections.push(e);
+            outcomes.push(o);
+            ns.push(n);
+        }
+        tx.execute(
+            "INSERT INTO ballot_counts (election_id, outcome, n)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+             ON CONFLICT (election_id, outcome) DO UPDATE SET n = ballot_counts.n + excluded.n",
+            &[&elections, &outcomes, &ns],
+        )?;
+        tx.commit()?;
+        Ok(outcome)
+    })
+}
+
+/// The ballot id already recorded for each distinct key of the batch that
+/// has one, by the index of the key's first vote in the batch.
+fn existing_ballots(
+    tx: &mut Transaction<'_>,
+    batch: &Batch,
+) -> Result<HashMap<usize, String>, postgres::Error> {
+    // The batch is sorted by key, so each election's voters form one run.
+    let mut out = HashMap::new();
+    let mut start = 0;
+    while start < batch.votes.len() {
+        let election = batch.votes[start].election_no;
+        let mut firsts: HashMap<i64, usize> = HashMap::new();
+        let mut voters = Vec::new();
+        let mut end = start;
+        while end < batch.votes.len() && batch.votes[end].election_no == election {
+            let no = batch.votes[end].voter_no;
+            if voters.last() != Some(&no) {
+                voters.push(no);
+                firsts.insert(no, end);
+            }
+            end += 1;
+        }
+        // `= ANY` of a sorted array: one index scan that descends once per
+        // voter, several times cheaper than a join or a subquery per row
+        // (and never a scan of the whole table, whatever the estimates).
+        for r in tx.query(
+            "SELECT voter_no, ballot_id FROM votes WHERE election_no = $1 AND voter_no = ANY($2::int8[])",
+            &[&election, &voters],
+        )? {
+            let no: i64 = r.try_get(0)?;
+            if let Some(&i) = firsts.get(&no) {
+                out.insert(i, r.try_get(1)?);
+            }
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+/// Decides each vote as the SQLite store does, one by one in batch order:
+/// the first ballot of a key not yet in the table is accepted; any other is
+/// a replay when its ballot id is the key's recorded one, else already_voted.
+fn decide_votes(
+    batch: &Batch,
+    existing: &HashMap<usize, String>,
+    last_seq: i64,
+) -> Vec<VoteOutcome> {
+    let mut out = Vec::with_capacity(batch.votes.len());
+    let mut next = last_seq;
+    let mut owner: Option<((i64, i64), &str)> = None;
+    for (i, v) in batch.votes.iter().enumerate() {
+        let key = (v.election_no, v.voter_no);
+        let first = match owner {
+            Some((k, ballot)) if k == key => ballot,
+            _ => match existing.get(&i) {
+                Some(ballot) => {
+                    owner = Some((key, ballot));
+                    ballot
+                }
+                None => {
+                    next += 1;
+                    owner = Some((key, &v.ballot_id));
+                    out.push(VoteOutcome::Accepted(next));
+                    continue;
+                }
+            },
+        };
+        out.push(if first == v.ballot_id {
+            VoteOutcome::Replay
+        } else {
+            VoteOutcome::AlreadyVoted(first.to_string())
+        });
+    }
+    out
+}
+
+fn copy_votes(
+    tx: &mut Transaction<'_>,
+    batch: &Batch,
+    outcome: &[VoteOutcome],
+) -> Result<(), postgres::Error> {
+    if !outcome
+        .iter()
+        .any(|o| matches!(o, VoteOutcome::Accepted(_)))
+    {
+        return Ok(());
+    }
+    let sink = tx.copy_in(
+        "COPY votes (seq, election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
+            election_no, voter_no) FROM STDIN BINARY",
+    )?;
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    let mut times = TimeFormat::default();
+    for (v, o) in batch.votes.iter().zip(outcome) {
+        let VoteOutcome::Accepted(seq) = o else {
+            continue;
+        };
+        w.write(&[
+            seq,
+            &&*v.election_id,
+            &v.voter_id,
+            &&*v.candidate_id,
+            &times.format(v.cast_at),
+            &v.ballot_id,
+            &v.cast_at,
+            &v.election_no,
+            &v.voter_no,
+        ])?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// Inserts rejections unique by ballot id; true for each one that was new.
+/// Within the batch the first of a ballot id wins, as one-by-one inserts would.
+fn insert_rejections(
+    tx: &mut Transaction<'_>,
+    rejections: &[&crate::model::Rejection],
+) -> Result<Vec<bool>, postgres::Error> {
+    if rejections.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = HashSet::new();
+    let firsts: Vec<_> = rejections
+        .iter()
+        .map(|r| seen.insert(r.ballot_id.as_str()))
+        .collect();
+    let pick = |f: &dyn Fn(&crate::model::Rejection) -> Option<&str>| -> Vec<Option<&str>> {
+        rejections
+            .iter()
+            .zip(&firsts)
+            .filter(|(_, first)| **first)
+            .map(|(r, _)| f(r))
+            .collect()
+    };
+    let ids = pick(&|r| Some(r.ballot_id.as_str()));
+    let elections = pick(&|r| r.election_id.as_deref());
+    let voters = pick(&|r| r.voter_id.as_deref());
+    let reasons = pick(&|r| Some(r.reason.as_str()));
+    let details = pick(&|r| Some(r.detail.as_str()));
+    let raws = pick(&|r| Some(r.raw.as_str()));
+    let received: Vec<i64> = rejections
+        .iter()
+        .zip(&firsts)
+        .filter(|(_, first)| **first)
+        .map(|(r, _)| r.received_at)
+        .collect();
+    let rows = tx.query(
+        "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])
+         ON CONFLICT (ballot_id) DO NOTHING RETURNING ballot_id",
+        &[&ids, &elections, &voters, &reasons, &details, &raws, &received],
+    )?;
+    let mut inserted = HashSet::with_capacity(rows.len());
+    for r in &rows {
+        inserted.insert(r.try_get::<_, &str>(0)?);
+    }
+    Ok(rejections
+        .iter()
+        .zip(&firsts)
+        .map(|(r, first)| *first && inserted.contains(r.ballot_id.as_str()))
+        .collect())
+}
+
+/// Writes changed tallies and the position in one transaction: one upsert
+/// per results table, each with the values as arrays.
+pub(super) fn save_tallies(
+    store: &mut PgStore,
+    engine: &str,
+    changed: &[(TallyKey, i64)],
+    position: i64,
+) -> Result<(), StoreError> {
+    let mut t = Tables::default();
+    for (key, value) in changed {
+        t.add(key, *value);
+    }
+    store.with(|c| {
+        let mut tx = c.transaction()?;
+        t.write(&mut tx, engine)?;
+        tx.execute(
+            "INSERT INTO agg_progress (engine, position) VALUES ($1, $2)
+             ON CONFLICT (engine) DO UPDATE SET position = excluded.position",
+            &[&engine, &position],
+        )?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+type Texts<'a> = Vec<&'a str>;
+
+/// Changed tallies, column by column, per results table.
+#[derive(Default)]
+struct Tables<'a> {
+    candidate: (Vec<&'a str>, Vec<&'a str>, Vec<i64>),
+    state: (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<i64>),
+    demographic: (Texts<'a>, Texts<'a>, Texts<'a>, Texts<'a>, Vec<i64>),
+    minute: (Vec<&'a str>, Vec<i64>, Vec<&'a str>, Vec<i64>),
+    late: (Vec<&'a str>, Vec<i64>),
+    max_cast: (Vec<&'a str>, Vec<i64>),
+}
+
+impl<'a> Tables<'a> {
+    fn add(&mut self, key: &'a TallyKey, value: i64) {
+        match key {
+            TallyKey::Candidate {
+                election,
+                candidate,
+            } => {
+                let t = &mut self.candidate;
+                t.0.push(election);
+                t.1.push(candidate);
+                t.2.push(value);
+            }
+            TallyKey::State {
+                election,
+                state,
+                candidate,
+            } => {
+                let t = &mut self.state;
+                t.0.push(election);
+                t.1.push(state);
+                t.2.push(candidate);
+                t.3.push(value);
+            }
+            TallyKey::Demographic {
+                election,
+                age_band,
+                gender,
+                candidate,
+            } => {
+                let t = &mut self.demographic;
+                t.0.push(election);
+                t.1.push(age_band.as_str());
+                t.2.push(gender.as_str());
+                t.3.push(candidate);
+                t.4.push(value);
+            }
+            TallyKey::Minute {
+                election,
+                minute,
+                candidate,
+            } => {
+                let t = &mut self.minute;
+                t.0.push(election);
+                t.1.push(*minute);
+                t.2.push(candidate);
+                t.3.push(value);
+            }
+            TallyKey::Late { election } => {
+                self.late.0.push(election);
+                self.late.1.push(value);
+            }
+            TallyKey::MaxCastAt { election } => {
+                self.max_cast.0.push(election);
+                self.max_cast.1.push(value);
+            }
+        }
+    }
+
+    fn write(&self, tx: &mut Transaction<'_>, engine: &str) -> Result<(), postgres::Error> {
+        if !self.candidate.0.is_empty() {
+            let t = &self.candidate;
+            tx.execute(
+                "INSERT INTO results_candidate (engine, election_id, candidate_id, votes)
+                 SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::int8[])
+                 ON CONFLICT (engine, election_id, candidate_id) DO UPDATE SET votes = excluded.votes",
+                &[&engine, &t.0, &t.1, &t.2],
+            )?;
+        }
+        if !self.state.0.is_empty() {
+            let t = &self.state;
+            tx.execute(
+                "INSERT INTO results_state (engine, election_id, state, candidate_id, votes)
+                 SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[])
+                 ON CONFLICT (engine, election_id, state, candidate_id) DO UPDATE SET votes = excluded.votes",
+                &[&engine, &t.0, &t.1, &t.2, &t.3],
+            )?;
+        }
+        if !self.demographic.0.is_empty() {
+            let t = &self.demographic;
+            tx.execute(
+                "INSERT INTO results_demographic (engine, election_id, age_band, gender, candidate_id, votes)
+                 SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
+                 ON CONFLICT (engine, election_id, age_band, gender, candidate_id)
+                 DO UPDATE SET votes = excluded.votes",
+                &[&engine, &t.0, &t.1, &t.2, &t.3, &t.4],
+            )?;
+        }
+        if !self.minute.0.is_empty() {
+            let t = &self.minute;
+            tx.execute(
+                "INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes)
+                 SELECT $1::text, * FROM unnest($2::text[], $3::int8[], $4::text[], $5::int8[])
+                 ON CONFLICT (engine, election_id, minute, candidate_id) DO UPDATE SET votes = excluded.votes",
+                &[&engine, &t.0, &t.1, &t.2, &t.3],
+            )?;
+        }
+        if !self.late.0.is_empty() {
+            tx.execute(
+                "INSERT INTO results_election (engine, election_id, late_votes)
+                 SELECT $1::text, * FROM unnest($2::text[], $3::int8[])
+                 ON CONFLICT (engine, election_id) DO UPDATE SET late_votes = excluded.late_votes",
+                &[&engine, &self.late.0, &self.late.1],
+            )?;
+        }
+        if !self.max_cast.0.is_empty() {
+            tx.execute(
+                "INSERT INTO results_election (engine, election_id, max_cast_at)
+                 SELECT $1::text, * FROM unnest($2::text[], $3::int8[])
+                 ON CONFLICT (engine, election_id) DO UPDATE SET max_cast_at = excluded.max_cast_at",
+                &[&engine, &self.max_cast.0, &self.max_cast.1],
+            )?;
+        }
+        Ok(())
+    }
+}

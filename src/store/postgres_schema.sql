@@ -1,0 +1,122 @@
+-- votestream's PostgreSQL schema: the original's tables and column names
+-- (candidates, voters, votes) plus what it lacked, mirroring
+-- sqlite_schema.sql. Idempotent: run at every open, under an advisory lock so
+-- two processes opening a fresh database at once do not race.
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS elections (
+    election_no BIGSERIAL PRIMARY KEY,
+    election_id TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    opens_at    BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS candidates (
+    candidate_id      TEXT NOT NULL,
+    election_id       TEXT NOT NULL REFERENCES elections(election_id),
+    candidate_name    TEXT NOT NULL,
+    party_affiliation TEXT NOT NULL,
+    biography         TEXT NOT NULL,
+    campaign_platform TEXT NOT NULL,
+    photo_url         TEXT NOT NULL,
+    PRIMARY KEY (election_id, candidate_id)
+);
+
+-- Voters are shared by every election; voter_no is registration order.
+CREATE TABLE IF NOT EXISTS voters (
+    voter_no            BIGSERIAL PRIMARY KEY,
+    voter_id            TEXT NOT NULL UNIQUE,
+    voter_name          TEXT NOT NULL,
+    date_of_birth       TEXT NOT NULL,
+    gender              TEXT NOT NULL,
+    nationality         TEXT NOT NULL,
+    registration_number TEXT NOT NULL,
+    address_street      TEXT NOT NULL,
+    address_city        TEXT NOT NULL,
+    address_state       TEXT NOT NULL,
+    address_country     TEXT NOT NULL,
+    address_postcode    TEXT NOT NULL,
+    email               TEXT NOT NULL,
+    phone_number        TEXT NOT NULL,
+    cell_number         TEXT NOT NULL,
+    picture             TEXT NOT NULL,
+    registered_age      INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS registry_stats (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    voters BIGINT NOT NULL
+);
+INSERT INTO registry_stats (id, voters) VALUES (1, 0) ON CONFLICT DO NOTHING;
+
+-- The ground truth. seq is the votes log position aggregators resume from.
+-- No sequence: record() assigns max(seq) + 1.. while holding an advisory
+-- lock, so seq grows in commit order and without gaps (see postgres.rs).
+CREATE TABLE IF NOT EXISTS votes (
+    seq          BIGINT PRIMARY KEY,
+    election_id  TEXT NOT NULL,
+    voter_id     TEXT NOT NULL,
+    candidate_id TEXT NOT NULL,
+    voting_time  TEXT NOT NULL,
+    vote         INTEGER NOT NULL DEFAULT 1,
+    ballot_id    TEXT NOT NULL,
+    cast_at      BIGINT NOT NULL,
+    election_no  BIGINT NOT NULL,
+    voter_no     BIGINT NOT NULL,
+    UNIQUE (election_no, voter_no)
+);
+
+CREATE TABLE IF NOT EXISTS rejected_ballots (
+    id          BIGSERIAL PRIMARY KEY,
+    ballot_id   TEXT NOT NULL UNIQUE,
+    election_id TEXT,
+    voter_id    TEXT,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    raw         TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+
+-- received = accepted + rejected, per election, kept in the processor's transaction.
+CREATE TABLE IF NOT EXISTS ballot_counts (
+    election_id TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    n           BIGINT NOT NULL,
+    PRIMARY KEY (election_id, outcome)
+);
+
+CREATE TABLE IF NOT EXISTS results_candidate (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, candidate_id TEXT NOT NULL,
+    votes BIGINT NOT NULL,
+    PRIMARY KEY (engine, election_id, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_state (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, state TEXT NOT NULL, candidate_id TEXT NOT NULL,
+    votes BIGINT NOT NULL,
+    PRIMARY KEY (engine, election_id, state, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_demographic (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, age_band TEXT NOT NULL, gender TEXT NOT NULL,
+    candidate_id TEXT NOT NULL, votes BIGINT NOT NULL,
+    PRIMARY KEY (engine, election_id, age_band, gender, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_minute (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, minute BIGINT NOT NULL, candidate_id TEXT NOT NULL,
+    votes BIGINT NOT NULL,
+    PRIMARY KEY (engine, election_id, minute, candidate_id)
+);
+CREATE TABLE IF NOT EXISTS results_election (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL,
+    late_votes BIGINT NOT NULL DEFAULT 0, max_cast_at BIGINT,
+    PRIMARY KEY (engine, election_id)
+);
+-- The seq each engine's results are exact up to, written with the results.
+CREATE TABLE IF NOT EXISTS agg_progress (
+    engine   TEXT PRIMARY KEY,
+    position BIGINT NOT NULL
+);
+
+INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -1,0 +1,116 @@
+//! The whole pipeline with PostgreSQL as the store: a clean run, and a run
+//! killed with SIGKILL mid-way and restarted. Each test has its own database.
+
+mod store_support;
+
+use std::time::Duration;
+
+use store_support::{
+    pg_votes_are_unique_and_gap_free, run_ok, votestream, wait_bounded, wait_until, TempDb,
+};
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn run_args<'a>(store: &'a str, rate: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--store",
+        store,
+        "--voters",
+        "100000",
+        "--rate",
+        rate,
+        "--until-done",
+        "--listen",
+        "127.0.0.1:0",
+    ]
+}
+
+fn results(store: &str) -> serde_json::Value {
+    let (out, _) = run_ok(&["results", "--store", store, "--json"], LIMIT);
+    serde_json::from_str(&out).expect("results JSON")
+}
+
+fn audit_passes(store: &str) {
+    let (out, _) = run_ok(&["audit", "--store", store], LIMIT);
+    assert!(out.contains("audit passed"), "{out}");
+}
+
+/// Runs a clean pipeline into `db`; returns its accepted count.
+fn clean_run(db: &TempDb) -> i64 {
+    run_ok(&run_args(&db.url, "max"), LIMIT);
+    audit_passes(&db.url);
+    let r = results(&db.url);
+    let accepted = r["accepted"].as_i64().expect("accepted");
+    assert_eq!(r["counted"].as_i64(), Some(accepted));
+    assert_eq!(
+        r["received"].as_i64(),
+        Some(accepted + r["rejected"].as_i64().expect("rejected"))
+    );
+    assert_eq!(pg_votes_are_unique_and_gap_free(&db.url), accepted);
+    accepted
+}
+
+#[test]
+fn run_until_done_then_audit_passes() {
+    let db = TempDb::new();
+    let accepted = clean_run(&db);
+    assert_eq!(accepted, 80_000, "turnout 0.8 of 100,000 voters");
+    let r = results(&db.url);
+    assert_eq!(r["registered_voters"].as_i64(), Some(100_000));
+    assert!(
+        r["rejected_by_reason"]["already_voted"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0
+    );
+    // Running again over the same store changes nothing: every ballot is a replay.
+    run_ok(&run_args(&db.url, "max"), LIMIT);
+    let again = results(&db.url);
+    assert_eq!(again["accepted"], r["accepted"]);
+    assert_eq!(again["received"], r["received"]);
+    audit_passes(&db.url);
+}
+
+#[test]
+fn sigkill_mid_run_then_restart_loses_and_doubles_nothing() {
+    let clean = TempDb::new();
+    let expected = clean_run(&clean);
+    drop(clean);
+
+    let db = TempDb::new();
+    let mut client = db.client();
+    // Paced, so there is a "middle" to kill in.
+    let child = votestream(&run_args(&db.url, "40000"))
+        .spawn()
+        .expect("votestream starts");
+    let pid = child.id();
+    let mut seen = 0i64;
+    wait_until(LIMIT, "votes to be recorded", || {
+        seen = client
+            .query_one("SELECT COUNT(*) FROM votes", &[])
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        seen >= 20_000
+    });
+    // SAFETY: kill(2) on the pid of the child this test started and has not reaped.
+    let killed = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert_eq!(killed, 0, "SIGKILL the run");
+    let out = wait_bounded(child, LIMIT);
+    assert!(!out.status.success(), "the run was killed, not finished");
+    let at_kill: i64 = client
+        .query_one("SELECT COUNT(*) FROM votes", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        at_kill < expected,
+        "killed mid-run ({at_kill} of {expected} votes)"
+    );
+
+    run_ok(&run_args(&db.url, "max"), LIMIT);
+    audit_passes(&db.url);
+    let r = results(&db.url);
+    assert_eq!(r["accepted"].as_i64(), Some(expected));
+    assert_eq!(r["counted"].as_i64(), Some(expected));
+    assert_eq!(pg_votes_are_unique_and_gap_free(&db.url), expected);
+}

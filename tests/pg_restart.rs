@@ -1,0 +1,88 @@
+//! Connection loss: PostgreSQL restarted while `run` is writing. The stages
+//! retry with backoff and reconnect; the run completes, nothing is lost or
+//! counted twice. Its own test binary, so the restart cannot disturb another
+//! test (cargo runs test binaries one after another).
+
+mod store_support;
+
+use std::time::Duration;
+
+use store_support::{
+    pg_votes_are_unique_and_gap_free, run_ok, votestream, wait_bounded, wait_until, TempDb,
+};
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// Restarts the server the tests use: the project's own via scripts/pg.sh;
+/// with an external server (DATABASE_URL), which this test must not
+/// restart, every connection to the test's database is terminated instead.
+fn lose_connections(db: &TempDb) {
+    if std::env::var("DATABASE_URL").is_ok() {
+        eprintln!("DATABASE_URL set: terminating connections instead of restarting the server");
+        let mut c = db.client();
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .expect("terminate backends");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh");
+    let status = std::process::Command::new("bash")
+        .args([script, "restart"])
+        .status()
+        .expect("scripts/pg.sh runs");
+    assert!(status.success(), "scripts/pg.sh restart failed");
+}
+
+#[test]
+fn postgres_restart_mid_run_loses_nothing() {
+    let db = TempDb::new();
+    let mut client = db.client();
+    let args = [
+        "run",
+        "--store",
+        &db.url,
+        "--voters",
+        "100000",
+        "--rate",
+        "25000",
+        "--until-done",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let child = votestream(&args).spawn().expect("votestream starts");
+    wait_until(LIMIT, "votes to be recorded", || {
+        client
+            .query_one("SELECT COUNT(*) FROM votes", &[])
+            .map(|r| r.get::<_, i64>(0) >= 15_000)
+            .unwrap_or(false)
+    });
+    lose_connections(&db);
+    let out = wait_bounded(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the run survives the restart:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("retrying"),
+        "the restart was felt and retried:\n{stderr}"
+    );
+    let (audit, _) = run_ok(&["audit", "--store", &db.url], LIMIT);
+    assert!(audit.contains("audit passed"), "{audit}");
+    let (json, _) = run_ok(&["results", "--store", &db.url, "--json"], LIMIT);
+    let r: serde_json::Value = serde_json::from_str(&json).expect("results JSON");
+    assert_eq!(
+        r["accepted"].as_i64(),
+        Some(80_000),
+        "every voter who voted, once"
+    );
+    assert_eq!(r["counted"].as_i64(), Some(80_000));
+    assert_eq!(
+        r["received"].as_i64(),
+        Some(80_000 + r["rejected"].as_i64().expect("rejected"))
+    );
+    assert_eq!(pg_votes_are_unique_and_gap_free(&db.url), 80_000);
+}

@@ -1,0 +1,751 @@
+//! The store contract: the same scenarios against SQLite (a temp file) and a
+//! real PostgreSQL (a fresh database per test; see tests/common). A backend
+//! passes only if it behaves exactly like the other.
+
+mod store_support;
+
+use std::sync::Arc;
+
+use store_support::{Raw, TempDb};
+use votestream::aggregate::engine::{Engine, Feed};
+use votestream::aggregate::{Tallies, TallyKey, BUILTIN};
+use votestream::bus::Inbound;
+use votestream::model::{
+    AgeBand, Ballot, Candidate, Election, Gender, RejectReason, Rejection, Voter,
+};
+use votestream::process::{Processor, Registry};
+use votestream::shutdown::Shutdown;
+use votestream::stats::Stats;
+use votestream::store::{self, Batch, Store, StoreError};
+
+const OPENS: i64 = 1_780_000_000_000;
+
+/// Where a scenario runs: a way to open the store (as often as it likes,
+/// like separate processes would) and to look at its tables directly.
+struct Backend {
+    url: String,
+    raw: Raw,
+    _keep: Keep,
+}
+
+enum Keep {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Db(#[allow(dead_code)] TempDb),
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contract.db");
+        Backend {
+            url: format!("sqlite://{}", path.display()),
+            raw: Raw::Sqlite(path),
+            _keep: Keep::Dir(dir),
+        }
+    }
+
+    fn postgres() -> Backend {
+        let db = TempDb::new();
+        Backend {
+            url: db.url.clone(),
+            raw: Raw::Postgres(db.url.clone()),
+            _keep: Keep::Db(db),
+        }
+    }
+
+    fn open(&self) -> Box<dyn Store> {
+        store::open(&self.url).unwrap()
+    }
+}
+
+/// Each scenario becomes two tests, `<name>::sqlite` and `<name>::postgres`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::Backend::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                super::$name(&super::Backend::postgres());
+            }
+        }
+    )*};
+}
+
+contract!(
+    record_decides_accepted_replay_and_already_voted,
+    counters_add_up_and_replays_change_nothing,
+    seq_follows_commit_order_under_concurrent_writers,
+    votes_after_pages_the_log_with_enrichment,
+    tallies_and_position_round_trip,
+    results_and_recount_agree_after_aggregation,
+    hostile_strings_come_back_verbatim,
+    nul_is_refused_by_the_store_and_rejected_by_the_processor,
+    registry_load_is_idempotent_and_ordered,
+    opening_twice_keeps_the_schema_and_data,
+);
+
+fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
+    let e = Election {
+        election_id: id.into(),
+        name: name.into(),
+        opens_at: OPENS,
+    };
+    let cands = (0..3)
+        .map(|i| Candidate {
+            candidate_id: format!("c{i}"),
+            election_id: id.into(),
+            candidate_name: format!("Candidate {i}"),
+            party_affiliation: format!("Party {i}"),
+            biography: "bio".into(),
+            campaign_platform: "platform".into(),
+            photo_url: format!("/avatars/candidate/c{i}.svg"),
+        })
+        .collect();
+    (e, cands)
+}
+
+/// Two elections and `n` generated voters; returns the voters.
+fn setup(b: &Backend, n: u64) -> Vec<Voter> {
+    let mut st = b.open();
+    for id in ["e1", "e2"] {
+        let (e, c) = election(id, &format!("Election {id}"));
+        st.put_election(&e, &c).unwrap();
+    }
+    let voters: Vec<Voter> = votestream::generate::voters(11, n).collect();
+    assert_eq!(st.put_voters(&voters).unwrap(), n);
+    voters
+}
+
+fn ballot(id: &str, election: &str, voter: &Voter, candidate: usize, minute: i64) -> Inbound {
+    Inbound::Ballot(Ballot {
+        ballot_id: id.into(),
+        election_id: election.into(),
+        voter_id: voter.voter_id.clone(),
+        candidate_id: format!("c{candidate}"),
+        cast_at: OPENS + minute * 60_000 + 1_234,
+    })
+}
+
+fn processor(st: &mut dyn Store) -> Processor {
+    Processor::new(Registry::load(st).unwrap())
+}
+
+/// Validates and records; the clock is far enough ahead for every test cast time.
+fn record(st: &mut dyn Store, p: &Processor, ballots: Vec<Inbound>) -> votestream::store::Recorded {
+    let now = OPENS + 1_000 * 60_000;
+    st.record(p.validate_batch(ballots, now))
+        .map_err(|(e, _)| e)
+        .unwrap()
+}
+
+fn garbage(id: &str) -> Rejection {
+    Rejection {
+        ballot_id: id.into(),
+        election_id: Some("e1".into()),
+        voter_id: None,
+        reason: RejectReason::MalformedJson,
+        detail: "not JSON".into(),
+        raw: "{nope".into(),
+        received_at: OPENS,
+    }
+}
+
+fn record_decides_accepted_replay_and_already_voted(b: &Backend) {
+    let v = setup(b, 10);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    let r = record(
+        &mut *st,
+        &p,
+        vec![
+            ballot("b0", "e1", &v[0], 0, 0),
+            ballot("b1", "e1", &v[1], 1, 0),
+            ballot("b1-again", "e1", &v[1], 2, 0), // same voter, other ballot: already_voted
+            ballot("b2", "e1", &v[2], 2, 0),
+            ballot("b2", "e1", &v[2], 2, 0), // the same ballot twice in a batch: a replay
+            ballot("x0", "e2", &v[0], 0, 0), // another election: its own vote
+        ],
+    );
+    let accepted: Vec<&str> = r.votes.iter().map(|v| v.ballot_id.as_str()).collect();
+    let mut sorted = accepted.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["b0", "b1", "b2", "x0"]);
+    let seqs: Vec<i64> = r.votes.iter().map(|v| v.seq).collect();
+    assert_eq!(
+        seqs,
+        [1, 2, 3, 4],
+        "votes come back in seq order, from 1, without gaps"
+    );
+    assert_eq!(r.replays, 1);
+    assert_eq!(r.rejections.len(), 1);
+    assert_eq!(r.rejections[0].ballot_id, "b1-again");
+    assert_eq!(r.rejections[0].reason, RejectReason::AlreadyVoted);
+    assert!(
+        r.rejections[0].detail.contains("b1"),
+        "{}",
+        r.rejections[0].detail
+    );
+
+    // Later batches, from another connection: replays are recognised, a new
+    // ballot from a voter who voted is already_voted, and seq goes on.
+    let mut st2 = b.open();
+    let r = record(
+        &mut *st2,
+        &p,
+        vec![
+            ballot("b0", "e1", &v[0], 0, 0),
+            ballot("b0-second", "e1", &v[0], 1, 0),
+            ballot("b1-again", "e1", &v[1], 2, 0), // the already_voted one, replayed
+            ballot("b3", "e1", &v[3], 0, 0),
+        ],
+    );
+    assert_eq!(r.votes.len(), 1);
+    assert_eq!((r.votes[0].ballot_id.as_str(), r.votes[0].seq), ("b3", 5));
+    assert_eq!(r.replays, 2, "b0 and b1-again were seen before");
+    assert_eq!(r.rejections.len(), 1);
+    assert_eq!(r.rejections[0].ballot_id, "b0-second");
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM votes"), 5);
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM rejected_ballots"), 2);
+}
+
+fn counters_add_up_and_replays_change_nothing(b: &Backend) {
+    let v = setup(b, 20);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    let mut ballots: Vec<Inbound> = (0..15)
+        .map(|i| ballot(&format!("b{i}"), "e1", &v[i], i % 3, 0))
+        .collect();
+    ballots.push(ballot("dup", "e1", &v[0], 1, 0));
+    ballots.push(ballot("ghost", "e1", &v[0], 7, 0)); // unknown candidate
+    ballots.push(Inbound::Raw(b"{broken".to_vec()));
+    let mut batch = p.validate_batch(ballots.clone(), OPENS + 60_000_000);
+    batch.rejections.push(garbage("g1"));
+    let first = st.record(batch).map_err(|(e, _)| e).unwrap();
+    assert_eq!(first.votes.len(), 15);
+    assert_eq!(first.rejections.len(), 4);
+    let check = |st: &mut dyn Store| {
+        let r = st.results("e1", BUILTIN).unwrap();
+        assert_eq!(r.accepted, 15);
+        assert_eq!(r.rejected, 3, "the broken message names no election");
+        assert_eq!(r.received, r.accepted + r.rejected);
+        assert_eq!(r.rejected_by_reason.get("already_voted"), Some(&1));
+        assert_eq!(r.rejected_by_reason.get("unknown_candidate"), Some(&1));
+        assert_eq!(r.rejected_by_reason.get("malformed_json"), Some(&1));
+        assert_eq!(r.registered_voters, 20);
+    };
+    check(&mut *st);
+    // The whole input again (what a restarted simulator does): nothing new.
+    let mut batch = p.validate_batch(ballots, OPENS + 60_000_000);
+    batch.rejections.push(garbage("g1"));
+    let again = st.record(batch).map_err(|(e, _)| e).unwrap();
+    assert!(again.votes.is_empty() && again.rejections.is_empty());
+    assert_eq!(again.replays, 19);
+    check(&mut *st);
+    let other = st.results("e2", BUILTIN).unwrap();
+    assert_eq!((other.accepted, other.rejected), (0, 0));
+}
+
+fn seq_follows_commit_order_under_concurrent_writers(b: &Backend) {
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 12;
+    const PER_BATCH: usize = 25;
+    let v = Arc::new(setup(b, (WRITERS * BATCHES * PER_BATCH) as u64));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut reader = b.open();
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let (v, done) = (v.clone(), done.clone());
+            s.spawn(move || {
+                // Counted as done even when it panics, so the reader stops.
+                struct Done(Arc<std::sync::atomic::AtomicUsize>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                let _done = Done(done);
+                let mut st = b.open();
+                let p = processor(&mut *st);
+                for k in 0..BATCHES {
+                    let ballots = (0..PER_BATCH)
+                        .map(|i| {
+                            let n = (w * BATCHES + k) * PER_BATCH + i;
+                            ballot(&format!("b{n}"), "e1", &v[n], n % 3, 0)
+                        })
+                        .collect();
+                    let r = record(&mut *st, &p, ballots);
+                    assert_eq!(r.votes.len(), PER_BATCH);
+                }
+            });
+        }
+        // A reader tailing the log as the engine does: it must see every seq,
+        // in order, never one before a lower one is visible.
+        let mut position = 0;
+        let total = (WRITERS * BATCHES * PER_BATCH) as i64;
+        loop {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
+            let votes = reader.votes_after(position, 40).unwrap();
+            for vote in &votes {
+                assert_eq!(
+                    vote.seq,
+                    position + 1,
+                    "the log skipped or reordered a vote"
+                );
+                position = vote.seq;
+            }
+            if votes.is_empty() {
+                if finished {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+        assert_eq!(position, total);
+    });
+}
+
+fn votes_after_pages_the_log_with_enrichment(b: &Backend) {
+    let v = setup(b, 30);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    for chunk in 0..3 {
+        let ballots = (0..10)
+            .map(|i| {
+                let n: usize = chunk * 10 + i;
+                ballot(
+                    &format!("b{n}"),
+                    if n.is_multiple_of(2) { "e1" } else { "e2" },
+                    &v[n],
+                    n % 3,
+                    n as i64,
+                )
+            })
+            .collect();
+        record(&mut *st, &p, ballots);
+    }
+    let all = st.votes_after(0, 1000).unwrap();
+    assert_eq!(
+        all.iter().map(|x| x.seq).collect::<Vec<_>>(),
+        (1..=30).collect::<Vec<_>>()
+    );
+    let page = st.votes_after(7, 5).unwrap();
+    assert_eq!(
+        page.iter().map(|x| x.seq).collect::<Vec<_>>(),
+        [8, 9, 10, 11, 12]
+    );
+    assert!(st.votes_after(30, 10).unwrap().is_empty());
+    for x in &all {
+        let n: usize = x.ballot_id[1..].parse().unwrap();
+        let voter = &v[n];
+        assert_eq!(x.voter_id, voter.voter_id);
+        assert_eq!(
+            &*x.election_id,
+            if n.is_multiple_of(2) { "e1" } else { "e2" }
+        );
+        assert_eq!(&*x.candidate_id, format!("c{}", n % 3));
+        assert_eq!(&*x.state, voter.address_state);
+        assert_eq!(x.age_band, AgeBand::of_age(voter.registered_age));
+        assert_eq!(x.gender, voter.gender);
+        assert_eq!(x.cast_at, OPENS + n as i64 * 60_000 + 1_234);
+    }
+}
+
+fn keys() -> Vec<(TallyKey, i64)> {
+    let e: Arc<str> = Arc::from("e1");
+    let c: Arc<str> = Arc::from("c1");
+    vec![
+        (
+            TallyKey::Candidate {
+                election: e.clone(),
+                candidate: c.clone(),
+            },
+            7,
+        ),
+        (
+            TallyKey::State {
+                election: e.clone(),
+                state: Arc::from("Texas"),
+                candidate: c.clone(),
+            },
+            5,
+        ),
+        (
+            TallyKey::Demographic {
+                election: e.clone(),
+                age_band: AgeBand::A25_34,
+                gender: Gender::Female,
+                candidate: c.clone(),
+            },
+            3,
+        ),
+        (
+            TallyKey::Minute {
+                election: e.clone(),
+                minute: OPENS,
+                candidate: c.clone(),
+            },
+            6,
+        ),
+        (
+            TallyKey::Late {
+                election: e.clone(),
+            },
+            1,
+        ),
+        (TallyKey::MaxCastAt { election: e }, OPENS + 59_000),
+    ]
+}
+
+fn tallies_and_position_round_trip(b: &Backend) {
+    setup(b, 1);
+    let mut st = b.open();
+    let (t, pos) = st.load_tallies(BUILTIN).unwrap();
+    assert_eq!((t.iter().count(), pos), (0, 0));
+    st.save_tallies(BUILTIN, &keys(), 42).unwrap();
+    let (t, pos) = b.open().load_tallies(BUILTIN).unwrap();
+    assert_eq!(pos, 42);
+    for (k, v) in keys() {
+        assert_eq!(t.get(&k), v, "{k:?}");
+    }
+    assert_eq!(t.iter().count(), keys().len());
+    // An update of some keys leaves the others; another engine is separate.
+    let (k0, _) = keys().remove(0);
+    st.save_tallies(BUILTIN, &[(k0.clone(), 9)], 43).unwrap();
+    st.save_tallies("spark", &[(k0.clone(), 100)], 5).unwrap();
+    let (t, pos) = st.load_tallies(BUILTIN).unwrap();
+    assert_eq!((t.get(&k0), pos), (9, 43));
+    assert_eq!(t.get(&keys()[1].0), 5);
+    let (t, pos) = st.load_tallies("spark").unwrap();
+    assert_eq!((t.get(&k0), pos, t.iter().count()), (100, 5, 1));
+}
+
+fn results_and_recount_agree_after_aggregation(b: &Backend) {
+    let v = setup(b, 60);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    // Minutes 0..5, then one vote cast at minute 0 after the watermark moved
+    // to minute 5: late with a 60 s allowance.
+    let mut ballots: Vec<Inbound> = (0..59)
+        .map(|i| ballot(&format!("b{i}"), "e1", &v[i], i % 3, (i / 12) as i64))
+        .collect();
+    record(&mut *st, &p, std::mem::take(&mut ballots));
+    let mut engine = Engine::open(b.open(), 60_000).unwrap();
+    engine
+        .run(
+            Feed::Store { follow: false },
+            &Stats::default(),
+            &Shutdown::default(),
+        )
+        .unwrap();
+    record(&mut *st, &p, vec![ballot("late", "e1", &v[59], 0, 0)]);
+    let mut engine = Engine::open(b.open(), 60_000).unwrap();
+    engine
+        .run(
+            Feed::Store { follow: false },
+            &Stats::default(),
+            &Shutdown::default(),
+        )
+        .unwrap();
+    assert_eq!(engine.position(), 60);
+
+    let r = st.results("e1", BUILTIN).unwrap();
+    assert_eq!((r.accepted, r.counted, r.late_votes), (60, 60, 1));
+    let per: Vec<i64> = r.candidates.iter().map(|c| c.total_votes).collect();
+    assert_eq!(per, [21, 20, 19]);
+    let mut by_state = std::collections::BTreeMap::new();
+    for x in &v {
+        *by_state.entry(x.address_state.clone()).or_insert(0i64) += 1;
+    }
+    let got: std::collections::BTreeMap<String, i64> = r
+        .states
+        .iter()
+        .map(|s| (s.state.clone(), s.count))
+        .collect();
+    assert_eq!(got, by_state);
+    let states: Vec<&str> = r.states.iter().map(|s| s.state.as_str()).collect();
+    let mut sorted = states.clone();
+    sorted.sort();
+    assert_eq!(states, sorted, "states in byte order");
+    assert_eq!(r.demographics.iter().map(|d| d.votes).sum::<i64>(), 60);
+    assert_eq!(
+        r.timeline.iter().map(|m| m.votes).sum::<i64>(),
+        59,
+        "the late vote is not in a window"
+    );
+    assert_eq!(
+        r.timeline[0].minute,
+        votestream::model::format_voting_time(OPENS - OPENS % 60_000)
+    );
+
+    let recount: Tallies = st.recount("e1").unwrap();
+    let e: Arc<str> = Arc::from("e1");
+    for (i, n) in per.iter().enumerate() {
+        let k = TallyKey::Candidate {
+            election: e.clone(),
+            candidate: Arc::from(format!("c{i}").as_str()),
+        };
+        assert_eq!(recount.get(&k), *n);
+    }
+    let report = votestream::audit::audit(&mut *st, "e1", BUILTIN).unwrap();
+    assert!(report.is_clean(), "{:?}", report.differences);
+    assert_eq!(report.votes, 60);
+    assert!(st.recount("e2").unwrap().iter().next().is_none());
+    assert!(matches!(
+        st.results("nope", BUILTIN),
+        Err(StoreError::UnknownElection(_))
+    ));
+}
+
+const HOSTILE: [&str; 10] = [
+    "Robert'); DROP TABLE votes; --",
+    "\"double\" and 'single' quotes",
+    "back\\slash \\\\ and \\x00 \\N",
+    "%s %d {} $1 ?1 :name",
+    "新しい候補者 — émoji 🗳️👩🏽‍⚖️",
+    "مرحبا بالعالم (RTL) \u{202E}reversed\u{202C}",
+    "line\nbreak\ttab\r\n",
+    "<script>alert(1)</script>",
+    "",
+    "\u{FEFF}bom and \u{200B}zero width",
+];
+
+fn hostile_strings_come_back_verbatim(b: &Backend) {
+    let mut st = b.open();
+    let (mut e, mut cands) = election("e'1\"\\", HOSTILE[0]);
+    for (i, c) in cands.iter_mut().enumerate() {
+        c.election_id = e.election_id.clone();
+        c.candidate_name = HOSTILE[(i + 1) % HOSTILE.len()].into();
+        c.party_affiliation = HOSTILE[(i + 2) % HOSTILE.len()].into();
+        c.biography = HOSTILE[(i + 3) % HOSTILE.len()].into();
+        c.campaign_platform = HOSTILE[(i + 4) % HOSTILE.len()].into();
+        c.photo_url = HOSTILE[(i + 5) % HOSTILE.len()].into();
+    }
+    cands[1].candidate_id = HOSTILE[4].into();
+    e.name = HOSTILE[5].into();
+    st.put_election(&e, &cands).unwrap();
+    let got = b.open().elections().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].election, e);
+    let mut want = cands.clone();
+    want.sort_by(|a, b| a.candidate_id.cmp(&b.candidate_id));
+    assert_eq!(got[0].candidates, want);
+
+    let voters: Vec<Voter> = (0..HOSTILE.len())
+        .map(|i| {
+            let h = |k: usize| HOSTILE[(i + k) % HOSTILE.len()].to_string();
+            Voter {
+                voter_id: format!("{}#{i}", h(0)),
+                voter_name: h(1),
+                date_of_birth: h(2),
+                gender: Gender::Other,
+                nationality: h(3),
+                registration_number: h(4),
+                address_street: h(5),
+                address_city: h(6),
+                address_state: h(7),
+                address_country: h(8),
+                address_postcode: h(9),
+                email: h(10),
+                phone_number: h(11),
+                cell_number: h(12),
+                picture: h(13),
+                registered_age: 18 + i as u32,
+            }
+        })
+        .collect();
+    assert_eq!(st.put_voters(&voters).unwrap(), voters.len() as u64);
+    for x in &voters {
+        assert_eq!(st.voter(&x.voter_id).unwrap().as_ref(), Some(x));
+    }
+    assert_eq!(st.voter("nobody").unwrap(), None);
+
+    // A hostile vote and hostile rejections, through the processor.
+    let p = processor(&mut *st);
+    let hostile_ballot = Inbound::Ballot(Ballot {
+        ballot_id: HOSTILE[1].into(),
+        election_id: e.election_id.clone(),
+        voter_id: voters[3].voter_id.clone(),
+        candidate_id: HOSTILE[4].into(),
+        cast_at: OPENS + 5_000,
+    });
+    let unknown = Inbound::Ballot(Ballot {
+        ballot_id: HOSTILE[6].into(),
+        election_id: e.election_id.clone(),
+        voter_id: HOSTILE[5].into(),
+        candidate_id: "c0".into(),
+        cast_at: OPENS + 5_000,
+    });
+    let raw = Inbound::Raw(HOSTILE.join(" | ").into_bytes());
+    let r = record(&mut *st, &p, vec![hostile_ballot, unknown, raw]);
+    assert_eq!(r.votes.len(), 1);
+    assert_eq!(r.votes[0].ballot_id, HOSTILE[1]);
+    let logged = st.votes_after(0, 10).unwrap();
+    assert_eq!(logged[0].ballot_id, HOSTILE[1]);
+    assert_eq!(&*logged[0].candidate_id, HOSTILE[4]);
+    assert_eq!(logged[0].voter_id, voters[3].voter_id);
+    assert_eq!(&*logged[0].state, voters[3].address_state);
+    let rows = b.raw.rejections();
+    assert_eq!(rows.len(), 2);
+    let by_id = |id: &str| rows.iter().find(|r| r.0 == id).cloned();
+    let unknown_row = by_id(HOSTILE[6]).expect("the unknown voter's rejection");
+    assert_eq!(unknown_row.1.as_deref(), Some(e.election_id.as_str()));
+    assert_eq!(unknown_row.2.as_deref(), Some(HOSTILE[5]));
+    assert_eq!(unknown_row.3, "unknown_voter");
+    assert!(unknown_row.4.contains(&format!("{:?}", HOSTILE[5])));
+    let raw_row = rows
+        .iter()
+        .find(|r| r.3 == "malformed_json")
+        .expect("the raw message's rejection");
+    assert_eq!(raw_row.5, HOSTILE.join(" | "), "raw kept verbatim");
+    let res = st.results(&e.election_id, BUILTIN).unwrap();
+    assert_eq!(res.election.name, HOSTILE[5]);
+    assert_eq!(
+        (res.accepted, res.rejected),
+        (1, 1),
+        "the raw message names no election"
+    );
+}
+
+fn nul_is_refused_by_the_store_and_rejected_by_the_processor(b: &Backend) {
+    let v = setup(b, 3);
+    let mut st = b.open();
+    let mut bad = v[0].clone();
+    bad.voter_id = "new-voter".into();
+    bad.address_city = "Nul\0City".into();
+    let err = st.put_voters(&[v[1].clone(), bad]).unwrap_err();
+    assert!(matches!(err, StoreError::NulInText { .. }), "{err}");
+    assert!(err.to_string().contains("address_city"), "{err}");
+    assert_eq!(
+        b.raw.scalar("SELECT COUNT(*) FROM voters"),
+        3,
+        "nothing of the batch written"
+    );
+    let (mut e, c) = election("e3", "with \0 NUL");
+    assert!(matches!(
+        st.put_election(&e, &c),
+        Err(StoreError::NulInText { .. })
+    ));
+    e.name = "fine".into();
+    st.put_election(&e, &c).unwrap();
+
+    let p = processor(&mut *st);
+    let with_nul = |ballot_id: &str, voter_id: &str| {
+        Inbound::Ballot(Ballot {
+            ballot_id: ballot_id.into(),
+            election_id: "e1".into(),
+            voter_id: voter_id.into(),
+            candidate_id: "c0".into(),
+            cast_at: OPENS,
+        })
+    };
+    let ballots = vec![
+        with_nul("b\0nul", &v[0].voter_id),
+        with_nul("b-ok", &format!("{}\0", v[1].voter_id)),
+        Inbound::Raw(b"{\"ballot_id\":\"r\\u0000\",\"voter_id\":5}\0".to_vec()),
+    ];
+    let r = record(&mut *st, &p, ballots.clone());
+    assert!(r.votes.is_empty());
+    assert_eq!(r.rejections.len(), 3);
+    // Replayed: recognised (the ids derived for NUL ballots are stable).
+    let again = record(&mut *st, &p, ballots);
+    assert_eq!((again.rejections.len(), again.replays), (0, 3));
+    let rows = b.raw.rejections();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        for text in [&row.0, &row.4, &row.5] {
+            assert!(!text.contains('\0'));
+        }
+    }
+    assert!(
+        rows[0].0.starts_with("raw-") && rows[0].3 == "invalid_field",
+        "{rows:?}"
+    );
+    assert!(
+        rows[0].5.contains("b\\u0000nul"),
+        "the ballot, NUL escaped as JSON: {}",
+        rows[0].5
+    );
+    assert_eq!((rows[1].0.as_str(), rows[1].2.as_deref()), ("b-ok", None));
+    assert!(
+        rows[1].4.contains("voter_id contains U+0000"),
+        "{}",
+        rows[1].4
+    );
+    assert!(rows[2].5.ends_with('\u{FFFD}'), "{}", rows[2].5);
+}
+
+fn registry_load_is_idempotent_and_ordered(b: &Backend) {
+    let v = setup(b, 50);
+    let mut st = b.open();
+    assert_eq!(st.put_voters(&v[10..20]).unwrap(), 0, "all known");
+    let more: Vec<Voter> = votestream::generate::voters(11, 80).collect();
+    // Overlapping chunk, with a duplicate inside it: only the 30 new count.
+    let mut chunk = more[40..80].to_vec();
+    chunk.push(more[60].clone());
+    assert_eq!(st.put_voters(&chunk).unwrap(), 30);
+    let mut seen = Vec::new();
+    let mut nos = Vec::new();
+    st.scan_voters(&mut |k| {
+        seen.push(k.voter_id.to_string());
+        nos.push(k.voter_no);
+    })
+    .unwrap();
+    let want: Vec<String> = more.iter().map(|x| x.voter_id.clone()).collect();
+    assert_eq!(seen, want, "registration order");
+    assert!(nos.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(st.results("e1", BUILTIN).unwrap().registered_voters, 80);
+    // A CSV import goes through the same path.
+    let mut csv = Vec::new();
+    let extra: Vec<Voter> = votestream::generate::voters(12, 5).collect();
+    votestream::generate::write_csv(&extra, &mut csv).unwrap();
+    let imported = votestream::generate::from_csv(&csv[..]).unwrap();
+    assert_eq!(st.put_voters(&imported).unwrap(), 5);
+    assert_eq!(
+        st.voter(&extra[2].voter_id).unwrap().as_ref(),
+        Some(&extra[2])
+    );
+}
+
+fn opening_twice_keeps_the_schema_and_data(b: &Backend) {
+    setup(b, 5);
+    // Concurrent opens of an existing store, and again after writing.
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| drop(b.open()));
+        }
+    });
+    let mut st = b.open();
+    assert_eq!(st.elections().unwrap().len(), 2);
+    assert_eq!(st.results("e1", BUILTIN).unwrap().registered_voters, 5);
+}
+
+/// PostgreSQL only: a connection killed under the store is replaced on the
+/// next call, and the caller's retry loses nothing.
+#[test]
+fn postgres_reconnects_after_its_connection_is_killed() {
+    let b = Backend::postgres();
+    let v = setup(&b, 10);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    record(&mut *st, &p, vec![ballot("b0", "e1", &v[0], 0, 0)]);
+    let Raw::Postgres(url) = &b.raw else {
+        unreachable!()
+    };
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    assert!(!killed.is_empty());
+    let batch: Batch = p.validate_batch(vec![ballot("b1", "e1", &v[1], 0, 0)], OPENS + 60_000);
+    let r = votestream::process::record_with_retry(&mut *st, batch, &Shutdown::default()).unwrap();
+    assert_eq!(r.votes.len(), 1);
+    assert_eq!(r.votes[0].seq, 2);
+    assert_eq!(st.results("e1", BUILTIN).unwrap().accepted, 2);
+}

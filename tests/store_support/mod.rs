@@ -1,0 +1,243 @@
+//! Helpers the integration tests share: a fresh PostgreSQL database per test,
+//! and direct SQL on either backend to check what a store actually wrote.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The server the PostgreSQL tests use. Never skips: without one the test
+/// fails and says how to get one.
+pub fn pg_server_url() -> String {
+    std::env::var("VOTESTREAM_TEST_PG_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no PostgreSQL for the tests: run `bash scripts/pg.sh start` and export \
+                 VOTESTREAM_TEST_PG_URL=$(bash scripts/pg.sh url) (or set DATABASE_URL); \
+                 `bash scripts/test.sh` does both"
+            )
+        })
+}
+
+/// A database of its own, created fresh and dropped at the end, so tests run
+/// in parallel without seeing each other's rows.
+pub struct TempDb {
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+impl TempDb {
+    pub fn new() -> TempDb {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let server = pg_server_url();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "test_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos
+        );
+        let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {server}: {e} (run `bash scripts/pg.sh start`)")
+        });
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+        let url = with_database(&server, &name);
+        TempDb { url, name, server }
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the test database")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// The server URL with its database replaced.
+pub fn with_database(server: &str, db: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{base}/{db}{query}")
+}
+
+/// One row of `rejected_ballots`, as stored.
+pub type RejectionRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+/// Direct SQL on a store's database, whichever backend it is.
+pub enum Raw {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Raw {
+    pub fn rejections(&self) -> Vec<RejectionRow> {
+        let sql = "SELECT ballot_id, election_id, voter_id, reason, detail, raw FROM rejected_ballots ORDER BY id";
+        match self {
+            Raw::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut s = c.prepare(sql).unwrap();
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+            Raw::Postgres(url) => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                c.query(sql, &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+                    .collect()
+            }
+        }
+    }
+
+    /// A single integer from a query (counts, max).
+    pub fn scalar(&self, sql: &str) -> i64 {
+        match self {
+            Raw::Sqlite(p) => rusqlite::Connection::open(p)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+            Raw::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .query_one(sql, &[])
+                .unwrap()
+                .get(0),
+        }
+    }
+}
+
+/// The votestream binary under test, with its output captured.
+pub fn votestream(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_votestream"));
+    c.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// Runs to completion (bounded: killed and failed after `limit`); returns
+/// stdout and stderr, failing the test on a non-zero exit.
+pub fn run_ok(args: &[&str], limit: std::time::Duration) -> (String, String) {
+    let child = votestream(args).spawn().expect("votestream starts");
+    let out = wait_bounded(child, limit);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        out.status.success(),
+        "votestream {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// Waits for a child we started, killing it (only it) if it outlives `limit`.
+pub fn wait_bounded(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    // Drain the pipes meanwhile, so a chatty child never blocks on a full pipe.
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = so.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = se.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for votestream") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("votestream did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Polls `f` until it is true, failing the test after `limit`.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Checks the votes table of a PostgreSQL store: one vote per (election,
+/// voter), and seq exactly 1..=count. Returns the count.
+pub fn pg_votes_are_unique_and_gap_free(url: &str) -> i64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    let row = c
+        .query_one(
+            "SELECT COUNT(*), COUNT(DISTINCT (election_no, voter_no)), COALESCE(MIN(seq), 1), COALESCE(MAX(seq), 0)
+             FROM votes",
+            &[],
+        )
+        .expect("count votes");
+    let (n, distinct, min, max): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(n, distinct, "a voter has two votes in one election");
+    assert_eq!((min, max), (1, n), "seq is not 1..=count");
+    n
+}
