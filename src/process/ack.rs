@@ -50,7 +50,7 @@ pub(crate) fn resolve(pending: Vec<Pending>, recorded: &Recorded) {
     let mut decided: HashMap<&str, Outcome> = pending
         .iter()
         .filter(|p| p.early.is_none())
-        .map(|p| (p.ballot_id.as_str(), already_voted(None)))
+        .map(|p| (p.ballot_id.as_str(), already_voted()))
         .collect();
     // Scans are over the batch, lookups in the (small) pending map.
     for v in &recorded.votes {
@@ -68,7 +68,9 @@ pub(crate) fn resolve(pending: Vec<Pending>, recorded: &Recorded) {
     for r in &recorded.rejections {
         if r.reason == RejectReason::AlreadyVoted {
             if let Some(o) = decided.get_mut(r.ballot_id.as_str()) {
-                *o = already_voted(Some(&r.detail));
+                // Not the store's detail (it names the first ballot): a replay
+                // must get the same words.
+                *o = already_voted();
             }
         }
     }
@@ -84,7 +86,7 @@ pub(crate) fn resolve(pending: Vec<Pending>, recorded: &Recorded) {
             None => decided
                 .get(&p.ballot_id)
                 .cloned()
-                .unwrap_or_else(|| already_voted(None)),
+                .unwrap_or_else(already_voted),
         };
         // The waiter may have given up (client gone): nothing to do then.
         let _ = p.ack.0.send(Decision {
@@ -94,11 +96,9 @@ pub(crate) fn resolve(pending: Vec<Pending>, recorded: &Recorded) {
     }
 }
 
-fn already_voted(detail: Option<&str>) -> Outcome {
+fn already_voted() -> Outcome {
     Outcome::Rejected {
         reason: RejectReason::AlreadyVoted,
-        detail: detail
-            .unwrap_or("voter already voted in this election")
-            .to_string(),
+        detail: "voter already voted in this election".to_string(),
     }
 }
