@@ -14,5 +14,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -- -D warnings"
 cargo clippy --release --all-targets -- -D warnings
+echo "== headless Chromium for the dashboard test"
+bash scripts/browser.sh
 echo "== cargo test --release"
 cargo test --release -- --test-threads 2
