@@ -239,6 +239,18 @@ enum Command {
         /// Where to put the scratch databases (removed afterwards).
         #[arg(long, default_value = "target/bench")]
         dir: std::path::PathBuf,
+        /// Measure the HTTP side instead: ballot intake and SSE fan-out.
+        #[arg(long)]
+        http: bool,
+        /// With --http: concurrent keep-alive connections casting ballots.
+        #[arg(long, default_value_t = 256)]
+        connections: usize,
+        /// With --http: concurrent SSE viewers.
+        #[arg(long, default_value_t = 5000)]
+        viewers: usize,
+        /// With --http: seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -463,8 +475,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Bench { voters, dir } => {
-            let report = votestream::bench::run(voters, &dir, progress)?;
+        Command::Bench {
+            voters,
+            dir,
+            http,
+            connections,
+            viewers,
+            seconds,
+        } => {
+            let report = if http {
+                let cfg = votestream::bench_http::HttpBench {
+                    voters,
+                    connections,
+                    viewers,
+                    seconds,
+                };
+                votestream::bench_http::run(&cfg, &dir)?
+            } else {
+                votestream::bench::run(voters, &dir, progress)?
+            };
             print!("{report}");
         }
     }

@@ -257,7 +257,7 @@ fn random_id() -> String {
 }
 
 fn hash(parts: &[&[u8]]) -> String {
-    let mut h = SipHasher13::new_with_keys(0x6874_7470, 0x6b65_79);
+    let mut h = SipHasher13::new_with_keys(0x6874_7470, 0x006b_6579);
     for p in parts {
         h.write_usize(p.len());
         h.write(p);

@@ -119,7 +119,7 @@ pub fn start(
                     break; // the server is gone
                 }
                 let snap = maker.make(&mut *store, &stats, &health, tick);
-                if maker.changed || tick % REFRESH_EVERY_TICKS == 0 {
+                if maker.changed || tick.is_multiple_of(REFRESH_EVERY_TICKS) {
                     tx.send_replace(Arc::new(snap));
                 }
             }

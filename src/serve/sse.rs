@@ -80,7 +80,7 @@ async fn next_frame(mut v: Viewer) -> Option<(Result<Bytes, Infallible>, Viewer)
             Ok(Err(_)) => return None, // the server is stopping
             Ok(Ok(())) => {
                 let snap = v.rx.borrow_and_update().clone();
-                let due = v.last_tick.map_or(true, |t| snap.tick >= t + v.every);
+                let due = v.last_tick.is_none_or(|t| snap.tick >= t + v.every);
                 if let (true, Some(view)) = (due, snap.view(&v.id)) {
                     v.last_tick = Some(snap.tick);
                     return Some((Ok(view.frame.clone()), v));
