@@ -26,5 +26,7 @@ if [[ -z "${VOTESTREAM_TEST_PG_URL:-}" ]]; then
   export VOTESTREAM_TEST_PG_URL
 fi
 
+echo "== headless Chromium for the dashboard test"
+bash scripts/browser.sh
 echo "== cargo test --release"
 cargo test --release -- --test-threads 2

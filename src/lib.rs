@@ -7,10 +7,10 @@
 //! - [`simulate`]: a deterministic stream of ballots, good and bad.
 //! - [`process`]: parse and validate ballots, one vote per voter, enrich.
 //! - [`aggregate`]: the built-in engine's live tallies, persisted exactly.
-//! - [`serve`]: the HTTP page and results API.
+//! - [`serve`]: the live dashboard, ballot and read APIs, SSE, metrics.
 //! - [`pipeline`]: wires the stages together for `votestream run`.
 //! - [`audit`]: recomputes every tally from the votes table.
-//! - [`bench`]: `votestream bench`.
+//! - [`bench`]: `votestream bench`; [`bench_http`]: `votestream bench --http`.
 //!
 //! Two seams, each a small interface chosen by URL: [`bus`] (in-process
 //! channels now; Kafka next) and [`store`] (SQLite or PostgreSQL).
@@ -21,6 +21,7 @@
 pub mod aggregate;
 pub mod audit;
 pub mod bench;
+pub mod bench_http;
 pub mod bus;
 pub mod generate;
 pub mod model;

@@ -43,6 +43,57 @@ struct Common {
 }
 
 #[derive(Args, Clone)]
+struct HttpArgs {
+    /// Address for the dashboard and the API (port 0: any free port).
+    #[arg(long, env = "VOTESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer token for casting ballots (random and printed when unset).
+    #[arg(long, env = "VOTESTREAM_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Bearer token for admin operations (random and printed when unset).
+    #[arg(long, env = "VOTESTREAM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Requests per second per client IP on writing endpoints (0: no limit).
+    #[arg(long, env = "VOTESTREAM_RATE_LIMIT", default_value_t = 1000.0)]
+    rate_limit: f64,
+    /// Requests a client may make at once before the rate limit applies.
+    #[arg(long, env = "VOTESTREAM_RATE_BURST", default_value_t = 2000.0)]
+    rate_burst: f64,
+    /// Largest ballot body accepted, in bytes.
+    #[arg(long, env = "VOTESTREAM_MAX_BODY", default_value_t = 16 * 1024)]
+    max_body: usize,
+    /// Threads serving HTTP.
+    #[arg(long, env = "VOTESTREAM_HTTP_WORKERS", default_value_t = 2)]
+    http_workers: usize,
+    /// Write the bound address to this file once listening.
+    #[arg(long, env = "VOTESTREAM_ADDR_FILE")]
+    addr_file: Option<std::path::PathBuf>,
+}
+
+impl HttpArgs {
+    fn options(&self) -> votestream::serve::HttpOptions {
+        let token = |given: &Option<String>, what: &str| match given {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => {
+                let t = votestream::serve::Tokens::random();
+                eprintln!("{what} token (generated): {t}");
+                t
+            }
+        };
+        votestream::serve::HttpOptions {
+            listen: self.listen,
+            tokens: votestream::serve::Tokens {
+                api: token(&self.api_token, "API"),
+                admin: token(&self.admin_token, "admin"),
+            },
+            rate_limit: self.rate_limit,
+            rate_burst: self.rate_burst,
+            max_body: self.max_body,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
 struct SimArgs {
     /// Seed for the electorate and the ballots: same seed, same data.
     #[arg(long, env = "VOTESTREAM_SEED", default_value_t = 42)]
@@ -97,9 +148,8 @@ enum Command {
         /// Exit once every simulated ballot is processed and counted.
         #[arg(long, env = "VOTESTREAM_UNTIL_DONE")]
         until_done: bool,
-        /// Address for the page and the API.
-        #[arg(long, env = "VOTESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Create the default election and generate (or import) the registry.
     #[command(
@@ -155,13 +205,17 @@ enum Command {
         #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
         allowance_secs: u64,
     },
-    /// Serve the live page and the results API.
-    #[command(after_help = "Examples:\n  votestream serve --listen 127.0.0.1:8080")]
+    /// Serve the dashboard and the API; process and count ballots cast over HTTP.
+    #[command(
+        after_help = "Examples:\n  votestream serve --listen 127.0.0.1:8080\n  VOTESTREAM_API_TOKEN=s3cret votestream serve\n  curl -H 'Authorization: Bearer s3cret' -H 'Idempotency-Key: k1' \\\n    -d '{\"voter_id\":\"…\",\"candidate_id\":\"…\"}' http://127.0.0.1:8080/api/v1/elections/general-2026/ballots"
+    )]
     Serve {
         #[command(flatten)]
         common: Common,
-        #[arg(long, env = "VOTESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
+        allowance_secs: u64,
     },
     /// Print the current results.
     #[command(after_help = "Examples:\n  votestream results\n  votestream results --json")]
@@ -191,6 +245,18 @@ enum Command {
         /// Where to put the scratch databases (removed afterwards).
         #[arg(long, default_value = "target/bench")]
         dir: std::path::PathBuf,
+        /// Measure the HTTP side instead: ballot intake and SSE fan-out.
+        #[arg(long)]
+        http: bool,
+        /// With --http: concurrent keep-alive connections casting ballots.
+        #[arg(long, default_value_t = 256)]
+        connections: usize,
+        /// With --http: concurrent SSE viewers.
+        #[arg(long, default_value_t = 5000)]
+        viewers: usize,
+        /// With --http: seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -228,7 +294,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             sim,
             voters,
             until_done,
-            listen,
+            http,
         } => {
             check_bus(&common)?;
             let summary = pipeline::run(RunConfig {
@@ -238,7 +304,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 sim: sim.config(),
                 rate: sim.rate,
                 until_done,
-                listen,
+                simulate: true,
+                http: http.options(),
+                http_workers: http.http_workers,
+                addr_file: http.addr_file.clone(),
                 progress,
             })?;
             print!("{}", summary.render());
@@ -293,6 +362,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     let r = match b {
                         Inbound::Ballot(b) => writeln!(w, "{}", ballot_json(&b)),
                         Inbound::Raw(bytes) => w.write_all(&bytes).and_then(|_| w.write_all(b"\n")),
+                        // The simulator only makes typed and raw ballots.
+                        Inbound::Rejected(_) | Inbound::Acked(..) => Ok(()),
                     };
                     if let Err(e) = r {
                         failed = Some(e);
@@ -360,23 +431,30 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             .map_err(|_| anyhow::anyhow!("aggregator panicked"))??;
             println!("aggregated votes {}..={}", before + 1, engine.position());
         }
-        Command::Serve { common, listen } => {
-            let rt = tokio::runtime::Runtime::new()?;
-            let st = store::open(&common.store)?;
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(listen).await?;
-                eprintln!("serving http://{}/", listener.local_addr()?);
-                let app = votestream::serve::router(votestream::serve::AppState::new(
-                    st,
-                    common.election,
-                ));
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = tokio::signal::ctrl_c().await;
-                    })
-                    .await?;
-                anyhow::Ok(())
+        Command::Serve {
+            common,
+            http,
+            allowance_secs,
+        } => {
+            check_bus(&common)?;
+            let sim = SimConfig {
+                allowance_ms: allowance_ms(allowance_secs),
+                ..SimConfig::default()
+            };
+            let summary = pipeline::run(RunConfig {
+                store_url: common.store,
+                election_id: common.election,
+                voters: 0,
+                sim,
+                rate: Rate::Max,
+                until_done: false,
+                simulate: false,
+                http: http.options(),
+                http_workers: http.http_workers,
+                addr_file: http.addr_file.clone(),
+                progress,
             })?;
+            print!("{}", summary.results.render_text());
         }
         Command::Results { common, json } => {
             let mut st = store::open(&common.store)?;
@@ -403,12 +481,29 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Bench { voters, dir, store } => {
-            let report = match store {
-                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                    votestream::bench::postgres::run(&url, voters, progress)?
-                }
-                _ => votestream::bench::run(voters, &dir, progress)?,
+        Command::Bench {
+            voters,
+            store,
+            dir,
+            http,
+            connections,
+            viewers,
+            seconds,
+        } => {
+            let report = if let Some(url) =
+                store.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+            {
+                votestream::bench::postgres::run(&url, voters, progress)?
+            } else if http {
+                let cfg = votestream::bench_http::HttpBench {
+                    voters,
+                    connections,
+                    viewers,
+                    seconds,
+                };
+                votestream::bench_http::run(&cfg, &dir)?
+            } else {
+                votestream::bench::run(voters, &dir, progress)?
             };
             print!("{report}");
         }

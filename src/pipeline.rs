@@ -2,14 +2,14 @@
 //!
 //! Threads, not tasks, for the stages: each one is a tight loop over big
 //! batches and a blocking store. The tokio runtime only serves HTTP.
+//! `votestream serve` is the same without the simulator.
 //!
 //! ```text
-//! simulator ─ballots─► processor ─votes─► aggregator      serve (HTTP)
-//!                         │                   │               │
-//!                         └──── store: votes, results, progress ┘
+//! simulator ─┬─ballots─► processor ─votes─► aggregator
+//! HTTP intake┘  (acks after commit)  │           │
+//!                    store: votes, results, progress ──► snapshots ──► HTTP
 //! ```
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use crate::generate;
 use crate::model::{now_millis, Millis};
 use crate::process::{self, Processor, Registry};
 use crate::results::Results;
+use crate::serve;
 use crate::shutdown::Shutdown;
 use crate::simulate::{Rate, SimConfig, Simulation};
 use crate::stats::Stats;
@@ -36,7 +37,13 @@ pub struct RunConfig {
     pub sim: SimConfig,
     pub rate: Rate,
     pub until_done: bool,
-    pub listen: SocketAddr,
+    /// False for `serve`: ballots come only over HTTP.
+    pub simulate: bool,
+    pub http: serve::HttpOptions,
+    /// Threads serving HTTP.
+    pub http_workers: usize,
+    /// Where to write the bound address (useful with port 0).
+    pub addr_file: Option<std::path::PathBuf>,
     pub progress: bool,
 }
 
@@ -154,7 +161,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
 /// [`run`], with counters the caller can watch (the benchmark does).
 pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summary> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(cfg.http_workers.max(1))
         .enable_all()
         .build()?;
     let shutdown = Shutdown::default();
@@ -168,73 +175,133 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         cfg.voters,
         cfg.progress,
     )?;
-    let sim = Simulation::load(&mut *store, &cfg.election_id, &cfg.sim)?;
+    let sim = if cfg.simulate {
+        Some(Simulation::load(&mut *store, &cfg.election_id, &cfg.sim)?)
+    } else {
+        None
+    };
     // After a restart, what was already received is replayed at full speed.
     let already = store
         .results(&cfg.election_id, crate::aggregate::BUILTIN)?
         .received as usize;
-    let processor = Processor::new(Registry::load(&mut *store)?);
+    let processor = Arc::new(Processor::new(Registry::load(&mut *store)?));
     let engine = Engine::open(store::open(&cfg.store_url)?, cfg.sim.allowance_ms)?;
 
-    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.listen))?;
+    let (ballot_tx, mut ballot_rx) = memory::ballots();
+    let (vote_tx, vote_rx) = memory::votes();
+    let health = Arc::new(serve::Health::default());
+    let (intake, intake_stop) = serve::Intake::start(ballot_tx.clone());
+    let snapshots = {
+        let _guard = rt.enter();
+        serve::snapshot::start(store::open(&cfg.store_url)?, stats.clone(), health.clone())
+    };
+    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.http.listen))?;
     let addr = listener.local_addr()?;
-    let app = crate::serve::router(crate::serve::AppState::new(
+    let shared = serve::Shared::new(
         store::open(&cfg.store_url)?,
+        snapshots,
         cfg.election_id.clone(),
-    ));
+        &cfg.http,
+        serve::Pipeline {
+            intake: Some(intake),
+            processor: Some(processor.clone()),
+            health: health.clone(),
+        },
+    );
+    let stop_http = shutdown.clone();
     rt.spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let stop = async move {
+            while !stop_http.is_requested() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if let Err(e) = serve::serve(listener, shared, stop).await {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
+    if let Some(path) = &cfg.addr_file {
+        std::fs::write(path, addr.to_string()).context("writing --addr-file")?;
+    }
     eprintln!(
         "dashboard: http://{addr}/  (results API: http://{addr}/api/v1/elections/{}/results)",
         cfg.election_id
     );
 
     let started = Instant::now();
-    let (ballot_tx, mut ballot_rx) = memory::ballots();
-    let (vote_tx, vote_rx) = memory::votes();
-
     let stages = std::thread::scope(|s| -> anyhow::Result<()> {
         let processing = s.spawn(|| {
+            health.processor_running.store(true, Relaxed);
             let sink = VoteSink::Memory(vote_tx);
-            process::run(
+            let r = process::run(
                 &processor,
                 &mut *store,
                 &mut ballot_rx,
                 Some(&sink),
                 &stats,
                 &shutdown,
-            )
+            );
+            health.processor_running.store(false, Relaxed);
+            r
         });
         let aggregating = s.spawn(|| {
+            health.aggregator_running.store(true, Relaxed);
             let mut engine = engine;
-            engine.run(Feed::Memory(vote_rx), &stats, &shutdown)
+            let r = engine.run(Feed::Memory(vote_rx), &stats, &shutdown);
+            health.aggregator_running.store(false, Relaxed);
+            r
         });
-        let simulating = s.spawn(|| {
-            let sent = sim.run(already, cfg.rate, &shutdown, |batch| {
-                stats.sent.fetch_add(batch.len() as u64, Relaxed);
-                ballot_tx.send(batch)
-            });
-            drop(ballot_tx);
-            sent
+        let simulating = sim.as_ref().map(|sim| {
+            let ballot_tx = ballot_tx.clone();
+            let (stats, shutdown) = (&stats, &shutdown);
+            s.spawn(move || {
+                sim.run(already, cfg.rate, shutdown, |batch| {
+                    stats.sent.fetch_add(batch.len() as u64, Relaxed);
+                    ballot_tx.send(batch)
+                })
+            })
         });
-        let bar = progress_bar(cfg.progress, sim.len() as u64, "ballots");
+        // From here only the simulator and the HTTP intake hold the channel.
+        drop(ballot_tx);
+        let bar = progress_bar(
+            cfg.progress && sim.is_some(),
+            sim.as_ref().map_or(0, |s| s.len() as u64),
+            "ballots",
+        );
+        let mut intake_stop = Some(intake_stop);
+        let mut announced = false;
         while !aggregating.is_finished() {
-            bar.set_position(stats.consumed.load(Relaxed));
-            bar.set_message(format!(
-                "accepted {} rejected {} counted {}",
-                stats.accepted.load(Relaxed),
-                stats.rejected.load(Relaxed),
-                stats.aggregated_seq.load(Relaxed)
-            ));
+            let sim_done = simulating.as_ref().is_none_or(|h| h.is_finished());
+            if sim_done && simulating.is_some() && !announced && !cfg.until_done {
+                announced = true;
+                bar.finish_and_clear();
+                eprintln!(
+                    "simulation finished ({} ballots sent); still serving http://{addr}/ (Ctrl-C to stop)",
+                    stats.sent.load(Relaxed)
+                );
+            }
+            // The intake closes on Ctrl-C, or with --until-done once the
+            // simulator is done; the processor then drains and stops.
+            if shutdown.is_requested() || (cfg.until_done && sim_done) {
+                if let Some(stop) = intake_stop.take() {
+                    stop.stop();
+                }
+            }
+            if !announced {
+                bar.set_position(stats.consumed.load(Relaxed));
+                bar.set_message(format!(
+                    "accepted {} rejected {} counted {}",
+                    stats.accepted.load(Relaxed),
+                    stats.rejected.load(Relaxed),
+                    stats.aggregated_seq.load(Relaxed)
+                ));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         bar.finish_and_clear();
-        simulating
-            .join()
-            .map_err(|_| anyhow::anyhow!("simulator panicked"))?;
+        if let Some(h) = simulating {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("simulator panicked"))?;
+        }
         processing
             .join()
             .map_err(|_| anyhow::anyhow!("processor panicked"))??;
@@ -248,21 +315,13 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
 
     let mut reader = store::open(&cfg.store_url)?;
     let results = reader.results(&cfg.election_id, crate::aggregate::BUILTIN)?;
-    let summary = Summary {
+    rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(Summary {
         results,
         elapsed,
         sent: stats.sent.load(Relaxed),
         replays: stats.replays.load(Relaxed),
-    };
-    if !cfg.until_done && !shutdown.is_requested() {
-        eprint!("{}", summary.render());
-        eprintln!("simulation finished; still serving http://{addr}/ (Ctrl-C to stop)");
-        while !shutdown.is_requested() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    rt.shutdown_timeout(Duration::from_secs(2));
-    Ok(summary)
+    })
 }
 
 /// Lateness allowance in milliseconds from seconds on the command line.

@@ -1,6 +1,7 @@
 //! Live counters shared by the stages of one process: progress bars, the
 //! `--until-done` check and the end-of-run summary read them.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -22,7 +23,13 @@ pub struct Stats {
     /// to measure how long an accepted vote takes to become visible.
     pub track_commits: AtomicBool,
     pub commits: Mutex<Vec<(i64, u64, Instant)>>,
+    /// The last commits (last seq, instant), bounded: the server drains it
+    /// to measure how long a committed vote takes to show in its snapshot.
+    pub recent_commits: Mutex<VecDeque<(i64, Instant)>>,
 }
+
+/// Most commits kept in [`Stats::recent_commits`] when nobody drains it.
+const RECENT_COMMITS: usize = 4096;
 
 impl Stats {
     pub fn record_batch(&self, consumed: u64, r: &Recorded) {
@@ -32,6 +39,12 @@ impl Stats {
         self.replays.fetch_add(r.replays as u64, Relaxed);
         if let Some(last) = r.votes.last() {
             self.recorded_seq.fetch_max(last.seq, Relaxed);
+            if let Ok(mut c) = self.recent_commits.lock() {
+                if c.len() == RECENT_COMMITS {
+                    c.pop_front();
+                }
+                c.push_back((last.seq, Instant::now()));
+            }
             if self.track_commits.load(Relaxed) {
                 if let Ok(mut c) = self.commits.lock() {
                     c.push((last.seq, r.votes.len() as u64, Instant::now()));

@@ -134,8 +134,13 @@ impl Engine {
         let changed = self.tallies.take_dirty();
         let mut backoff = Backoff::default();
         loop {
+            let started = std::time::Instant::now();
             match self.store.save_tallies(BUILTIN, &changed, self.position) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    metrics::histogram!(crate::serve::metrics::AGGREGATOR_SAVE_SECONDS)
+                        .record(started.elapsed().as_secs_f64());
+                    return Ok(());
+                }
                 Err(e) => {
                     if !backoff.wait(&e, shutdown) {
                         self.tallies.mark_dirty(changed.into_iter().map(|(k, _)| k));

@@ -151,7 +151,19 @@ fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> RunConfig
         sim: SimConfig::default(),
         rate,
         until_done: true,
-        listen: ([127, 0, 0, 1], 0).into(),
+        simulate: true,
+        http: crate::serve::HttpOptions {
+            listen: ([127, 0, 0, 1], 0).into(),
+            tokens: crate::serve::Tokens {
+                api: crate::serve::Tokens::random(),
+                admin: crate::serve::Tokens::random(),
+            },
+            rate_limit: 0.0,
+            rate_burst: 1.0,
+            max_body: crate::process::parse::MAX_MESSAGE_BYTES,
+        },
+        http_workers: 1,
+        addr_file: None,
         progress,
     }
 }

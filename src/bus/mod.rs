@@ -10,6 +10,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use crate::model::{Ballot, Rejection, Vote};
+use crate::process::ack::Ack;
 
 /// A closed set of buses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,11 +36,16 @@ impl BusKind {
 }
 
 /// A message of the `ballots` topic: typed when it comes from inside the
-/// process, raw bytes when it crossed a wire and still has to be parsed.
-#[derive(Clone, Debug)]
+/// process, raw bytes when it crossed a wire and still has to be parsed,
+/// already refused when the edge (the HTTP API) found it bad but it must
+/// still be recorded and counted. `Acked` wraps any of them when someone
+/// waits for the answer, which comes once the ballot is committed.
+#[derive(Debug)]
 pub enum Inbound {
     Ballot(Ballot),
     Raw(Vec<u8>),
+    Rejected(Box<Rejection>),
+    Acked(Box<Inbound>, Ack),
 }
 
 /// Where the processor takes ballots from.

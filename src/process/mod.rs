@@ -3,10 +3,12 @@
 //! enriched with what aggregation needs. Every ballot ends as exactly one of
 //! accepted, rejected (with a reason) or a recognised replay.
 
+pub mod ack;
 pub mod parse;
 pub mod registry;
 
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::bus::{BallotSource, Inbound, VoteSink};
 use crate::model::{Ballot, Millis, RejectReason, Rejection, Vote};
@@ -22,24 +24,51 @@ pub const FUTURE_TOLERANCE_MS: Millis = 5_000;
 pub const MAX_BATCH: usize = 65_536;
 
 pub struct Processor {
-    registry: Registry,
+    // Swapped whole when an admin adds an election or voters; a batch
+    // validates against one registry.
+    registry: RwLock<Arc<Registry>>,
 }
 
 impl Processor {
     pub fn new(registry: Registry) -> Processor {
-        Processor { registry }
+        Processor {
+            registry: RwLock::new(Arc::new(registry)),
+        }
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    pub fn registry(&self) -> Arc<Registry> {
+        match self.registry.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the registry (after the store's registry changed).
+    pub fn set_registry(&self, registry: Registry) {
+        let registry = Arc::new(registry);
+        match self.registry.write() {
+            Ok(mut r) => *r = registry,
+            Err(poisoned) => *poisoned.into_inner() = registry,
+        }
     }
 
     /// Checks one ballot against the registry (but not uniqueness: the store
     /// decides that, atomically with the write).
     pub fn validate(&self, inbound: Inbound, now: Millis) -> Result<Vote, Box<Rejection>> {
+        self.validate_with(&self.registry(), inbound, now)
+    }
+
+    fn validate_with(
+        &self,
+        registry: &Registry,
+        inbound: Inbound,
+        now: Millis,
+    ) -> Result<Vote, Box<Rejection>> {
         let ballot = match inbound {
             Inbound::Ballot(b) => b,
             Inbound::Raw(bytes) => parse::parse_ballot(&bytes, now)?,
+            Inbound::Rejected(r) => return Err(r),
+            Inbound::Acked(inner, _) => return self.validate_with(registry, *inner, now),
         };
         let reject = |b: &Ballot, reason, detail: String| {
             Box::new(Rejection {
@@ -55,14 +84,14 @@ impl Processor {
         if let Some(rejection) = nul_rejection(&ballot, now) {
             return Err(rejection);
         }
-        let Some(election) = self.registry.election(&ballot.election_id) else {
+        let Some(election) = registry.election(&ballot.election_id) else {
             return Err(reject(
                 &ballot,
                 RejectReason::UnknownElection,
                 format!("no election {:?}", ballot.election_id),
             ));
         };
-        let Some(voter) = self.registry.voter(&ballot.voter_id) else {
+        let Some(voter) = registry.voter(&ballot.voter_id) else {
             return Err(reject(
                 &ballot,
                 RejectReason::UnknownVoter,
@@ -113,17 +142,51 @@ impl Processor {
 
     /// Validates a batch of ballots.
     pub fn validate_batch(&self, inbound: Vec<Inbound>, now: Millis) -> Batch {
+        self.validate_intake(inbound, now).0
+    }
+
+    /// Validates a batch, and notes the answers owed for the ballots that
+    /// carry an [`ack::Ack`].
+    pub(crate) fn validate_intake(
+        &self,
+        inbound: Vec<Inbound>,
+        now: Millis,
+    ) -> (Batch, Vec<ack::Pending>) {
+        let registry = self.registry();
         let mut batch = Batch {
             votes: Vec::with_capacity(inbound.len()),
             rejections: Vec::new(),
         };
+        let mut pending = Vec::new();
         for i in inbound {
-            match self.validate(i, now) {
-                Ok(v) => batch.votes.push(v),
-                Err(r) => batch.rejections.push(*r),
+            let (inner, ack) = match i {
+                Inbound::Acked(inner, ack) => (*inner, Some(ack)),
+                other => (other, None),
+            };
+            match self.validate_with(&registry, inner, now) {
+                Ok(v) => {
+                    if let Some(ack) = ack {
+                        pending.push(ack::Pending {
+                            ballot_id: v.ballot_id.clone(),
+                            early: None,
+                            ack,
+                        });
+                    }
+                    batch.votes.push(v);
+                }
+                Err(r) => {
+                    if let Some(ack) = ack {
+                        pending.push(ack::Pending {
+                            ballot_id: r.ballot_id.clone(),
+                            early: Some((r.reason, r.detail.clone())),
+                            ack,
+                        });
+                    }
+                    batch.rejections.push(*r);
+                }
             }
         }
-        batch
+        (batch, pending)
     }
 }
 
@@ -167,7 +230,7 @@ pub fn run(
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = crossbeam_channel::bounded::<(u64, Batch)>(1);
+    let (tx, rx) = crossbeam_channel::bounded::<(u64, Batch, Vec<ack::Pending>)>(1);
     std::thread::scope(|s| {
         let validating = s.spawn(move || -> anyhow::Result<()> {
             while let Some(batch) = source.next_batch(MAX_BATCH, Duration::from_millis(100))? {
@@ -178,16 +241,23 @@ pub fn run(
                     continue;
                 }
                 let n = batch.len() as u64;
-                let validated = processor.validate_batch(batch, crate::model::now_millis());
-                if tx.send((n, validated)).is_err() {
+                let (validated, pending) =
+                    processor.validate_intake(batch, crate::model::now_millis());
+                if tx.send((n, validated, pending)).is_err() {
                     break; // the writer failed; its error is reported below
                 }
             }
             Ok(())
         });
         let writing = (|| -> anyhow::Result<()> {
-            for (n, validated) in rx {
+            for (n, validated, pending) in rx {
+                let started = Instant::now();
                 let recorded = record_with_retry(store, validated, shutdown)?;
+                metrics::histogram!(crate::serve::metrics::BATCH_COMMIT_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                crate::serve::metrics::count_batch(&recorded);
+                // Only now, with the batch committed, may anyone hear "accepted".
+                ack::resolve(pending, &recorded);
                 stats.record_batch(n, &recorded);
                 if let Some(sink) = sink {
                     sink.send(recorded.votes, recorded.rejections);

@@ -12,7 +12,7 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// Ids longer than this are `invalid_field`: no registry id is that long.
 pub const MAX_ID_BYTES: usize = 128;
 /// How much of a bad message is kept with its rejection.
-const RAW_KEPT_BYTES: usize = 4 * 1024;
+pub const RAW_KEPT_BYTES: usize = 4 * 1024;
 
 /// The `ballots` topic's JSON shape. Extra fields are allowed and ignored.
 #[derive(Deserialize)]
@@ -45,19 +45,8 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
             ),
         )
     })?;
-    let wire: WireBallot = serde_json::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        let reason = if e.is_syntax() || e.is_eof() {
-            RejectReason::MalformedJson
-        } else if msg.starts_with("missing field") {
-            RejectReason::MissingField
-        } else if msg.starts_with("invalid type") {
-            RejectReason::WrongType
-        } else {
-            RejectReason::InvalidField
-        };
-        reject(reason, msg)
-    })?;
+    let wire: WireBallot =
+        serde_json::from_str(text).map_err(|e| reject(json_error_reason(&e), e.to_string()))?;
     for (name, value) in [
         ("ballot_id", &wire.ballot_id),
         ("election_id", &wire.election_id),
@@ -90,6 +79,20 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
         candidate_id: wire.candidate_id,
         cast_at,
     })
+}
+
+/// Which rejection a JSON decoding error is.
+pub fn json_error_reason(e: &serde_json::Error) -> RejectReason {
+    let msg = e.to_string();
+    if e.is_syntax() || e.is_eof() {
+        RejectReason::MalformedJson
+    } else if msg.starts_with("missing field") {
+        RejectReason::MissingField
+    } else if msg.starts_with("invalid type") {
+        RejectReason::WrongType
+    } else {
+        RejectReason::InvalidField
+    }
 }
 
 /// The JSON line for a ballot, as the simulator and the API put it on the bus.

@@ -88,7 +88,7 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
                     BASE + minute * MINUTE_MS + i as i64
                 },
             }),
-            Op::Replay(k) if !out.is_empty() => out[k % out.len()].clone(),
+            Op::Replay(k) if !out.is_empty() => dup(&out[k % out.len()]),
             Op::Replay(_) => continue,
             Op::Garbage(n) => Inbound::Raw(format!("{{not json {n}").into_bytes()),
         };
@@ -119,6 +119,7 @@ impl Model {
         let b = match b {
             Inbound::Raw(raw) => return reject(self, parse::content_id(raw)),
             Inbound::Ballot(b) => b,
+            Inbound::Rejected(_) | Inbound::Acked(..) => unreachable!("the model makes none"),
         };
         let valid = (b.election_id == "e0" || b.election_id == "e1")
             && voters.iter().any(|v| v.voter_id == b.voter_id)
@@ -160,7 +161,7 @@ proptest! {
         }
 
         // Any batching: the outcome must not depend on it.
-        let mut rest = input.clone();
+        let mut rest: Vec<Inbound> = input.iter().map(dup).collect();
         let (mut accepted, mut rejected, mut replays) = (0, 0, 0);
         for n in splits.iter().cycle() {
             if rest.is_empty() {
@@ -279,4 +280,14 @@ fn every_semantic_rejection_has_its_reason() {
     assert_eq!(recorded.rejections[0].voter_id.as_deref(), Some(hostile));
     let res = store.results("e0", BUILTIN).unwrap();
     assert_eq!(res.rejected_by_reason.get("unknown_voter"), Some(&1));
+}
+
+/// The model only makes typed and raw ballots, which copy.
+fn dup(i: &Inbound) -> Inbound {
+    match i {
+        Inbound::Ballot(b) => Inbound::Ballot(b.clone()),
+        Inbound::Raw(r) => Inbound::Raw(r.clone()),
+        Inbound::Rejected(r) => Inbound::Rejected(r.clone()),
+        Inbound::Acked(..) => unreachable!("the model makes none"),
+    }
 }

@@ -133,6 +133,9 @@ pub struct Recorded {
     pub rejections: Vec<Rejection>,
     /// Ballots seen before (same ballot id): not counted again.
     pub replays: usize,
+    /// Ballot ids of the replays of an accepted vote, so whoever waits for
+    /// an answer (the HTTP API) can give the first answer again.
+    pub replayed_votes: Vec<String>,
 }
 
 /// An election as stored: its integer key, and its candidates.
@@ -202,7 +205,10 @@ impl BatchOutcome {
                     v.seq = seq;
                     out.votes.push(v);
                 }
-                VoteOutcome::Replay => out.replays += 1,
+                VoteOutcome::Replay => {
+                    out.replays += 1;
+                    out.replayed_votes.push(v.ballot_id);
+                }
                 VoteOutcome::AlreadyVoted(_) => {}
             }
         }

@@ -1,0 +1,350 @@
+//! `votestream bench --http`: the HTTP side, against a real `votestream
+//! serve` child process on 127.0.0.1. Load is bounded in count and time and
+//! stops by itself.
+//!
+//! - intake: many keep-alive connections POST distinct ballots; a ballot
+//!   counts when it was answered 202 (committed, durable);
+//! - fan-out: N Server-Sent Events viewers while ballots keep arriving; an
+//!   update's delay is its arrival time minus the snapshot's `generated_at`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::generate::{voter, DEFAULT_ELECTION_ID};
+use crate::model::now_millis;
+
+const TOKEN: &str = "bench-token";
+
+pub struct HttpBench {
+    pub voters: u64,
+    pub connections: usize,
+    pub viewers: usize,
+    pub seconds: u64,
+}
+
+pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<String> {
+    raise_fd_limit();
+    std::fs::create_dir_all(dir)?;
+    let db = dir.join("http.db");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    let url = format!("sqlite://{}", db.display());
+    let mut st = crate::store::open(&url)?;
+    crate::pipeline::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, cfg.voters, false)?;
+    drop(st);
+    let mut server = Server::start(&url, dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let next_voter = Arc::new(AtomicU64::new(0));
+    let intake = rt.block_on(intake(
+        &server.addr,
+        cfg,
+        next_voter.clone(),
+        Duration::from_secs(cfg.seconds),
+    ))?;
+    let rss_after_intake = server.rss_mb();
+    let pid = server.child.id();
+    let fanout = rt.block_on(fanout(&server.addr, cfg, next_voter, pid))?;
+    // Measured while the viewers' sockets are still open.
+    let rss_fanout = fanout.rss_mb;
+    server.stop();
+    let mut out = String::new();
+    use std::fmt::Write;
+    let _ = writeln!(out, "| what | figure | note |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| HTTP ballot intake, each answered 202 after its commit | {:.0} ballots/s | {} accepted in {:.1} s over {} keep-alive connections; p50 {:.1} ms, p99 {:.1} ms; {} other answers; server RSS {:.0} MB (target ≥ 30k/s) |",
+        intake.accepted as f64 / intake.secs, intake.accepted, intake.secs, cfg.connections,
+        intake.p50_ms, intake.p99_ms, intake.other, rss_after_intake
+    );
+    let _ = writeln!(
+        out,
+        "| SSE fan-out | {} viewers | {} updates delivered, {:.1}% within 500 ms (p50 {:.0} ms, p95 {:.0} ms); {} viewers connected; server RSS {:.0} MB (target ≥ 5,000 with 95% < 500 ms) |",
+        cfg.viewers, fanout.updates, fanout.within_500 * 100.0, fanout.p50_ms, fanout.p95_ms,
+        fanout.connected, rss_fanout
+    );
+    Ok(out)
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(url: &str, dir: &Path) -> anyhow::Result<Server> {
+        let addr_file = dir.join("http.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let child = Command::new(std::env::current_exe()?)
+            .args([
+                "serve",
+                "--store",
+                url,
+                "--listen",
+                "127.0.0.1:0",
+                "--api-token",
+                TOKEN,
+            ])
+            .args(["--admin-token", TOKEN, "--rate-limit", "0", "--addr-file"])
+            .arg(&addr_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting votestream serve")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                if !addr.is_empty() {
+                    return Ok(Server { child, addr });
+                }
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn rss_mb(&self) -> f64 {
+        rss_mb(self.child.id())
+    }
+
+    fn stop(&mut self) {
+        // SIGTERM: the server drains and exits; then make sure it is gone.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct IntakeResult {
+    accepted: u64,
+    other: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn intake(
+    addr: &str,
+    cfg: &HttpBench,
+    next: Arc<AtomicU64>,
+    duration: Duration,
+) -> anyhow::Result<IntakeResult> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(cfg.connections)
+        .build_http();
+    let uri: hyper::Uri =
+        format!("http://{addr}/api/v1/elections/{DEFAULT_ELECTION_ID}/ballots").parse()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..cfg.connections {
+        let (client, uri, next, voters) = (client.clone(), uri.clone(), next.clone(), cfg.voters);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = hdrhistogram::Histogram::<u64>::new(3).ok();
+            let (mut ok, mut other) = (0u64, 0u64);
+            while started.elapsed() < duration {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= voters {
+                    break;
+                }
+                let v = voter(42, i);
+                let candidate = ["c-management", "c-savior", "c-tech-republic"][(i % 3) as usize];
+                let body = format!(
+                    r#"{{"voter_id":"{}","candidate_id":"{candidate}"}}"#,
+                    v.voter_id
+                );
+                let req = hyper::Request::post(uri.clone())
+                    .header("authorization", format!("Bearer {TOKEN}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)));
+                let Ok(req) = req else { continue };
+                let t = Instant::now();
+                match client.request(req).await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let _ = resp.into_body().collect().await;
+                        if status == hyper::StatusCode::ACCEPTED {
+                            ok += 1;
+                            if let Some(h) = lat.as_mut() {
+                                let _ = h.record(t.elapsed().as_micros() as u64);
+                            }
+                        } else {
+                            other += 1;
+                        }
+                    }
+                    Err(_) => other += 1,
+                }
+            }
+            (ok, other, lat)
+        }));
+    }
+    let mut all = hdrhistogram::Histogram::<u64>::new(3)?;
+    let (mut accepted, mut other) = (0, 0);
+    for t in tasks {
+        let (ok, o, lat) = t.await?;
+        accepted += ok;
+        other += o;
+        if let Some(h) = lat {
+            let _ = all.add(h);
+        }
+    }
+    Ok(IntakeResult {
+        accepted,
+        other,
+        secs: started.elapsed().as_secs_f64(),
+        p50_ms: all.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
+    })
+}
+
+struct FanoutResult {
+    connected: u64,
+    updates: u64,
+    within_500: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    rss_mb: f64,
+}
+
+async fn fanout(
+    addr: &str,
+    cfg: &HttpBench,
+    next: Arc<AtomicU64>,
+    server_pid: u32,
+) -> anyhow::Result<FanoutResult> {
+    let delays = Arc::new(std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new(
+        3,
+    )?));
+    let connected = Arc::new(AtomicU64::new(0));
+    let measure = Duration::from_secs(cfg.seconds);
+    let mut viewers = Vec::new();
+    for i in 0..cfg.viewers {
+        let (addr, delays, connected) = (addr.to_string(), delays.clone(), connected.clone());
+        viewers.push(tokio::spawn(async move {
+            viewer(&addr, delays, connected).await
+        }));
+        if i % 200 == 199 {
+            tokio::time::sleep(Duration::from_millis(20)).await; // the listen backlog
+        }
+    }
+    // Keep results changing while viewers watch: a light trickle of ballots.
+    let trickle = HttpBench {
+        connections: 4,
+        ..*cfg
+    };
+    let load = intake(addr, &trickle, next, measure);
+    let start = Instant::now();
+    let _ = load.await;
+    let rest = measure.saturating_sub(start.elapsed());
+    tokio::time::sleep(rest).await;
+    let rss_mb = rss_mb(server_pid);
+    for v in &viewers {
+        v.abort();
+    }
+    let h = delays
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    let within = if h.is_empty() {
+        0.0
+    } else {
+        h.count_between(0, 500) as f64 / h.len() as f64
+    };
+    Ok(FanoutResult {
+        connected: connected.load(Relaxed),
+        updates: h.len(),
+        within_500: within,
+        p50_ms: h.value_at_quantile(0.5) as f64,
+        p95_ms: h.value_at_quantile(0.95) as f64,
+        rss_mb,
+    })
+}
+
+/// One viewer on a raw socket: reads frames, records each update's delay
+/// (the first frame is the current snapshot, not an update: skipped).
+async fn viewer(
+    addr: &str,
+    delays: Arc<std::sync::Mutex<hdrhistogram::Histogram<u64>>>,
+    connected: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!(
+        "GET /api/v1/elections/{DEFAULT_ELECTION_ID}/results/stream?interval_ms=500 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    connected.fetch_add(1, Relaxed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending = Vec::new();
+    let mut first = true;
+    const KEY: &[u8] = b"\"generated_at\":";
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+            let frame: Vec<u8> = pending.drain(..end + 2).collect();
+            let Some(at) = frame.windows(KEY.len()).position(|w| w == KEY) else {
+                continue;
+            };
+            let digits: String = frame[at + KEY.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|&b| b as char)
+                .collect();
+            if first {
+                first = false;
+                continue;
+            }
+            if let Ok(generated) = digits.parse::<i64>() {
+                let delay = (now_millis() - generated).max(0) as u64;
+                if let Ok(mut h) = delays.lock() {
+                    let _ = h.record(delay);
+                }
+            }
+        }
+    }
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // Safety: plain libc calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,0 +1,266 @@
+//! `POST /api/v1/elections/{id}/ballots`: a ballot over HTTP. Whatever the
+//! body holds, once the caller is authorised it becomes a ballot (or a
+//! rejection) on the same path as the simulator's, and the answer waits for
+//! the commit. A rejected ballot answers 4xx with its reason (it was
+//! recorded and counted all the same); 202 means accepted and durable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use siphasher::sip128::{Hasher128, SipHasher13};
+use std::hash::Hasher;
+
+use super::error::ApiError;
+use super::guard::check_bearer;
+use super::intake::IntakeError;
+use super::metrics::HTTP_BALLOTS;
+use super::Shared;
+use crate::bus::Inbound;
+use crate::model::{now_millis, parse_time, Ballot, Millis, RejectReason, Rejection};
+use crate::process::ack::{Decision, Outcome};
+use crate::process::parse::{json_error_reason, MAX_ID_BYTES, RAW_KEPT_BYTES};
+
+/// The HTTP body. `ballot_id` is optional: with an `Idempotency-Key` the id
+/// is derived from the key; with neither, a fresh one is drawn (and a retry
+/// would be a second ballot, refused as `already_voted`).
+#[derive(Deserialize)]
+struct HttpBallot {
+    voter_id: String,
+    candidate_id: String,
+    #[serde(default)]
+    voting_time: Option<String>,
+    #[serde(default)]
+    ballot_id: Option<String>,
+}
+
+pub async fn cast(
+    State(st): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(election_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    st.limiter.check(peer.ip())?;
+    check_bearer(&headers, &st.tokens.api)?;
+    let intake = st
+        .intake
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("this server takes no ballots".into()))?;
+    let key = idempotency_key(&headers)?;
+    let now = now_millis();
+    let inbound = match Limited::new(body, st.max_body).collect().await {
+        Ok(collected) => to_inbound(&election_id, key, &collected.to_bytes(), now),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            let id = match key {
+                Some(k) => keyed_id(&election_id, k, ""),
+                None => random_id(),
+            };
+            let detail = format!("the body is larger than {} bytes", st.max_body);
+            Inbound::Rejected(Box::new(rejection(
+                &election_id,
+                id,
+                None,
+                RejectReason::TooLarge,
+                detail,
+                b"",
+                now,
+            )))
+        }
+        Err(e) => {
+            return Err(ApiError::BadRequest {
+                code: "unreadable_body",
+                message: format!("could not read the body: {e}"),
+            })
+        }
+    };
+    let decision = intake.submit(inbound).await.map_err(|e| match e {
+        IntakeError::Closed | IntakeError::NotRecorded => ApiError::Unavailable(e.to_string()),
+    })?;
+    Ok(answer(decision))
+}
+
+/// The answer for a decided ballot; a replay gets the first answer again.
+pub fn answer(d: Decision) -> Response {
+    let (status, body, replay) = match d.outcome {
+        Outcome::Accepted { replay } => (
+            StatusCode::ACCEPTED,
+            serde_json::json!({"ballot_id": d.ballot_id, "status": "accepted"}),
+            replay,
+        ),
+        Outcome::Rejected { reason, detail } => (
+            status_for(reason),
+            serde_json::json!({
+                "ballot_id": d.ballot_id,
+                "status": "rejected",
+                "error": reason.as_str(),
+                "reason": reason.as_str(),
+                "message": detail,
+            }),
+            false,
+        ),
+    };
+    metrics::counter!(HTTP_BALLOTS, "status" => status.as_str().to_string()).increment(1);
+    let mut resp = (status, Json(body)).into_response();
+    if replay {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+/// One status per class of bad ballot (SPEC §7).
+pub fn status_for(reason: RejectReason) -> StatusCode {
+    match reason {
+        RejectReason::MalformedJson | RejectReason::InvalidUtf8 => StatusCode::BAD_REQUEST,
+        RejectReason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RejectReason::UnknownElection => StatusCode::NOT_FOUND,
+        RejectReason::AlreadyVoted => StatusCode::CONFLICT,
+        RejectReason::WrongType
+        | RejectReason::MissingField
+        | RejectReason::InvalidField
+        | RejectReason::UnknownVoter
+        | RejectReason::UnknownCandidate
+        | RejectReason::CastInFuture
+        | RejectReason::CastBeforeOpen => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_ID_BYTES => Ok(Some(k)),
+        _ => Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            message: format!(
+                "Idempotency-Key must be 1 to {MAX_ID_BYTES} visible ASCII characters"
+            ),
+        }),
+    }
+}
+
+/// Parses the body into a ballot, or into the rejection that says why not.
+fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> Inbound {
+    let reject = |reason, detail: String, voter: Option<&str>| {
+        let id = match key {
+            Some(k) => keyed_id(election_id, k, voter.unwrap_or("")),
+            None => content_id(election_id, raw),
+        };
+        let voter = voter.map(str::to_string);
+        Inbound::Rejected(Box::new(rejection(
+            election_id,
+            id,
+            voter,
+            reason,
+            detail,
+            raw,
+            now,
+        )))
+    };
+    let text = match std::str::from_utf8(raw) {
+        Ok(t) => t,
+        Err(e) => {
+            let detail = format!(
+                "the body is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            );
+            return reject(RejectReason::InvalidUtf8, detail, None);
+        }
+    };
+    let b: HttpBallot = match serde_json::from_str(text) {
+        Ok(b) => b,
+        Err(e) => return reject(json_error_reason(&e), e.to_string(), None),
+    };
+    let voter = Some(b.voter_id.as_str());
+    let body_id = b.ballot_id.as_deref();
+    for (name, value) in [
+        ("voter_id", Some(b.voter_id.as_str())),
+        ("candidate_id", Some(b.candidate_id.as_str())),
+        ("ballot_id", body_id),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty() || v.len() > MAX_ID_BYTES {
+                let detail = format!("{name} must be 1 to {MAX_ID_BYTES} bytes, got {}", v.len());
+                return reject(RejectReason::InvalidField, detail, voter);
+            }
+        }
+    }
+    let cast_at = match b.voting_time.as_deref() {
+        None => now,
+        Some(t) => match parse_time(t) {
+            Some(ms) => ms,
+            None => {
+                let detail =
+                    "voting_time must be `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339".to_string();
+                return reject(RejectReason::InvalidField, detail, voter);
+            }
+        },
+    };
+    let ballot_id = match (key, body_id) {
+        (Some(k), _) => keyed_id(election_id, k, &b.voter_id),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => random_id(),
+    };
+    Inbound::Ballot(Ballot {
+        ballot_id,
+        election_id: election_id.to_string(),
+        voter_id: b.voter_id,
+        candidate_id: b.candidate_id,
+        cast_at,
+    })
+}
+
+fn rejection(
+    election_id: &str,
+    ballot_id: String,
+    voter_id: Option<String>,
+    reason: RejectReason,
+    detail: String,
+    raw: &[u8],
+    now: Millis,
+) -> Rejection {
+    Rejection {
+        ballot_id,
+        election_id: Some(election_id.to_string()),
+        voter_id,
+        reason,
+        detail,
+        raw: String::from_utf8_lossy(&raw[..raw.len().min(RAW_KEPT_BYTES)]).into_owned(),
+        received_at: now,
+    }
+}
+
+/// A key names one voter's ballot in one election: the same key for another
+/// voter or election is another ballot.
+fn keyed_id(election_id: &str, key: &str, voter_id: &str) -> String {
+    format!(
+        "http-{}",
+        hash(&[election_id.as_bytes(), key.as_bytes(), voter_id.as_bytes()])
+    )
+}
+
+fn content_id(election_id: &str, raw: &[u8]) -> String {
+    format!("http-raw-{}", hash(&[election_id.as_bytes(), raw]))
+}
+
+fn random_id() -> String {
+    use rand::Rng;
+    format!("http-{:032x}", rand::rng().random::<u128>())
+}
+
+fn hash(parts: &[&[u8]]) -> String {
+    let mut h = SipHasher13::new_with_keys(0x6874_7470, 0x006b_6579);
+    for p in parts {
+        h.write_usize(p.len());
+        h.write(p);
+    }
+    format!("{:032x}", h.finish128().as_u128())
+}

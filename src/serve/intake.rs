@@ -1,0 +1,90 @@
+//! Ballots from HTTP handlers into the processor's channel, grouped: every
+//! request waiting at a moment shares one batch, so one store transaction
+//! (one fsync) answers many requests. That is how durable intake keeps up
+//! with tens of thousands of requests a second.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::bus::{memory::BallotSender, Inbound};
+use crate::process::ack::{Ack, Decision};
+
+/// Most ballots forwarded as one batch.
+const MAX_GROUP: usize = 8192;
+/// Ballots waiting for the forwarder; handlers wait (asynchronously) beyond.
+const QUEUE: usize = 65_536;
+
+enum Msg {
+    Ballot(Inbound),
+    Stop,
+}
+
+/// The handlers' side: cheap to clone.
+#[derive(Clone)]
+pub struct Intake {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Closes the intake (the processor can then drain and stop).
+pub struct IntakeStop {
+    tx: mpsc::Sender<Msg>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("the ballot intake is closed")]
+    Closed,
+    #[error("the ballot was not durably recorded (the store failed); retry with the same Idempotency-Key")]
+    NotRecorded,
+}
+
+impl Intake {
+    /// Starts the forwarder thread in front of the processor's channel.
+    pub fn start(processor: BallotSender) -> (Intake, IntakeStop) {
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+        std::thread::Builder::new()
+            .name("http-intake".into())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut group = Vec::new();
+                    let mut stop = false;
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Ballot(b) => group.push(b),
+                            Msg::Stop => stop = true,
+                        }
+                        if group.len() < MAX_GROUP && !stop {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    if !group.is_empty() && !processor.send(group) {
+                        break;
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+                // Dropping `processor` here lets the processor's channel close.
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the intake thread"));
+        (Intake { tx: tx.clone() }, IntakeStop { tx })
+    }
+
+    /// Sends one ballot and waits until it is committed (or refused).
+    pub async fn submit(&self, ballot: Inbound) -> Result<Decision, IntakeError> {
+        let (ack, answer) = oneshot::channel();
+        self.tx
+            .send(Msg::Ballot(Inbound::Acked(Box::new(ballot), Ack(ack))))
+            .await
+            .map_err(|_| IntakeError::Closed)?;
+        answer.await.map_err(|_| IntakeError::NotRecorded)
+    }
+}
+
+impl IntakeStop {
+    /// From a plain thread (not an async task).
+    pub fn stop(self) {
+        let _ = self.tx.blocking_send(Msg::Stop);
+    }
+}

@@ -1,0 +1,89 @@
+//! `/metrics`: the `metrics` facade, rendered in Prometheus text format.
+//! Stages record through the facade (a no-op until a recorder is installed),
+//! so the pipeline does not depend on the server.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::model::RejectReason;
+use crate::store::Recorded;
+
+pub const BALLOTS_ACCEPTED: &str = "votestream_ballots_accepted_total";
+pub const BALLOTS_REJECTED: &str = "votestream_ballots_rejected_total";
+pub const BALLOTS_REPLAYED: &str = "votestream_ballots_replayed_total";
+/// HTTP requests refused before they became a ballot (auth, rate limit, …).
+pub const HTTP_REFUSED: &str = "votestream_http_refused_total";
+pub const HTTP_BALLOTS: &str = "votestream_http_ballots_total";
+pub const BATCH_COMMIT_SECONDS: &str = "votestream_processor_batch_commit_seconds";
+pub const AGGREGATOR_SAVE_SECONDS: &str = "votestream_aggregator_save_seconds";
+pub const VOTE_VISIBLE_SECONDS: &str = "votestream_vote_to_visible_seconds";
+pub const LAG_VOTES: &str = "votestream_lag_votes";
+pub const SSE_VIEWERS: &str = "votestream_sse_viewers";
+
+/// The process-wide recorder (installed once; later calls share it).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first: then ours
+            // just renders nothing, which is not worth failing a server for.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(BALLOTS_ACCEPTED, "Ballots accepted and committed");
+    metrics::describe_counter!(BALLOTS_REJECTED, "Ballots rejected, by reason");
+    metrics::describe_counter!(
+        BALLOTS_REPLAYED,
+        "Ballots seen before (same id), not counted again"
+    );
+    metrics::describe_counter!(
+        HTTP_REFUSED,
+        "HTTP requests refused before becoming a ballot, by code"
+    );
+    metrics::describe_counter!(HTTP_BALLOTS, "Ballots answered over HTTP, by status code");
+    metrics::describe_histogram!(
+        BATCH_COMMIT_SECONDS,
+        "Processor: one batch's store transaction"
+    );
+    metrics::describe_histogram!(
+        AGGREGATOR_SAVE_SECONDS,
+        "Aggregator: saving tallies and position"
+    );
+    metrics::describe_histogram!(
+        VOTE_VISIBLE_SECONDS,
+        "Commit of a vote to its first snapshot"
+    );
+    metrics::describe_gauge!(LAG_VOTES, "Votes recorded but not yet aggregated");
+    metrics::describe_gauge!(SSE_VIEWERS, "Open Server-Sent Events streams");
+}
+
+/// Counts what one batch recorded.
+pub fn count_batch(r: &Recorded) {
+    metrics::counter!(BALLOTS_ACCEPTED).increment(r.votes.len() as u64);
+    metrics::counter!(BALLOTS_REPLAYED).increment(r.replays as u64);
+    let mut by_reason = [0u64; RejectReason::ALL.len()];
+    for rej in &r.rejections {
+        by_reason[rej.reason as usize] += 1;
+    }
+    for (reason, n) in RejectReason::ALL.iter().zip(by_reason) {
+        if n > 0 {
+            metrics::counter!(BALLOTS_REJECTED, "reason" => reason.as_str()).increment(n);
+        }
+    }
+}

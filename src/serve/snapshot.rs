@@ -1,0 +1,276 @@
+//! One snapshot per tick, for every viewer: a thread reads the results of
+//! every election from the store every [`TICK`], serializes each once (the
+//! SSE frame is built here, as shared bytes) and publishes the lot through a
+//! `watch` channel. Viewers and the read API only ever clone an `Arc`: the
+//! store sees one set of queries per tick however many people watch.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::metrics::{LAG_VOTES, VOTE_VISIBLE_SECONDS};
+use crate::aggregate::BUILTIN;
+use crate::model::{format_voting_time, now_millis, parse_time, Candidate, Election, Millis};
+use crate::results::Results;
+use crate::stats::Stats;
+use crate::store::{Store, StoreError};
+
+pub const TICK: Duration = Duration::from_millis(250);
+/// The dashboard's timeline shows this much history (the API has it all).
+const TIMELINE_MS: Millis = 60 * 60_000;
+/// Votes/s is averaged over this window.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// Even when nothing changed, publish this often (votes/s decays, lag moves).
+const REFRESH_EVERY_TICKS: u64 = 8;
+
+/// What `/readyz` needs to know.
+#[derive(Default)]
+pub struct Health {
+    pub processor_running: AtomicBool,
+    pub aggregator_running: AtomicBool,
+    /// When the store last answered the snapshot's queries.
+    pub store_ok_at: AtomicI64,
+}
+
+impl Health {
+    pub fn ready(&self) -> Result<(), &'static str> {
+        if now_millis() - self.store_ok_at.load(Relaxed) > 5_000 {
+            return Err("the store has not answered for 5 s");
+        }
+        if !self.processor_running.load(Relaxed) {
+            return Err("the processor is not running");
+        }
+        if !self.aggregator_running.load(Relaxed) {
+            return Err("the aggregator is not running");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ElectionSummary {
+    pub election: Election,
+    pub candidates: Vec<Candidate>,
+}
+
+/// One election at one tick.
+pub struct ElectionView {
+    pub results: Results,
+    pub votes_per_s: f64,
+    /// The SSE frame (`event: snapshot`), built once for every viewer.
+    pub frame: Bytes,
+}
+
+pub struct Snapshot {
+    pub tick: u64,
+    pub generated_at: Millis,
+    pub elections: Vec<ElectionSummary>,
+    pub views: HashMap<String, Arc<ElectionView>>,
+    pub lag: i64,
+}
+
+impl Snapshot {
+    pub fn view(&self, election_id: &str) -> Option<&Arc<ElectionView>> {
+        self.views.get(election_id)
+    }
+}
+
+/// The dashboard's JSON: the read model plus what only the server knows.
+#[derive(Serialize)]
+struct Frame<'a> {
+    tick: u64,
+    generated_at: Millis,
+    votes_per_s: f64,
+    lag: i64,
+    elections: Vec<ElectionRef<'a>>,
+    results: &'a Results,
+}
+
+#[derive(Serialize)]
+struct ElectionRef<'a> {
+    election_id: &'a str,
+    name: &'a str,
+}
+
+/// Starts the snapshot thread; the first snapshot is ready on return.
+pub fn start(
+    mut store: Box<dyn Store>,
+    stats: Arc<Stats>,
+    health: Arc<Health>,
+) -> watch::Receiver<Arc<Snapshot>> {
+    let mut maker = Maker::default();
+    let first = maker.make(&mut *store, &stats, &health, 0);
+    let (tx, rx) = watch::channel(Arc::new(first));
+    let spawned = std::thread::Builder::new()
+        .name("snapshots".into())
+        .spawn(move || {
+            let mut tick = 0u64;
+            let mut next = Instant::now();
+            loop {
+                next += TICK;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                tick += 1;
+                if tx.is_closed() {
+                    break; // the server is gone
+                }
+                let snap = maker.make(&mut *store, &stats, &health, tick);
+                if maker.changed || tick.is_multiple_of(REFRESH_EVERY_TICKS) {
+                    tx.send_replace(Arc::new(snap));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the snapshot thread");
+    }
+    rx
+}
+
+#[derive(Default)]
+struct Maker {
+    /// Per election: recent (instant, counted), for votes/s.
+    history: HashMap<String, VecDeque<(Instant, i64)>>,
+    /// The last published results, serialized, to see whether anything changed.
+    last: HashMap<String, Vec<u8>>,
+    changed: bool,
+}
+
+impl Maker {
+    fn make(
+        &mut self,
+        store: &mut dyn Store,
+        stats: &Stats,
+        health: &Health,
+        tick: u64,
+    ) -> Snapshot {
+        // Every commit up to this seq is visible in what is read next.
+        let aggregated = stats.aggregated_seq.load(Relaxed);
+        let lag = (stats.recorded_seq.load(Relaxed) - aggregated).max(0);
+        metrics::gauge!(LAG_VOTES).set(lag as f64);
+        let generated_at = now_millis();
+        let mut snap = Snapshot {
+            tick,
+            generated_at,
+            elections: Vec::new(),
+            views: HashMap::new(),
+            lag,
+        };
+        self.changed = false;
+        match read_all(store) {
+            Ok(all) => {
+                health.store_ok_at.store(generated_at, Relaxed);
+                observe_visibility(stats, aggregated);
+                snap.elections = all.iter().map(|(e, _)| e.clone()).collect();
+                let refs: Vec<ElectionRef> = snap
+                    .elections
+                    .iter()
+                    .map(|e| ElectionRef {
+                        election_id: &e.election.election_id,
+                        name: &e.election.name,
+                    })
+                    .collect();
+                let mut views = HashMap::new();
+                for (e, results) in &all {
+                    let id = e.election.election_id.clone();
+                    let view = self.view(&id, results.clone(), &refs, tick, generated_at, lag);
+                    views.insert(id, Arc::new(view));
+                }
+                snap.views = views;
+            }
+            Err(e) => tracing::warn!(error = %e, "snapshot: the store did not answer"),
+        }
+        snap
+    }
+
+    fn view(
+        &mut self,
+        id: &str,
+        results: Results,
+        elections: &[ElectionRef],
+        tick: u64,
+        generated_at: Millis,
+        lag: i64,
+    ) -> ElectionView {
+        let now = Instant::now();
+        let hist = self.history.entry(id.to_string()).or_default();
+        hist.push_back((now, results.counted));
+        while hist.len() > 2 && now.duration_since(hist[0].0) > RATE_WINDOW {
+            hist.pop_front();
+        }
+        let votes_per_s = match (hist.front(), hist.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                (b.1 - a.1) as f64 / b.0.duration_since(a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let key = serde_json::to_vec(&results).unwrap_or_default();
+        if self.last.get(id) != Some(&key) {
+            self.changed = true;
+            self.last.insert(id.to_string(), key);
+        }
+        let mut shown = results.clone();
+        trim_timeline(&mut shown);
+        let frame = Frame {
+            tick,
+            generated_at,
+            votes_per_s: (votes_per_s * 10.0).round() / 10.0,
+            lag,
+            elections: elections
+                .iter()
+                .map(|e| ElectionRef {
+                    election_id: e.election_id,
+                    name: e.name,
+                })
+                .collect(),
+            results: &shown,
+        };
+        let json = serde_json::to_string(&frame).unwrap_or_else(|_| "{}".into());
+        ElectionView {
+            results,
+            votes_per_s,
+            frame: Bytes::from(format!("event: snapshot\ndata: {json}\n\n")),
+        }
+    }
+}
+
+fn read_all(store: &mut dyn Store) -> Result<Vec<(ElectionSummary, Results)>, StoreError> {
+    let mut out = Vec::new();
+    for e in store.elections()? {
+        let results = store.results(&e.election.election_id, BUILTIN)?;
+        out.push((
+            ElectionSummary {
+                election: e.election,
+                candidates: e.candidates,
+            },
+            results,
+        ));
+    }
+    Ok(out)
+}
+
+/// Keeps the last hour of minutes (the timeline is ordered by minute).
+fn trim_timeline(r: &mut Results) {
+    let Some(last) = r.timeline.last().and_then(|m| parse_time(&m.minute)) else {
+        return;
+    };
+    let cutoff = format_voting_time(last - TIMELINE_MS);
+    r.timeline.retain(|m| m.minute.as_str() > cutoff.as_str());
+}
+
+/// Commit → visible latency for every commit this snapshot shows.
+fn observe_visibility(stats: &Stats, aggregated: i64) {
+    let now = Instant::now();
+    if let Ok(mut commits) = stats.recent_commits.lock() {
+        while let Some(&(seq, at)) = commits.front() {
+            if seq > aggregated {
+                break;
+            }
+            metrics::histogram!(VOTE_VISIBLE_SECONDS).record(now.duration_since(at).as_secs_f64());
+            commits.pop_front();
+        }
+    }
+}
