@@ -32,7 +32,7 @@ const HOSTILE_VOTER_IDS: [&str; 5] = [
     "<script>alert('pwned')</script>",
     "'; DROP TABLE votes; --",
     "Robert\"); DELETE FROM voters WHERE (\"1\"=\"1",
-    "🗳️👩🏽‍💻 voter \u{0}nul",
+    "🗳️👩🏽‍💻 voter \\ back\\slash \t tab",
     "\u{202E}evil\u{202C} \u{202E}gpj.exe",
 ];
 /// A valid ballot whose id is hostile: accepted and stored verbatim.
@@ -178,6 +178,12 @@ fn build_input(voters: &[String], opens_at_ms: i64) -> Input {
             ballot(&format!("hostile-{i}"), hostile, "c-management", &t).into_bytes(),
         );
     }
+    // PostgreSQL cannot store U+0000, so both stores refuse it up front.
+    bad(
+        &mut input,
+        "invalid_field",
+        ballot("nul-voter", "voter\u{0}id", "c-management", &t).into_bytes(),
+    );
     // A rejected ballot does not use up the voter's vote.
     valid(
         &mut input,
