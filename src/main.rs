@@ -163,13 +163,13 @@ enum Command {
         #[arg(long, env = "VOTESTREAM_SEED", default_value_t = 42)]
         seed: u64,
         /// Import voters from a CSV file with the voters table's columns.
-        #[arg(long, conflicts_with = "from_randomuser")]
+        #[arg(long, env = "VOTESTREAM_FROM_CSV", conflicts_with = "from_randomuser")]
         from_csv: Option<std::path::PathBuf>,
         /// Import voters from a randomuser.me API response (JSON).
-        #[arg(long)]
+        #[arg(long, env = "VOTESTREAM_FROM_RANDOMUSER")]
         from_randomuser: Option<std::path::PathBuf>,
         /// Also write the generated voters to this CSV file.
-        #[arg(long)]
+        #[arg(long, env = "VOTESTREAM_EXPORT_CSV")]
         export_csv: Option<std::path::PathBuf>,
     },
     /// Write simulated ballots as JSON lines (to stdout, or --out).
@@ -181,7 +181,7 @@ enum Command {
         common: Common,
         #[command(flatten)]
         sim: SimArgs,
-        #[arg(long)]
+        #[arg(long, env = "VOTESTREAM_OUT")]
         out: Option<std::path::PathBuf>,
     },
     /// Validate and record ballots read as JSON lines (a file, or - for stdin).
@@ -191,7 +191,7 @@ enum Command {
     Process {
         #[command(flatten)]
         common: Common,
-        #[arg(long, default_value = "-")]
+        #[arg(long, env = "VOTESTREAM_INPUT", default_value = "-")]
         input: String,
     },
     /// Bring the built-in engine's results up to date with the votes table.
@@ -200,7 +200,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
         /// Keep following new votes until Ctrl-C.
-        #[arg(long)]
+        #[arg(long, env = "VOTESTREAM_FOLLOW")]
         follow: bool,
         #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
         allowance_secs: u64,
@@ -222,7 +222,7 @@ enum Command {
     Results {
         #[command(flatten)]
         common: Common,
-        #[arg(long)]
+        #[arg(long, env = "VOTESTREAM_JSON")]
         json: bool,
     },
     /// Recompute every tally from the votes table; exit 1 on any difference.
@@ -236,26 +236,26 @@ enum Command {
         after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:55432/votestream"
     )]
     Bench {
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, env = "VOTESTREAM_BENCH_VOTERS", default_value_t = 1_000_000)]
         voters: u64,
         /// A postgres:// URL benchmarks a PostgreSQL store (scratch databases on
         /// that server, dropped afterwards); otherwise the embedded SQLite shape.
         #[arg(long, env = "VOTESTREAM_STORE")]
         store: Option<String>,
         /// Where to put the scratch databases (removed afterwards).
-        #[arg(long, default_value = "target/bench")]
+        #[arg(long, env = "VOTESTREAM_BENCH_DIR", default_value = "target/bench")]
         dir: std::path::PathBuf,
         /// Measure the HTTP side instead: ballot intake and SSE fan-out.
-        #[arg(long)]
+        #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
         http: bool,
         /// With --http: concurrent keep-alive connections casting ballots.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256)]
         connections: usize,
         /// With --http: concurrent SSE viewers.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, env = "VOTESTREAM_BENCH_VIEWERS", default_value_t = 5000)]
         viewers: usize,
         /// With --http: seconds per measurement.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10)]
         seconds: u64,
     },
 }
