@@ -152,6 +152,46 @@ impl Tallies {
         }
     }
 
+    /// Counts `n` votes of one group as a recount from the votes table sees
+    /// them: every total and the vote's minute window, with no lateness.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_recounted(
+        &mut self,
+        election: &Arc<str>,
+        candidate: Arc<str>,
+        state: Arc<str>,
+        age_band: AgeBand,
+        gender: Gender,
+        minute: Millis,
+        n: i64,
+    ) {
+        let keys = [
+            TallyKey::Candidate {
+                election: election.clone(),
+                candidate: candidate.clone(),
+            },
+            TallyKey::State {
+                election: election.clone(),
+                state,
+                candidate: candidate.clone(),
+            },
+            TallyKey::Demographic {
+                election: election.clone(),
+                age_band,
+                gender,
+                candidate: candidate.clone(),
+            },
+            TallyKey::Minute {
+                election: election.clone(),
+                minute,
+                candidate,
+            },
+        ];
+        for k in keys {
+            self.add(k, n);
+        }
+    }
+
     /// The changed counters since the last call, with their current values.
     pub fn take_dirty(&mut self) -> Vec<(TallyKey, i64)> {
         self.values

@@ -577,7 +577,6 @@ impl Store for SqliteStore {
              GROUP BY 1, 2, 3, 4, 5",
         )?;
         let mut rows = stmt.query([election_id])?;
-        let mut acc: HashMap<TallyKey, i64> = HashMap::new();
         while let Some(r) = rows.next()? {
             let candidate = names.get(r.get_ref(0)?.as_str()?);
             let state = names.get(r.get_ref(1)?.as_str()?);
@@ -585,34 +584,15 @@ impl Store for SqliteStore {
             let gender = Gender::parse(r.get_ref(3)?.as_str()?);
             let minute: i64 = r.get(4)?;
             let n: i64 = r.get(5)?;
-            let keys = [
-                TallyKey::Candidate {
-                    election: election.clone(),
-                    candidate: candidate.clone(),
-                },
-                TallyKey::State {
-                    election: election.clone(),
-                    state,
-                    candidate: candidate.clone(),
-                },
-                TallyKey::Demographic {
-                    election: election.clone(),
-                    age_band: AgeBand::of_age(age.clamp(0, 200) as u32),
-                    gender,
-                    candidate: candidate.clone(),
-                },
-                TallyKey::Minute {
-                    election: election.clone(),
-                    minute: minute * crate::aggregate::MINUTE_MS,
-                    candidate,
-                },
-            ];
-            for k in keys {
-                *acc.entry(k).or_default() += n;
-            }
-        }
-        for (k, v) in acc {
-            t.insert(k, v);
+            t.add_recounted(
+                &election,
+                candidate,
+                state,
+                AgeBand::of_age(age.clamp(0, 200) as u32),
+                gender,
+                minute * crate::aggregate::MINUTE_MS,
+                n,
+            );
         }
         Ok(t)
     }

@@ -270,7 +270,7 @@ pub(super) fn recount(store: &mut PgStore, election_id: &str) -> Result<Tallies,
              GROUP BY 1, 2, 3, 4, 5",
             &[&election_id],
         )?;
-        let mut acc: HashMap<TallyKey, i64> = HashMap::new();
+        let mut t = Tallies::default();
         for r in rows {
             let candidate = names.get(r.try_get(0)?);
             let state = names.get(r.try_get(1)?);
@@ -278,35 +278,15 @@ pub(super) fn recount(store: &mut PgStore, election_id: &str) -> Result<Tallies,
             let gender = Gender::parse(r.try_get(3)?);
             let minute: i64 = r.try_get(4)?;
             let n: i64 = r.try_get(5)?;
-            let keys = [
-                TallyKey::Candidate {
-                    election: election.clone(),
-                    candidate: candidate.clone(),
-                },
-                TallyKey::State {
-                    election: election.clone(),
-                    state,
-                    candidate: candidate.clone(),
-                },
-                TallyKey::Demographic {
-                    election: election.clone(),
-                    age_band: AgeBand::of_age(age.min(200)),
-                    gender,
-                    candidate: candidate.clone(),
-                },
-                TallyKey::Minute {
-                    election: election.clone(),
-                    minute: minute * crate::aggregate::MINUTE_MS,
-                    candidate,
-                },
-            ];
-            for k in keys {
-                *acc.entry(k).or_default() += n;
-            }
-        }
-        let mut t = Tallies::default();
-        for (k, v) in acc {
-            t.insert(k, v);
+            t.add_recounted(
+                &election,
+                candidate,
+                state,
+                AgeBand::of_age(age.min(200)),
+                gender,
+                minute * crate::aggregate::MINUTE_MS,
+                n,
+            );
         }
         Ok(t)
     })
