@@ -85,6 +85,7 @@ contract!(
     nul_is_refused_by_the_store_and_rejected_by_the_processor,
     registry_load_is_idempotent_and_ordered,
     opening_twice_keeps_the_schema_and_data,
+    two_engines_of_one_name_take_turns,
 );
 
 fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
@@ -404,7 +405,7 @@ fn tallies_and_position_round_trip(b: &Backend) {
     let mut st = b.open();
     let (t, pos) = st.load_tallies(BUILTIN).unwrap();
     assert_eq!((t.iter().count(), pos), (0, 0));
-    st.save_tallies(BUILTIN, &keys(), 42).unwrap();
+    st.save_tallies(BUILTIN, &keys(), 0, 42).unwrap();
     let (t, pos) = b.open().load_tallies(BUILTIN).unwrap();
     assert_eq!(pos, 42);
     for (k, v) in keys() {
@@ -413,8 +414,23 @@ fn tallies_and_position_round_trip(b: &Backend) {
     assert_eq!(t.iter().count(), keys().len());
     // An update of some keys leaves the others; another engine is separate.
     let (k0, _) = keys().remove(0);
-    st.save_tallies(BUILTIN, &[(k0.clone(), 9)], 43).unwrap();
-    st.save_tallies("spark", &[(k0.clone(), 100)], 5).unwrap();
+    // A save from a stale position is refused and writes nothing.
+    let stale = st.save_tallies(BUILTIN, &[(k0.clone(), 1000)], 0, 99);
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::EngineMoved {
+                expected: 0,
+                found: 42,
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    st.save_tallies(BUILTIN, &[(k0.clone(), 9)], 42, 43)
+        .unwrap();
+    st.save_tallies("spark", &[(k0.clone(), 100)], 0, 5)
+        .unwrap();
     let (t, pos) = st.load_tallies(BUILTIN).unwrap();
     assert_eq!((t.get(&k0), pos), (9, 43));
     assert_eq!(t.get(&keys()[1].0), 5);
@@ -760,4 +776,50 @@ fn copy(ballots: &[Inbound]) -> Vec<Inbound> {
             other => panic!("the contract tests send no {other:?}"),
         })
         .collect()
+}
+
+/// Two built-in engines on one store (say `serve` and `aggregate --follow`):
+/// the one that saved last wins; the other reloads its results instead of
+/// writing an older position over them.
+fn two_engines_of_one_name_take_turns(b: &Backend) {
+    let v = setup(b, 30);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    let batch = |from: usize, to: usize, candidate: usize| -> Vec<Inbound> {
+        (from..to)
+            .map(|i| ballot(&format!("b{i}"), "e1", &v[i], candidate, 0))
+            .collect()
+    };
+    let run = |e: &mut Engine| {
+        e.run(
+            Feed::Store { follow: false },
+            &Stats::default(),
+            &Shutdown::default(),
+        )
+        .unwrap()
+    };
+    record(&mut *st, &p, batch(0, 10, 0));
+    let mut a = Engine::open(b.open(), 60_000).unwrap();
+    run(&mut a);
+    record(&mut *st, &p, batch(10, 20, 1));
+    let mut b2 = Engine::open(b.open(), 60_000).unwrap();
+    run(&mut b2);
+    record(&mut *st, &p, batch(20, 25, 2));
+    // A last saved at 10; B has saved 20 since: A's save is refused, A
+    // reloads B's results and counts 21..25 on top of them.
+    run(&mut a);
+    assert_eq!(a.position(), 25);
+    run(&mut b2);
+    assert_eq!(b2.position(), 25);
+    let (t, pos) = st.load_tallies(BUILTIN).unwrap();
+    assert_eq!(pos, 25);
+    for (c, n) in [("c0", 10), ("c1", 10), ("c2", 5)] {
+        let key = TallyKey::Candidate {
+            election: Arc::from("e1"),
+            candidate: Arc::from(c),
+        };
+        assert_eq!(t.get(&key), n, "{c}");
+    }
+    let report = votestream::audit::audit(&mut *st, "e1", BUILTIN).unwrap();
+    assert!(report.is_clean(), "{:?}", report.differences);
 }

@@ -22,8 +22,10 @@ const CATCH_UP_BATCH: usize = 50_000;
 pub struct Engine {
     store: Box<dyn Store>,
     tallies: Tallies,
-    /// The seq every saved tally is exact up to.
+    /// The seq every tally in memory is exact up to.
     position: i64,
+    /// The position last loaded or saved: a save only succeeds from it.
+    saved: i64,
     allowance: Millis,
 }
 
@@ -43,6 +45,7 @@ impl Engine {
             store,
             tallies,
             position,
+            saved: position,
             allowance,
         })
     }
@@ -135,10 +138,29 @@ impl Engine {
         let mut backoff = Backoff::default();
         loop {
             let started = std::time::Instant::now();
-            match self.store.save_tallies(BUILTIN, &changed, self.position) {
+            match self
+                .store
+                .save_tallies(BUILTIN, &changed, self.saved, self.position)
+            {
                 Ok(()) => {
+                    self.saved = self.position;
                     metrics::histogram!(crate::serve::metrics::AGGREGATOR_SAVE_SECONDS)
                         .record(started.elapsed().as_secs_f64());
+                    return Ok(());
+                }
+                Err(StoreError::EngineMoved { found, .. }) => {
+                    // Another engine of this name saved first. Its results
+                    // are the truth now: take them and go on from there (the
+                    // votes after them come from the store, by seq).
+                    tracing::warn!(
+                        found,
+                        mine = self.position,
+                        "another engine saved results; reloading them"
+                    );
+                    let (tallies, position) = self.store.load_tallies(BUILTIN)?;
+                    self.tallies = tallies;
+                    self.position = position;
+                    self.saved = position;
                     return Ok(());
                 }
                 Err(e) => {

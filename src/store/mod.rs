@@ -29,6 +29,14 @@ pub enum StoreError {
     SqliteValue(#[from] rusqlite::types::FromSqlError),
     #[error("unknown election `{0}`")]
     UnknownElection(String),
+    /// Another engine of the same name saved since this one loaded: its
+    /// results are newer, and saving ours would mix two positions.
+    #[error("engine `{engine}` moved on elsewhere: expected position {expected}, found {found}")]
+    EngineMoved {
+        engine: String,
+        expected: i64,
+        found: i64,
+    },
     /// PostgreSQL cannot keep U+0000 in text, so no backend accepts it: the
     /// same data must be storable in every store. The processor turns such
     /// ballots into `invalid_field` rejections before they get here.
@@ -251,11 +259,14 @@ pub trait Store: Send {
     fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError>;
     /// An engine's persisted tallies and the seq they are exact up to.
     fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError>;
-    /// Writes changed tallies and the new position in one transaction.
+    /// Writes changed tallies and the new position in one transaction, only
+    /// if the stored position is still `from` (else `EngineMoved`, nothing
+    /// written): two engines of one name never interleave their saves.
     fn save_tallies(
         &mut self,
         engine: &str,
         changed: &[(TallyKey, i64)],
+        from: i64,
         position: i64,
     ) -> Result<(), StoreError>;
     /// The read model for one election, as the results API shows it.

@@ -412,9 +412,28 @@ impl Store for SqliteStore {
         &mut self,
         engine: &str,
         changed: &[(TallyKey, i64)],
+        from: i64,
         position: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        // Immediate: the position check and the write are one atomic step.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let found: i64 = tx
+            .query_row(
+                "SELECT position FROM agg_progress WHERE engine = ?1",
+                [engine],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if found != from {
+            return Err(StoreError::EngineMoved {
+                engine: engine.to_string(),
+                expected: from,
+                found,
+            });
+        }
         for (key, value) in changed {
             match key {
                 TallyKey::Candidate { election, candidate } => tx

@@ -249,9 +249,10 @@ impl Store for PgStore {
         &mut self,
         engine: &str,
         changed: &[(TallyKey, i64)],
+        from: i64,
         position: i64,
     ) -> Result<(), StoreError> {
-        write::save_tallies(self, engine, changed, position)
+        write::save_tallies(self, engine, changed, from, position)
     }
 
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {

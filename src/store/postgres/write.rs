@@ -378,6 +378,7 @@ pub(super) fn save_tallies(
     store: &mut PgStore,
     engine: &str,
     changed: &[(TallyKey, i64)],
+    from: i64,
     position: i64,
 ) -> Result<(), StoreError> {
     let mut t = Tables::default();
@@ -386,6 +387,22 @@ pub(super) fn save_tallies(
     }
     store.with(|c| {
         let mut tx = c.transaction()?;
+        // The row exists and is locked before it is compared: two engines of
+        // one name cannot both pass the check.
+        tx.execute(
+            "INSERT INTO agg_progress (engine, position) VALUES ($1, 0) ON CONFLICT (engine) DO NOTHING",
+            &[&engine],
+        )?;
+        let found: i64 = tx
+            .query_one("SELECT position FROM agg_progress WHERE engine = $1 FOR UPDATE", &[&engine])?
+            .try_get(0)?;
+        if found != from {
+            return Err(StoreError::EngineMoved {
+                engine: engine.to_string(),
+                expected: from,
+                found,
+            });
+        }
         t.write(&mut tx, engine)?;
         tx.execute(
             "INSERT INTO agg_progress (engine, position) VALUES ($1, $2)
