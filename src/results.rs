@@ -85,6 +85,18 @@ impl Results {
         }
     }
 
+    /// Adds one `ballot_counts` row (`accepted` or a rejection reason);
+    /// received stays accepted + rejected.
+    pub fn add_ballot_count(&mut self, outcome: String, n: i64) {
+        if outcome == "accepted" {
+            self.accepted = n;
+        } else {
+            self.rejected += n;
+            self.rejected_by_reason.insert(outcome, n);
+        }
+        self.received = self.accepted + self.rejected;
+    }
+
     /// Turnout as a share of the registry, 0..=1.
     pub fn turnout(&self) -> f64 {
         if self.registered_voters == 0 {

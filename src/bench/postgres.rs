@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::Type;
 use postgres::{Client, NoTls};
 
 use super::{bench_config, processing_rate, render, Row};
@@ -162,17 +161,6 @@ fn raw_copy_rate(url: &str) -> anyhow::Result<f64> {
     c.batch_execute(
         "DROP TABLE IF EXISTS raw_votes; CREATE TABLE raw_votes (LIKE votes INCLUDING ALL)",
     )?;
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-    ];
     let t = Instant::now();
     for chunk in rows.chunks(MAX_BATCH) {
         let mut tx = c.transaction()?;
@@ -180,7 +168,7 @@ fn raw_copy_rate(url: &str) -> anyhow::Result<f64> {
             "COPY raw_votes (seq, election_id, voter_id, candidate_id, voting_time, ballot_id,
                 cast_at, election_no, voter_no) FROM STDIN BINARY",
         )?;
-        let mut w = BinaryCopyInWriter::new(sink, &types);
+        let mut w = BinaryCopyInWriter::new(sink, &store::VOTE_COPY_TYPES);
         for r in chunk {
             w.write(&[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8])?;
         }

@@ -10,7 +10,7 @@ mod postgres;
 mod sqlite;
 mod util;
 
-pub use postgres::PgStore;
+pub use postgres::{PgStore, VOTE_COPY_TYPES};
 pub use sqlite::SqliteStore;
 
 use crate::aggregate::{Tallies, TallyKey};

@@ -501,16 +501,8 @@ impl Store for SqliteStore {
                 tx.prepare_cached("SELECT outcome, n FROM ballot_counts WHERE election_id = ?1")?;
             let mut rows = stmt.query([election_id])?;
             while let Some(r) = rows.next()? {
-                let outcome: String = r.get(0)?;
-                let n: i64 = r.get(1)?;
-                if outcome == "accepted" {
-                    res.accepted = n;
-                } else {
-                    res.rejected += n;
-                    res.rejected_by_reason.insert(outcome, n);
-                }
+                res.add_ballot_count(r.get(0)?, r.get(1)?);
             }
-            res.received = res.accepted + res.rejected;
             let mut stmt = tx.prepare_cached(
                 "SELECT candidate_id, votes FROM results_candidate WHERE engine = ?1 AND election_id = ?2",
             )?;

@@ -11,6 +11,8 @@
 mod read;
 mod write;
 
+pub use write::VOTE_COPY_TYPES;
+
 use std::str::FromStr;
 use std::time::Duration;
 

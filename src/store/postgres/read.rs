@@ -174,16 +174,8 @@ pub(super) fn results(
             "SELECT outcome, n FROM ballot_counts WHERE election_id = $1",
             &[&election_id],
         )? {
-            let outcome: String = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
-            if outcome == "accepted" {
-                res.accepted = n;
-            } else {
-                res.rejected += n;
-                res.rejected_by_reason.insert(outcome, n);
-            }
+            res.add_ballot_count(r.try_get(0)?, r.try_get(1)?);
         }
-        res.received = res.accepted + res.rejected;
         let args: [&(dyn postgres::types::ToSql + Sync); 2] = [&engine, &election_id];
         let mut totals: HashMap<String, i64> = HashMap::new();
         for r in tx.query(
