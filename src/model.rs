@@ -269,6 +269,19 @@ pub struct Rejection {
     /// The message as received (lossily decoded, truncated to a few KiB).
     pub raw: String,
     pub received_at: Millis,
+    /// The bus message it came from, when the bus has positions (Kafka).
+    pub source: Option<Source>,
+}
+
+/// A message's place on the bus: a Kafka partition of `ballots` and the
+/// offset in it. The store keeps it with each vote and rejection, so that
+/// after a crash between the store's commit and the bus's, the processor
+/// can tell its own replay (publish the outcome again) from a duplicate
+/// ballot sent twice (publish nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Source {
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// An accepted vote, enriched with what aggregation needs. The full
@@ -291,4 +304,6 @@ pub struct Vote {
     pub age_band: AgeBand,
     pub gender: Gender,
     pub cast_at: Millis,
+    /// The bus message it came from (see [`Source`]).
+    pub source: Option<Source>,
 }

@@ -151,6 +151,7 @@ fn garbage(id: &str) -> Rejection {
         detail: "not JSON".into(),
         raw: "{nope".into(),
         received_at: OPENS,
+        source: None,
     }
 }
 

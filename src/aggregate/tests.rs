@@ -13,6 +13,7 @@ fn vote(seq: i64, candidate: &str, cast_at: Millis) -> Vote {
         age_band: AgeBand::A25_34,
         gender: Gender::Female,
         cast_at,
+        source: None,
     }
 }
 

@@ -79,6 +79,7 @@ impl Processor {
                 detail,
                 raw: parse::ballot_json(b),
                 received_at: now,
+                source: None,
             })
         };
         if let Some(rejection) = nul_rejection(&ballot, now) {
@@ -133,6 +134,7 @@ impl Processor {
             age_band: voter.age_band,
             gender: voter.gender,
             cast_at: ballot.cast_at,
+            source: None,
             ballot_id: ballot.ballot_id,
             voter_id: ballot.voter_id,
             election_no: election.no,
@@ -215,6 +217,7 @@ fn nul_rejection(b: &Ballot, now: Millis) -> Option<Box<Rejection>> {
         detail: format!("{field} contains U+0000 (NUL), which cannot be stored verbatim"),
         raw,
         received_at: now,
+        source: None,
     }))
 }
 

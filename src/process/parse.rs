@@ -135,6 +135,7 @@ fn rejection_for_raw(raw: &[u8], reason: RejectReason, detail: String, now: Mill
         // any byte that is not UTF-8.
         raw: without_nul(String::from_utf8_lossy(kept).into_owned()),
         received_at: now,
+        source: None,
     }
 }
 

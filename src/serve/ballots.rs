@@ -235,6 +235,7 @@ fn rejection(
         detail,
         raw: String::from_utf8_lossy(&raw[..raw.len().min(RAW_KEPT_BYTES)]).into_owned(),
         received_at: now,
+        source: None,
     }
 }
 

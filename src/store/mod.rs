@@ -13,8 +13,10 @@ mod util;
 pub use postgres::{PgStore, VOTE_COPY_TYPES};
 pub use sqlite::SqliteStore;
 
+use std::collections::HashMap;
+
 use crate::aggregate::{Tallies, TallyKey};
-use crate::model::{Candidate, Election, Gender, RejectReason, Rejection, Vote, Voter};
+use crate::model::{Candidate, Election, Gender, RejectReason, Rejection, Source, Vote, Voter};
 use crate::results::Results;
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +146,20 @@ pub struct Recorded {
     /// Ballot ids of the replays of an accepted vote, so whoever waits for
     /// an answer (the HTTP API) can give the first answer again.
     pub replayed_votes: Vec<String>,
+    /// Replays of the very bus message recorded before (same source): the
+    /// processor died between the store's commit and the bus's, so their
+    /// outcome was never published. Votes come with their stored seq.
+    pub republish_votes: Vec<Vote>,
+    pub republish_rejections: Vec<Rejection>,
+}
+
+/// One partition's offsets moving in [`Store::add_tallies`]: from the next
+/// offset the store had (`None`: none yet) to the next one after the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetMove {
+    pub partition: i32,
+    pub from: Option<i64>,
+    pub to: i64,
 }
 
 /// An election as stored: its integer key, and its candidates.
@@ -168,17 +184,35 @@ pub enum VoteOutcome {
     Accepted(i64),
     /// The same ballot was accepted before.
     Replay,
+    /// The same bus message was recorded before, as this seq (see
+    /// [`Recorded::republish_votes`]).
+    Republish(i64),
     /// The voter had already voted, with this ballot id.
     AlreadyVoted(String),
 }
 
+/// What the store decided for one rejection of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectionOutcome {
+    New,
+    /// This ballot id was rejected before.
+    Replay,
+    /// The same bus message was rejected before (see [`Recorded::republish_rejections`]).
+    Republish,
+}
+
 /// The store's decisions for a batch, in the batch's order: one per vote, then
-/// one per rejection (the batch's own, then the `already_voted` ones), true
-/// when it was new.
+/// one per rejection (the batch's own, then the `already_voted` ones).
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
     pub votes: Vec<VoteOutcome>,
-    pub rejections: Vec<bool>,
+    pub rejections: Vec<RejectionOutcome>,
+}
+
+/// Whether a replay came from the very message stored before: only then was
+/// its outcome possibly never published.
+pub fn same_source(stored: Option<Source>, incoming: Option<Source>) -> bool {
+    stored.is_some() && stored == incoming
 }
 
 /// The `already_voted` rejections a batch's outcome calls for, in vote order.
@@ -196,6 +230,7 @@ pub fn already_voted_rejections(batch: &Batch, outcome: &BatchOutcome) -> Vec<Re
                 detail: format!("voter already voted in this election (ballot {first})"),
                 raw: String::new(),
                 received_at: crate::model::now_millis(),
+                source: v.source,
             }),
             _ => None,
         })
@@ -217,19 +252,28 @@ impl BatchOutcome {
                     out.replays += 1;
                     out.replayed_votes.push(v.ballot_id);
                 }
+                VoteOutcome::Republish(seq) => {
+                    out.replays += 1;
+                    out.replayed_votes.push(v.ballot_id.clone());
+                    v.seq = seq;
+                    out.republish_votes.push(v);
+                }
                 VoteOutcome::AlreadyVoted(_) => {}
             }
         }
-        for (r, new) in batch
+        for (r, o) in batch
             .rejections
             .into_iter()
             .chain(already)
             .zip(self.rejections)
         {
-            if new {
-                out.rejections.push(r);
-            } else {
-                out.replays += 1;
+            match o {
+                RejectionOutcome::New => out.rejections.push(r),
+                RejectionOutcome::Replay => out.replays += 1,
+                RejectionOutcome::Republish => {
+                    out.replays += 1;
+                    out.republish_rejections.push(r);
+                }
             }
         }
         out
@@ -269,6 +313,23 @@ pub trait Store: Send {
         from: i64,
         position: i64,
     ) -> Result<(), StoreError>;
+    /// Adds tally deltas (for `MaxCastAt` the larger value wins) and moves an
+    /// engine's offsets on a bus topic, in one transaction, only if every
+    /// partition's stored offset is still the move's `from` (else
+    /// `EngineMoved`, nothing written). This is how an engine fed by Kafka
+    /// counts each vote exactly once, however many instances share the topic.
+    fn add_tallies(
+        &mut self,
+        engine: &str,
+        deltas: &[(TallyKey, i64)],
+        topic: &str,
+        moves: &[OffsetMove],
+    ) -> Result<(), StoreError>;
+    /// An engine's next offset to read, per partition of a bus topic.
+    fn load_offsets(&mut self, engine: &str, topic: &str)
+        -> Result<HashMap<i32, i64>, StoreError>;
+    /// Full profiles of voters, by voter_no (`votes_topic` messages carry them).
+    fn profiles(&mut self, voter_nos: &[i64]) -> Result<Vec<(i64, Voter)>, StoreError>;
     /// The read model for one election, as the results API shows it.
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError>;
     /// Every tally recomputed from the votes table alone (for `audit`).

@@ -119,4 +119,21 @@ CREATE TABLE IF NOT EXISTS agg_progress (
     position BIGINT NOT NULL
 );
 
+-- Version 2: the bus message each vote and rejection came from (Kafka
+-- partition and offset of `ballots`), so a replay of the very same message
+-- is told from a duplicate ballot; and the offsets of engines fed by Kafka,
+-- written with their results.
+ALTER TABLE votes ADD COLUMN IF NOT EXISTS src_partition INTEGER;
+ALTER TABLE votes ADD COLUMN IF NOT EXISTS src_offset BIGINT;
+ALTER TABLE rejected_ballots ADD COLUMN IF NOT EXISTS src_partition INTEGER;
+ALTER TABLE rejected_ballots ADD COLUMN IF NOT EXISTS src_offset BIGINT;
+CREATE TABLE IF NOT EXISTS agg_offsets (
+    engine      TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset BIGINT NOT NULL,
+    PRIMARY KEY (engine, topic, partition)
+);
+
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

@@ -1,18 +1,19 @@
 //! The embedded store: one SQLite file in WAL mode, `synchronous = FULL`, so
 //! a committed batch survives a crash of the process (and of the machine).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::util::{Interner, TimeFormat};
 use super::{
-    already_voted_rejections, check_batch, check_election, check_voter, Batch, BatchOutcome,
-    ElectionEntry, Recorded, Store, StoreError, VoteOutcome, VoterKey,
+    already_voted_rejections, check_batch, check_election, check_voter, same_source, Batch,
+    BatchOutcome, ElectionEntry, OffsetMove, RejectionOutcome, Recorded, Store, StoreError,
+    VoteOutcome, VoterKey,
 };
 use crate::aggregate::{Tallies, TallyKey};
-use crate::model::{format_voting_time, AgeBand, Candidate, Election, Gender, Vote, Voter};
+use crate::model::{format_voting_time, AgeBand, Candidate, Election, Gender, Source, Vote, Voter};
 use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
 
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
@@ -34,8 +35,62 @@ impl SqliteStore {
              PRAGMA wal_autocheckpoint = 16384;",
         )?;
         conn.execute_batch(SCHEMA)?;
+        add_source_columns(&conn)?;
         Ok(SqliteStore { conn })
     }
+}
+
+/// Brings a database made before the bus positions were kept up to date
+/// (SQLite has no `ADD COLUMN IF NOT EXISTS`).
+fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
+    for table in ["votes", "rejected_ballots"] {
+        let has: bool = conn.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'src_offset'"),
+            [],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN src_partition INTEGER;
+                 ALTER TABLE {table} ADD COLUMN src_offset INTEGER;"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The voters table's columns, in [`profile`]'s order.
+const PROFILE_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality,
+    registration_number, address_street, address_city, address_state, address_country,
+    address_postcode, email, phone_number, cell_number, picture, registered_age";
+
+/// A voter from [`PROFILE_COLUMNS`] starting at column `at`.
+fn profile(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Voter> {
+    Ok(Voter {
+        voter_id: r.get(at)?,
+        voter_name: r.get(at + 1)?,
+        date_of_birth: r.get(at + 2)?,
+        gender: Gender::parse(&r.get::<_, String>(at + 3)?),
+        nationality: r.get(at + 4)?,
+        registration_number: r.get(at + 5)?,
+        address_street: r.get(at + 6)?,
+        address_city: r.get(at + 7)?,
+        address_state: r.get(at + 8)?,
+        address_country: r.get(at + 9)?,
+        address_postcode: r.get(at + 10)?,
+        email: r.get(at + 11)?,
+        phone_number: r.get(at + 12)?,
+        cell_number: r.get(at + 13)?,
+        picture: r.get(at + 14)?,
+        registered_age: r.get(at + 15)?,
+    })
+}
+
+fn source_of(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Source>> {
+    Ok(match (r.get(at)?, r.get(at + 1)?) {
+        (Some(partition), Some(offset)) => Some(Source { partition, offset }),
+        _ => None,
+    })
 }
 
 impl SqliteStore {
@@ -48,11 +103,12 @@ impl SqliteStore {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO votes (election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
-                    election_no, voter_no)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (election_no, voter_no) DO NOTHING",
+                    election_no, voter_no, src_partition, src_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (election_no, voter_no) DO NOTHING",
             )?;
             let mut existing = tx.prepare_cached(
-                "SELECT ballot_id FROM votes WHERE election_no = ?1 AND voter_no = ?2",
+                "SELECT ballot_id, seq, src_partition, src_offset FROM votes
+                 WHERE election_no = ?1 AND voter_no = ?2",
             )?;
             let mut times = TimeFormat::default();
             for v in &batch.votes {
@@ -64,7 +120,9 @@ impl SqliteStore {
                     v.ballot_id,
                     v.cast_at,
                     v.election_no,
-                    v.voter_no
+                    v.voter_no,
+                    v.source.map(|s| s.partition),
+                    v.source.map(|s| s.offset)
                 ])?;
                 if inserted == 1 {
                     *counts.entry((&v.election_id, "accepted")).or_default() += 1;
@@ -73,9 +131,13 @@ impl SqliteStore {
                         .push(VoteOutcome::Accepted(tx.last_insert_rowid()));
                     continue;
                 }
-                let first: String =
-                    existing.query_row(params![v.election_no, v.voter_no], |r| r.get(0))?;
-                outcome.votes.push(if first == v.ballot_id {
+                let (first, seq, source): (String, i64, Option<Source>) = existing
+                    .query_row(params![v.election_no, v.voter_no], |r| {
+                        Ok((r.get(0)?, r.get(1)?, source_of(r, 2)?))
+                    })?;
+                outcome.votes.push(if first == v.ballot_id && same_source(source, v.source) {
+                    VoteOutcome::Republish(seq)
+                } else if first == v.ballot_id {
                     VoteOutcome::Replay
                 } else {
                     VoteOutcome::AlreadyVoted(first)
@@ -83,9 +145,14 @@ impl SqliteStore {
             }
             let already = already_voted_rejections(batch, &outcome);
             let mut reject = tx.prepare_cached(
-                "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ballot_id) DO NOTHING",
+                "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at,
+                    src_partition, src_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (ballot_id) DO NOTHING",
             )?;
+            let mut stored_source = tx.prepare_cached(
+                "SELECT src_partition, src_offset FROM rejected_ballots WHERE ballot_id = ?1",
+            )?;
+            let mut seen = HashSet::new();
             for r in batch.rejections.iter().chain(already.iter()) {
                 let inserted = reject.execute(params![
                     r.ballot_id,
@@ -94,9 +161,25 @@ impl SqliteStore {
                     r.reason.as_str(),
                     r.detail,
                     r.raw,
-                    r.received_at
+                    r.received_at,
+                    r.source.map(|s| s.partition),
+                    r.source.map(|s| s.offset)
                 ])? == 1;
-                outcome.rejections.push(inserted);
+                // Only the first of a ballot id in the batch can be its own replay.
+                let first = seen.insert(r.ballot_id.as_str());
+                outcome.rejections.push(if inserted {
+                    RejectionOutcome::New
+                } else if first
+                    && r.source.is_some()
+                    && same_source(
+                        stored_source.query_row([&r.ballot_id], |row| source_of(row, 0))?,
+                        r.source,
+                    )
+                {
+                    RejectionOutcome::Republish
+                } else {
+                    RejectionOutcome::Replay
+                });
                 if inserted {
                     let election = r.election_id.as_deref().unwrap_or("");
                     *counts.entry((election, r.reason.as_str())).or_default() += 1;
@@ -257,34 +340,73 @@ impl Store for SqliteStore {
         let v = self
             .conn
             .query_row(
-                "SELECT voter_id, voter_name, date_of_birth, gender, nationality, registration_number,
-                    address_street, address_city, address_state, address_country, address_postcode,
-                    email, phone_number, cell_number, picture, registered_age
-                 FROM voters WHERE voter_id = ?1",
+                &format!("SELECT {PROFILE_COLUMNS} FROM voters WHERE voter_id = ?1"),
                 [voter_id],
-                |r| {
-                    Ok(Voter {
-                        voter_id: r.get(0)?,
-                        voter_name: r.get(1)?,
-                        date_of_birth: r.get(2)?,
-                        gender: Gender::parse(&r.get::<_, String>(3)?),
-                        nationality: r.get(4)?,
-                        registration_number: r.get(5)?,
-                        address_street: r.get(6)?,
-                        address_city: r.get(7)?,
-                        address_state: r.get(8)?,
-                        address_country: r.get(9)?,
-                        address_postcode: r.get(10)?,
-                        email: r.get(11)?,
-                        phone_number: r.get(12)?,
-                        cell_number: r.get(13)?,
-                        picture: r.get(14)?,
-                        registered_age: r.get(15)?,
-                    })
-                },
+                |r| profile(r, 0),
             )
             .optional()?;
         Ok(v)
+    }
+
+    fn profiles(&mut self, voter_nos: &[i64]) -> Result<Vec<(i64, Voter)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT voter_no, {PROFILE_COLUMNS} FROM voters WHERE voter_no = ?1"
+        ))?;
+        let mut out = Vec::with_capacity(voter_nos.len());
+        for no in voter_nos {
+            if let Some(found) = stmt
+                .query_row([no], |r| Ok((r.get(0)?, profile(r, 1)?)))
+                .optional()?
+            {
+                out.push(found);
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_offsets(&mut self, engine: &str, topic: &str) -> Result<HashMap<i32, i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT partition, next_offset FROM agg_offsets WHERE engine = ?1 AND topic = ?2",
+        )?;
+        let rows = stmt.query_map([engine, topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_tallies(
+        &mut self,
+        engine: &str,
+        deltas: &[(TallyKey, i64)],
+        topic: &str,
+        moves: &[OffsetMove],
+    ) -> Result<(), StoreError> {
+        // Immediate: the offset checks and the writes are one atomic step.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for m in moves {
+            let found: Option<i64> = tx
+                .query_row(
+                    "SELECT next_offset FROM agg_offsets WHERE engine = ?1 AND topic = ?2 AND partition = ?3",
+                    params![engine, topic, m.partition],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if found != m.from {
+                return Err(StoreError::EngineMoved {
+                    engine: format!("{engine} on {topic}[{}]", m.partition),
+                    expected: m.from.unwrap_or(-1),
+                    found: found.unwrap_or(-1),
+                });
+            }
+            tx.execute(
+                "INSERT INTO agg_offsets (engine, topic, partition, next_offset) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset",
+                params![engine, topic, m.partition, m.to],
+            )?;
+        }
+        write_tallies(&tx, engine, deltas, true)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
@@ -316,6 +438,7 @@ impl Store for SqliteStore {
                 voter_id: r.get(3)?,
                 candidate_id: names.get(r.get_ref(4)?.as_str()?),
                 cast_at: r.get(5)?,
+                source: None,
                 state: names.get(r.get_ref(6)?.as_str()?),
                 age_band: AgeBand::of_age(age.clamp(0, 200) as u32),
                 gender: Gender::parse(r.get_ref(8)?.as_str()?),
@@ -434,46 +557,7 @@ impl Store for SqliteStore {
                 found,
             });
         }
-        for (key, value) in changed {
-            match key {
-                TallyKey::Candidate { election, candidate } => tx
-                    .prepare_cached(
-                        "INSERT INTO results_candidate (engine, election_id, candidate_id, votes) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT DO UPDATE SET votes = excluded.votes",
-                    )?
-                    .execute(params![engine, &**election, &**candidate, value])?,
-                TallyKey::State { election, state, candidate } => tx
-                    .prepare_cached(
-                        "INSERT INTO results_state (engine, election_id, state, candidate_id, votes) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT DO UPDATE SET votes = excluded.votes",
-                    )?
-                    .execute(params![engine, &**election, &**state, &**candidate, value])?,
-                TallyKey::Demographic { election, age_band, gender, candidate } => tx
-                    .prepare_cached(
-                        "INSERT INTO results_demographic (engine, election_id, age_band, gender, candidate_id, votes)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET votes = excluded.votes",
-                    )?
-                    .execute(params![engine, &**election, age_band.as_str(), gender.as_str(), &**candidate, value])?,
-                TallyKey::Minute { election, minute, candidate } => tx
-                    .prepare_cached(
-                        "INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT DO UPDATE SET votes = excluded.votes",
-                    )?
-                    .execute(params![engine, &**election, minute, &**candidate, value])?,
-                TallyKey::Late { election } => tx
-                    .prepare_cached(
-                        "INSERT INTO results_election (engine, election_id, late_votes) VALUES (?1, ?2, ?3)
-                         ON CONFLICT DO UPDATE SET late_votes = excluded.late_votes",
-                    )?
-                    .execute(params![engine, &**election, value])?,
-                TallyKey::MaxCastAt { election } => tx
-                    .prepare_cached(
-                        "INSERT INTO results_election (engine, election_id, max_cast_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT DO UPDATE SET max_cast_at = excluded.max_cast_at",
-                    )?
-                    .execute(params![engine, &**election, value])?,
-            };
-        }
+        write_tallies(&tx, engine, changed, false)?;
         tx.execute(
             "INSERT INTO agg_progress (engine, position) VALUES (?1, ?2)
              ON CONFLICT (engine) DO UPDATE SET position = excluded.position",
@@ -607,4 +691,60 @@ impl Store for SqliteStore {
         }
         Ok(t)
     }
+}
+
+/// Upserts tallies into the results tables; `add` adds them to what is
+/// stored (deltas from an engine fed by Kafka; for `max_cast_at` the larger
+/// wins) instead of replacing it.
+fn write_tallies(
+    tx: &rusqlite::Transaction<'_>,
+    engine: &str,
+    changed: &[(TallyKey, i64)],
+    add: bool,
+) -> Result<(), StoreError> {
+    let sql = |template: &str, col: &str| {
+        let set = match (add, col) {
+            (false, _) => format!("{col} = excluded.{col}"),
+            (true, "max_cast_at") => {
+                format!("{col} = MAX(COALESCE({col}, excluded.{col}), excluded.{col})")
+            }
+            (true, _) => format!("{col} = {col} + excluded.{col}"),
+        };
+        template.replace("{}", &set)
+    };
+    for (key, value) in changed {
+        match key {
+            TallyKey::Candidate { election, candidate } => tx
+                .prepare_cached(&sql(
+                    "INSERT INTO results_candidate (engine, election_id, candidate_id, votes) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO UPDATE SET {}", "votes"))?
+                .execute(params![engine, &**election, &**candidate, value])?,
+            TallyKey::State { election, state, candidate } => tx
+                .prepare_cached(&sql(
+                    "INSERT INTO results_state (engine, election_id, state, candidate_id, votes) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO UPDATE SET {}", "votes"))?
+                .execute(params![engine, &**election, &**state, &**candidate, value])?,
+            TallyKey::Demographic { election, age_band, gender, candidate } => tx
+                .prepare_cached(&sql(
+                    "INSERT INTO results_demographic (engine, election_id, age_band, gender, candidate_id, votes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET {}", "votes"))?
+                .execute(params![engine, &**election, age_band.as_str(), gender.as_str(), &**candidate, value])?,
+            TallyKey::Minute { election, minute, candidate } => tx
+                .prepare_cached(&sql(
+                    "INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO UPDATE SET {}", "votes"))?
+                .execute(params![engine, &**election, minute, &**candidate, value])?,
+            TallyKey::Late { election } => tx
+                .prepare_cached(&sql(
+                    "INSERT INTO results_election (engine, election_id, late_votes) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET {}", "late_votes"))?
+                .execute(params![engine, &**election, value])?,
+            TallyKey::MaxCastAt { election } => tx
+                .prepare_cached(&sql(
+                    "INSERT INTO results_election (engine, election_id, max_cast_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET {}", "max_cast_at"))?
+                .execute(params![engine, &**election, value])?,
+        };
+    }
+    Ok(())
 }

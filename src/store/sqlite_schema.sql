@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS votes (
     cast_at      INTEGER NOT NULL,
     election_no  INTEGER NOT NULL,
     voter_no     INTEGER NOT NULL,
+    -- The bus message it came from (Kafka partition and offset of `ballots`).
+    src_partition INTEGER,
+    src_offset    INTEGER,
     UNIQUE (election_no, voter_no)
 );
 
@@ -72,7 +75,9 @@ CREATE TABLE IF NOT EXISTS rejected_ballots (
     reason      TEXT NOT NULL,
     detail      TEXT NOT NULL,
     raw         TEXT NOT NULL,
-    received_at INTEGER NOT NULL
+    received_at INTEGER NOT NULL,
+    src_partition INTEGER,
+    src_offset    INTEGER
 );
 
 -- received = accepted + rejected, per election, kept in the processor's transaction.
@@ -112,4 +117,12 @@ CREATE TABLE IF NOT EXISTS results_election (
 CREATE TABLE IF NOT EXISTS agg_progress (
     engine   TEXT PRIMARY KEY,
     position INTEGER NOT NULL
+);
+-- The offsets of engines fed by Kafka, written with their results.
+CREATE TABLE IF NOT EXISTS agg_offsets (
+    engine      TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (engine, topic, partition)
 );

@@ -20,7 +20,7 @@ use postgres::{Client, Config, NoTls};
 
 use super::{check_election, Batch, ElectionEntry, Recorded, Store, StoreError, VoterKey};
 use crate::aggregate::{Tallies, TallyKey};
-use crate::model::{Candidate, Election, Gender, Voter};
+use crate::model::{Candidate, Election, Voter};
 use crate::results::Results;
 
 const SCHEMA: &str = include_str!("../postgres_schema.sql");
@@ -96,10 +96,6 @@ impl Drop for PgStore {
             }
         }
     }
-}
-
-fn gender(s: &str) -> Gender {
-    Gender::parse(s)
 }
 
 impl Store for PgStore {
@@ -193,36 +189,34 @@ impl Store for PgStore {
 
     fn voter(&mut self, voter_id: &str) -> Result<Option<Voter>, StoreError> {
         self.with(|c| {
-            let Some(r) = c.query_opt(
-                "SELECT voter_id, voter_name, date_of_birth, gender, nationality, registration_number,
-                    address_street, address_city, address_state, address_country, address_postcode,
-                    email, phone_number, cell_number, picture, registered_age
-                 FROM voters WHERE voter_id = $1",
+            let r = c.query_opt(
+                &format!("SELECT {} FROM voters WHERE voter_id = $1", read::PROFILE_COLUMNS),
                 &[&voter_id],
-            )?
-            else {
-                return Ok(None);
-            };
-            let age: i32 = r.try_get(15)?;
-            Ok(Some(Voter {
-                voter_id: r.try_get(0)?,
-                voter_name: r.try_get(1)?,
-                date_of_birth: r.try_get(2)?,
-                gender: gender(r.try_get(3)?),
-                nationality: r.try_get(4)?,
-                registration_number: r.try_get(5)?,
-                address_street: r.try_get(6)?,
-                address_city: r.try_get(7)?,
-                address_state: r.try_get(8)?,
-                address_country: r.try_get(9)?,
-                address_postcode: r.try_get(10)?,
-                email: r.try_get(11)?,
-                phone_number: r.try_get(12)?,
-                cell_number: r.try_get(13)?,
-                picture: r.try_get(14)?,
-                registered_age: u32::try_from(age).unwrap_or(0),
-            }))
+            )?;
+            Ok(r.map(|r| read::profile(&r, 0)).transpose()?)
         })
+    }
+
+    fn profiles(&mut self, voter_nos: &[i64]) -> Result<Vec<(i64, Voter)>, StoreError> {
+        read::profiles(self, voter_nos)
+    }
+
+    fn load_offsets(
+        &mut self,
+        engine: &str,
+        topic: &str,
+    ) -> Result<std::collections::HashMap<i32, i64>, StoreError> {
+        read::load_offsets(self, engine, topic)
+    }
+
+    fn add_tallies(
+        &mut self,
+        engine: &str,
+        deltas: &[(TallyKey, i64)],
+        topic: &str,
+        moves: &[crate::store::OffsetMove],
+    ) -> Result<(), StoreError> {
+        write::add_tallies(self, engine, deltas, topic, moves)
     }
 
     fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {

@@ -10,7 +10,7 @@ use postgres::{IsolationLevel, Row};
 
 use super::PgStore;
 use crate::aggregate::{Tallies, TallyKey};
-use crate::model::{format_voting_time, AgeBand, Gender, Vote};
+use crate::model::{format_voting_time, AgeBand, Gender, Vote, Voter};
 use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
 use crate::store::util::Interner;
 use crate::store::{Store, StoreError, VoterKey};
@@ -42,6 +42,72 @@ pub(super) fn scan_voters(
     })
 }
 
+/// The voters table's columns, in [`profile`]'s order.
+pub(super) const PROFILE_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality,
+    registration_number, address_street, address_city, address_state, address_country,
+    address_postcode, email, phone_number, cell_number, picture, registered_age";
+
+/// A voter from [`PROFILE_COLUMNS`] starting at column `at`.
+pub(super) fn profile(r: &Row, at: usize) -> Result<Voter, postgres::Error> {
+    Ok(Voter {
+        voter_id: r.try_get(at)?,
+        voter_name: r.try_get(at + 1)?,
+        date_of_birth: r.try_get(at + 2)?,
+        gender: Gender::parse(r.try_get(at + 3)?),
+        nationality: r.try_get(at + 4)?,
+        registration_number: r.try_get(at + 5)?,
+        address_street: r.try_get(at + 6)?,
+        address_city: r.try_get(at + 7)?,
+        address_state: r.try_get(at + 8)?,
+        address_country: r.try_get(at + 9)?,
+        address_postcode: r.try_get(at + 10)?,
+        email: r.try_get(at + 11)?,
+        phone_number: r.try_get(at + 12)?,
+        cell_number: r.try_get(at + 13)?,
+        picture: r.try_get(at + 14)?,
+        registered_age: age_of(r.try_get(at + 15)?),
+    })
+}
+
+pub(super) fn profiles(
+    store: &mut PgStore,
+    voter_nos: &[i64],
+) -> Result<Vec<(i64, Voter)>, StoreError> {
+    let mut sorted = voter_nos.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    store.with(|c| {
+        let rows = c.query(
+            &format!("SELECT voter_no, {PROFILE_COLUMNS} FROM voters WHERE voter_no = ANY($1::int8[])"),
+            &[&sorted],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let no: i64 = r.try_get(0)?;
+            let v = profile(&r, 1)?;
+            out.push((no, v));
+        }
+        Ok(out)
+    })
+}
+
+pub(super) fn load_offsets(
+    store: &mut PgStore,
+    engine: &str,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, StoreError> {
+    store.with(|c| {
+        let mut out = HashMap::new();
+        for r in c.query(
+            "SELECT partition, next_offset FROM agg_offsets WHERE engine = $1 AND topic = $2",
+            &[&engine, &topic],
+        )? {
+            out.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        Ok(out)
+    })
+}
+
 pub(super) fn votes_after(
     store: &mut PgStore,
     after: i64,
@@ -65,6 +131,7 @@ pub(super) fn votes_after(
                 voter_id: r.try_get(3)?,
                 candidate_id: names.get(r.try_get(4)?),
                 cast_at: r.try_get(5)?,
+                source: None,
                 state: names.get(r.try_get(6)?),
                 age_band: AgeBand::of_age(age_of(r.try_get(7)?).min(200)),
                 gender: Gender::parse(r.try_get(8)?),

@@ -27,11 +27,11 @@ pub const VOTE_COPY_TYPES: [Type; 9] = [
     Type::INT8,
 ];
 use crate::aggregate::TallyKey;
-use crate::model::Voter;
+use crate::model::{Source, Voter};
 use crate::store::util::TimeFormat;
 use crate::store::{
-    already_voted_rejections, check_batch, check_voter, Batch, BatchOutcome, StoreError,
-    VoteOutcome,
+    already_voted_rejections, check_batch, check_voter, same_source, Batch, BatchOutcome,
+    OffsetMove, RejectionOutcome, StoreError, VoteOutcome,
 };
 
 const VOTER_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality, \
@@ -189,8 +189,8 @@ pub(super) fn try_record(store: &mut PgStore, batch: &Batch) -> Result<BatchOutc
         let already = already_voted_rejections(batch, &outcome);
         let rejections: Vec<_> = batch.rejections.iter().chain(already.iter()).collect();
         outcome.rejections = insert_rejections(&mut tx, &rejections)?;
-        for (r, new) in rejections.iter().zip(&outcome.rejections) {
-            if *new {
+        for (r, o) in rejections.iter().zip(&outcome.rejections) {
+            if *o == RejectionOutcome::New {
                 let election = r.election_id.as_deref().unwrap_or("");
                 *counts.entry((election, r.reason.as_str())).or_default() += 1;
             }
@@ -212,12 +212,19 @@ pub(super) fn try_record(store: &mut PgStore, batch: &Batch) -> Result<BatchOutc
     })
 }
 
-/// The ballot id already recorded for each distinct key of the batch that
-/// has one, by the index of the key's first vote in the batch.
+/// A vote already in the table.
+struct Stored {
+    ballot_id: String,
+    seq: i64,
+    source: Option<Source>,
+}
+
+/// The vote already recorded for each distinct key of the batch that has
+/// one, by the index of the key's first vote in the batch.
 fn existing_ballots(
     tx: &mut Transaction<'_>,
     batch: &Batch,
-) -> Result<HashMap<usize, String>, postgres::Error> {
+) -> Result<HashMap<usize, Stored>, postgres::Error> {
     // The batch is sorted by key, so each election's voters form one run.
     let mut out = HashMap::new();
     let mut start = 0;
@@ -238,12 +245,22 @@ fn existing_ballots(
         // voter, several times cheaper than a join or a subquery per row
         // (and never a scan of the whole table, whatever the estimates).
         for r in tx.query(
-            "SELECT voter_no, ballot_id FROM votes WHERE election_no = $1 AND voter_no = ANY($2::int8[])",
+            "SELECT voter_no, ballot_id, seq, src_partition, src_offset FROM votes
+             WHERE election_no = $1 AND voter_no = ANY($2::int8[])",
             &[&election, &voters],
         )? {
             let no: i64 = r.try_get(0)?;
             if let Some(&i) = firsts.get(&no) {
-                out.insert(i, r.try_get(1)?);
+                let source = match (r.try_get(3)?, r.try_get(4)?) {
+                    (Some(partition), Some(offset)) => Some(Source { partition, offset }),
+                    _ => None,
+                };
+                let stored = Stored {
+                    ballot_id: r.try_get(1)?,
+                    seq: r.try_get(2)?,
+                    source,
+                };
+                out.insert(i, stored);
             }
         }
         start = end;
@@ -256,7 +273,7 @@ fn existing_ballots(
 /// a replay when its ballot id is the key's recorded one, else already_voted.
 fn decide_votes(
     batch: &Batch,
-    existing: &HashMap<usize, String>,
+    existing: &HashMap<usize, Stored>,
     last_seq: i64,
 ) -> Vec<VoteOutcome> {
     let mut out = Vec::with_capacity(batch.votes.len());
@@ -267,9 +284,13 @@ fn decide_votes(
         let first = match owner {
             Some((k, ballot)) if k == key => ballot,
             _ => match existing.get(&i) {
-                Some(ballot) => {
-                    owner = Some((key, ballot));
-                    ballot
+                Some(stored) => {
+                    owner = Some((key, &stored.ballot_id));
+                    if stored.ballot_id == v.ballot_id && same_source(stored.source, v.source) {
+                        out.push(VoteOutcome::Republish(stored.seq));
+                        continue;
+                    }
+                    &stored.ballot_id
                 }
                 None => {
                     next += 1;
@@ -301,9 +322,14 @@ fn copy_votes(
     }
     let sink = tx.copy_in(
         "COPY votes (seq, election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
-            election_no, voter_no) FROM STDIN BINARY",
+            election_no, voter_no, src_partition, src_offset) FROM STDIN BINARY",
     )?;
-    let mut w = BinaryCopyInWriter::new(sink, &VOTE_COPY_TYPES);
+    let types: Vec<Type> = VOTE_COPY_TYPES
+        .iter()
+        .cloned()
+        .chain([Type::INT4, Type::INT8])
+        .collect();
+    let mut w = BinaryCopyInWriter::new(sink, &types);
     let mut times = TimeFormat::default();
     for (v, o) in batch.votes.iter().zip(outcome) {
         let VoteOutcome::Accepted(seq) = o else {
@@ -319,60 +345,89 @@ fn copy_votes(
             &v.cast_at,
             &v.election_no,
             &v.voter_no,
+            &v.source.map(|s| s.partition),
+            &v.source.map(|s| s.offset),
         ])?;
     }
     w.finish()?;
     Ok(())
 }
 
-/// Inserts rejections unique by ballot id; true for each one that was new.
-/// Within the batch the first of a ballot id wins, as one-by-one inserts would.
+/// Inserts rejections unique by ballot id. Within the batch the first of a
+/// ballot id wins, as one-by-one inserts would; a ballot id already stored
+/// is a replay, or a republish when it came from the very same message.
 fn insert_rejections(
     tx: &mut Transaction<'_>,
     rejections: &[&crate::model::Rejection],
-) -> Result<Vec<bool>, postgres::Error> {
+) -> Result<Vec<RejectionOutcome>, postgres::Error> {
     if rejections.is_empty() {
         return Ok(Vec::new());
     }
     let mut seen = HashSet::new();
-    let firsts: Vec<_> = rejections
+    let firsts: Vec<&crate::model::Rejection> = rejections
         .iter()
-        .map(|r| seen.insert(r.ballot_id.as_str()))
+        .copied()
+        .filter(|r| seen.insert(r.ballot_id.as_str()))
         .collect();
-    let pick = |f: &dyn Fn(&crate::model::Rejection) -> Option<&str>| -> Vec<Option<&str>> {
-        rejections
-            .iter()
-            .zip(&firsts)
-            .filter(|(_, first)| **first)
-            .map(|(r, _)| f(r))
-            .collect()
+    let texts = |f: &dyn Fn(&crate::model::Rejection) -> Option<&str>| -> Vec<Option<&str>> {
+        firsts.iter().map(|r| f(r)).collect()
     };
-    let ids = pick(&|r| Some(r.ballot_id.as_str()));
-    let elections = pick(&|r| r.election_id.as_deref());
-    let voters = pick(&|r| r.voter_id.as_deref());
-    let reasons = pick(&|r| Some(r.reason.as_str()));
-    let details = pick(&|r| Some(r.detail.as_str()));
-    let raws = pick(&|r| Some(r.raw.as_str()));
-    let received: Vec<i64> = rejections
-        .iter()
-        .zip(&firsts)
-        .filter(|(_, first)| **first)
-        .map(|(r, _)| r.received_at)
-        .collect();
+    let ids = texts(&|r| Some(r.ballot_id.as_str()));
+    let elections = texts(&|r| r.election_id.as_deref());
+    let voters = texts(&|r| r.voter_id.as_deref());
+    let reasons = texts(&|r| Some(r.reason.as_str()));
+    let details = texts(&|r| Some(r.detail.as_str()));
+    let raws = texts(&|r| Some(r.raw.as_str()));
+    let received: Vec<i64> = firsts.iter().map(|r| r.received_at).collect();
+    let partitions: Vec<Option<i32>> = firsts.iter().map(|r| r.source.map(|s| s.partition)).collect();
+    let offsets: Vec<Option<i64>> = firsts.iter().map(|r| r.source.map(|s| s.offset)).collect();
     let rows = tx.query(
-        "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])
+        "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at,
+            src_partition, src_offset)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::int8[], $8::int4[], $9::int8[])
          ON CONFLICT (ballot_id) DO NOTHING RETURNING ballot_id",
-        &[&ids, &elections, &voters, &reasons, &details, &raws, &received],
+        &[&ids, &elections, &voters, &reasons, &details, &raws, &received, &partitions, &offsets],
     )?;
     let mut inserted = HashSet::with_capacity(rows.len());
     for r in &rows {
         inserted.insert(r.try_get::<_, &str>(0)?);
     }
+    // Only messages with a bus position can be their own replay.
+    let again: Vec<&str> = firsts
+        .iter()
+        .filter(|r| r.source.is_some() && !inserted.contains(r.ballot_id.as_str()))
+        .map(|r| r.ballot_id.as_str())
+        .collect();
+    let mut stored_sources: HashMap<String, Source> = HashMap::new();
+    if !again.is_empty() {
+        for r in tx.query(
+            "SELECT ballot_id, src_partition, src_offset FROM rejected_ballots
+             WHERE ballot_id = ANY($1::text[]) AND src_partition IS NOT NULL",
+            &[&again],
+        )? {
+            let source = Source {
+                partition: r.try_get(1)?,
+                offset: r.try_get(2)?,
+            };
+            stored_sources.insert(r.try_get(0)?, source);
+        }
+    }
+    let mut seen = HashSet::new();
     Ok(rejections
         .iter()
-        .zip(&firsts)
-        .map(|(r, first)| *first && inserted.contains(r.ballot_id.as_str()))
+        .map(|r| {
+            let first = seen.insert(r.ballot_id.as_str());
+            if first && inserted.contains(r.ballot_id.as_str()) {
+                RejectionOutcome::New
+            } else if first
+                && same_source(stored_sources.get(&r.ballot_id).copied(), r.source)
+            {
+                RejectionOutcome::Republish
+            } else {
+                RejectionOutcome::Replay
+            }
+        })
         .collect())
 }
 
@@ -407,12 +462,65 @@ pub(super) fn save_tallies(
                 found,
             });
         }
-        t.write(&mut tx, engine)?;
+        t.write(&mut tx, engine, false)?;
         tx.execute(
             "INSERT INTO agg_progress (engine, position) VALUES ($1, $2)
              ON CONFLICT (engine) DO UPDATE SET position = excluded.position",
             &[&engine, &position],
         )?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+/// Adds tally deltas and moves the engine's offsets, compare-and-set per
+/// partition (see `Store::add_tallies`).
+pub(super) fn add_tallies(
+    store: &mut PgStore,
+    engine: &str,
+    deltas: &[(TallyKey, i64)],
+    topic: &str,
+    moves: &[OffsetMove],
+) -> Result<(), StoreError> {
+    let mut t = Tables::default();
+    for (key, value) in deltas {
+        t.add(key, *value);
+    }
+    store.with(|c| {
+        let mut tx = c.transaction()?;
+        for m in moves {
+            // Locks the row (or, for a first offset, the key) until commit:
+            // two instances cannot both move one partition from one place.
+            let found: Option<i64> = tx
+                .query_opt(
+                    "SELECT next_offset FROM agg_offsets
+                     WHERE engine = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+                    &[&engine, &topic, &m.partition],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            if found != m.from {
+                return Err(StoreError::EngineMoved {
+                    engine: format!("{engine} on {topic}[{}]", m.partition),
+                    expected: m.from.unwrap_or(-1),
+                    found: found.unwrap_or(-1),
+                });
+            }
+            if m.from.is_none() {
+                // Two first saves of one partition: the primary key fails
+                // the later one, whose retry then finds the offset moved.
+                tx.execute(
+                    "INSERT INTO agg_offsets (engine, topic, partition, next_offset) VALUES ($1, $2, $3, $4)",
+                    &[&engine, &topic, &m.partition, &m.to],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE agg_offsets SET next_offset = $4 WHERE engine = $1 AND topic = $2 AND partition = $3",
+                    &[&engine, &topic, &m.partition, &m.to],
+                )?;
+            }
+        }
+        t.write(&mut tx, engine, true)?;
         tx.commit()?;
         Ok(())
     })
@@ -489,49 +597,58 @@ impl<'a> Tables<'a> {
         }
     }
 
-    fn write(&self, tx: &mut Transaction<'_>, engine: &str) -> Result<(), postgres::Error> {
+    /// Upserts every table; `add` adds the values to what is stored (deltas
+    /// from an engine fed by Kafka) instead of replacing it.
+    fn write(&self, tx: &mut Transaction<'_>, engine: &str, add: bool) -> Result<(), postgres::Error> {
+        let set = |table: &str, col: &str| {
+            if add {
+                format!("{col} = {table}.{col} + excluded.{col}")
+            } else {
+                format!("{col} = excluded.{col}")
+            }
+        };
         if !self.candidate.0.is_empty() {
             let t = &self.candidate;
             tx.execute(
-                "INSERT INTO results_candidate (engine, election_id, candidate_id, votes)
+                &format!("INSERT INTO results_candidate (engine, election_id, candidate_id, votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::int8[])
-                 ON CONFLICT (engine, election_id, candidate_id) DO UPDATE SET votes = excluded.votes",
+                 ON CONFLICT (engine, election_id, candidate_id) DO UPDATE SET {}", set("results_candidate", "votes")),
                 &[&engine, &t.0, &t.1, &t.2],
             )?;
         }
         if !self.state.0.is_empty() {
             let t = &self.state;
             tx.execute(
-                "INSERT INTO results_state (engine, election_id, state, candidate_id, votes)
+                &format!("INSERT INTO results_state (engine, election_id, state, candidate_id, votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[])
-                 ON CONFLICT (engine, election_id, state, candidate_id) DO UPDATE SET votes = excluded.votes",
+                 ON CONFLICT (engine, election_id, state, candidate_id) DO UPDATE SET {}", set("results_state", "votes")),
                 &[&engine, &t.0, &t.1, &t.2, &t.3],
             )?;
         }
         if !self.demographic.0.is_empty() {
             let t = &self.demographic;
             tx.execute(
-                "INSERT INTO results_demographic (engine, election_id, age_band, gender, candidate_id, votes)
+                &format!("INSERT INTO results_demographic (engine, election_id, age_band, gender, candidate_id, votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
                  ON CONFLICT (engine, election_id, age_band, gender, candidate_id)
-                 DO UPDATE SET votes = excluded.votes",
+                 DO UPDATE SET {}", set("results_demographic", "votes")),
                 &[&engine, &t.0, &t.1, &t.2, &t.3, &t.4],
             )?;
         }
         if !self.minute.0.is_empty() {
             let t = &self.minute;
             tx.execute(
-                "INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes)
+                &format!("INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::int8[], $4::text[], $5::int8[])
-                 ON CONFLICT (engine, election_id, minute, candidate_id) DO UPDATE SET votes = excluded.votes",
+                 ON CONFLICT (engine, election_id, minute, candidate_id) DO UPDATE SET {}", set("results_minute", "votes")),
                 &[&engine, &t.0, &t.1, &t.2, &t.3],
             )?;
         }
         if !self.late.0.is_empty() {
             tx.execute(
-                "INSERT INTO results_election (engine, election_id, late_votes)
+                &format!("INSERT INTO results_election (engine, election_id, late_votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::int8[])
-                 ON CONFLICT (engine, election_id) DO UPDATE SET late_votes = excluded.late_votes",
+                 ON CONFLICT (engine, election_id) DO UPDATE SET {}", set("results_election", "late_votes")),
                 &[&engine, &self.late.0, &self.late.1],
             )?;
         }
@@ -539,7 +656,8 @@ impl<'a> Tables<'a> {
             tx.execute(
                 "INSERT INTO results_election (engine, election_id, max_cast_at)
                  SELECT $1::text, * FROM unnest($2::text[], $3::int8[])
-                 ON CONFLICT (engine, election_id) DO UPDATE SET max_cast_at = excluded.max_cast_at",
+                 ON CONFLICT (engine, election_id) DO UPDATE SET max_cast_at =
+                    GREATEST(results_election.max_cast_at, excluded.max_cast_at)",
                 &[&engine, &self.max_cast.0, &self.max_cast.1],
             )?;
         }
