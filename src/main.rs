@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use votestream::aggregate::engine::{Engine, Feed};
 use votestream::aggregate::BUILTIN;
+use votestream::bus::kafka::{KafkaBus, Topic};
 use votestream::bus::{BallotSource, BusKind, LinesSource};
 use votestream::pipeline::{self, allowance_ms, RunConfig};
 use votestream::process::{self, parse::ballot_json, Processor, Registry};
@@ -34,7 +35,7 @@ struct Common {
         default_value = "sqlite://votestream.db"
     )]
     store: String,
-    /// What carries the streams: memory
+    /// What carries the streams: memory, or kafka://HOST:PORT[?partitions=N&replication=R&prefix=P]
     #[arg(long, env = "VOTESTREAM_BUS", default_value = "memory")]
     bus: String,
     /// The election to work on.
@@ -184,24 +185,36 @@ enum Command {
         #[arg(long, env = "VOTESTREAM_OUT")]
         out: Option<std::path::PathBuf>,
     },
-    /// Validate and record ballots read as JSON lines (a file, or - for stdin).
+    /// Validate and record ballots: JSON lines (a file, or - for stdin), or the Kafka `ballots` topic.
     #[command(
-        after_help = "Examples:\n  votestream process --input ballots.jsonl\n  votestream simulate | votestream process --input -"
+        after_help = "Examples:\n  votestream process --input ballots.jsonl\n  votestream simulate | votestream process --input -\n  votestream process --bus kafka://127.0.0.1:9092 --store postgres://postgres@127.0.0.1/votestream --instance 1"
     )]
     Process {
         #[command(flatten)]
         common: Common,
         #[arg(long, env = "VOTESTREAM_INPUT", default_value = "-")]
         input: String,
+        /// With Kafka: this instance's name, stable across its restarts (it
+        /// names its Kafka transactions; every running instance needs its own).
+        #[arg(long, env = "VOTESTREAM_INSTANCE", default_value = "0")]
+        instance: String,
+        /// With Kafka: stop once no ballot came for this many seconds (default: run until Ctrl-C).
+        #[arg(long, env = "VOTESTREAM_UNTIL_IDLE")]
+        until_idle: Option<f64>,
     },
-    /// Bring the built-in engine's results up to date with the votes table.
-    #[command(after_help = "Examples:\n  votestream aggregate\n  votestream aggregate --follow")]
+    /// Bring the built-in engine's results up to date with the votes table (or Kafka's votes_topic).
+    #[command(
+        after_help = "Examples:\n  votestream aggregate\n  votestream aggregate --follow\n  votestream aggregate --follow --bus kafka://127.0.0.1:9092 --store postgres://postgres@127.0.0.1/votestream"
+    )]
     Aggregate {
         #[command(flatten)]
         common: Common,
         /// Keep following new votes until Ctrl-C.
         #[arg(long, env = "VOTESTREAM_FOLLOW")]
         follow: bool,
+        /// With Kafka and without --follow: stop once no vote came for this many seconds.
+        #[arg(long, env = "VOTESTREAM_UNTIL_IDLE", default_value_t = 3.0)]
+        until_idle: f64,
         #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
         allowance_secs: u64,
     },
@@ -320,6 +333,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             from_randomuser,
             export_csv,
         } => {
+            let bus = BusKind::parse(&common.bus)?;
             let mut st = store::open(&common.store)?;
             let started = std::time::Instant::now();
             pipeline::ensure_registry(&mut *st, &common.election, seed, 0, progress)?;
@@ -328,14 +342,23 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 (_, Some(path)) => Some(generate::import::from_randomuser_json(open_file(&path)?)?),
                 _ => None,
             };
-            let added = match imported {
-                Some(list) => st.put_voters(&list)?,
+            let (added, new_voters) = match imported {
+                Some(list) => (st.put_voters(&list)?, list),
                 None => {
                     let mut have = 0u64;
                     st.scan_voters(&mut |_| have += 1)?;
-                    pipeline::generate_voters(&mut *st, seed, have.min(voters), voters, progress)?
+                    let from = have.min(voters);
+                    let added = pipeline::generate_voters(&mut *st, seed, from, voters, progress)?;
+                    let list = match bus {
+                        BusKind::Kafka(_) => (from..voters).map(|i| generate::voter(seed, i)).collect(),
+                        BusKind::Memory => Vec::new(),
+                    };
+                    (added, list)
                 }
             };
+            if let BusKind::Kafka(bus) = &bus {
+                publish_registry(bus, &mut *st, &new_voters)?;
+            }
             if let Some(path) = export_csv {
                 let list: Vec<_> = (0..voters).map(|i| generate::voter(seed, i)).collect();
                 let file = std::fs::File::create(&path)
@@ -349,9 +372,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Simulate { common, sim, out } => {
-            check_bus(&common)?;
+            let bus = BusKind::parse(&common.bus)?;
             let mut st = store::open(&common.store)?;
             let simulation = Simulation::load(&mut *st, &common.election, &sim.config())?;
+            if let BusKind::Kafka(bus) = bus {
+                let (_rt, shutdown) = signals()?;
+                let sent = simulate_to_kafka(&bus, &simulation, sim.rate, &shutdown)?;
+                println!("sent {sent} ballots to {}", bus.topic(Topic::Ballots));
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut w: Box<dyn Write> = match out {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -363,7 +392,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         Inbound::Ballot(b) => writeln!(w, "{}", ballot_json(&b)),
                         Inbound::Raw(bytes) => w.write_all(&bytes).and_then(|_| w.write_all(b"\n")),
                         // The simulator only makes typed and raw ballots.
-                        Inbound::Rejected(_) | Inbound::Acked(..) => Ok(()),
+                        Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
                     };
                     if let Err(e) = r {
                         failed = Some(e);
@@ -379,7 +408,40 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Process { common, input } => {
+        Command::Process {
+            common,
+            input: _,
+            instance,
+            until_idle,
+        } if matches!(BusKind::parse(&common.bus)?, BusKind::Kafka(_)) => {
+            let BusKind::Kafka(bus) = BusKind::parse(&common.bus)? else {
+                unreachable!()
+            };
+            let (_rt, shutdown) = signals()?;
+            let mut st = store::open(&common.store)?;
+            let processor = Processor::new(Registry::load(&mut *st)?);
+            bus.ensure_topics()?;
+            let ballots = votestream::bus::kafka::ballots::KafkaBallots::open(&bus)?;
+            let mut publisher =
+                votestream::bus::kafka::ballots::VotePublisher::open(&bus, &instance, &mut *st)?;
+            let stats = Stats::default();
+            process::kafka::run(
+                &processor,
+                &mut *st,
+                &ballots,
+                &mut publisher,
+                &stats,
+                &shutdown,
+                until_idle.map(std::time::Duration::from_secs_f64),
+            )?;
+            print_processed(&stats);
+        }
+        Command::Process {
+            common,
+            input,
+            instance: _,
+            until_idle: _,
+        } => {
             check_bus(&common)?;
             let mut st = store::open(&common.store)?;
             let processor = Processor::new(Registry::load(&mut *st)?);
@@ -399,18 +461,38 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &stats,
                 &Shutdown::default(),
             )?;
+            print_processed(&stats);
+        }
+        Command::Aggregate {
+            common,
+            follow,
+            until_idle,
+            allowance_secs,
+        } if matches!(BusKind::parse(&common.bus)?, BusKind::Kafka(_)) => {
+            let BusKind::Kafka(bus) = BusKind::parse(&common.bus)? else {
+                unreachable!()
+            };
+            let (_rt, shutdown) = signals()?;
+            bus.ensure_topics()?;
+            let mut engine = votestream::aggregate::stream::StreamEngine::open(
+                &bus,
+                store::open(&common.store)?,
+                allowance_ms(allowance_secs),
+            )?;
+            let stats = Stats::default();
+            let idle = (!follow).then(|| std::time::Duration::from_secs_f64(until_idle));
+            engine.run(&stats, &shutdown, idle)?;
             use std::sync::atomic::Ordering::Relaxed;
             println!(
-                "processed {} ballots: {} accepted, {} rejected, {} replays skipped",
-                stats.consumed.load(Relaxed),
-                stats.accepted.load(Relaxed),
-                stats.rejected.load(Relaxed),
-                stats.replays.load(Relaxed)
+                "aggregated votes_topic up to seq {} ({} unreadable messages skipped)",
+                stats.aggregated_seq.load(Relaxed),
+                engine.bad_messages
             );
         }
         Command::Aggregate {
             common,
             follow,
+            until_idle: _,
             allowance_secs,
         } => {
             check_bus(&common)?;
@@ -509,6 +591,85 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends the simulated ballots to the `ballots` topic, keyed by voter.
+fn simulate_to_kafka(
+    bus: &KafkaBus,
+    simulation: &Simulation,
+    rate: Rate,
+    shutdown: &Shutdown,
+) -> anyhow::Result<u64> {
+    bus.ensure_topics()?;
+    let publisher = bus.publisher()?;
+    let topic = bus.topic(Topic::Ballots);
+    let mut sent = 0u64;
+    let mut failed = None;
+    simulation.run(0, rate, shutdown, |batch| {
+        for b in batch {
+            let r = match b {
+                Inbound::Ballot(b) => {
+                    publisher.send(&topic, Some(b.voter_id.as_bytes()), ballot_json(&b).as_bytes())
+                }
+                Inbound::Raw(bytes) => publisher.send(&topic, None, &bytes),
+                Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
+            };
+            if let Err(e) = r {
+                failed = Some(e);
+                return false;
+            }
+            sent += 1;
+        }
+        true
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    publisher.flush(std::time::Duration::from_secs(60))?;
+    Ok(sent)
+}
+
+/// Publishes the registry to `candidates_topic` and `voters_topic`.
+fn publish_registry(bus: &KafkaBus, st: &mut dyn store::Store, voters: &[votestream::model::Voter]) -> anyhow::Result<()> {
+    use votestream::bus::kafka::messages::{candidate_json, voter_json};
+    bus.ensure_topics()?;
+    let publisher = bus.publisher()?;
+    let candidates = bus.topic(Topic::Candidates);
+    for e in st.elections()? {
+        for c in &e.candidates {
+            let key = format!("{}:{}", c.election_id, c.candidate_id);
+            publisher.send(&candidates, Some(key.as_bytes()), &candidate_json(c))?;
+        }
+    }
+    let topic = bus.topic(Topic::Voters);
+    for v in voters {
+        publisher.send(&topic, Some(v.voter_id.as_bytes()), &voter_json(v))?;
+    }
+    publisher.flush(std::time::Duration::from_secs(120))?;
+    Ok(())
+}
+
+fn print_processed(stats: &Stats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    println!(
+        "processed {} ballots: {} accepted, {} rejected, {} replays skipped, {} outcomes published again",
+        stats.consumed.load(Relaxed),
+        stats.accepted.load(Relaxed),
+        stats.rejected.load(Relaxed),
+        stats.replays.load(Relaxed),
+        stats.republished.load(Relaxed)
+    );
+}
+
+/// A runtime that turns Ctrl-C and SIGTERM into a shutdown request.
+fn signals() -> anyhow::Result<(tokio::runtime::Runtime, Shutdown)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let shutdown = Shutdown::default();
+    shutdown.listen(rt.handle());
+    Ok((rt, shutdown))
 }
 
 fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {

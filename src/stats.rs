@@ -15,6 +15,9 @@ pub struct Stats {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
     pub replays: AtomicU64,
+    /// Outcomes published again after a crash between the store's commit
+    /// and the bus's (Kafka).
+    pub republished: AtomicU64,
     /// Highest seq the processor has committed.
     pub recorded_seq: AtomicI64,
     /// Highest seq the aggregator has persisted.

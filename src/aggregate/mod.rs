@@ -6,6 +6,7 @@
 //! a crash: after a restart the engine resumes from the last persisted seq.
 
 pub mod engine;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,35 +1,45 @@
 //! The bus seam: how ballots reach the processor and accepted votes reach the
 //! aggregator. Chosen by URL: `memory` (in-process channels, the embedded
-//! default); Kafka plugs in here next. A JSON-lines file or stdin is a third
-//! ballot source, so stages can run as separate processes on the embedded
-//! shape (`votestream simulate | votestream process`).
+//! default) or `kafka://HOST:PORT` (the distributed shape, [`kafka`]). A
+//! JSON-lines file or stdin is a third ballot source, so stages can run as
+//! separate processes on the embedded shape (`votestream simulate |
+//! votestream process`).
 
+pub mod kafka;
 pub mod memory;
 
 use std::io::BufRead;
 use std::time::Duration;
 
-use crate::model::{Ballot, Rejection, Vote};
+use crate::model::{Ballot, Rejection, Source, Vote};
 use crate::process::ack::Ack;
 
 /// A closed set of buses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BusKind {
     Memory,
+    Kafka(kafka::KafkaBus),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("unsupported bus `{0}`: expected `memory` (kafka:// is not built yet)")]
+    #[error("unsupported bus `{0}`: expected `memory` or `kafka://HOST:PORT`")]
     Unsupported(String),
+    #[error("bad Kafka URL `{0}`: {1}")]
+    BadUrl(String, String),
     #[error("reading ballots: {0}")]
     Io(#[from] std::io::Error),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("Kafka: {0}")]
+    Delivery(String),
 }
 
 impl BusKind {
     pub fn parse(url: &str) -> Result<BusKind, BusError> {
         match url {
             "memory" | "memory://" => Ok(BusKind::Memory),
+            u if u.starts_with("kafka://") => Ok(BusKind::Kafka(kafka::KafkaBus::parse(u)?)),
             other => Err(BusError::Unsupported(other.to_string())),
         }
     }
@@ -39,13 +49,16 @@ impl BusKind {
 /// process, raw bytes when it crossed a wire and still has to be parsed,
 /// already refused when the edge (the HTTP API) found it bad but it must
 /// still be recorded and counted. `Acked` wraps any of them when someone
-/// waits for the answer, which comes once the ballot is committed.
+/// waits for the answer, which comes once the ballot is committed;
+/// `Sourced` when it was read from a bus position (Kafka), which the store
+/// keeps with the outcome.
 #[derive(Debug)]
 pub enum Inbound {
     Ballot(Ballot),
     Raw(Vec<u8>),
     Rejected(Box<Rejection>),
     Acked(Box<Inbound>, Ack),
+    Sourced(Box<Inbound>, Source),
 }
 
 /// Where the processor takes ballots from.

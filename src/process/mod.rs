@@ -4,6 +4,7 @@
 //! accepted, rejected (with a reason) or a recognised replay.
 
 pub mod ack;
+pub mod kafka;
 pub mod parse;
 pub mod registry;
 
@@ -69,6 +70,18 @@ impl Processor {
             Inbound::Raw(bytes) => parse::parse_ballot(&bytes, now)?,
             Inbound::Rejected(r) => return Err(r),
             Inbound::Acked(inner, _) => return self.validate_with(registry, *inner, now),
+            Inbound::Sourced(inner, source) => {
+                return match self.validate_with(registry, *inner, now) {
+                    Ok(v) => Ok(Vote {
+                        source: Some(source),
+                        ..v
+                    }),
+                    Err(mut r) => {
+                        r.source = Some(source);
+                        Err(r)
+                    }
+                }
+            }
         };
         let reject = |b: &Ballot, reason, detail: String| {
             Box::new(Rejection {

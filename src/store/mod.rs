@@ -8,7 +8,7 @@
 
 mod postgres;
 mod sqlite;
-mod util;
+pub mod util;
 
 pub use postgres::{PgStore, VOTE_COPY_TYPES};
 pub use sqlite::SqliteStore;

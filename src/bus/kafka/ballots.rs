@@ -1,0 +1,328 @@
+//! The processor's side of Kafka: ballots in, and per batch one Kafka
+//! transaction out that holds the batch's `votes_topic` and
+//! `rejected_ballots` messages and the consumer offsets past it.
+//!
+//! The store commits first, Kafka second. A crash between the two leaves the
+//! batch recorded but not published, and its offsets not committed: the
+//! batch is read again (by this instance after a restart, or by whichever
+//! instance takes the partition), the store recognises each message by its
+//! (partition, offset) and hands back the stored outcome to publish again
+//! (`Recorded::republish_*`). A ballot sent twice is two messages: the
+//! second is a plain replay and publishes nothing. So a read_committed
+//! consumer of `votes_topic` sees each accepted vote exactly once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use super::messages::{rejection_json, vote_json};
+use super::{send_retrying, KafkaBus, Topic};
+use crate::bus::{BusError, Inbound};
+use crate::model::{Candidate, Source};
+use crate::store::{Recorded, Store, StoreError};
+
+/// Counts rebalances, so a batch knows whether its partitions changed
+/// owner while it was being read.
+#[derive(Default)]
+pub struct GroupContext {
+    rebalances: AtomicU64,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Relaxed);
+        tracing::info!(?rebalance, "consumer group rebalance");
+    }
+}
+
+/// Ballots read from Kafka for one batch.
+pub struct Polled {
+    pub inbound: Vec<Inbound>,
+    /// First offset read, per partition: where to go back to if the
+    /// batch's transaction is aborted.
+    pub starts: HashMap<i32, i64>,
+    /// The next offset after the batch, per partition.
+    pub ends: HashMap<i32, i64>,
+    /// The group generation the batch was read in: the transaction commits
+    /// the offsets only if that generation still owns the partitions.
+    group: Option<ConsumerGroupMetadata>,
+}
+
+impl Polled {
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// The `ballots` topic, read by a processor instance in the group.
+pub struct KafkaBallots {
+    consumer: BaseConsumer<GroupContext>,
+    topic: String,
+}
+
+impl KafkaBallots {
+    pub fn open(bus: &KafkaBus) -> Result<KafkaBallots, BusError> {
+        let topic = bus.topic(Topic::Ballots);
+        let consumer: BaseConsumer<GroupContext> = bus
+            .config()
+            .set("group.id", bus.group("processor"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "20")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create_with_context(GroupContext::default())?;
+        consumer.subscribe(&[&topic])?;
+        Ok(KafkaBallots { consumer, topic })
+    }
+
+    /// Up to `max` ballots; waits up to `wait` for the first, then takes
+    /// what is already there. A batch ends early at a rebalance.
+    pub fn poll_batch(&self, max: usize, wait: Duration) -> Result<Polled, BusError> {
+        let mut polled = Polled {
+            inbound: Vec::new(),
+            starts: HashMap::new(),
+            ends: HashMap::new(),
+            group: None,
+        };
+        let deadline = Instant::now() + wait;
+        let mut epoch = None;
+        while polled.inbound.len() < max {
+            let timeout = if polled.inbound.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let Some(next) = self.consumer.poll(timeout) else {
+                break;
+            };
+            let rebalances = self.consumer.context().rebalances.load(Relaxed);
+            if epoch.is_some_and(|e| e != rebalances) {
+                // Keep this message: the transaction will be refused for
+                // the old generation and the whole batch read again.
+                epoch = Some(u64::MAX);
+            }
+            let m = match next {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading ballots from Kafka");
+                    if polled.inbound.is_empty() && Instant::now() >= deadline {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if epoch.is_none() {
+                epoch = Some(rebalances);
+                polled.group = self.consumer.group_metadata();
+            }
+            let source = Source {
+                partition: m.partition(),
+                offset: m.offset(),
+            };
+            polled.starts.entry(source.partition).or_insert(source.offset);
+            polled.ends.insert(source.partition, source.offset + 1);
+            let raw = m.payload().unwrap_or_default().to_vec();
+            polled
+                .inbound
+                .push(Inbound::Sourced(Box::new(Inbound::Raw(raw)), source));
+            if epoch == Some(u64::MAX) {
+                break;
+            }
+        }
+        Ok(polled)
+    }
+
+    /// Goes back to the start of a batch whose transaction was aborted.
+    pub fn rewind(&self, polled: &Polled) {
+        for (&partition, &offset) in &polled.starts {
+            if let Err(e) = self.consumer.seek(
+                &self.topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            ) {
+                // Not ours any more: its new owner starts from the
+                // committed offsets, which never included this batch.
+                tracing::info!(partition, error = %e, "not rewinding a partition");
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The transaction was aborted; the batch must be read again.
+    #[error("Kafka transaction aborted: {0}")]
+    Aborted(KafkaError),
+    /// The producer cannot go on (fenced by a newer instance of the same
+    /// transactional id, or a fatal broker error).
+    #[error("Kafka producer failed: {0}")]
+    Fatal(KafkaError),
+    #[error("reading voter profiles: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Bus(#[from] BusError),
+}
+
+/// The processor's transactional producer.
+pub struct VotePublisher {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    ballots: String,
+    votes: String,
+    rejected: String,
+    candidates: HashMap<(String, String), Candidate>,
+}
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl VotePublisher {
+    /// `instance` names this processor: a restarted instance with the same
+    /// name fences its predecessor and aborts its open transaction at once
+    /// (a new name would leave it to time out, stalling read_committed
+    /// readers until then).
+    pub fn open(
+        bus: &KafkaBus,
+        instance: &str,
+        store: &mut dyn Store,
+    ) -> Result<VotePublisher, PublishError> {
+        let producer: ThreadedProducer<DefaultProducerContext> = bus
+            .config()
+            .set(
+                "transactional.id",
+                format!("{}votestream-processor-{instance}", bus.prefix),
+            )
+            .set("transaction.timeout.ms", "20000")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("queue.buffering.max.kbytes", "1048576")
+            .create()
+            .map_err(BusError::from)?;
+        producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(BusError::from)?;
+        let mut me = VotePublisher {
+            producer,
+            ballots: bus.topic(Topic::Ballots),
+            votes: bus.topic(Topic::Votes),
+            rejected: bus.topic(Topic::Rejected),
+            candidates: HashMap::new(),
+        };
+        me.load_candidates(store)?;
+        Ok(me)
+    }
+
+    fn load_candidates(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
+        for e in store.elections()? {
+            for c in e.candidates {
+                self.candidates
+                    .insert((c.election_id.clone(), c.candidate_id.clone()), c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes what a batch recorded, and its offsets, in one transaction.
+    pub fn publish(
+        &mut self,
+        store: &mut dyn Store,
+        recorded: &Recorded,
+        polled: &Polled,
+    ) -> Result<(), PublishError> {
+        let votes: Vec<_> = recorded
+            .votes
+            .iter()
+            .chain(&recorded.republish_votes)
+            .collect();
+        let nos: Vec<i64> = votes.iter().map(|v| v.voter_no).collect();
+        let profiles: HashMap<i64, crate::model::Voter> = if nos.is_empty() {
+            HashMap::new()
+        } else {
+            store.profiles(&nos)?.into_iter().collect()
+        };
+        if votes.iter().any(|v| {
+            !self
+                .candidates
+                .contains_key(&(v.election_id.to_string(), v.candidate_id.to_string()))
+        }) {
+            self.load_candidates(store)?; // an election added since we started
+        }
+        self.producer.begin_transaction().map_err(classify)?;
+        let sent = (|| -> Result<(), PublishError> {
+            for v in &votes {
+                let (Some(voter), Some(candidate)) = (
+                    profiles.get(&v.voter_no),
+                    self.candidates
+                        .get(&(v.election_id.to_string(), v.candidate_id.to_string())),
+                ) else {
+                    // The store just accepted it against these very tables.
+                    return Err(PublishError::Bus(BusError::Delivery(format!(
+                        "vote {} names a voter or candidate the store does not have",
+                        v.ballot_id
+                    ))));
+                };
+                let payload = vote_json(v, voter, candidate);
+                send_retrying(&self.producer, &self.votes, Some(v.voter_id.as_bytes()), &payload)?;
+            }
+            for r in recorded
+                .rejections
+                .iter()
+                .chain(&recorded.republish_rejections)
+            {
+                let key = r.voter_id.as_deref().unwrap_or(&r.ballot_id);
+                send_retrying(&self.producer, &self.rejected, Some(key.as_bytes()), &rejection_json(r))?;
+            }
+            let mut offsets = TopicPartitionList::new();
+            for (&partition, &next) in &polled.ends {
+                offsets
+                    .add_partition_offset(&self.ballots, partition, Offset::Offset(next))
+                    .map_err(PublishError::Fatal)?;
+            }
+            let group = polled.group.as_ref().ok_or_else(|| {
+                PublishError::Bus(BusError::Delivery("a batch without a consumer group".into()))
+            })?;
+            self.producer
+                .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
+                .map_err(classify)?;
+            self.commit()
+        })();
+        if let Err(e) = &sent {
+            if !matches!(e, PublishError::Fatal(_)) {
+                tracing::warn!(error = %e, "aborting the Kafka transaction; the batch will be read again");
+                self.producer.abort_transaction(TXN_TIMEOUT).map_err(classify)?;
+            }
+        }
+        sent
+    }
+
+    fn commit(&self) -> Result<(), PublishError> {
+        let mut tries = 0;
+        loop {
+            match self.producer.commit_transaction(TXN_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "retrying the Kafka commit");
+                }
+                Err(e) => return Err(classify(e)),
+            }
+        }
+    }
+}
+
+fn classify(e: KafkaError) -> PublishError {
+    match &e {
+        KafkaError::Transaction(t) if t.is_fatal() => PublishError::Fatal(e),
+        _ => PublishError::Aborted(e),
+    }
+}

@@ -1,0 +1,318 @@
+//! The Kafka bus: `--bus kafka://HOST:PORT[,HOST:PORT…][?partitions=N&replication=R&prefix=P]`.
+//!
+//! Topics keep the original's names and JSON shapes (SPEC §3), plus
+//! `ballots` and `rejected_ballots`. Voter-level topics are keyed by
+//! voter_id, so one voter's messages stay in one partition, in order; the
+//! aggregate topics are compacted and keyed by their natural key.
+//! `prefix` namespaces every topic and consumer group (tests run side by
+//! side on one broker); `partitions` applies to topics this creates.
+//!
+//! - [`ballots`]: the processor's side: ballots in, one Kafka transaction
+//!   per batch out (`votes_topic`, `rejected_ballots`, consumer offsets).
+//! - [`votes`]: the aggregator's side: `votes_topic` in, read_committed.
+//! - [`Publisher`]: plain idempotent producing (simulator, registry,
+//!   aggregate topics).
+
+pub mod ballots;
+pub mod messages;
+pub mod votes;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use super::BusError;
+
+/// The topics, a closed set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topic {
+    Voters,
+    Candidates,
+    Ballots,
+    Votes,
+    Rejected,
+    VotesPerCandidate,
+    TurnoutByLocation,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 7] = [
+        Topic::Voters,
+        Topic::Candidates,
+        Topic::Ballots,
+        Topic::Votes,
+        Topic::Rejected,
+        Topic::VotesPerCandidate,
+        Topic::TurnoutByLocation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Voters => "voters_topic",
+            Topic::Candidates => "candidates_topic",
+            Topic::Ballots => "ballots",
+            Topic::Votes => "votes_topic",
+            Topic::Rejected => "rejected_ballots",
+            Topic::VotesPerCandidate => "aggregated_votes_per_candidate",
+            Topic::TurnoutByLocation => "aggregated_turnout_by_location",
+        }
+    }
+
+    /// Readers of these want the latest value per key, not the history.
+    fn compacted(self) -> bool {
+        matches!(
+            self,
+            Topic::VotesPerCandidate | Topic::TurnoutByLocation | Topic::Candidates
+        )
+    }
+}
+
+/// Where the broker is and how topics are laid out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaBus {
+    pub bootstrap: String,
+    pub partitions: i32,
+    /// `None`: three replicas when the cluster has three brokers, else one.
+    pub replication: Option<i32>,
+    pub prefix: String,
+}
+
+/// Partitions of the topics this creates, unless the URL says otherwise:
+/// enough for a few instances of each stage to share the work.
+pub const DEFAULT_PARTITIONS: i32 = 6;
+
+impl KafkaBus {
+    pub fn parse(url: &str) -> Result<KafkaBus, BusError> {
+        let bad = |why: &str| BusError::BadUrl(url.to_string(), why.to_string());
+        let rest = url
+            .strip_prefix("kafka://")
+            .ok_or_else(|| bad("expected kafka://HOST:PORT"))?;
+        let (hosts, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let hosts = hosts.trim_end_matches('/');
+        if hosts.is_empty() || hosts.split(',').any(|h| !h.contains(':')) {
+            return Err(bad("every broker needs HOST:PORT"));
+        }
+        let mut bus = KafkaBus {
+            bootstrap: hosts.to_string(),
+            partitions: DEFAULT_PARTITIONS,
+            replication: None,
+            prefix: String::new(),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let number = |v: &str| {
+                v.parse::<i32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(&format!("{k} must be a positive integer, not {v:?}")))
+            };
+            match k {
+                "partitions" => bus.partitions = number(v)?,
+                "replication" => bus.replication = Some(number(v)?),
+                "prefix" => {
+                    if !v
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    {
+                        return Err(bad("prefix may hold only letters, digits, '.', '_' and '-'"));
+                    }
+                    bus.prefix = v.to_string();
+                }
+                other => return Err(bad(&format!("unknown setting {other:?}"))),
+            }
+        }
+        Ok(bus)
+    }
+
+    pub fn topic(&self, t: Topic) -> String {
+        format!("{}{}", self.prefix, t.name())
+    }
+
+    /// The consumer group of a stage: its instances split the partitions.
+    pub fn group(&self, stage: &str) -> String {
+        format!("{}votestream-{stage}", self.prefix)
+    }
+
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "votestream")
+            // Failures are reported by the calls that hit them.
+            .set("log_level", "3");
+        c
+    }
+
+    /// Creates every topic that does not exist yet.
+    pub fn ensure_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.config().create()?;
+        let brokers = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(15))?
+            .brokers()
+            .len() as i32;
+        let replication = self
+            .replication
+            .unwrap_or(if brokers >= 3 { 3 } else { 1 });
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic(*t)).collect();
+        let topics: Vec<NewTopic<'_>> = Topic::ALL
+            .iter()
+            .zip(&names)
+            .map(|(t, name)| {
+                let nt = NewTopic::new(name, self.partitions, TopicReplication::Fixed(replication));
+                if t.compacted() {
+                    nt.set("cleanup.policy", "compact")
+                } else {
+                    nt
+                }
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        // The admin API is async; a private runtime keeps this callable
+        // from any thread, inside a runtime or not.
+        let results = std::thread::scope(|s| {
+            s.spawn(|| -> Result<_, BusError> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                Ok(rt.block_on(admin.create_topics(&topics, &opts))?)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(BusError::Delivery("topic creation panicked".into())))
+        })?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(BusError::Delivery(format!("creating topic {name}: {code}")))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A plain (idempotent, acks=all) producer.
+    pub fn publisher(&self) -> Result<Publisher, BusError> {
+        let producer = self
+            .config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("queue.buffering.max.messages", "1000000")
+            .create_with_context(Deliveries::default())?;
+        Ok(Publisher { producer })
+    }
+}
+
+/// Counts failed deliveries: a plain producer learns of them only later.
+#[derive(Default)]
+pub struct Deliveries {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
+
+pub struct Publisher {
+    producer: ThreadedProducer<Deliveries>,
+}
+
+impl Publisher {
+    /// Queues one message; waits while the local queue is full.
+    pub fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<(), BusError> {
+        send_retrying(&self.producer, topic, key, payload)
+    }
+
+    /// Waits until every queued message is acknowledged by the broker;
+    /// fails if any delivery failed since the last call.
+    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        self.producer.flush(timeout)?;
+        let failed = self.producer.context().failed.swap(0, Relaxed);
+        if failed > 0 {
+            let last = self
+                .producer
+                .context()
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            return Err(BusError::Delivery(format!(
+                "{failed} messages were not delivered (last error: {last})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Sends, waiting for room while librdkafka's local queue is full.
+pub(crate) fn send_retrying<C: ProducerContext<DeliveryOpaque = ()> + 'static>(
+    producer: &ThreadedProducer<C>,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+) -> Result<(), BusError> {
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_settings_and_refuse_nonsense() {
+        let b = KafkaBus::parse("kafka://127.0.0.1:9092").unwrap();
+        assert_eq!(b.bootstrap, "127.0.0.1:9092");
+        assert_eq!(b.partitions, DEFAULT_PARTITIONS);
+        assert_eq!(b.topic(Topic::Votes), "votes_topic");
+        let b = KafkaBus::parse("kafka://a:1,b:2/?partitions=3&replication=1&prefix=t1.").unwrap();
+        assert_eq!(b.bootstrap, "a:1,b:2");
+        assert_eq!((b.partitions, b.replication), (3, Some(1)));
+        assert_eq!(b.topic(Topic::Ballots), "t1.ballots");
+        assert_eq!(b.group("processor"), "t1.votestream-processor");
+        for bad in [
+            "kafka://",
+            "kafka://host",
+            "http://a:1",
+            "kafka://a:1?partitions=0",
+            "kafka://a:1?partitions=x",
+            "kafka://a:1?color=red",
+            "kafka://a:1?prefix=a/b",
+        ] {
+            assert!(KafkaBus::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The processor on the Kafka bus: read a batch of ballots, validate it,
+//! record it in the store, publish the outcome in one Kafka transaction with
+//! the consumer offsets (see `bus::kafka::ballots` for why that order is
+//! exactly-once). One batch at a time: a rebalance happens only inside a
+//! poll, so it never finds a batch half done.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use super::{record_with_retry, Processor, MAX_BATCH};
+use crate::bus::kafka::ballots::{KafkaBallots, PublishError, VotePublisher};
+use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+use crate::store::Store;
+
+/// Aborted transactions in a row before the processor gives up (and exits,
+/// to be restarted): something is wrong that retrying will not fix.
+const MAX_ABORTS_IN_A_ROW: u32 = 20;
+
+/// Runs until shutdown is asked, or with `until_idle` once no ballot came
+/// for that long.
+pub fn run(
+    processor: &Processor,
+    store: &mut dyn Store,
+    ballots: &KafkaBallots,
+    publisher: &mut VotePublisher,
+    stats: &Stats,
+    shutdown: &Shutdown,
+    until_idle: Option<Duration>,
+) -> anyhow::Result<()> {
+    let mut aborts = 0;
+    let mut last_ballot = Instant::now();
+    while !shutdown.is_requested() {
+        let mut polled = ballots.poll_batch(MAX_BATCH, Duration::from_millis(100))?;
+        if polled.is_empty() {
+            if until_idle.is_some_and(|idle| last_ballot.elapsed() >= idle) {
+                break;
+            }
+            continue;
+        }
+        last_ballot = Instant::now();
+        let n = polled.inbound.len() as u64;
+        let started = Instant::now();
+        let inbound = std::mem::take(&mut polled.inbound);
+        let (batch, _) = processor.validate_intake(inbound, crate::model::now_millis());
+        let recorded = record_with_retry(store, batch, shutdown)?;
+        match publisher.publish(store, &recorded, &polled) {
+            Ok(()) => {
+                aborts = 0;
+                metrics::histogram!(crate::serve::metrics::BATCH_COMMIT_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                crate::serve::metrics::count_batch(&recorded);
+                stats.record_batch(n, &recorded);
+                stats
+                    .republished
+                    .fetch_add(recorded.republish_votes.len() as u64, Relaxed);
+            }
+            Err(PublishError::Fatal(e)) => return Err(PublishError::Fatal(e).into()),
+            Err(e) => {
+                aborts += 1;
+                if aborts >= MAX_ABORTS_IN_A_ROW {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("{aborts} Kafka transactions aborted in a row")));
+                }
+                tracing::warn!(error = %e, aborts, "batch not published; reading it again");
+                std::thread::sleep(Duration::from_millis(100 * u64::from(aborts.min(10))));
+                ballots.rewind(&polled);
+            }
+        }
+    }
+    Ok(())
+}
