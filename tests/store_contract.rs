@@ -86,6 +86,8 @@ contract!(
     registry_load_is_idempotent_and_ordered,
     opening_twice_keeps_the_schema_and_data,
     two_engines_of_one_name_take_turns,
+    a_replay_of_the_same_bus_message_is_republished,
+    tally_deltas_add_up_and_offsets_are_compare_and_set,
 );
 
 fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
@@ -823,4 +825,103 @@ fn two_engines_of_one_name_take_turns(b: &Backend) {
     }
     let report = votestream::audit::audit(&mut *st, "e1", BUILTIN).unwrap();
     assert!(report.is_clean(), "{:?}", report.differences);
+}
+
+/// Wraps ballots as read from bus positions (partition 0, offsets from `first`).
+fn sourced(ballots: Vec<Inbound>, first: i64) -> Vec<Inbound> {
+    ballots
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let source = votestream::model::Source {
+                partition: 0,
+                offset: first + i as i64,
+            };
+            Inbound::Sourced(Box::new(b), source)
+        })
+        .collect()
+}
+
+fn a_replay_of_the_same_bus_message_is_republished(b: &Backend) {
+    let v = setup(b, 10);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    let batch = || {
+        vec![
+            ballot("b0", "e1", &v[0], 0, 0),
+            ballot("b1", "e1", &v[1], 1, 0),
+            ballot("b1-again", "e1", &v[1], 2, 0), // already_voted
+            Inbound::Raw(b"{not json".to_vec()),
+        ]
+    };
+    let first = record(&mut *st, &p, sourced(batch(), 100));
+    assert_eq!(first.votes.len(), 2);
+    assert_eq!(first.rejections.len(), 2);
+    assert!(first.republish_votes.is_empty() && first.republish_rejections.is_empty());
+
+    // The same messages again (the bus's commit was lost): each outcome
+    // comes back to be published again, votes with their stored seq.
+    let again = record(&mut *b.open(), &p, sourced(batch(), 100));
+    assert!(again.votes.is_empty() && again.rejections.is_empty());
+    assert_eq!(again.replays, 4);
+    let mut republished: Vec<(String, i64)> = again
+        .republish_votes
+        .iter()
+        .map(|v| (v.ballot_id.clone(), v.seq))
+        .collect();
+    republished.sort();
+    let mut recorded: Vec<(String, i64)> = first
+        .votes
+        .iter()
+        .map(|v| (v.ballot_id.clone(), v.seq))
+        .collect();
+    recorded.sort();
+    assert_eq!(republished, recorded);
+    let mut rejected: Vec<RejectReason> =
+        again.republish_rejections.iter().map(|r| r.reason).collect();
+    rejected.sort_by_key(|r| r.as_str());
+    assert_eq!(rejected, [RejectReason::AlreadyVoted, RejectReason::MalformedJson]);
+
+    // The same ballots sent again as new messages: replays, nothing to publish.
+    let dup = record(&mut *b.open(), &p, sourced(batch(), 200));
+    assert_eq!(dup.replays, 4);
+    assert!(dup.republish_votes.is_empty() && dup.republish_rejections.is_empty());
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM votes"), 2);
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM rejected_ballots"), 2);
+    assert_eq!(
+        b.raw.scalar("SELECT COUNT(*) FROM votes WHERE src_partition = 0 AND src_offset IN (100, 101)"),
+        2
+    );
+}
+
+fn tally_deltas_add_up_and_offsets_are_compare_and_set(b: &Backend) {
+    use votestream::store::OffsetMove;
+    setup(b, 1);
+    let mut st = b.open();
+    let mv = |partition, from, to| OffsetMove { partition, from, to };
+    st.add_tallies(BUILTIN, &keys(), "votes_topic", &[mv(0, None, 10), mv(1, None, 4)])
+        .unwrap();
+    // A second first save of partition 0 is refused and writes nothing.
+    let stale = b
+        .open()
+        .add_tallies(BUILTIN, &keys(), "votes_topic", &[mv(1, Some(4), 6), mv(0, None, 12)]);
+    assert!(matches!(stale, Err(StoreError::EngineMoved { .. })), "{stale:?}");
+    let stale = st.add_tallies(BUILTIN, &keys(), "votes_topic", &[mv(0, Some(9), 12)]);
+    assert!(matches!(stale, Err(StoreError::EngineMoved { .. })), "{stale:?}");
+    // Deltas add up; the latest cast time is the largest, not a sum.
+    let mut earlier = keys();
+    let last = earlier.len() - 1;
+    earlier[last].1 = OPENS;
+    st.add_tallies(BUILTIN, &earlier, "votes_topic", &[mv(0, Some(10), 15)])
+        .unwrap();
+    let (t, _) = st.load_tallies(BUILTIN).unwrap();
+    for (k, v) in keys() {
+        let want = if matches!(k, TallyKey::MaxCastAt { .. }) { v } else { 2 * v };
+        assert_eq!(t.get(&k), want, "{k:?}");
+    }
+    let offsets = b.open().load_offsets(BUILTIN, "votes_topic").unwrap();
+    assert_eq!(offsets.get(&0), Some(&15));
+    assert_eq!(offsets.get(&1), Some(&4));
+    assert!(b.open().load_offsets(BUILTIN, "other").unwrap().is_empty());
+    assert!(b.open().load_offsets("spark", "votes_topic").unwrap().is_empty());
 }
