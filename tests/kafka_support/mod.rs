@@ -1,0 +1,308 @@
+//! Helpers for the tests of the Kafka shape: a real broker (started by
+//! `scripts/kafka.sh`, named by VOTESTREAM_TEST_KAFKA), a fresh PostgreSQL
+//! database and a topic prefix of its own per test, the stages as child
+//! processes, and a read_committed reader of whole topics.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::common::{command, describe, ChildGuard};
+use crate::store_support::TempDb;
+
+/// The broker the tests use. Never skips: without one the test fails and
+/// says how to get one.
+pub fn bootstrap() -> String {
+    std::env::var("VOTESTREAM_TEST_KAFKA").unwrap_or_else(|_| {
+        panic!(
+            "no Kafka for the tests: run `bash scripts/kafka.sh start` and export \
+             VOTESTREAM_TEST_KAFKA=$(bash scripts/kafka.sh url); `bash scripts/test.sh` does both"
+        )
+    })
+}
+
+/// One test's world: its database, its topics, its stages' logs.
+pub struct KafkaTest {
+    pub db: TempDb,
+    pub prefix: String,
+    pub bus: String,
+    pub bootstrap: String,
+    logs: PathBuf,
+}
+
+/// A stage running as a child process; SIGKILLed if the test lets go of it.
+pub struct Stage {
+    pub name: String,
+    guard: ChildGuard,
+}
+
+impl Stage {
+    pub fn pid(&mut self) -> u32 {
+        self.guard.child().id()
+    }
+
+    /// SIGKILL, no warning.
+    pub fn kill(&mut self) {
+        self.guard.kill();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.guard.0.is_some() && self.guard.child().try_wait().ok().flatten().is_none()
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    pub fn stop(&mut self) {
+        if self.guard.0.is_none() {
+            return;
+        }
+        let pid = self.pid() as i32;
+        // SAFETY: signals our own child, by its pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.guard.child().try_wait() {
+                self.guard.0 = None;
+                assert!(status.success(), "{} exited with {status}", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not stop within 60 s of SIGTERM", self.name);
+    }
+}
+
+impl KafkaTest {
+    pub fn new(partitions: u32) -> KafkaTest {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let bootstrap = bootstrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let prefix = format!(
+            "t{}-{}-{}.",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos % 1_000_000_000
+        );
+        let bus = format!("kafka://{bootstrap}?partitions={partitions}&prefix={prefix}");
+        let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kafka-{prefix}"));
+        std::fs::create_dir_all(&logs).expect("log directory");
+        KafkaTest {
+            db: TempDb::new(),
+            prefix,
+            bus,
+            bootstrap,
+            logs,
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn args(&self, sub: &str, extra: &[&str]) -> Vec<String> {
+        let mut a = vec![
+            sub.to_string(),
+            "--store".into(),
+            self.db.url.clone(),
+            "--bus".into(),
+            self.bus.clone(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Runs a subcommand to completion; asserts it succeeds.
+    pub fn run_ok(&self, sub: &str, extra: &[&str]) -> Output {
+        crate::common::votestream_ok(&self.args(sub, extra))
+    }
+
+    /// Starts a long-running stage; its stderr goes to a log file.
+    pub fn spawn(&self, name: &str, sub: &str, extra: &[&str]) -> Stage {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{name}.log")))
+            .expect("stage log");
+        let mut cmd = command();
+        cmd.args(self.args(sub, extra))
+            .env("VOTESTREAM_LOG", "warn,votestream=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        Stage {
+            name: name.to_string(),
+            guard: ChildGuard(Some(cmd.spawn().expect("stage starts"))),
+        }
+    }
+
+    /// The last lines of every stage's log, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(dir) = std::fs::read_dir(&self.logs) {
+            for e in dir.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                out += &format!("--- {}:\n{tail}\n", e.path().display());
+            }
+        }
+        out
+    }
+
+    pub fn scalar(&self, sql: &str) -> i64 {
+        self.db
+            .client()
+            .query_one(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    /// Waits until `done`, at most `limit`; panics with the stages' logs.
+    pub fn wait_for(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            if Instant::now() > deadline {
+                panic!("timed out after {limit:?} waiting for {what}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until `sent` ballots are recorded (each as a vote or a
+    /// rejection) and every vote is counted.
+    pub fn wait_drained(&self, sent: i64, limit: Duration) {
+        self.wait_for(&format!("{sent} ballots recorded"), limit, || {
+            self.scalar("SELECT (SELECT COUNT(*) FROM votes) + (SELECT COUNT(*) FROM rejected_ballots)")
+                >= sent
+        });
+        self.wait_for("every vote counted", limit, || {
+            self.scalar("SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'")
+                == self.scalar("SELECT COUNT(*) FROM votes")
+        });
+    }
+
+    /// Every message of a topic as a read_committed consumer sees it.
+    pub fn read_topic(&self, name: &str) -> Vec<(Option<String>, Vec<u8>)> {
+        let topic = self.topic(name);
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("{}reader", self.prefix))
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a reader");
+        let meta = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .expect("topic metadata");
+        let partitions: Vec<i32> = meta.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        assert!(!partitions.is_empty(), "topic {topic} has no partitions");
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for &p in &partitions {
+            tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            ends.insert(p, high);
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let position = consumer.position().expect("position");
+            let done = partitions.iter().all(|&p| {
+                let end = ends[&p];
+                end == 0
+                    || matches!(position.find_partition(&topic, p).map(|e| e.offset()),
+                        Some(Offset::Offset(o)) if o >= end)
+            });
+            if done {
+                break;
+            }
+            assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
+            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+                let m = m.expect("a message");
+                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                out.push((key, m.payload().unwrap_or_default().to_vec()));
+            }
+        }
+        out
+    }
+
+    /// The exactly-once checks every scenario ends with: `audit` passes,
+    /// `votes_topic` holds each accepted vote once and nothing else, and
+    /// `rejected_ballots` holds each recorded rejection once.
+    pub fn assert_exact(&self) {
+        let audit = crate::common::votestream(&[
+            "audit".to_string(),
+            "--store".into(),
+            self.db.url.clone(),
+        ]);
+        assert!(audit.status.success(), "audit failed: {}", describe(&audit));
+
+        let mut stored: Vec<String> = self
+            .db
+            .client()
+            .query("SELECT ballot_id FROM votes", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        stored.sort();
+        let mut published: Vec<String> = self
+            .read_topic("votes_topic")
+            .iter()
+            .map(|(_, v)| {
+                let j: serde_json::Value = serde_json::from_slice(v).expect("votes_topic JSON");
+                j["ballot_id"].as_str().expect("ballot_id").to_string()
+            })
+            .collect();
+        published.sort();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in &published {
+            *counts.entry(id).or_default() += 1;
+        }
+        let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+        assert!(twice.is_empty(), "votes published more than once: {twice:?}");
+        assert_eq!(
+            published.len(),
+            stored.len(),
+            "votes_topic holds {} votes, the store {}",
+            published.len(),
+            stored.len()
+        );
+        assert!(published == stored, "votes_topic and the votes table differ");
+
+        let rejected = self.read_topic("rejected_ballots");
+        let mut ids: Vec<String> = rejected
+            .iter()
+            .map(|(_, v)| {
+                let j: serde_json::Value = serde_json::from_slice(v).expect("rejected_ballots JSON");
+                j["ballot_id"].as_str().expect("ballot_id").to_string()
+            })
+            .collect();
+        ids.sort();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "a rejection was published twice");
+        assert_eq!(n as i64, self.scalar("SELECT COUNT(*) FROM rejected_ballots"));
+    }
+}
+
+/// The number before `word` in a line of output ("sent 123 ballots").
+pub fn sent(out: &Output) -> i64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "sent")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `sent N` in {text}"))
+}
