@@ -126,6 +126,13 @@ impl KafkaTest {
 
     /// Starts a long-running stage; its stderr goes to a log file.
     pub fn spawn(&self, name: &str, sub: &str, extra: &[&str]) -> Stage {
+        self.spawn_env(name, sub, extra, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with extra environment variables; stdout goes
+    /// to `name.out` (see [`output`](Self::output)).
+    pub fn spawn_env(&self, name: &str, sub: &str, extra: &[&str], env: &[(&str, &str)]) -> Stage {
+        let out = std::fs::File::create(self.logs.join(format!("{name}.out"))).expect("stage output");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -134,13 +141,19 @@ impl KafkaTest {
         let mut cmd = command();
         cmd.args(self.args(sub, extra))
             .env("VOTESTREAM_LOG", "warn,votestream=info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(log);
         Stage {
             name: name.to_string(),
             guard: ChildGuard(Some(cmd.spawn().expect("stage starts"))),
         }
+    }
+
+    /// What a stage printed on stdout (complete once it exited).
+    pub fn output(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.join(format!("{name}.out"))).unwrap_or_default()
     }
 
     /// The last lines of every stage's log, for a failure message.

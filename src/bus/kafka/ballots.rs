@@ -181,6 +181,9 @@ pub struct VotePublisher {
     votes: String,
     rejected: String,
     candidates: HashMap<(String, String), Candidate>,
+    /// An abort that failed (the broker was away): it must succeed before
+    /// the next transaction can begin.
+    abort_pending: bool,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,6 +220,7 @@ impl VotePublisher {
             votes: bus.topic(Topic::Votes),
             rejected: bus.topic(Topic::Rejected),
             candidates: HashMap::new(),
+            abort_pending: false,
         };
         me.load_candidates(store)?;
         Ok(me)
@@ -256,6 +260,10 @@ impl VotePublisher {
                 .contains_key(&(v.election_id.to_string(), v.candidate_id.to_string()))
         }) {
             self.load_candidates(store)?; // an election added since we started
+        }
+        if self.abort_pending {
+            self.producer.abort_transaction(TXN_TIMEOUT).map_err(classify)?;
+            self.abort_pending = false;
         }
         self.producer.begin_transaction().map_err(classify)?;
         let sent = (|| -> Result<(), PublishError> {
@@ -299,7 +307,10 @@ impl VotePublisher {
         if let Err(e) = &sent {
             if !matches!(e, PublishError::Fatal(_)) {
                 tracing::warn!(error = %e, "aborting the Kafka transaction; the batch will be read again");
-                self.producer.abort_transaction(TXN_TIMEOUT).map_err(classify)?;
+                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                    self.abort_pending = true;
+                    return Err(classify(abort));
+                }
             }
         }
         sent
