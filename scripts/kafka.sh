@@ -6,6 +6,7 @@
 #   scripts/kafka.sh stop          stops the brokers this script started
 #   scripts/kafka.sh restart N     stops and starts broker N (failure tests)
 #   scripts/kafka.sh url           prints the bootstrap servers
+#   scripts/kafka.sh status        exit 0 when every broker it started runs
 #
 # With KAFKA_BOOTSTRAP set, `start` only checks that it is reachable.
 set -euo pipefail
@@ -121,7 +122,16 @@ case "$cmd" in
   url)
     bootstrap "$(cat "$home/nodes" 2>/dev/null || echo 1)"
     ;;
+  status)
+    nodes="$(cat "$home/nodes" 2>/dev/null || echo 0)"
+    ((nodes > 0)) || { echo "kafka: not started here" >&2; exit 1; }
+    for ((i = 1; i <= nodes; i++)); do
+      pidfile="$home/node-$i/pid"
+      [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || { echo "kafka: broker $i is not running" >&2; exit 1; }
+    done
+    bootstrap "$nodes"
+    ;;
   *)
-    echo "usage: $0 start [1|3] | stop | restart N | url" >&2; exit 2
+    echo "usage: $0 start [1|3] | stop | restart N | url | status" >&2; exit 2
     ;;
 esac

@@ -14,16 +14,30 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -- -D warnings"
 cargo clippy --release --all-targets -- -D warnings
+# Servers this script started are stopped on exit; running ones are left be.
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
+
 # The PostgreSQL tests need a real server: the project's own (Debian's
 # packages, 127.0.0.1, data under target/pg), or DATABASE_URL when given.
-# Stopped on exit only if this script started it.
 if [[ -z "${VOTESTREAM_TEST_PG_URL:-}" ]]; then
   if [[ -z "${DATABASE_URL:-}" ]] && ! bash scripts/pg.sh status >/dev/null 2>&1; then
-    trap 'bash scripts/pg.sh stop' EXIT
+    cleanup+=("bash scripts/pg.sh stop")
   fi
   echo "== scripts/pg.sh start"
   VOTESTREAM_TEST_PG_URL="$(bash scripts/pg.sh start)"
   export VOTESTREAM_TEST_PG_URL
+fi
+
+# The Kafka tests need a real broker: the project's own (Apache Kafka from
+# Maven Central, KRaft, 127.0.0.1:19092), or KAFKA_BOOTSTRAP when given.
+if [[ -z "${VOTESTREAM_TEST_KAFKA:-}" ]]; then
+  if [[ -z "${KAFKA_BOOTSTRAP:-}" ]] && ! bash scripts/kafka.sh status >/dev/null 2>&1; then
+    cleanup+=("bash scripts/kafka.sh stop")
+  fi
+  echo "== scripts/kafka.sh start"
+  VOTESTREAM_TEST_KAFKA="$(bash scripts/kafka.sh start)"
+  export VOTESTREAM_TEST_KAFKA
 fi
 
 echo "== headless Chromium for the dashboard test"

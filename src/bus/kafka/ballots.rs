@@ -115,6 +115,8 @@ impl KafkaBallots {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading ballots from Kafka");
+                    // The broker is away: do not spin on its errors.
+                    std::thread::sleep(Duration::from_millis(20));
                     if polled.inbound.is_empty() && Instant::now() >= deadline {
                         break;
                     }

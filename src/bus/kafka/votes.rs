@@ -66,6 +66,8 @@ impl KafkaVotes {
                 }),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "reading votes from Kafka");
+                    // The broker is away: do not spin on its errors.
+                    std::thread::sleep(Duration::from_millis(20));
                     if out.is_empty() && Instant::now() >= deadline {
                         break;
                     }
