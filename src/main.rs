@@ -309,8 +309,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             until_done,
             http,
         } => {
-            check_bus(&common)?;
             let summary = pipeline::run(RunConfig {
+                bus: BusKind::parse(&common.bus)?,
                 store_url: common.store,
                 election_id: common.election,
                 voters,
@@ -350,7 +350,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     let from = have.min(voters);
                     let added = pipeline::generate_voters(&mut *st, seed, from, voters, progress)?;
                     let list = match bus {
-                        BusKind::Kafka(_) => (from..voters).map(|i| generate::voter(seed, i)).collect(),
+                        BusKind::Kafka(_) => {
+                            (from..voters).map(|i| generate::voter(seed, i)).collect()
+                        }
                         BusKind::Memory => Vec::new(),
                     };
                     (added, list)
@@ -518,12 +520,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             http,
             allowance_secs,
         } => {
-            check_bus(&common)?;
             let sim = SimConfig {
                 allowance_ms: allowance_ms(allowance_secs),
                 ..SimConfig::default()
             };
             let summary = pipeline::run(RunConfig {
+                bus: BusKind::parse(&common.bus)?,
                 store_url: common.store,
                 election_id: common.election,
                 voters: 0,
@@ -608,9 +610,11 @@ fn simulate_to_kafka(
     simulation.run(0, rate, shutdown, |batch| {
         for b in batch {
             let r = match b {
-                Inbound::Ballot(b) => {
-                    publisher.send(&topic, Some(b.voter_id.as_bytes()), ballot_json(&b).as_bytes())
-                }
+                Inbound::Ballot(b) => publisher.send(
+                    &topic,
+                    Some(b.voter_id.as_bytes()),
+                    ballot_json(&b).as_bytes(),
+                ),
                 Inbound::Raw(bytes) => publisher.send(&topic, None, &bytes),
                 Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
             };
@@ -630,7 +634,11 @@ fn simulate_to_kafka(
 }
 
 /// Publishes the registry to `candidates_topic` and `voters_topic`.
-fn publish_registry(bus: &KafkaBus, st: &mut dyn store::Store, voters: &[votestream::model::Voter]) -> anyhow::Result<()> {
+fn publish_registry(
+    bus: &KafkaBus,
+    st: &mut dyn store::Store,
+    voters: &[votestream::model::Voter],
+) -> anyhow::Result<()> {
     use votestream::bus::kafka::messages::{candidate_json, voter_json};
     bus.ensure_topics()?;
     let publisher = bus.publisher()?;

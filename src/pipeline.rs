@@ -2,7 +2,9 @@
 //!
 //! Threads, not tasks, for the stages: each one is a tight loop over big
 //! batches and a blocking store. The tokio runtime only serves HTTP.
-//! `votestream serve` is the same without the simulator.
+//! `votestream serve` is the same without the simulator. With `--bus
+//! kafka://…` the arrows are Kafka topics ([`kafka`]): the same stages, as
+//! members of the consumer groups any other instance joins.
 //!
 //! ```text
 //! simulator ─┬─ballots─► processor ─votes─► aggregator
@@ -17,8 +19,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod kafka;
+
 use crate::aggregate::engine::{Engine, Feed};
-use crate::bus::{memory, VoteSink};
+use crate::aggregate::stream::StreamEngine;
+use crate::bus::kafka::intake::BallotProducer;
+use crate::bus::{memory, BusKind, VoteSink};
 use crate::generate;
 use crate::model::{now_millis, Millis};
 use crate::process::{self, Processor, Registry};
@@ -32,6 +38,7 @@ use crate::store::{self, Store};
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub store_url: String,
+    pub bus: BusKind,
     pub election_id: String,
     pub voters: u64,
     pub sim: SimConfig,
@@ -185,12 +192,30 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         .results(&cfg.election_id, crate::aggregate::BUILTIN)?
         .received as usize;
     let processor = Arc::new(Processor::new(Registry::load(&mut *store)?));
-    let engine = Engine::open(store::open(&cfg.store_url)?, cfg.sim.allowance_ms)?;
-
     let (ballot_tx, mut ballot_rx) = memory::ballots();
     let (vote_tx, vote_rx) = memory::votes();
+    let (aggregator, sink) = match &cfg.bus {
+        BusKind::Memory => (
+            Aggregator::Memory(
+                Engine::open(store::open(&cfg.store_url)?, cfg.sim.allowance_ms)?,
+                vote_rx,
+            ),
+            serve::IntakeSink::Memory(ballot_tx.clone()),
+        ),
+        BusKind::Kafka(bus) => {
+            bus.ensure_topics().context("creating the Kafka topics")?;
+            (
+                Aggregator::Kafka(Box::new(StreamEngine::open(
+                    bus,
+                    store::open(&cfg.store_url)?,
+                    cfg.sim.allowance_ms,
+                )?)),
+                serve::IntakeSink::Kafka(BallotProducer::new(bus, processor.clone())?),
+            )
+        }
+    };
     let health = Arc::new(serve::Health::default());
-    let (intake, intake_stop) = serve::Intake::start(ballot_tx.clone());
+    let (intake, intake_stop) = serve::Intake::start(sink);
     let snapshots = {
         let _guard = rt.enter();
         serve::snapshot::start(store::open(&cfg.store_url)?, stats.clone(), health.clone())
@@ -231,33 +256,44 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
     let stages = std::thread::scope(|s| -> anyhow::Result<()> {
         let processing = s.spawn(|| {
             health.processor_running.store(true, Relaxed);
-            let sink = VoteSink::Memory(vote_tx);
-            let r = process::run(
-                &processor,
-                &mut *store,
-                &mut ballot_rx,
-                Some(&sink),
-                &stats,
-                &shutdown,
-            );
+            let r = match &cfg.bus {
+                BusKind::Memory => process::run(
+                    &processor,
+                    &mut *store,
+                    &mut ballot_rx,
+                    Some(&VoteSink::Memory(vote_tx)),
+                    &stats,
+                    &shutdown,
+                ),
+                BusKind::Kafka(bus) => {
+                    kafka::process(bus, &processor, &mut *store, &stats, &shutdown)
+                }
+            };
             health.processor_running.store(false, Relaxed);
             r
         });
         let aggregating = s.spawn(|| {
             health.aggregator_running.store(true, Relaxed);
-            let mut engine = engine;
-            let r = engine.run(Feed::Memory(vote_rx), &stats, &shutdown);
+            let r = aggregator.run(&stats, &shutdown);
             health.aggregator_running.store(false, Relaxed);
             r
         });
         let simulating = sim.as_ref().map(|sim| {
             let ballot_tx = ballot_tx.clone();
-            let (stats, shutdown) = (&stats, &shutdown);
-            s.spawn(move || {
-                sim.run(already, cfg.rate, shutdown, |batch| {
-                    stats.sent.fetch_add(batch.len() as u64, Relaxed);
-                    ballot_tx.send(batch)
-                })
+            let (stats, shutdown, bus) = (&stats, &shutdown, &cfg.bus);
+            s.spawn(move || -> anyhow::Result<()> {
+                match bus {
+                    BusKind::Memory => {
+                        sim.run(already, cfg.rate, shutdown, |batch| {
+                            stats.sent.fetch_add(batch.len() as u64, Relaxed);
+                            ballot_tx.send(batch)
+                        });
+                        Ok(())
+                    }
+                    BusKind::Kafka(bus) => {
+                        kafka::simulate(bus, sim, already, cfg.rate, stats, shutdown)
+                    }
+                }
             })
         });
         // From here only the simulator and the HTTP intake hold the channel.
@@ -285,6 +321,11 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
                 if let Some(stop) = intake_stop.take() {
                     stop.stop();
                 }
+                // Kafka consumers do not see the end of a stream: stop them
+                // once everything sent is recorded and counted.
+                if matches!(cfg.bus, BusKind::Kafka(_)) && kafka::drained(&stats) {
+                    shutdown.request();
+                }
             }
             if !announced {
                 bar.set_position(stats.consumed.load(Relaxed));
@@ -300,7 +341,7 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         bar.finish_and_clear();
         if let Some(h) = simulating {
             h.join()
-                .map_err(|_| anyhow::anyhow!("simulator panicked"))?;
+                .map_err(|_| anyhow::anyhow!("simulator panicked"))??;
         }
         processing
             .join()
@@ -322,6 +363,22 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         sent: stats.sent.load(Relaxed),
         replays: stats.replays.load(Relaxed),
     })
+}
+
+/// The built-in engine, fed by the in-process bus or by Kafka.
+enum Aggregator {
+    Memory(Engine, crossbeam_channel::Receiver<Vec<crate::model::Vote>>),
+    Kafka(Box<StreamEngine>),
+}
+
+impl Aggregator {
+    fn run(self, stats: &Stats, shutdown: &Shutdown) -> anyhow::Result<()> {
+        match self {
+            Aggregator::Memory(mut engine, rx) => engine.run(Feed::Memory(rx), stats, shutdown)?,
+            Aggregator::Kafka(mut engine) => engine.run(stats, shutdown, None)?,
+        }
+        Ok(())
+    }
 }
 
 /// Lateness allowance in milliseconds from seconds on the command line.

@@ -20,6 +20,8 @@ pub struct Stats {
     pub republished: AtomicU64,
     /// Highest seq the processor has committed.
     pub recorded_seq: AtomicI64,
+    /// Votes the aggregator has counted and persisted (Kafka feed).
+    pub counted: AtomicU64,
     /// Highest seq the aggregator has persisted.
     pub aggregated_seq: AtomicI64,
     /// When set (by `bench`), every commit's last seq and instant is kept,

@@ -59,7 +59,11 @@ fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
     eprintln!("broker restarted in {:?}", down.elapsed());
     let n = sent(&sim.join().expect("simulator"));
     t.wait_drained(n, Duration::from_secs(300));
-    assert!(process.is_running() && aggregate.is_running(), "{}", t.logs());
+    assert!(
+        process.is_running() && aggregate.is_running(),
+        "{}",
+        t.logs()
+    );
     process.stop();
     aggregate.stop();
     t.assert_exact();

@@ -57,7 +57,11 @@ fn a_processor_killed_between_the_store_and_kafka_publishes_the_batch_on_restart
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     while doomed.is_running() {
-        assert!(Instant::now() < deadline, "the hook never fired\n{}", t.logs());
+        assert!(
+            Instant::now() < deadline,
+            "the hook never fired\n{}",
+            t.logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let recorded = t.scalar("SELECT COUNT(*) FROM votes");
@@ -101,7 +105,11 @@ fn sigkill_of_the_stages_at_random_moments_leaves_every_count_exact() {
         let which = rng.between(0, 3);
         if which != 1 {
             process.kill();
-            process = t.spawn(&format!("process-{trial}"), "process", &["--instance", "p1"]);
+            process = t.spawn(
+                &format!("process-{trial}"),
+                "process",
+                &["--instance", "p1"],
+            );
         }
         if which != 0 {
             aggregate.kill();

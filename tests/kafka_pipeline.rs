@@ -28,15 +28,21 @@ fn end_to_end_100k_voters_exactly_once() {
     t.assert_exact();
     assert_eq!(t.scalar("SELECT COUNT(*) FROM votes"), 80_000);
     // received = accepted + rejected, per election.
-    let received = t.scalar("SELECT SUM(n)::int8 FROM ballot_counts WHERE election_id = 'general-2026'");
-    let accepted = t.scalar("SELECT n FROM ballot_counts WHERE election_id = 'general-2026' AND outcome = 'accepted'");
+    let received =
+        t.scalar("SELECT SUM(n)::int8 FROM ballot_counts WHERE election_id = 'general-2026'");
+    let accepted = t.scalar(
+        "SELECT n FROM ballot_counts WHERE election_id = 'general-2026' AND outcome = 'accepted'",
+    );
     assert_eq!(accepted, 80_000);
     assert!(received > accepted);
     // The aggregate topics hold the latest totals per key.
     let mut latest = std::collections::HashMap::new();
     for (k, v) in t.read_topic("aggregated_votes_per_candidate") {
         let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
-        latest.insert(k.expect("a key"), j["total_votes"].as_i64().expect("total_votes"));
+        latest.insert(
+            k.expect("a key"),
+            j["total_votes"].as_i64().expect("total_votes"),
+        );
     }
     assert_eq!(latest.len(), 3, "{latest:?}");
     assert_eq!(latest.values().sum::<i64>(), 80_000);
@@ -97,18 +103,19 @@ fn producer(t: &KafkaTest) -> BaseProducer {
 fn bad_messages_on_ballots_are_rejected_with_a_reason_and_the_rest_counted() {
     let t = KafkaTest::new(2);
     t.run_ok("generate", &["--voters", "100"]);
-    let voter: String = t
-        .db
-        .client()
-        .query_one("SELECT voter_id FROM voters ORDER BY voter_no LIMIT 1", &[])
-        .unwrap()
-        .get(0);
-    let other: String = t
-        .db
-        .client()
-        .query_one("SELECT voter_id FROM voters ORDER BY voter_no OFFSET 1 LIMIT 1", &[])
-        .unwrap()
-        .get(0);
+    let voter: String =
+        t.db.client()
+            .query_one("SELECT voter_id FROM voters ORDER BY voter_no LIMIT 1", &[])
+            .unwrap()
+            .get(0);
+    let other: String =
+        t.db.client()
+            .query_one(
+                "SELECT voter_id FROM voters ORDER BY voter_no OFFSET 1 LIMIT 1",
+                &[],
+            )
+            .unwrap()
+            .get(0);
     let now = chrono::Utc::now().to_rfc3339();
     let ballot = |id: &str, voter: &str, candidate: &str, election: &str| {
         serde_json::json!({"ballot_id": id, "election_id": election, "voter_id": voter,
@@ -118,16 +125,34 @@ fn bad_messages_on_ballots_are_rejected_with_a_reason_and_the_rest_counted() {
     };
     let messages: Vec<(&str, Vec<u8>)> = vec![
         ("malformed_json", b"{this is not json".to_vec()),
-        ("wrong_type", br#"{"ballot_id": 7, "voter_id": [], "candidate_id": {}, "election_id": 1}"#.to_vec()),
+        (
+            "wrong_type",
+            br#"{"ballot_id": 7, "voter_id": [], "candidate_id": {}, "election_id": 1}"#.to_vec(),
+        ),
         ("missing_field", br#"{"ballot_id": "m1"}"#.to_vec()),
         ("invalid_utf8", vec![b'{', 0xff, 0xfe, b'}']),
         ("malformed_json", Vec::new()),
-        ("unknown_voter", ballot("u1", "nobody", "c-savior", "general-2026")),
-        ("unknown_candidate", ballot("u2", &voter, "c-nobody", "general-2026")),
-        ("unknown_election", ballot("u3", &voter, "c-savior", "no-such-election")),
+        (
+            "unknown_voter",
+            ballot("u1", "nobody", "c-savior", "general-2026"),
+        ),
+        (
+            "unknown_candidate",
+            ballot("u2", &voter, "c-nobody", "general-2026"),
+        ),
+        (
+            "unknown_election",
+            ballot("u3", &voter, "c-savior", "no-such-election"),
+        ),
         ("accepted", ballot("g1", &voter, "c-savior", "general-2026")),
-        ("already_voted", ballot("g2", &voter, "c-tech-republic", "general-2026")),
-        ("accepted", ballot("g3", &other, "c-management", "general-2026")),
+        (
+            "already_voted",
+            ballot("g2", &voter, "c-tech-republic", "general-2026"),
+        ),
+        (
+            "accepted",
+            ballot("g3", &other, "c-management", "general-2026"),
+        ),
     ];
     let p = producer(&t);
     let topic = t.topic("ballots");
@@ -141,8 +166,13 @@ fn bad_messages_on_ballots_are_rejected_with_a_reason_and_the_rest_counted() {
     });
     for (i, (_, payload)) in messages.iter().enumerate() {
         // One partition for all, so "already_voted" comes after its first vote.
-        p.send(BaseRecord::<str, [u8]>::to(&topic).partition(0).key("k").payload(payload))
-            .unwrap_or_else(|(e, _)| panic!("message {i}: {e}"));
+        p.send(
+            BaseRecord::<str, [u8]>::to(&topic)
+                .partition(0)
+                .key("k")
+                .payload(payload),
+        )
+        .unwrap_or_else(|(e, _)| panic!("message {i}: {e}"));
     }
     p.flush(Duration::from_secs(30)).unwrap();
     t.wait_for("every message recorded", Duration::from_secs(60), || {
@@ -181,7 +211,8 @@ fn the_originals_consumers_read_voters_and_votes_topics() {
     let mut process = t.spawn("process", "process", &["--instance", "p1"]);
     let n = sent(&t.run_ok("simulate", &["--rate", "max"]));
     t.wait_for("ballots recorded", Duration::from_secs(120), || {
-        t.scalar("SELECT (SELECT COUNT(*) FROM votes) + (SELECT COUNT(*) FROM rejected_ballots)") >= n
+        t.scalar("SELECT (SELECT COUNT(*) FROM votes) + (SELECT COUNT(*) FROM rejected_ballots)")
+            >= n
     });
     process.stop();
     let text = |j: &serde_json::Value, f: &str| {
@@ -192,8 +223,16 @@ fn the_originals_consumers_read_voters_and_votes_topics() {
     for (key, v) in &voters {
         let j: serde_json::Value = serde_json::from_slice(v).unwrap();
         for f in [
-            "voter_id", "voter_name", "date_of_birth", "gender", "nationality",
-            "registration_number", "email", "phone_number", "cell_number", "picture",
+            "voter_id",
+            "voter_name",
+            "date_of_birth",
+            "gender",
+            "nationality",
+            "registration_number",
+            "email",
+            "phone_number",
+            "cell_number",
+            "picture",
         ] {
             text(&j, f);
         }
@@ -210,23 +249,40 @@ fn the_originals_consumers_read_voters_and_votes_topics() {
     for (key, v) in &votes {
         let j: serde_json::Value = serde_json::from_slice(v).unwrap();
         for f in [
-            "voter_id", "voter_name", "candidate_id", "candidate_name", "party_affiliation",
-            "biography", "campaign_platform", "photo_url", "voting_time",
+            "voter_id",
+            "voter_name",
+            "candidate_id",
+            "candidate_name",
+            "party_affiliation",
+            "biography",
+            "campaign_platform",
+            "photo_url",
+            "voting_time",
         ] {
             text(&j, f);
         }
         text(&j["address"], "state");
         assert_eq!(j["vote"], 1);
         assert!(j["registered_age"].is_u64());
-        chrono::NaiveDateTime::parse_from_str(j["voting_time"].as_str().unwrap(), "%Y-%m-%d %H:%M:%S")
-            .expect("voting_time as the original wrote it");
+        chrono::NaiveDateTime::parse_from_str(
+            j["voting_time"].as_str().unwrap(),
+            "%Y-%m-%d %H:%M:%S",
+        )
+        .expect("voting_time as the original wrote it");
         assert_eq!(key.as_deref(), j["voter_id"].as_str(), "keyed by voter_id");
     }
     let candidates = t.read_topic("candidates_topic");
     assert_eq!(candidates.len(), 3);
     for (_, v) in &candidates {
         let j: serde_json::Value = serde_json::from_slice(v).unwrap();
-        for f in ["candidate_id", "candidate_name", "party_affiliation", "biography", "campaign_platform", "photo_url"] {
+        for f in [
+            "candidate_id",
+            "candidate_name",
+            "party_affiliation",
+            "biography",
+            "campaign_platform",
+            "photo_url",
+        ] {
             text(&j, f);
         }
     }

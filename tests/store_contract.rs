@@ -877,10 +877,16 @@ fn a_replay_of_the_same_bus_message_is_republished(b: &Backend) {
         .collect();
     recorded.sort();
     assert_eq!(republished, recorded);
-    let mut rejected: Vec<RejectReason> =
-        again.republish_rejections.iter().map(|r| r.reason).collect();
+    let mut rejected: Vec<RejectReason> = again
+        .republish_rejections
+        .iter()
+        .map(|r| r.reason)
+        .collect();
     rejected.sort_by_key(|r| r.as_str());
-    assert_eq!(rejected, [RejectReason::AlreadyVoted, RejectReason::MalformedJson]);
+    assert_eq!(
+        rejected,
+        [RejectReason::AlreadyVoted, RejectReason::MalformedJson]
+    );
 
     // The same ballots sent again as new messages: replays, nothing to publish.
     let dup = record(&mut *b.open(), &p, sourced(batch(), 200));
@@ -889,7 +895,9 @@ fn a_replay_of_the_same_bus_message_is_republished(b: &Backend) {
     assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM votes"), 2);
     assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM rejected_ballots"), 2);
     assert_eq!(
-        b.raw.scalar("SELECT COUNT(*) FROM votes WHERE src_partition = 0 AND src_offset IN (100, 101)"),
+        b.raw.scalar(
+            "SELECT COUNT(*) FROM votes WHERE src_partition = 0 AND src_offset IN (100, 101)"
+        ),
         2
     );
 }
@@ -898,16 +906,34 @@ fn tally_deltas_add_up_and_offsets_are_compare_and_set(b: &Backend) {
     use votestream::store::OffsetMove;
     setup(b, 1);
     let mut st = b.open();
-    let mv = |partition, from, to| OffsetMove { partition, from, to };
-    st.add_tallies(BUILTIN, &keys(), "votes_topic", &[mv(0, None, 10), mv(1, None, 4)])
-        .unwrap();
+    let mv = |partition, from, to| OffsetMove {
+        partition,
+        from,
+        to,
+    };
+    st.add_tallies(
+        BUILTIN,
+        &keys(),
+        "votes_topic",
+        &[mv(0, None, 10), mv(1, None, 4)],
+    )
+    .unwrap();
     // A second first save of partition 0 is refused and writes nothing.
-    let stale = b
-        .open()
-        .add_tallies(BUILTIN, &keys(), "votes_topic", &[mv(1, Some(4), 6), mv(0, None, 12)]);
-    assert!(matches!(stale, Err(StoreError::EngineMoved { .. })), "{stale:?}");
+    let stale = b.open().add_tallies(
+        BUILTIN,
+        &keys(),
+        "votes_topic",
+        &[mv(1, Some(4), 6), mv(0, None, 12)],
+    );
+    assert!(
+        matches!(stale, Err(StoreError::EngineMoved { .. })),
+        "{stale:?}"
+    );
     let stale = st.add_tallies(BUILTIN, &keys(), "votes_topic", &[mv(0, Some(9), 12)]);
-    assert!(matches!(stale, Err(StoreError::EngineMoved { .. })), "{stale:?}");
+    assert!(
+        matches!(stale, Err(StoreError::EngineMoved { .. })),
+        "{stale:?}"
+    );
     // Deltas add up; the latest cast time is the largest, not a sum.
     let mut earlier = keys();
     let last = earlier.len() - 1;
@@ -916,12 +942,20 @@ fn tally_deltas_add_up_and_offsets_are_compare_and_set(b: &Backend) {
         .unwrap();
     let (t, _) = st.load_tallies(BUILTIN).unwrap();
     for (k, v) in keys() {
-        let want = if matches!(k, TallyKey::MaxCastAt { .. }) { v } else { 2 * v };
+        let want = if matches!(k, TallyKey::MaxCastAt { .. }) {
+            v
+        } else {
+            2 * v
+        };
         assert_eq!(t.get(&k), want, "{k:?}");
     }
     let offsets = b.open().load_offsets(BUILTIN, "votes_topic").unwrap();
     assert_eq!(offsets.get(&0), Some(&15));
     assert_eq!(offsets.get(&1), Some(&4));
     assert!(b.open().load_offsets(BUILTIN, "other").unwrap().is_empty());
-    assert!(b.open().load_offsets("spark", "votes_topic").unwrap().is_empty());
+    assert!(b
+        .open()
+        .load_offsets("spark", "votes_topic")
+        .unwrap()
+        .is_empty());
 }

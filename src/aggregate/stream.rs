@@ -96,8 +96,9 @@ impl StreamEngine {
             }
             last_vote = Instant::now();
             let started = Instant::now();
-            if let Some(seq) = self.count(batch, shutdown)? {
+            if let Some((seq, n)) = self.count(batch, shutdown)? {
                 stats.aggregated_seq.fetch_max(seq, Relaxed);
+                stats.counted.fetch_add(n, Relaxed);
                 metrics::histogram!(crate::serve::metrics::AGGREGATOR_SAVE_SECONDS)
                     .record(started.elapsed().as_secs_f64());
             }
@@ -107,16 +108,27 @@ impl StreamEngine {
         Ok(())
     }
 
-    /// Counts one batch; the highest seq counted, if it was saved.
-    fn count(&mut self, batch: Vec<Delivered>, shutdown: &Shutdown) -> Result<Option<i64>, StoreError> {
+    /// Counts one batch; the highest seq counted and how many votes, if it
+    /// was saved.
+    fn count(
+        &mut self,
+        batch: Vec<Delivered>,
+        shutdown: &Shutdown,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
         let topic = self.votes.topic().to_string();
         let stored = self.store.load_offsets(BUILTIN, &topic)?;
         let mut delta = Tallies::default();
         for (e, m) in &self.watermarks {
-            delta.insert(TallyKey::MaxCastAt { election: e.clone() }, *m);
+            delta.insert(
+                TallyKey::MaxCastAt {
+                    election: e.clone(),
+                },
+                *m,
+            );
         }
         let mut moves: HashMap<i32, OffsetMove> = HashMap::new();
         let mut max_seq = None;
+        let mut votes = 0u64;
         for d in batch {
             let from = stored.get(&d.partition).copied();
             if from.is_some_and(|next| d.offset < next) {
@@ -133,6 +145,7 @@ impl StreamEngine {
                     delta.apply(&v, self.allowance);
                     self.touched.insert(v.election_id.clone());
                     max_seq = max_seq.max(Some(v.seq));
+                    votes += 1;
                 }
                 Err(e) => {
                     // Only the processor writes this topic; still, one bad
@@ -174,7 +187,7 @@ impl StreamEngine {
         }
         self.votes
             .commit_hint(&moves.iter().map(|m| (m.partition, m.to)).collect());
-        Ok(max_seq)
+        Ok(max_seq.map(|s| (s, votes)))
     }
 
     /// Sends the latest totals of the elections counted since the last time.
@@ -202,14 +215,21 @@ impl StreamEngine {
             let mut value = serde_json::to_value(c)?;
             value["election_id"] = election.into();
             let key = format!("{election}:{}", c.candidate_id);
-            self.aggregates
-                .send(per_candidate, Some(key.as_bytes()), &serde_json::to_vec(&value)?)?;
+            self.aggregates.send(
+                per_candidate,
+                Some(key.as_bytes()),
+                &serde_json::to_vec(&value)?,
+            )?;
         }
         for s in &r.states {
-            let value = serde_json::json!({"state": s.state, "count": s.count, "election_id": election});
+            let value =
+                serde_json::json!({"state": s.state, "count": s.count, "election_id": election});
             let key = format!("{election}:{}", s.state);
-            self.aggregates
-                .send(per_state, Some(key.as_bytes()), &serde_json::to_vec(&value)?)?;
+            self.aggregates.send(
+                per_state,
+                Some(key.as_bytes()),
+                &serde_json::to_vec(&value)?,
+            )?;
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ pub enum Outcome {
         reason: RejectReason,
         detail: String,
     },
+    /// Durably on the Kafka `ballots` topic; a processor decides later.
+    Queued,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -35,7 +35,9 @@ pub fn run(
     let crash_after = crash_after_record();
     let mut last_ballot = Instant::now();
     while !shutdown.is_requested() {
+        let polling = Instant::now();
         let mut polled = ballots.poll_batch(MAX_BATCH, Duration::from_millis(100))?;
+        let poll_time = polling.elapsed();
         if polled.is_empty() {
             if until_idle.is_some_and(|idle| last_ballot.elapsed() >= idle) {
                 break;
@@ -47,13 +49,16 @@ pub fn run(
         let started = Instant::now();
         let inbound = std::mem::take(&mut polled.inbound);
         let (batch, _) = processor.validate_intake(inbound, crate::model::now_millis());
+        let validated = started.elapsed();
         let recorded = record_with_retry(store, batch, shutdown)?;
+        let stored = started.elapsed();
         batches += 1;
         if crash_after == Some(batches) {
             crash_now();
         }
         match publisher.publish(store, &recorded, &polled) {
             Ok(()) => {
+                tracing::debug!(n, ?poll_time, ?validated, ?stored, total = ?started.elapsed(), "batch");
                 aborts = 0;
                 failing_since = None;
                 metrics::histogram!(crate::serve::metrics::BATCH_COMMIT_SECONDS)

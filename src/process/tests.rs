@@ -119,7 +119,9 @@ impl Model {
         let b = match b {
             Inbound::Raw(raw) => return reject(self, parse::content_id(raw)),
             Inbound::Ballot(b) => b,
-            Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => unreachable!("the model makes none"),
+            Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => {
+                unreachable!("the model makes none")
+            }
         };
         let valid = (b.election_id == "e0" || b.election_id == "e1")
             && voters.iter().any(|v| v.voter_id == b.voter_id)

@@ -94,6 +94,11 @@ pub fn answer(d: Decision) -> Response {
             serde_json::json!({"ballot_id": d.ballot_id, "status": "accepted"}),
             replay,
         ),
+        Outcome::Queued => (
+            StatusCode::ACCEPTED,
+            serde_json::json!({"ballot_id": d.ballot_id, "status": "queued"}),
+            false,
+        ),
         Outcome::Rejected { reason, detail } => (
             status_for(reason),
             serde_json::json!({

@@ -5,6 +5,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bus::kafka::intake::BallotProducer;
 use crate::bus::{memory::BallotSender, Inbound};
 use crate::process::ack::{Ack, Decision};
 
@@ -24,6 +25,14 @@ pub struct Intake {
     tx: mpsc::Sender<Msg>,
 }
 
+/// Where the intake forwards ballots: the in-process processor (which
+/// answers once the batch is committed) or the Kafka `ballots` topic (which
+/// answers once the broker has the ballot).
+pub enum IntakeSink {
+    Memory(BallotSender),
+    Kafka(BallotProducer),
+}
+
 /// Closes the intake (the processor can then drain and stop).
 pub struct IntakeStop {
     tx: mpsc::Sender<Msg>,
@@ -39,7 +48,7 @@ pub enum IntakeError {
 
 impl Intake {
     /// Starts the forwarder thread in front of the processor's channel.
-    pub fn start(processor: BallotSender) -> (Intake, IntakeStop) {
+    pub fn start(sink: IntakeSink) -> (Intake, IntakeStop) {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         std::thread::Builder::new()
             .name("http-intake".into())
@@ -57,14 +66,23 @@ impl Intake {
                             next = rx.try_recv().ok();
                         }
                     }
-                    if !group.is_empty() && !processor.send(group) {
-                        break;
+                    if !group.is_empty() {
+                        match &sink {
+                            IntakeSink::Memory(processor) => {
+                                if !processor.send(group) {
+                                    break;
+                                }
+                            }
+                            IntakeSink::Kafka(producer) => {
+                                group.into_iter().for_each(|b| producer.send(b))
+                            }
+                        }
                     }
                     if stop {
                         break;
                     }
                 }
-                // Dropping `processor` here lets the processor's channel close.
+                // Dropping the sink here lets the processor's channel close.
             })
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the intake thread"));

@@ -31,7 +31,7 @@ use crate::process::{Processor, Registry};
 use crate::store::Store;
 pub use error::ApiError;
 pub use guard::{RateLimiter, Tokens};
-pub use intake::{Intake, IntakeStop};
+pub use intake::{Intake, IntakeSink, IntakeStop};
 pub use snapshot::{Health, Snapshot};
 
 /// How the HTTP side is set up.

@@ -326,8 +326,7 @@ pub trait Store: Send {
         moves: &[OffsetMove],
     ) -> Result<(), StoreError>;
     /// An engine's next offset to read, per partition of a bus topic.
-    fn load_offsets(&mut self, engine: &str, topic: &str)
-        -> Result<HashMap<i32, i64>, StoreError>;
+    fn load_offsets(&mut self, engine: &str, topic: &str) -> Result<HashMap<i32, i64>, StoreError>;
     /// Full profiles of voters, by voter_no (`votes_topic` messages carry them).
     fn profiles(&mut self, voter_nos: &[i64]) -> Result<Vec<(i64, Voter)>, StoreError>;
     /// The read model for one election, as the results API shows it.

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::util::{Interner, TimeFormat};
 use super::{
     already_voted_rejections, check_batch, check_election, check_voter, same_source, Batch,
-    BatchOutcome, ElectionEntry, OffsetMove, RejectionOutcome, Recorded, Store, StoreError,
+    BatchOutcome, ElectionEntry, OffsetMove, Recorded, RejectionOutcome, Store, StoreError,
     VoteOutcome, VoterKey,
 };
 use crate::aggregate::{Tallies, TallyKey};
@@ -45,7 +45,9 @@ impl SqliteStore {
 fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
     for table in ["votes", "rejected_ballots"] {
         let has: bool = conn.query_row(
-            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'src_offset'"),
+            &format!(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'src_offset'"
+            ),
             [],
             |r| r.get(0),
         )?;
@@ -135,13 +137,15 @@ impl SqliteStore {
                     .query_row(params![v.election_no, v.voter_no], |r| {
                         Ok((r.get(0)?, r.get(1)?, source_of(r, 2)?))
                     })?;
-                outcome.votes.push(if first == v.ballot_id && same_source(source, v.source) {
-                    VoteOutcome::Republish(seq)
-                } else if first == v.ballot_id {
-                    VoteOutcome::Replay
-                } else {
-                    VoteOutcome::AlreadyVoted(first)
-                });
+                outcome
+                    .votes
+                    .push(if first == v.ballot_id && same_source(source, v.source) {
+                        VoteOutcome::Republish(seq)
+                    } else if first == v.ballot_id {
+                        VoteOutcome::Replay
+                    } else {
+                        VoteOutcome::AlreadyVoted(first)
+                    });
             }
             let already = already_voted_rejections(batch, &outcome);
             let mut reject = tx.prepare_cached(

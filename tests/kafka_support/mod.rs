@@ -132,7 +132,8 @@ impl KafkaTest {
     /// [`spawn`](Self::spawn) with extra environment variables; stdout goes
     /// to `name.out` (see [`output`](Self::output)).
     pub fn spawn_env(&self, name: &str, sub: &str, extra: &[&str], env: &[(&str, &str)]) -> Stage {
-        let out = std::fs::File::create(self.logs.join(format!("{name}.out"))).expect("stage output");
+        let out =
+            std::fs::File::create(self.logs.join(format!("{name}.out"))).expect("stage output");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -183,7 +184,10 @@ impl KafkaTest {
         let deadline = Instant::now() + limit;
         while !done() {
             if Instant::now() > deadline {
-                panic!("timed out after {limit:?} waiting for {what}\n{}", self.logs());
+                panic!(
+                    "timed out after {limit:?} waiting for {what}\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -193,8 +197,9 @@ impl KafkaTest {
     /// rejection) and every vote is counted.
     pub fn wait_drained(&self, sent: i64, limit: Duration) {
         self.wait_for(&format!("{sent} ballots recorded"), limit, || {
-            self.scalar("SELECT (SELECT COUNT(*) FROM votes) + (SELECT COUNT(*) FROM rejected_ballots)")
-                >= sent
+            self.scalar(
+                "SELECT (SELECT COUNT(*) FROM votes) + (SELECT COUNT(*) FROM rejected_ballots)",
+            ) >= sent
         });
         self.wait_for("every vote counted", limit, || {
             self.scalar("SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'")
@@ -215,12 +220,17 @@ impl KafkaTest {
         let meta = consumer
             .fetch_metadata(Some(&topic), Duration::from_secs(10))
             .expect("topic metadata");
-        let partitions: Vec<i32> = meta.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        let partitions: Vec<i32> = meta.topics()[0]
+            .partitions()
+            .iter()
+            .map(|p| p.id())
+            .collect();
         assert!(!partitions.is_empty(), "topic {topic} has no partitions");
         let mut tpl = TopicPartitionList::new();
         let mut ends = HashMap::new();
         for &p in &partitions {
-            tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                .unwrap();
             let (_, high) = consumer
                 .fetch_watermarks(&topic, p, Duration::from_secs(10))
                 .expect("watermarks");
@@ -240,7 +250,10 @@ impl KafkaTest {
             if done {
                 break;
             }
-            assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
+            assert!(
+                Instant::now() < deadline,
+                "reading {topic} did not reach its end"
+            );
             if let Some(m) = consumer.poll(Duration::from_millis(200)) {
                 let m = m.expect("a message");
                 let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
@@ -284,7 +297,10 @@ impl KafkaTest {
             *counts.entry(id).or_default() += 1;
         }
         let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-        assert!(twice.is_empty(), "votes published more than once: {twice:?}");
+        assert!(
+            twice.is_empty(),
+            "votes published more than once: {twice:?}"
+        );
         assert_eq!(
             published.len(),
             stored.len(),
@@ -292,13 +308,17 @@ impl KafkaTest {
             published.len(),
             stored.len()
         );
-        assert!(published == stored, "votes_topic and the votes table differ");
+        assert!(
+            published == stored,
+            "votes_topic and the votes table differ"
+        );
 
         let rejected = self.read_topic("rejected_ballots");
         let mut ids: Vec<String> = rejected
             .iter()
             .map(|(_, v)| {
-                let j: serde_json::Value = serde_json::from_slice(v).expect("rejected_ballots JSON");
+                let j: serde_json::Value =
+                    serde_json::from_slice(v).expect("rejected_ballots JSON");
                 j["ballot_id"].as_str().expect("ballot_id").to_string()
             })
             .collect();
@@ -306,7 +326,10 @@ impl KafkaTest {
         let n = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), n, "a rejection was published twice");
-        assert_eq!(n as i64, self.scalar("SELECT COUNT(*) FROM rejected_ballots"));
+        assert_eq!(
+            n as i64,
+            self.scalar("SELECT COUNT(*) FROM rejected_ballots")
+        );
     }
 }
 

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -131,7 +133,10 @@ impl KafkaBallots {
                 partition: m.partition(),
                 offset: m.offset(),
             };
-            polled.starts.entry(source.partition).or_insert(source.offset);
+            polled
+                .starts
+                .entry(source.partition)
+                .or_insert(source.offset);
             polled.ends.insert(source.partition, source.offset + 1);
             let raw = m.payload().unwrap_or_default().to_vec();
             polled
@@ -251,11 +256,13 @@ impl VotePublisher {
             .chain(&recorded.republish_votes)
             .collect();
         let nos: Vec<i64> = votes.iter().map(|v| v.voter_no).collect();
+        let fetching = Instant::now();
         let profiles: HashMap<i64, crate::model::Voter> = if nos.is_empty() {
             HashMap::new()
         } else {
             store.profiles(&nos)?.into_iter().collect()
         };
+        tracing::debug!(n = nos.len(), took = ?fetching.elapsed(), "voter profiles");
         if votes.iter().any(|v| {
             !self
                 .candidates
@@ -264,9 +271,12 @@ impl VotePublisher {
             self.load_candidates(store)?; // an election added since we started
         }
         if self.abort_pending {
-            self.producer.abort_transaction(TXN_TIMEOUT).map_err(classify)?;
+            self.producer
+                .abort_transaction(TXN_TIMEOUT)
+                .map_err(classify)?;
             self.abort_pending = false;
         }
+        let began = Instant::now();
         self.producer.begin_transaction().map_err(classify)?;
         let sent = (|| -> Result<(), PublishError> {
             for v in &votes {
@@ -282,7 +292,12 @@ impl VotePublisher {
                     ))));
                 };
                 let payload = vote_json(v, voter, candidate);
-                send_retrying(&self.producer, &self.votes, Some(v.voter_id.as_bytes()), &payload)?;
+                send_retrying(
+                    &self.producer,
+                    &self.votes,
+                    Some(v.voter_id.as_bytes()),
+                    &payload,
+                )?;
             }
             for r in recorded
                 .rejections
@@ -290,7 +305,12 @@ impl VotePublisher {
                 .chain(&recorded.republish_rejections)
             {
                 let key = r.voter_id.as_deref().unwrap_or(&r.ballot_id);
-                send_retrying(&self.producer, &self.rejected, Some(key.as_bytes()), &rejection_json(r))?;
+                send_retrying(
+                    &self.producer,
+                    &self.rejected,
+                    Some(key.as_bytes()),
+                    &rejection_json(r),
+                )?;
             }
             let mut offsets = TopicPartitionList::new();
             for (&partition, &next) in &polled.ends {
@@ -298,13 +318,18 @@ impl VotePublisher {
                     .add_partition_offset(&self.ballots, partition, Offset::Offset(next))
                     .map_err(PublishError::Fatal)?;
             }
+            tracing::debug!(queued = ?began.elapsed(), "produced");
             let group = polled.group.as_ref().ok_or_else(|| {
-                PublishError::Bus(BusError::Delivery("a batch without a consumer group".into()))
+                PublishError::Bus(BusError::Delivery(
+                    "a batch without a consumer group".into(),
+                ))
             })?;
             self.producer
                 .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
                 .map_err(classify)?;
-            self.commit()
+            let r = self.commit();
+            tracing::debug!(committed = ?began.elapsed(), "transaction");
+            r
         })();
         if let Err(e) = &sent {
             if !matches!(e, PublishError::Fatal(_)) {

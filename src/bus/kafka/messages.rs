@@ -6,7 +6,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{format_voting_time, AgeBand, Candidate, Gender, Millis, Rejection, Vote, Voter};
+use crate::model::{
+    format_voting_time, AgeBand, Candidate, Gender, Millis, Rejection, Vote, Voter,
+};
 
 #[derive(Serialize)]
 struct Address<'a> {
@@ -115,10 +117,13 @@ struct VoteIn<'a> {
 
 /// Parses a `votes_topic` message back into the compact vote the engine
 /// counts (the store keys are not on the wire: zero).
-pub fn parse_vote(bytes: &[u8], interner: &mut crate::store::util::Interner) -> Result<Vote, String> {
+pub fn parse_vote(
+    bytes: &[u8],
+    interner: &mut crate::store::util::Interner,
+) -> Result<Vote, String> {
     let m: VoteIn<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let age_band = AgeBand::parse(&m.age_band)
-        .ok_or_else(|| format!("unknown age_band {:?}", m.age_band))?;
+    let age_band =
+        AgeBand::parse(&m.age_band).ok_or_else(|| format!("unknown age_band {:?}", m.age_band))?;
     Ok(Vote {
         seq: m.seq,
         ballot_id: m.ballot_id.into_owned(),

@@ -14,6 +14,7 @@
 //!   aggregate topics).
 
 pub mod ballots;
+pub mod intake;
 pub mod messages;
 pub mod votes;
 
@@ -121,7 +122,9 @@ impl KafkaBus {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
                     {
-                        return Err(bad("prefix may hold only letters, digits, '.', '_' and '-'"));
+                        return Err(bad(
+                            "prefix may hold only letters, digits, '.', '_' and '-'",
+                        ));
                     }
                     bus.prefix = v.to_string();
                 }
@@ -157,9 +160,7 @@ impl KafkaBus {
             .fetch_metadata(None, Duration::from_secs(15))?
             .brokers()
             .len() as i32;
-        let replication = self
-            .replication
-            .unwrap_or(if brokers >= 3 { 3 } else { 1 });
+        let replication = self.replication.unwrap_or(if brokers >= 3 { 3 } else { 1 });
         let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic(*t)).collect();
         let topics: Vec<NewTopic<'_>> = Topic::ALL
             .iter()

@@ -190,7 +190,10 @@ impl Store for PgStore {
     fn voter(&mut self, voter_id: &str) -> Result<Option<Voter>, StoreError> {
         self.with(|c| {
             let r = c.query_opt(
-                &format!("SELECT {} FROM voters WHERE voter_id = $1", read::PROFILE_COLUMNS),
+                &format!(
+                    "SELECT {} FROM voters WHERE voter_id = $1",
+                    read::PROFILE_COLUMNS
+                ),
                 &[&voter_id],
             )?;
             Ok(r.map(|r| read::profile(&r, 0)).transpose()?)

@@ -78,7 +78,9 @@ pub(super) fn profiles(
     sorted.dedup();
     store.with(|c| {
         let rows = c.query(
-            &format!("SELECT voter_no, {PROFILE_COLUMNS} FROM voters WHERE voter_no = ANY($1::int8[])"),
+            &format!(
+                "SELECT voter_no, {PROFILE_COLUMNS} FROM voters WHERE voter_no = ANY($1::int8[])"
+            ),
             &[&sorted],
         )?;
         let mut out = Vec::with_capacity(rows.len());

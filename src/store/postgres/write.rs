@@ -379,7 +379,10 @@ fn insert_rejections(
     let details = texts(&|r| Some(r.detail.as_str()));
     let raws = texts(&|r| Some(r.raw.as_str()));
     let received: Vec<i64> = firsts.iter().map(|r| r.received_at).collect();
-    let partitions: Vec<Option<i32>> = firsts.iter().map(|r| r.source.map(|s| s.partition)).collect();
+    let partitions: Vec<Option<i32>> = firsts
+        .iter()
+        .map(|r| r.source.map(|s| s.partition))
+        .collect();
     let offsets: Vec<Option<i64>> = firsts.iter().map(|r| r.source.map(|s| s.offset)).collect();
     let rows = tx.query(
         "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at,
@@ -420,9 +423,7 @@ fn insert_rejections(
             let first = seen.insert(r.ballot_id.as_str());
             if first && inserted.contains(r.ballot_id.as_str()) {
                 RejectionOutcome::New
-            } else if first
-                && same_source(stored_sources.get(&r.ballot_id).copied(), r.source)
-            {
+            } else if first && same_source(stored_sources.get(&r.ballot_id).copied(), r.source) {
                 RejectionOutcome::Republish
             } else {
                 RejectionOutcome::Replay
@@ -599,7 +600,12 @@ impl<'a> Tables<'a> {
 
     /// Upserts every table; `add` adds the values to what is stored (deltas
     /// from an engine fed by Kafka) instead of replacing it.
-    fn write(&self, tx: &mut Transaction<'_>, engine: &str, add: bool) -> Result<(), postgres::Error> {
+    fn write(
+        &self,
+        tx: &mut Transaction<'_>,
+        engine: &str,
+        add: bool,
+    ) -> Result<(), postgres::Error> {
         let set = |table: &str, col: &str| {
             if add {
                 format!("{col} = {table}.{col} + excluded.{col}")
@@ -610,18 +616,24 @@ impl<'a> Tables<'a> {
         if !self.candidate.0.is_empty() {
             let t = &self.candidate;
             tx.execute(
-                &format!("INSERT INTO results_candidate (engine, election_id, candidate_id, votes)
+                &format!(
+                    "INSERT INTO results_candidate (engine, election_id, candidate_id, votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::int8[])
-                 ON CONFLICT (engine, election_id, candidate_id) DO UPDATE SET {}", set("results_candidate", "votes")),
+                 ON CONFLICT (engine, election_id, candidate_id) DO UPDATE SET {}",
+                    set("results_candidate", "votes")
+                ),
                 &[&engine, &t.0, &t.1, &t.2],
             )?;
         }
         if !self.state.0.is_empty() {
             let t = &self.state;
             tx.execute(
-                &format!("INSERT INTO results_state (engine, election_id, state, candidate_id, votes)
+                &format!(
+                    "INSERT INTO results_state (engine, election_id, state, candidate_id, votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[])
-                 ON CONFLICT (engine, election_id, state, candidate_id) DO UPDATE SET {}", set("results_state", "votes")),
+                 ON CONFLICT (engine, election_id, state, candidate_id) DO UPDATE SET {}",
+                    set("results_state", "votes")
+                ),
                 &[&engine, &t.0, &t.1, &t.2, &t.3],
             )?;
         }
@@ -638,17 +650,23 @@ impl<'a> Tables<'a> {
         if !self.minute.0.is_empty() {
             let t = &self.minute;
             tx.execute(
-                &format!("INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes)
+                &format!(
+                    "INSERT INTO results_minute (engine, election_id, minute, candidate_id, votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::int8[], $4::text[], $5::int8[])
-                 ON CONFLICT (engine, election_id, minute, candidate_id) DO UPDATE SET {}", set("results_minute", "votes")),
+                 ON CONFLICT (engine, election_id, minute, candidate_id) DO UPDATE SET {}",
+                    set("results_minute", "votes")
+                ),
                 &[&engine, &t.0, &t.1, &t.2, &t.3],
             )?;
         }
         if !self.late.0.is_empty() {
             tx.execute(
-                &format!("INSERT INTO results_election (engine, election_id, late_votes)
+                &format!(
+                    "INSERT INTO results_election (engine, election_id, late_votes)
                  SELECT $1::text, * FROM unnest($2::text[], $3::int8[])
-                 ON CONFLICT (engine, election_id) DO UPDATE SET {}", set("results_election", "late_votes")),
+                 ON CONFLICT (engine, election_id) DO UPDATE SET {}",
+                    set("results_election", "late_votes")
+                ),
                 &[&engine, &self.late.0, &self.late.1],
             )?;
         }

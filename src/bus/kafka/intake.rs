@@ -1,0 +1,122 @@
+//! Ballots cast over HTTP onto the `ballots` topic. The answer waits for
+//! the broker's acknowledgement (acks=all, idempotent producer): a 202 means
+//! the ballot is durably in the stream. Whether it counts is decided later
+//! by a processor; what the server can tell at once (an unknown voter, a
+//! body that is not a ballot) it answers at once, after the ballot is on the
+//! topic, so that it is still recorded and counted as rejected.
+
+use std::sync::Arc;
+
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use super::{KafkaBus, Topic};
+use crate::bus::{BusError, Inbound};
+use crate::model::now_millis;
+use crate::process::ack::{Ack, Decision, Outcome};
+use crate::process::parse::ballot_json;
+use crate::process::Processor;
+
+/// Answers each waiter when its message is acknowledged; an undelivered
+/// message drops its `Ack`, which the waiter reads as "not recorded".
+struct Answers;
+
+impl ClientContext for Answers {}
+
+impl ProducerContext for Answers {
+    type DeliveryOpaque = Box<(Ack, Decision)>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, owed: Self::DeliveryOpaque) {
+        if let Err((e, _)) = result {
+            tracing::warn!(error = %e, "a ballot did not reach Kafka");
+            return;
+        }
+        let (ack, decision) = *owed;
+        let _ = ack.0.send(decision);
+    }
+}
+
+pub struct BallotProducer {
+    producer: ThreadedProducer<Answers>,
+    topic: String,
+    processor: Arc<Processor>,
+}
+
+impl BallotProducer {
+    pub fn new(bus: &KafkaBus, processor: Arc<Processor>) -> Result<BallotProducer, BusError> {
+        let producer = bus
+            .config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "2")
+            .set("compression.type", "lz4")
+            .set("queue.buffering.max.messages", "1000000")
+            .create_with_context(Answers)?;
+        Ok(BallotProducer {
+            producer,
+            topic: bus.topic(Topic::Ballots),
+            processor,
+        })
+    }
+
+    /// Queues one ballot; its waiter (if any) hears back on delivery.
+    pub fn send(&self, inbound: Inbound) {
+        let (inner, ack) = match inbound {
+            Inbound::Acked(inner, ack) => (*inner, Some(ack)),
+            other => (other, None),
+        };
+        let (key, payload, ballot_id, early) = match inner {
+            Inbound::Ballot(b) => {
+                let payload = ballot_json(&b).into_bytes();
+                let (key, id) = (b.voter_id.clone(), b.ballot_id.clone());
+                let early = self
+                    .processor
+                    .validate(Inbound::Ballot(b), now_millis())
+                    .err()
+                    .map(|r| (r.reason, r.detail));
+                (Some(key), payload, id, early)
+            }
+            Inbound::Rejected(r) => (
+                r.voter_id.clone(),
+                r.raw.into_bytes(),
+                r.ballot_id,
+                Some((r.reason, r.detail)),
+            ),
+            Inbound::Raw(raw) => (None, raw, String::new(), None),
+            Inbound::Acked(..) | Inbound::Sourced(..) => {
+                tracing::error!("a nested ballot reached the Kafka intake");
+                return;
+            }
+        };
+        let outcome = match early {
+            Some((reason, detail)) => Outcome::Rejected { reason, detail },
+            None => Outcome::Queued,
+        };
+        let Some(ack) = ack else {
+            tracing::warn!("a ballot without a waiter reached the Kafka intake");
+            return;
+        };
+        let mut owed = Box::new((ack, Decision { ballot_id, outcome }));
+        loop {
+            let mut record = BaseRecord::with_opaque_to(&self.topic, owed).payload(&payload);
+            if let Some(k) = &key {
+                record = record.key(k.as_bytes());
+            }
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    owed = back.delivery_opaque;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "a ballot could not be queued for Kafka");
+                    return;
+                }
+            }
+        }
+    }
+}

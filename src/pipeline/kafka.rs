@@ -1,0 +1,84 @@
+//! The stages of `votestream run` on the Kafka bus: the simulator produces
+//! to `ballots`, the processor and the aggregator are consumer-group members
+//! like any other instance (so a `run` and separate `process`/`aggregate`
+//! processes can share the work).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::bus::kafka::ballots::{KafkaBallots, VotePublisher};
+use crate::bus::kafka::{KafkaBus, Topic};
+use crate::bus::Inbound;
+use crate::process::{self, parse::ballot_json, Processor};
+use crate::shutdown::Shutdown;
+use crate::simulate::{Rate, Simulation};
+use crate::stats::Stats;
+use crate::store::Store;
+
+/// The name `run` gives its processor's Kafka transactions.
+const INSTANCE: &str = "run";
+
+/// Sends the simulated ballots to `ballots`, keyed by voter.
+pub(super) fn simulate(
+    bus: &KafkaBus,
+    sim: &Simulation,
+    unpaced: usize,
+    rate: Rate,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let publisher = bus.publisher()?;
+    let topic = bus.topic(Topic::Ballots);
+    let mut failed = None;
+    sim.run(unpaced, rate, shutdown, |batch| {
+        let n = batch.len() as u64;
+        for b in batch {
+            let sent = match b {
+                Inbound::Ballot(b) => publisher.send(
+                    &topic,
+                    Some(b.voter_id.as_bytes()),
+                    ballot_json(&b).as_bytes(),
+                ),
+                Inbound::Raw(bytes) => publisher.send(&topic, None, &bytes),
+                Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
+            };
+            if let Err(e) = sent {
+                failed = Some(e);
+                return false;
+            }
+        }
+        stats.sent.fetch_add(n, Relaxed);
+        true
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    publisher.flush(Duration::from_secs(60))?;
+    Ok(())
+}
+
+pub(super) fn process(
+    bus: &KafkaBus,
+    processor: &Processor,
+    store: &mut dyn Store,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let ballots = KafkaBallots::open(bus)?;
+    let mut publisher = VotePublisher::open(bus, INSTANCE, store)?;
+    process::kafka::run(
+        processor,
+        store,
+        &ballots,
+        &mut publisher,
+        stats,
+        shutdown,
+        None,
+    )
+}
+
+/// With `--until-done`: everything simulated is recorded and counted.
+pub(super) fn drained(stats: &Stats) -> bool {
+    stats.consumed.load(Relaxed) >= stats.sent.load(Relaxed)
+        && stats.counted.load(Relaxed) >= stats.accepted.load(Relaxed)
+}
