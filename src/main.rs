@@ -425,11 +425,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             bus.ensure_topics()?;
             let ballots = votestream::bus::kafka::ballots::KafkaBallots::open(&bus)?;
             let mut publisher =
-                votestream::bus::kafka::ballots::VotePublisher::open(&bus, &instance, &mut *st)?;
+                votestream::bus::kafka::ballots::VotePublisher::open(&bus, &instance)?;
+            let mut profiles = store::open(&common.store)?;
             let stats = Stats::default();
             process::kafka::run(
                 &processor,
                 &mut *st,
+                &mut *profiles,
                 &ballots,
                 &mut publisher,
                 &stats,

@@ -265,9 +265,11 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
                     &stats,
                     &shutdown,
                 ),
-                BusKind::Kafka(bus) => {
-                    kafka::process(bus, &processor, &mut *store, &stats, &shutdown)
-                }
+                BusKind::Kafka(bus) => store::open(&cfg.store_url)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|profiles| {
+                        kafka::process(bus, &processor, &mut *store, profiles, &stats, &shutdown)
+                    }),
             };
             health.processor_running.store(false, Relaxed);
             r

@@ -57,18 +57,21 @@ pub(super) fn simulate(
     Ok(())
 }
 
+/// `profiles` is a second connection to the store (see `process::kafka`).
 pub(super) fn process(
     bus: &KafkaBus,
     processor: &Processor,
     store: &mut dyn Store,
+    mut profiles: Box<dyn Store>,
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let ballots = KafkaBallots::open(bus)?;
-    let mut publisher = VotePublisher::open(bus, INSTANCE, store)?;
+    let mut publisher = VotePublisher::open(bus, INSTANCE)?;
     process::kafka::run(
         processor,
         store,
+        &mut *profiles,
         &ballots,
         &mut publisher,
         stats,

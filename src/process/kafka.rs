@@ -1,43 +1,106 @@
-//! The processor on the Kafka bus: read a batch of ballots, validate it,
-//! record it in the store, publish the outcome in one Kafka transaction with
-//! the consumer offsets (see `bus::kafka::ballots` for why that order is
-//! exactly-once). One batch at a time: a rebalance happens only inside a
-//! poll, so it never finds a batch half done.
+//! The processor on the Kafka bus. Two threads, so the store's work for one
+//! batch overlaps Kafka's for the previous one:
+//!
+//! - the reader polls a batch of ballots, validates it, records it in the
+//!   store (while a second connection fetches the voters' profiles) and
+//!   renders the outcome as messages;
+//! - the publisher sends each batch's messages and consumer offsets in one
+//!   Kafka transaction, in order.
+//!
+//! See `bus::kafka::ballots` for why "store first, then Kafka" is
+//! exactly-once. When a transaction fails, every batch after it is dropped
+//! too and the reader goes back to the last committed offsets: a later
+//! batch must never commit offsets past an unpublished one. Batches carry an
+//! epoch for that; the reader's rewind and the epoch change under one lock,
+//! so no batch read before the rewind is published after it.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{record_with_retry, Processor, MAX_BATCH};
-use crate::bus::kafka::ballots::{KafkaBallots, PublishError, VotePublisher};
+use crate::bus::kafka::ballots::{KafkaBallots, Prepared, PublishError, Renderer, VotePublisher};
+use crate::model::Voter;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::store::Store;
+use crate::store::{Recorded, Store};
 
 /// How long transactions may keep failing (a broker restart, an election
 /// of new partition leaders) before the processor gives up and exits, to be
 /// restarted: by then something is wrong that retrying will not fix.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(180);
 
+/// The publisher's epoch, and whether the reader owes a rewind.
+#[derive(Default)]
+struct Epoch {
+    number: u64,
+    rewind: bool,
+}
+
+struct Ready {
+    epoch: u64,
+    consumed: u64,
+    recorded: Recorded,
+    messages: Prepared,
+    started: Instant,
+}
+
 /// Runs until shutdown is asked, or with `until_idle` once no ballot came
-/// for that long.
+/// for that long. `profiles` is a second connection to the same store.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     processor: &Processor,
     store: &mut dyn Store,
+    profiles: &mut dyn Store,
     ballots: &KafkaBallots,
     publisher: &mut VotePublisher,
     stats: &Stats,
     shutdown: &Shutdown,
     until_idle: Option<Duration>,
 ) -> anyhow::Result<()> {
-    let mut aborts = 0u32;
-    let mut failing_since = None;
+    let epoch = Mutex::new(Epoch::default());
+    let (tx, rx) = crossbeam_channel::bounded::<Ready>(1);
+    std::thread::scope(|s| {
+        let publishing = s.spawn(|| publish_all(rx, publisher, &epoch, stats));
+        let read = read_all(
+            processor, store, profiles, ballots, &tx, &epoch, shutdown, until_idle,
+        );
+        drop(tx);
+        let published = publishing
+            .join()
+            .map_err(|_| anyhow::anyhow!("the Kafka publisher thread panicked"))?;
+        read.and(published)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_all(
+    processor: &Processor,
+    store: &mut dyn Store,
+    profiles: &mut dyn Store,
+    ballots: &KafkaBallots,
+    tx: &crossbeam_channel::Sender<Ready>,
+    epoch: &Mutex<Epoch>,
+    shutdown: &Shutdown,
+    until_idle: Option<Duration>,
+) -> anyhow::Result<()> {
+    let mut renderer = Renderer::default();
+    let mut last_ballot = Instant::now();
     let mut batches = 0u64;
     let crash_after = crash_after_record();
-    let mut last_ballot = Instant::now();
     while !shutdown.is_requested() {
-        let polling = Instant::now();
+        let current = {
+            let mut e = epoch
+                .lock()
+                .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?;
+            if e.rewind {
+                ballots.rewind()?;
+                e.rewind = false;
+            }
+            e.number
+        };
         let mut polled = ballots.poll_batch(MAX_BATCH, Duration::from_millis(100))?;
-        let poll_time = polling.elapsed();
         if polled.is_empty() {
             if until_idle.is_some_and(|idle| last_ballot.elapsed() >= idle) {
                 break;
@@ -45,29 +108,73 @@ pub fn run(
             continue;
         }
         last_ballot = Instant::now();
-        let n = polled.inbound.len() as u64;
         let started = Instant::now();
+        let consumed = polled.inbound.len() as u64;
         let inbound = std::mem::take(&mut polled.inbound);
         let (batch, _) = processor.validate_intake(inbound, crate::model::now_millis());
-        let validated = started.elapsed();
-        let recorded = record_with_retry(store, batch, shutdown)?;
-        let stored = started.elapsed();
+        // Every validated vote's voter: a superset of what gets published.
+        let nos: Vec<i64> = batch.votes.iter().map(|v| v.voter_no).collect();
+        let (recorded, voters) = std::thread::scope(|s| {
+            let fetch = s.spawn(|| -> anyhow::Result<HashMap<i64, Voter>> {
+                if nos.is_empty() {
+                    return Ok(HashMap::new());
+                }
+                Ok(profiles.profiles(&nos)?.into_iter().collect())
+            });
+            let recorded = record_with_retry(store, batch, shutdown);
+            let voters = fetch
+                .join()
+                .map_err(|_| anyhow::anyhow!("the profile fetch panicked"))?;
+            anyhow::Ok((recorded?, voters?))
+        })?;
         batches += 1;
         if crash_after == Some(batches) {
             crash_now();
         }
-        match publisher.publish(store, &recorded, &polled) {
+        let messages = renderer.render(profiles, &recorded, &voters, polled)?;
+        tracing::debug!(consumed, took = ?started.elapsed(), "batch recorded and rendered");
+        let ready = Ready {
+            epoch: current,
+            consumed,
+            recorded,
+            messages,
+            started,
+        };
+        if tx.send(ready).is_err() {
+            break; // the publisher failed; its error is reported
+        }
+    }
+    Ok(())
+}
+
+fn publish_all(
+    rx: crossbeam_channel::Receiver<Ready>,
+    publisher: &mut VotePublisher,
+    epoch: &Mutex<Epoch>,
+    stats: &Stats,
+) -> anyhow::Result<()> {
+    let mut failing_since: Option<Instant> = None;
+    let mut aborts = 0u32;
+    for ready in rx {
+        let current = epoch
+            .lock()
+            .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?
+            .number;
+        if ready.epoch != current {
+            continue; // read before a rewind: it will be read again
+        }
+        match publisher.publish(&ready.messages) {
             Ok(()) => {
-                tracing::debug!(n, ?poll_time, ?validated, ?stored, total = ?started.elapsed(), "batch");
                 aborts = 0;
                 failing_since = None;
+                let r = &ready.recorded;
                 metrics::histogram!(crate::serve::metrics::BATCH_COMMIT_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
-                crate::serve::metrics::count_batch(&recorded);
-                stats.record_batch(n, &recorded);
+                    .record(ready.started.elapsed().as_secs_f64());
+                crate::serve::metrics::count_batch(r);
+                stats.record_batch(ready.consumed, r);
                 stats
                     .republished
-                    .fetch_add(recorded.republish_votes.len() as u64, Relaxed);
+                    .fetch_add(r.republish_votes.len() as u64, Relaxed);
             }
             Err(PublishError::Fatal(e)) => return Err(PublishError::Fatal(e).into()),
             Err(e) => {
@@ -81,7 +188,11 @@ pub fn run(
                 }
                 tracing::warn!(error = %e, aborts, "batch not published; reading it again");
                 std::thread::sleep(Duration::from_millis(100 * u64::from(aborts.min(10))));
-                ballots.rewind(&polled);
+                let mut e = epoch
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?;
+                e.number += 1;
+                e.rewind = true;
             }
         }
     }

@@ -25,7 +25,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use super::messages::{rejection_json, vote_json};
 use super::{send_retrying, KafkaBus, Topic};
 use crate::bus::{BusError, Inbound};
-use crate::model::{Candidate, Source};
+use crate::model::{Candidate, Source, Vote, Voter};
 use crate::store::{Recorded, Store, StoreError};
 
 /// Counts rebalances, so a batch knows whether its partitions changed
@@ -47,9 +47,6 @@ impl ConsumerContext for GroupContext {
 /// Ballots read from Kafka for one batch.
 pub struct Polled {
     pub inbound: Vec<Inbound>,
-    /// First offset read, per partition: where to go back to if the
-    /// batch's transaction is aborted.
-    pub starts: HashMap<i32, i64>,
     /// The next offset after the batch, per partition.
     pub ends: HashMap<i32, i64>,
     /// The group generation the batch was read in: the transaction commits
@@ -92,7 +89,6 @@ impl KafkaBallots {
     pub fn poll_batch(&self, max: usize, wait: Duration) -> Result<Polled, BusError> {
         let mut polled = Polled {
             inbound: Vec::new(),
-            starts: HashMap::new(),
             ends: HashMap::new(),
             group: None,
         };
@@ -133,10 +129,6 @@ impl KafkaBallots {
                 partition: m.partition(),
                 offset: m.offset(),
             };
-            polled
-                .starts
-                .entry(source.partition)
-                .or_insert(source.offset);
             polled.ends.insert(source.partition, source.offset + 1);
             let raw = m.payload().unwrap_or_default().to_vec();
             polled
@@ -149,20 +141,27 @@ impl KafkaBallots {
         Ok(polled)
     }
 
-    /// Goes back to the start of a batch whose transaction was aborted.
-    pub fn rewind(&self, polled: &Polled) {
-        for (&partition, &offset) in &polled.starts {
-            if let Err(e) = self.consumer.seek(
-                &self.topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(10),
-            ) {
-                // Not ours any more: its new owner starts from the
-                // committed offsets, which never included this batch.
-                tracing::info!(partition, error = %e, "not rewinding a partition");
+    /// Goes back to the offsets last committed (with a transaction) for
+    /// every partition this instance holds: everything read since is read
+    /// again, whichever batches it was in.
+    pub fn rewind(&self) -> Result<(), BusError> {
+        let assigned = self.consumer.assignment()?;
+        let committed = self
+            .consumer
+            .committed_offsets(assigned, Duration::from_secs(30))?;
+        for e in committed.elements() {
+            let to = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            if let Err(err) =
+                self.consumer
+                    .seek(&self.topic, e.partition(), to, Duration::from_secs(10))
+            {
+                tracing::info!(partition = e.partition(), error = %err, "not rewinding a partition");
             }
         }
+        Ok(())
     }
 }
 
@@ -181,13 +180,85 @@ pub enum PublishError {
     Bus(#[from] BusError),
 }
 
+/// A batch's outcome rendered as messages, waiting for its transaction.
+pub struct Prepared {
+    votes: Vec<(String, Vec<u8>)>,
+    rejections: Vec<(String, Vec<u8>)>,
+    ends: HashMap<i32, i64>,
+    group: Option<ConsumerGroupMetadata>,
+}
+
+/// Renders what a batch recorded as `votes_topic` and `rejected_ballots`
+/// messages: the voter's profile merged with the candidate's.
+#[derive(Default)]
+pub struct Renderer {
+    candidates: HashMap<(String, String), Candidate>,
+}
+
+impl Renderer {
+    /// `profiles` holds (at least) the voters of the recorded votes.
+    pub fn render(
+        &mut self,
+        store: &mut dyn Store,
+        recorded: &Recorded,
+        profiles: &HashMap<i64, Voter>,
+        polled: Polled,
+    ) -> Result<Prepared, PublishError> {
+        let votes: Vec<&Vote> = recorded
+            .votes
+            .iter()
+            .chain(&recorded.republish_votes)
+            .collect();
+        let known = |c: &HashMap<(String, String), Candidate>, v: &Vote| {
+            c.contains_key(&(v.election_id.to_string(), v.candidate_id.to_string()))
+        };
+        if votes.iter().any(|v| !known(&self.candidates, v)) {
+            // Started, or an election was added since.
+            for e in store.elections()? {
+                for c in e.candidates {
+                    self.candidates
+                        .insert((c.election_id.clone(), c.candidate_id.clone()), c);
+                }
+            }
+        }
+        let mut out = Prepared {
+            votes: Vec::with_capacity(votes.len()),
+            rejections: Vec::new(),
+            ends: polled.ends,
+            group: polled.group,
+        };
+        for v in votes {
+            let candidate = self
+                .candidates
+                .get(&(v.election_id.to_string(), v.candidate_id.to_string()));
+            let (Some(voter), Some(candidate)) = (profiles.get(&v.voter_no), candidate) else {
+                // The store just accepted it against these very tables.
+                return Err(PublishError::Bus(BusError::Delivery(format!(
+                    "vote {} names a voter or candidate the store does not have",
+                    v.ballot_id
+                ))));
+            };
+            out.votes
+                .push((v.voter_id.clone(), vote_json(v, voter, candidate)));
+        }
+        for r in recorded
+            .rejections
+            .iter()
+            .chain(&recorded.republish_rejections)
+        {
+            let key = r.voter_id.clone().unwrap_or_else(|| r.ballot_id.clone());
+            out.rejections.push((key, rejection_json(r)));
+        }
+        Ok(out)
+    }
+}
+
 /// The processor's transactional producer.
 pub struct VotePublisher {
     producer: ThreadedProducer<DefaultProducerContext>,
     ballots: String,
     votes: String,
     rejected: String,
-    candidates: HashMap<(String, String), Candidate>,
     /// An abort that failed (the broker was away): it must succeed before
     /// the next transaction can begin.
     abort_pending: bool,
@@ -200,11 +271,7 @@ impl VotePublisher {
     /// name fences its predecessor and aborts its open transaction at once
     /// (a new name would leave it to time out, stalling read_committed
     /// readers until then).
-    pub fn open(
-        bus: &KafkaBus,
-        instance: &str,
-        store: &mut dyn Store,
-    ) -> Result<VotePublisher, PublishError> {
+    pub fn open(bus: &KafkaBus, instance: &str) -> Result<VotePublisher, BusError> {
         let producer: ThreadedProducer<DefaultProducerContext> = bus
             .config()
             .set(
@@ -216,60 +283,19 @@ impl VotePublisher {
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "1000000")
             .set("queue.buffering.max.kbytes", "1048576")
-            .create()
-            .map_err(BusError::from)?;
-        producer
-            .init_transactions(TXN_TIMEOUT)
-            .map_err(BusError::from)?;
-        let mut me = VotePublisher {
+            .create()?;
+        producer.init_transactions(TXN_TIMEOUT)?;
+        Ok(VotePublisher {
             producer,
             ballots: bus.topic(Topic::Ballots),
             votes: bus.topic(Topic::Votes),
             rejected: bus.topic(Topic::Rejected),
-            candidates: HashMap::new(),
             abort_pending: false,
-        };
-        me.load_candidates(store)?;
-        Ok(me)
+        })
     }
 
-    fn load_candidates(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
-        for e in store.elections()? {
-            for c in e.candidates {
-                self.candidates
-                    .insert((c.election_id.clone(), c.candidate_id.clone()), c);
-            }
-        }
-        Ok(())
-    }
-
-    /// Publishes what a batch recorded, and its offsets, in one transaction.
-    pub fn publish(
-        &mut self,
-        store: &mut dyn Store,
-        recorded: &Recorded,
-        polled: &Polled,
-    ) -> Result<(), PublishError> {
-        let votes: Vec<_> = recorded
-            .votes
-            .iter()
-            .chain(&recorded.republish_votes)
-            .collect();
-        let nos: Vec<i64> = votes.iter().map(|v| v.voter_no).collect();
-        let fetching = Instant::now();
-        let profiles: HashMap<i64, crate::model::Voter> = if nos.is_empty() {
-            HashMap::new()
-        } else {
-            store.profiles(&nos)?.into_iter().collect()
-        };
-        tracing::debug!(n = nos.len(), took = ?fetching.elapsed(), "voter profiles");
-        if votes.iter().any(|v| {
-            !self
-                .candidates
-                .contains_key(&(v.election_id.to_string(), v.candidate_id.to_string()))
-        }) {
-            self.load_candidates(store)?; // an election added since we started
-        }
+    /// Publishes a batch's messages and its offsets in one transaction.
+    pub fn publish(&mut self, batch: &Prepared) -> Result<(), PublishError> {
         if self.abort_pending {
             self.producer
                 .abort_transaction(TXN_TIMEOUT)
@@ -279,47 +305,25 @@ impl VotePublisher {
         let began = Instant::now();
         self.producer.begin_transaction().map_err(classify)?;
         let sent = (|| -> Result<(), PublishError> {
-            for v in &votes {
-                let (Some(voter), Some(candidate)) = (
-                    profiles.get(&v.voter_no),
-                    self.candidates
-                        .get(&(v.election_id.to_string(), v.candidate_id.to_string())),
-                ) else {
-                    // The store just accepted it against these very tables.
-                    return Err(PublishError::Bus(BusError::Delivery(format!(
-                        "vote {} names a voter or candidate the store does not have",
-                        v.ballot_id
-                    ))));
-                };
-                let payload = vote_json(v, voter, candidate);
-                send_retrying(
-                    &self.producer,
-                    &self.votes,
-                    Some(v.voter_id.as_bytes()),
-                    &payload,
-                )?;
+            for (key, payload) in &batch.votes {
+                send_retrying(&self.producer, &self.votes, Some(key.as_bytes()), payload)?;
             }
-            for r in recorded
-                .rejections
-                .iter()
-                .chain(&recorded.republish_rejections)
-            {
-                let key = r.voter_id.as_deref().unwrap_or(&r.ballot_id);
+            for (key, payload) in &batch.rejections {
                 send_retrying(
                     &self.producer,
                     &self.rejected,
                     Some(key.as_bytes()),
-                    &rejection_json(r),
+                    payload,
                 )?;
             }
             let mut offsets = TopicPartitionList::new();
-            for (&partition, &next) in &polled.ends {
+            for (&partition, &next) in &batch.ends {
                 offsets
                     .add_partition_offset(&self.ballots, partition, Offset::Offset(next))
                     .map_err(PublishError::Fatal)?;
             }
             tracing::debug!(queued = ?began.elapsed(), "produced");
-            let group = polled.group.as_ref().ok_or_else(|| {
+            let group = batch.group.as_ref().ok_or_else(|| {
                 PublishError::Bus(BusError::Delivery(
                     "a batch without a consumer group".into(),
                 ))
