@@ -96,7 +96,7 @@ case "$cmd" in
     export KAFKA_BOOTSTRAP DATABASE_URL
     job_env
     cd "$root"
-    exec "$venv/bin/python" -m pytest -v -p no:cacheprovider spark/tests "$@"
+    exec nice -n "${SPARK_NICE:-10}" "$venv/bin/python" -m pytest -v -p no:cacheprovider spark/tests "$@"
     ;;
   freshness)
     fetch; job_env

@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS spark_progress (
     engine TEXT NOT NULL, query TEXT NOT NULL, batch_id BIGINT NOT NULL,
     PRIMARY KEY (engine, query)
 );
+-- The candidates' names as seen on votes_topic, for the aggregate topic.
+CREATE TABLE IF NOT EXISTS spark_candidates (
+    engine TEXT NOT NULL, election_id TEXT NOT NULL, candidate_id TEXT NOT NULL,
+    candidate_name TEXT, party_affiliation TEXT, photo_url TEXT,
+    PRIMARY KEY (engine, election_id, candidate_id)
+);
 CREATE TABLE IF NOT EXISTS spark_offsets (
     engine TEXT NOT NULL, topic TEXT NOT NULL, kafka_partition INTEGER NOT NULL,
     next_offset BIGINT NOT NULL,
@@ -153,7 +159,7 @@ class Deltas:
         self.late = defaultdict(int)          # election
         self.max_cast = {}                    # election -> max cast_at in the batch
         self.offsets = {}                     # partition -> next offset
-        self.meta = {}                        # candidate_id -> (name, party, photo)
+        self.meta = {}                        # (election, candidate) -> (name, party, photo)
         self.invalid = 0
         self.votes = 0
 
@@ -187,7 +193,7 @@ def fold(rows, prior_max, allowance):
             d.late[e] += n
         if r["max_cast"] is not None and r["max_cast"] > d.max_cast.get(e, r["max_cast"] - 1):
             d.max_cast[e] = r["max_cast"]
-        d.meta[c] = (r["candidate_name"], r["party_affiliation"], r["photo_url"])
+        d.meta[(e, c)] = (r["candidate_name"], r["party_affiliation"], r["photo_url"])
     return d
 
 
@@ -265,6 +271,15 @@ class Store:
                 cur.executemany(UPSERTS["state"], [(eng, e, s, c, n) for (e, s, c), n in d.state.items()])
                 cur.executemany(UPSERTS["demographic"],
                                 [(eng, e, b, g, c, n) for (e, b, g, c), n in d.demographic.items()])
+            if d.meta:
+                cur.executemany(
+                    """INSERT INTO spark_candidates (engine, election_id, candidate_id, candidate_name,
+                                                     party_affiliation, photo_url)
+                       VALUES (%s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (engine, election_id, candidate_id) DO UPDATE SET
+                         candidate_name = EXCLUDED.candidate_name,
+                         party_affiliation = EXCLUDED.party_affiliation, photo_url = EXCLUDED.photo_url""",
+                    [(eng, e, c, *m) for (e, c), m in sorted(d.meta.items())])
             if d.minute:
                 cur.executemany(UPSERTS["minute"], [(eng, e, m, c, n) for (e, m, c), n in d.minute.items()])
             elections = set(d.max_cast) | set(d.late)
@@ -290,17 +305,19 @@ class Store:
         return True
 
     def candidate_totals(self, keys=None):
-        """[(election, candidate, votes)] for the given (election, candidate) keys, or all."""
+        """[(election, candidate, votes, name, party, photo)] for the given
+        (election, candidate) keys, or all."""
         eng = self.args.engine
+        select = ("SELECT r.election_id, r.candidate_id, r.votes, m.candidate_name, m.party_affiliation, "
+                  "m.photo_url FROM results_candidate r LEFT JOIN spark_candidates m "
+                  "ON m.engine = r.engine AND m.election_id = r.election_id AND m.candidate_id = r.candidate_id ")
         with self.conn.transaction():
-            rows = self.conn.execute(
-                "SELECT election_id, candidate_id, votes FROM results_candidate WHERE engine = %s",
-                (eng,)).fetchall() if keys is None else self.conn.execute(
-                "SELECT r.election_id, r.candidate_id, r.votes FROM results_candidate r "
-                "JOIN unnest(%s::text[], %s::text[]) AS k(e, c) ON r.election_id = k.e AND r.candidate_id = k.c "
-                "WHERE r.engine = %s",
+            if keys is None:
+                return self.conn.execute(select + "WHERE r.engine = %s", (eng,)).fetchall()
+            return self.conn.execute(
+                select + "JOIN unnest(%s::text[], %s::text[]) AS k(e, c) "
+                "ON r.election_id = k.e AND r.candidate_id = k.c WHERE r.engine = %s",
                 ([e for e, _ in keys], [c for _, c in keys], eng)).fetchall()
-        return rows
 
     def state_totals(self, keys=None):
         """[(election, state, count)] for the given (election, state) keys, or all."""
@@ -315,14 +332,6 @@ class Store:
                 "JOIN unnest(%s::text[], %s::text[]) AS k(e, s) ON r.election_id = k.e AND r.state = k.s "
                 "WHERE r.engine = %s GROUP BY r.election_id, r.state",
                 ([e for e, _ in keys], [s for _, s in keys], eng)).fetchall()
-
-    def candidate_meta(self):
-        """candidate_id -> (name, party, photo) from votestream's candidates table, if any."""
-        with self.conn.transaction():
-            if self.conn.execute("SELECT to_regclass('candidates')").fetchone()[0] is None:
-                return {}
-            return {c: (n, p, u) for c, n, p, u in self.conn.execute(
-                "SELECT candidate_id, candidate_name, party_affiliation, photo_url FROM candidates").fetchall()}
 
 
 # --------------------------------------------------------------------- Kafka
@@ -350,12 +359,10 @@ class Publisher:
                         raise
         self.producer = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True,
                                   "acks": "all", "linger.ms": 5})
-        self.meta = {}
 
     def publish(self, candidates, states):
         a = self.args
-        for e, c, votes in candidates:
-            name, party, photo = self.meta.get(c, (None, None, None))
+        for e, c, votes, name, party, photo in candidates:
             value = {"candidate_id": c, "candidate_name": name, "party_affiliation": party,
                      "photo_url": photo, "total_votes": votes, "election_id": e}
             self.producer.produce(a.candidate_topic, key=c.encode(), value=json.dumps(value).encode())
@@ -461,7 +468,6 @@ class Engine:
     def publish_all(self):
         if self.publisher is None:
             return
-        self.publisher.meta.update(self.store.candidate_meta())
         self.publisher.publish(self.store.candidate_totals(), self.store.state_totals())
 
     def on_batch(self, df, batch_id):
@@ -505,7 +511,6 @@ class Engine:
                  d.votes, sum(d.late.values()), (time.monotonic() - started) * 1000, (t1 - t0) * 1000)
         if self.publisher is not None and d.candidate:
             try:
-                self.publisher.meta.update(d.meta)
                 self.publisher.publish(
                     self.store.candidate_totals(list(d.candidate)),
                     self.store.state_totals(sorted({(e, s) for e, s, _ in d.state})))
