@@ -101,7 +101,7 @@ case "$cmd" in
   freshness)
     fetch; job_env
     cd "$root"
-    exec "$venv/bin/python" spark/freshness.py "$@"
+    exec nice -n "${SPARK_NICE:-10}" "$venv/bin/python" spark/freshness.py "$@"
     ;;
   *)
     echo "usage: $0 fetch | run [ARGS] | start [ARGS] | stop | test [PYTEST ARGS] | freshness [ARGS]" >&2
