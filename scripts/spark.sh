@@ -91,12 +91,27 @@ case "$cmd" in
     ;;
   test)
     fetch
-    KAFKA_BOOTSTRAP="$("$root/scripts/kafka.sh" start)"
+    # Use servers that already run (as they are: a 3-broker cluster stays
+    # one); start, and afterwards stop, only those that do not.
+    started=()
+    if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+      KAFKA_BOOTSTRAP="$("$root/scripts/kafka.sh" url)"
+      first="${KAFKA_BOOTSTRAP%%,*}"
+      if ! (exec 3<>"/dev/tcp/${first%:*}/${first##*:}") 2>/dev/null; then
+        KAFKA_BOOTSTRAP="$("$root/scripts/kafka.sh" start)"; started+=(kafka)
+      fi
+    else
+      "$root/scripts/kafka.sh" start >/dev/null
+    fi
+    if [ -z "${DATABASE_URL:-}" ] && ! "$root/scripts/pg.sh" status; then started+=(pg); fi
     DATABASE_URL="$("$root/scripts/pg.sh" start)"
     export KAFKA_BOOTSTRAP DATABASE_URL
     job_env
     cd "$root"
-    exec nice -n "${SPARK_NICE:-10}" "$venv/bin/python" -m pytest -v -p no:cacheprovider spark/tests "$@"
+    rc=0
+    nice -n "${SPARK_NICE:-10}" "$venv/bin/python" -m pytest -v -p no:cacheprovider spark/tests "$@" || rc=$?
+    for s in "${started[@]}"; do "$root/scripts/$s.sh" stop || true; done
+    exit "$rc"
     ;;
   freshness)
     fetch; job_env
