@@ -518,6 +518,26 @@ class Engine:
                 log.warning("publishing batch %d's totals failed: %s", batch_id, exc)
 
 
+def wait_for_topic(args):
+    """Waits until the votes topic exists (Spark's Kafka source fails on a
+    missing one; the processor or an admin creates it)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    said = 0.0
+    while True:
+        try:
+            if args.topic in admin.list_topics(timeout=10).topics:
+                return
+            what = f"topic {args.topic} does not exist yet"
+        except Exception as exc:  # noqa: BLE001 - Kafka not up yet: keep waiting
+            what = f"Kafka at {args.bootstrap}: {exc}"
+        if time.monotonic() - said > 30:
+            log.info("waiting: %s", what)
+            said = time.monotonic()
+        time.sleep(1)
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=env("VOTESTREAM_SPARK_LOG", "INFO"), stream=sys.stderr,
@@ -537,6 +557,7 @@ def main(argv=None):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(env("VOTESTREAM_SPARK_JVM_LOG", "WARN"))
 
+    wait_for_topic(args)
     engine = Engine(args)
     engine.publish_all()
     stream = build_stream(spark, args)
