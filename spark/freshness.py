@@ -44,7 +44,7 @@ def main():
     ap.add_argument("--rate", type=int, default=1000, help="votes per second")
     ap.add_argument("--probes", type=int, default=10, help="probe votes per second (within the rate)")
     ap.add_argument("--seconds", type=int, default=60, help="measured seconds")
-    ap.add_argument("--warmup-seconds", type=int, default=15,
+    ap.add_argument("--warmup-seconds", type=int, default=20,
                     help="seconds at the same rate before measuring (the JVM's JIT warms up)")
     ap.add_argument("--trigger-ms", type=int, default=500)
     ap.add_argument("--log", default=os.path.join(ROOT, "target", "spark", "freshness-job.log"))
