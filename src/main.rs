@@ -251,6 +251,11 @@ enum Command {
     Bench {
         #[arg(long, env = "VOTESTREAM_BENCH_VOTERS", default_value_t = 1_000_000)]
         voters: u64,
+        /// A kafka:// URL (with a postgres:// --store) benchmarks the
+        /// distributed shape: exactly-once end to end beside Kafka's
+        /// ProducerPerformance and PostgreSQL's COPY (scratch topics and databases).
+        #[arg(long, env = "VOTESTREAM_BUS", default_value = "memory")]
+        bus: String,
         /// A postgres:// URL benchmarks a PostgreSQL store (scratch databases on
         /// that server, dropped afterwards); otherwise the embedded SQLite shape.
         #[arg(long, env = "VOTESTREAM_STORE")]
@@ -569,6 +574,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             voters,
+            bus,
             store,
             dir,
             http,
@@ -576,9 +582,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             viewers,
             seconds,
         } => {
-            let report = if let Some(url) =
-                store.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
-            {
+            let pg =
+                store.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+            let report = if let BusKind::Kafka(_) = BusKind::parse(&bus)? {
+                let pg = pg.context("--bus kafka://… needs --store postgres://…")?;
+                votestream::bench::kafka::run(&bus, &pg, voters, progress)?
+            } else if let Some(url) = pg {
                 votestream::bench::postgres::run(&url, voters, progress)?
             } else if http {
                 let cfg = votestream::bench_http::HttpBench {

@@ -95,7 +95,7 @@ fn measure(
 }
 
 /// Creates `db` afresh, empty or as a copy of `template`.
-fn fresh(admin: &mut Client, db: &str, template: Option<&str>) -> anyhow::Result<()> {
+pub(super) fn fresh(admin: &mut Client, db: &str, template: Option<&str>) -> anyhow::Result<()> {
     admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))?;
     let Some(template) = template else {
         admin.batch_execute(&format!("CREATE DATABASE {db}"))?;
@@ -119,7 +119,7 @@ fn fresh(admin: &mut Client, db: &str, template: Option<&str>) -> anyhow::Result
 }
 
 /// The server URL with its database replaced.
-fn database_url(server: &str, db: &str) -> String {
+pub(super) fn database_url(server: &str, db: &str) -> String {
     let (base, query) = match server.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),
         None => (server, String::new()),
@@ -134,7 +134,7 @@ fn database_url(server: &str, db: &str) -> String {
 
 /// Copies the vote rows of `url` into a fresh table of the same shape with
 /// binary COPY, one committed transaction per processor-sized batch.
-fn raw_copy_rate(url: &str) -> anyhow::Result<f64> {
+pub(super) fn raw_copy_rate(url: &str) -> anyhow::Result<f64> {
     let mut c = Client::connect(url, NoTls)?;
     type VoteRow = (i64, String, String, String, String, String, i64, i64, i64);
     let rows: Vec<VoteRow> = c

@@ -175,18 +175,7 @@ impl KafkaBus {
             })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        // The admin API is async; a private runtime keeps this callable
-        // from any thread, inside a runtime or not.
-        let results = std::thread::scope(|s| {
-            s.spawn(|| -> Result<_, BusError> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                Ok(rt.block_on(admin.create_topics(&topics, &opts))?)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(BusError::Delivery("topic creation panicked".into())))
-        })?;
+        let results = blocking(admin.create_topics(&topics, &opts))??;
         for r in results {
             match r {
                 Ok(_) => {}
@@ -196,6 +185,42 @@ impl KafkaBus {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Creates one more topic (the benchmark's raw ceiling) like the others.
+    pub fn create_topic(&self, name: &str) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.config().create()?;
+        let replication = TopicReplication::Fixed(self.replication.unwrap_or(1));
+        let topic = NewTopic::new(name, self.partitions, replication);
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for r in blocking(admin.create_topics([&topic], &opts))?? {
+            if let Err((name, code)) = r {
+                if code != RDKafkaErrorCode::TopicAlreadyExists {
+                    return Err(BusError::Delivery(format!("creating topic {name}: {code}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every topic of this prefix (scratch runs: the benchmark).
+    pub fn delete_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.config().create()?;
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(15))?;
+        let names: Vec<&str> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name())
+            .filter(|n| !self.prefix.is_empty() && n.starts_with(&self.prefix))
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        blocking(admin.delete_topics(&names, &opts))??;
         Ok(())
     }
 
@@ -210,6 +235,21 @@ impl KafkaBus {
             .create_with_context(Deliveries::default())?;
         Ok(Publisher { producer })
     }
+}
+
+/// Runs one of the admin API's futures to completion on a private runtime,
+/// so it can be called from any thread, inside a runtime or not.
+fn blocking<T: Send>(f: impl std::future::Future<Output = T> + Send) -> Result<T, BusError> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<T, BusError> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(rt.block_on(f))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(BusError::Delivery("a Kafka admin call panicked".into())))
+    })
 }
 
 /// Counts failed deliveries: a plain producer learns of them only later.
