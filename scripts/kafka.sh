@@ -9,10 +9,12 @@
 #   scripts/kafka.sh status        exit 0 when every broker it started runs
 #
 # With KAFKA_BOOTSTRAP set, `start` only checks that it is reachable.
+# VOTESTREAM_KAFKA_HOME (default target/kafka) and KAFKA_BASE_PORT (19092)
+# let a second cluster run beside the first; VOTESTREAM_KAFKA_LIBS shares jars.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 home="${VOTESTREAM_KAFKA_HOME:-$root/target/kafka}"
-libs="$home/libs"
+libs="${VOTESTREAM_KAFKA_LIBS:-$home/libs}"
 base_port="${KAFKA_BASE_PORT:-19092}"
 
 port_of() { echo $((base_port + ($1 - 1) * 100)); }          # client port of node N

@@ -45,6 +45,10 @@ struct Common {
 
 #[derive(Args, Clone)]
 struct HttpArgs {
+    /// With Kafka: this process's name in its processor transactions,
+    /// stable across restarts, one per running process (see `process --instance`).
+    #[arg(long, env = "VOTESTREAM_INSTANCE", default_value = "run")]
+    instance: String,
     /// Address for the dashboard and the API (port 0: any free port).
     #[arg(long, env = "VOTESTREAM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -316,6 +320,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let summary = pipeline::run(RunConfig {
                 bus: BusKind::parse(&common.bus)?,
+                instance: http.instance.clone(),
                 store_url: common.store,
                 election_id: common.election,
                 voters,
@@ -533,6 +538,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let summary = pipeline::run(RunConfig {
                 bus: BusKind::parse(&common.bus)?,
+                instance: http.instance.clone(),
                 store_url: common.store,
                 election_id: common.election,
                 voters: 0,

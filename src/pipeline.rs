@@ -39,6 +39,9 @@ use crate::store::{self, Store};
 pub struct RunConfig {
     pub store_url: String,
     pub bus: BusKind,
+    /// On Kafka: this process's name in its processor transactions (see
+    /// `process --instance`).
+    pub instance: String,
     pub election_id: String,
     pub voters: u64,
     pub sim: SimConfig,
@@ -268,7 +271,13 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
                 BusKind::Kafka(bus) => store::open(&cfg.store_url)
                     .map_err(anyhow::Error::from)
                     .and_then(|profiles| {
-                        kafka::process(bus, &processor, &mut *store, profiles, &stats, &shutdown)
+                        let stage = kafka::Stage {
+                            bus,
+                            instance: &cfg.instance,
+                            stats: &stats,
+                            shutdown: &shutdown,
+                        };
+                        kafka::process(&stage, &processor, &mut *store, profiles)
                     }),
             };
             health.processor_running.store(false, Relaxed);

@@ -1,11 +1,14 @@
-//! SPEC §2.2: exact tallies when the broker restarts mid-run. The broker is
-//! the one `scripts/kafka.sh` started (the test restarts it with the same
-//! script); nothing else runs against it meanwhile (a test binary of its own).
+//! SPEC §2.2: exact tallies when the broker restarts mid-run: the single
+//! broker `scripts/kafka.sh` started (a full outage; nothing else runs
+//! against it meanwhile: a test binary of its own), and one broker of a
+//! three-broker cluster (replication 3, min ISR 2) the same script starts
+//! beside it for this test.
 
 mod common;
 mod kafka_support;
 mod store_support;
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,9 +17,14 @@ use kafka_support::{sent, KafkaTest};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh");
 
 fn script(args: &[&str]) -> String {
+    script_env(args, &[])
+}
+
+fn script_env(args: &[&str], env: &[(&str, String)]) -> String {
     let out = Command::new("bash")
         .arg(SCRIPT)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
         .output()
         .expect("scripts/kafka.sh runs");
     assert!(
@@ -67,4 +75,80 @@ fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
     process.stop();
     aggregate.stop();
     t.assert_exact();
+}
+
+/// The second cluster's settings for scripts/kafka.sh; stopped on drop.
+struct Cluster(Vec<(&'static str, String)>);
+
+impl Cluster {
+    fn start() -> (Cluster, String) {
+        let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
+        let env = vec![
+            (
+                "VOTESTREAM_KAFKA_HOME",
+                target.join("kafka3").display().to_string(),
+            ),
+            (
+                "VOTESTREAM_KAFKA_LIBS",
+                target.join("kafka/libs").display().to_string(),
+            ),
+            ("KAFKA_BASE_PORT", "29092".to_string()),
+        ];
+        let bootstrap = script_env(&["start", "3"], &env);
+        (Cluster(env), bootstrap)
+    }
+
+    fn restart(&self, node: &str) {
+        script_env(&["restart", node], &self.0);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(SCRIPT)
+            .arg("stop")
+            .envs(self.0.iter().map(|(k, v)| (k, v.as_str())))
+            .status();
+    }
+}
+
+#[test]
+fn a_broker_of_three_restarting_mid_run_costs_nothing() {
+    // The shared broker's jars, fetched by scripts/kafka.sh start.
+    assert!(!script(&["url"]).is_empty());
+    let (cluster, bootstrap) = Cluster::start();
+    assert_eq!(bootstrap.split(',').count(), 3, "{bootstrap}");
+    let t = KafkaTest::with_bootstrap(4, bootstrap);
+    t.run_ok("generate", &["--voters", "30000"]);
+    let mut process = t.spawn("process", "process", &["--instance", "p1"]);
+    let mut aggregate = t.spawn("aggregate", "aggregate", &["--follow"]);
+    let sim = std::thread::spawn({
+        let args = vec![
+            "simulate".to_string(),
+            "--store".into(),
+            t.db.url.clone(),
+            "--bus".into(),
+            t.bus.clone(),
+            "--rate".into(),
+            "3000".into(),
+        ];
+        move || common::votestream_ok(&args)
+    });
+    t.wait_for("votes counted before the restart", Duration::from_secs(180), || {
+        t.scalar("SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'")
+            > 3_000
+    });
+    cluster.restart("2");
+    let n = sent(&sim.join().expect("simulator"));
+    t.wait_drained(n, Duration::from_secs(300));
+    assert!(
+        process.is_running() && aggregate.is_running(),
+        "{}",
+        t.logs()
+    );
+    process.stop();
+    aggregate.stop();
+    t.assert_exact();
+    drop(cluster);
 }

@@ -148,6 +148,7 @@ fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> RunConfig
     RunConfig {
         store_url: url.to_string(),
         bus: crate::bus::BusKind::Memory,
+        instance: "bench".into(),
         election_id: DEFAULT_ELECTION_ID.to_string(),
         voters,
         sim: SimConfig::default(),

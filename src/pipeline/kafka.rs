@@ -15,8 +15,13 @@ use crate::simulate::{Rate, Simulation};
 use crate::stats::Stats;
 use crate::store::Store;
 
-/// The name `run` gives its processor's Kafka transactions.
-const INSTANCE: &str = "run";
+/// What every Kafka stage of a `run` shares.
+pub(super) struct Stage<'a> {
+    pub bus: &'a KafkaBus,
+    pub instance: &'a str,
+    pub stats: &'a Stats,
+    pub shutdown: &'a Shutdown,
+}
 
 /// Sends the simulated ballots to `ballots`, keyed by voter.
 pub(super) fn simulate(
@@ -59,23 +64,21 @@ pub(super) fn simulate(
 
 /// `profiles` is a second connection to the store (see `process::kafka`).
 pub(super) fn process(
-    bus: &KafkaBus,
+    stage: &Stage<'_>,
     processor: &Processor,
     store: &mut dyn Store,
     mut profiles: Box<dyn Store>,
-    stats: &Stats,
-    shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let ballots = KafkaBallots::open(bus)?;
-    let mut publisher = VotePublisher::open(bus, INSTANCE)?;
+    let ballots = KafkaBallots::open(stage.bus)?;
+    let mut publisher = VotePublisher::open(stage.bus, stage.instance)?;
     process::kafka::run(
         processor,
         store,
         &mut *profiles,
         &ballots,
         &mut publisher,
-        stats,
-        shutdown,
+        stage.stats,
+        stage.shutdown,
         None,
     )
 }

@@ -155,6 +155,7 @@ fn publish_all(
 ) -> anyhow::Result<()> {
     let mut failing_since: Option<Instant> = None;
     let mut aborts = 0u32;
+    let mut last_reopen = None;
     for ready in rx {
         let current = epoch
             .lock()
@@ -176,7 +177,24 @@ fn publish_all(
                     .republished
                     .fetch_add(r.republish_votes.len() as u64, Relaxed);
             }
-            Err(PublishError::Fatal(e)) => return Err(PublishError::Fatal(e).into()),
+            Err(PublishError::Fatal(e)) => {
+                // Fenced: after a long outage the broker aborted our
+                // transaction and bumped the epoch. Once, start over; twice
+                // in a minute, another process surely runs as this instance.
+                if last_reopen.is_some_and(|at: Instant| at.elapsed() < Duration::from_secs(60)) {
+                    return Err(anyhow::Error::new(PublishError::Fatal(e)).context(
+                        "fenced twice in a minute: is another processor running with this --instance?",
+                    ));
+                }
+                tracing::warn!(error = %e, "producer fenced; starting a new one and reading again");
+                last_reopen = Some(Instant::now());
+                publisher.reopen()?;
+                let mut e = epoch
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?;
+                e.number += 1;
+                e.rewind = true;
+            }
             Err(e) => {
                 aborts += 1;
                 let since = *failing_since.get_or_insert_with(Instant::now);

@@ -79,8 +79,12 @@ impl Stage {
 
 impl KafkaTest {
     pub fn new(partitions: u32) -> KafkaTest {
+        KafkaTest::with_bootstrap(partitions, bootstrap())
+    }
+
+    /// A test against another cluster than the shared one.
+    pub fn with_bootstrap(partitions: u32, bootstrap: String) -> KafkaTest {
         static N: AtomicU64 = AtomicU64::new(0);
-        let bootstrap = bootstrap();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())

@@ -256,6 +256,8 @@ impl Renderer {
 /// The processor's transactional producer.
 pub struct VotePublisher {
     producer: ThreadedProducer<DefaultProducerContext>,
+    bus: KafkaBus,
+    instance: String,
     ballots: String,
     votes: String,
     rejected: String,
@@ -272,26 +274,46 @@ impl VotePublisher {
     /// (a new name would leave it to time out, stalling read_committed
     /// readers until then).
     pub fn open(bus: &KafkaBus, instance: &str) -> Result<VotePublisher, BusError> {
+        Ok(VotePublisher {
+            producer: Self::producer(bus, instance)?,
+            bus: bus.clone(),
+            instance: instance.to_string(),
+            ballots: bus.topic(Topic::Ballots),
+            votes: bus.topic(Topic::Votes),
+            rejected: bus.topic(Topic::Rejected),
+            abort_pending: false,
+        })
+    }
+
+    fn producer(
+        bus: &KafkaBus,
+        instance: &str,
+    ) -> Result<ThreadedProducer<DefaultProducerContext>, BusError> {
         let producer: ThreadedProducer<DefaultProducerContext> = bus
             .config()
             .set(
                 "transactional.id",
                 format!("{}votestream-processor-{instance}", bus.prefix),
             )
-            .set("transaction.timeout.ms", "20000")
+            // Long enough to outlast a broker restart; a crashed instance's
+            // open transaction is aborted at once when it comes back.
+            .set("transaction.timeout.ms", "120000")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "1000000")
             .set("queue.buffering.max.kbytes", "1048576")
             .create()?;
         producer.init_transactions(TXN_TIMEOUT)?;
-        Ok(VotePublisher {
-            producer,
-            ballots: bus.topic(Topic::Ballots),
-            votes: bus.topic(Topic::Votes),
-            rejected: bus.topic(Topic::Rejected),
-            abort_pending: false,
-        })
+        Ok(producer)
+    }
+
+    /// Starts over with a new producer of the same transactional id, after
+    /// the broker fenced the old one (its transaction outlived the timeout
+    /// during a long outage). The caller reads the batches again.
+    pub fn reopen(&mut self) -> Result<(), BusError> {
+        self.producer = Self::producer(&self.bus, &self.instance)?;
+        self.abort_pending = false;
+        Ok(())
     }
 
     /// Publishes a batch's messages and its offsets in one transaction.
