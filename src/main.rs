@@ -389,7 +389,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let simulation = Simulation::load(&mut *st, &common.election, &sim.config())?;
             if let BusKind::Kafka(bus) = bus {
                 let (_rt, shutdown) = signals()?;
-                let sent = simulate_to_kafka(&bus, &simulation, sim.rate, &shutdown)?;
+                bus.ensure_topics()?;
+                let stats = Stats::default();
+                pipeline::simulate_to_kafka(&bus, &simulation, 0, sim.rate, &stats, &shutdown)?;
+                use std::sync::atomic::Ordering::Relaxed;
+                let sent = stats.sent.load(Relaxed);
                 println!("sent {sent} ballots to {}", bus.topic(Topic::Ballots));
                 return Ok(ExitCode::SUCCESS);
             }
@@ -448,7 +452,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &shutdown,
                 until_idle.map(std::time::Duration::from_secs_f64),
             )?;
-            print_processed(&stats);
+            print_processed(&stats, true);
         }
         Command::Process {
             common,
@@ -475,7 +479,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &stats,
                 &Shutdown::default(),
             )?;
-            print_processed(&stats);
+            print_processed(&stats, false);
         }
         Command::Aggregate {
             common,
@@ -612,44 +616,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends the simulated ballots to the `ballots` topic, keyed by voter.
-fn simulate_to_kafka(
-    bus: &KafkaBus,
-    simulation: &Simulation,
-    rate: Rate,
-    shutdown: &Shutdown,
-) -> anyhow::Result<u64> {
-    bus.ensure_topics()?;
-    let publisher = bus.publisher()?;
-    let topic = bus.topic(Topic::Ballots);
-    let mut sent = 0u64;
-    let mut failed = None;
-    simulation.run(0, rate, shutdown, |batch| {
-        for b in batch {
-            let r = match b {
-                Inbound::Ballot(b) => publisher.send(
-                    &topic,
-                    Some(b.voter_id.as_bytes()),
-                    ballot_json(&b).as_bytes(),
-                ),
-                Inbound::Raw(bytes) => publisher.send(&topic, None, &bytes),
-                Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
-            };
-            if let Err(e) = r {
-                failed = Some(e);
-                return false;
-            }
-            sent += 1;
-        }
-        true
-    });
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    publisher.flush(std::time::Duration::from_secs(60))?;
-    Ok(sent)
-}
-
 /// Publishes the registry to `candidates_topic` and `voters_topic`.
 fn publish_registry(
     bus: &KafkaBus,
@@ -674,15 +640,24 @@ fn publish_registry(
     Ok(())
 }
 
-fn print_processed(stats: &Stats) {
+/// The processor's summary; on Kafka also how many recorded outcomes were
+/// published again (after a crash between the store's and Kafka's commits).
+fn print_processed(stats: &Stats, kafka: bool) {
     use std::sync::atomic::Ordering::Relaxed;
+    let again = if kafka {
+        format!(
+            ", {} outcomes published again",
+            stats.republished.load(Relaxed)
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "processed {} ballots: {} accepted, {} rejected, {} replays skipped, {} outcomes published again",
+        "processed {} ballots: {} accepted, {} rejected, {} replays skipped{again}",
         stats.consumed.load(Relaxed),
         stats.accepted.load(Relaxed),
         stats.rejected.load(Relaxed),
         stats.replays.load(Relaxed),
-        stats.republished.load(Relaxed)
     );
 }
 

@@ -21,6 +21,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 mod kafka;
 
+pub use kafka::simulate as simulate_to_kafka;
+
 use crate::aggregate::engine::{Engine, Feed};
 use crate::aggregate::stream::StreamEngine;
 use crate::bus::kafka::intake::BallotProducer;

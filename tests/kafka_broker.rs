@@ -46,22 +46,12 @@ fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
     t.run_ok("generate", &["--voters", "50000"]);
     let mut process = t.spawn("process", "process", &["--instance", "p1"]);
     let mut aggregate = t.spawn("aggregate", "aggregate", &["--follow"]);
-    let sim = std::thread::spawn({
-        let args = vec![
-            "simulate".to_string(),
-            "--store".into(),
-            t.db.url.clone(),
-            "--bus".into(),
-            t.bus.clone(),
-            "--rate".into(),
-            "4000".into(),
-        ];
-        move || common::votestream_ok(&args)
-    });
-    t.wait_for("votes counted before the restart", Duration::from_secs(120), || {
-        t.scalar("SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'")
-            > 5_000
-    });
+    let sim = t.simulate_in_background("4000");
+    t.wait_for(
+        "votes counted before the restart",
+        Duration::from_secs(120),
+        || t.counted() > 5_000,
+    );
     let down = Instant::now();
     script(&["restart", "1"]);
     eprintln!("broker restarted in {:?}", down.elapsed());
@@ -123,22 +113,12 @@ fn a_broker_of_three_restarting_mid_run_costs_nothing() {
     t.run_ok("generate", &["--voters", "30000"]);
     let mut process = t.spawn("process", "process", &["--instance", "p1"]);
     let mut aggregate = t.spawn("aggregate", "aggregate", &["--follow"]);
-    let sim = std::thread::spawn({
-        let args = vec![
-            "simulate".to_string(),
-            "--store".into(),
-            t.db.url.clone(),
-            "--bus".into(),
-            t.bus.clone(),
-            "--rate".into(),
-            "3000".into(),
-        ];
-        move || common::votestream_ok(&args)
-    });
-    t.wait_for("votes counted before the restart", Duration::from_secs(180), || {
-        t.scalar("SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'")
-            > 3_000
-    });
+    let sim = t.simulate_in_background("3000");
+    t.wait_for(
+        "votes counted before the restart",
+        Duration::from_secs(180),
+        || t.counted() > 3_000,
+    );
     cluster.restart("2");
     let n = sent(&sim.join().expect("simulator"));
     t.wait_drained(n, Duration::from_secs(300));

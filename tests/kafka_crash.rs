@@ -86,18 +86,7 @@ fn sigkill_of_the_stages_at_random_moments_leaves_every_count_exact() {
     let mut rng = Lcg::new();
     let mut process = t.spawn("process-0", "process", &["--instance", "p1"]);
     let mut aggregate = t.spawn("aggregate-0", "aggregate", &["--follow"]);
-    let sim = std::thread::spawn({
-        let args = vec![
-            "simulate".to_string(),
-            "--store".into(),
-            t.db.url.clone(),
-            "--bus".into(),
-            t.bus.clone(),
-            "--rate".into(),
-            "5000".into(),
-        ];
-        move || common::votestream_ok(&args)
-    });
+    let sim = t.simulate_in_background("5000");
     // Six trials: the processor, the aggregator, or both, killed and
     // restarted while ballots keep coming.
     for trial in 1..=6 {

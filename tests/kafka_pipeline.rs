@@ -65,23 +65,13 @@ fn two_instances_of_each_stage_one_of_each_killed() {
     let mut p2 = t.spawn("process-2", "process", &["--instance", "p2"]);
     let mut a1 = t.spawn("aggregate-1", "aggregate", &["--follow"]);
     let mut a2 = t.spawn("aggregate-2", "aggregate", &["--follow"]);
-    let sim = std::thread::spawn({
-        let args = vec![
-            "simulate".to_string(),
-            "--store".into(),
-            t.db.url.clone(),
-            "--bus".into(),
-            t.bus.clone(),
-            "--rate".into(),
-            "8000".into(),
-        ];
-        move || common::votestream_ok(&args)
-    });
+    let sim = t.simulate_in_background("8000");
     // Both instances at work before one of each dies.
-    t.wait_for("votes counted by the group", Duration::from_secs(120), || {
-        t.scalar("SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'")
-            > 10_000
-    });
+    t.wait_for(
+        "votes counted by the group",
+        Duration::from_secs(120),
+        || t.counted() > 10_000,
+    );
     p2.kill();
     a2.kill();
     let n = sent(&sim.join().expect("simulator"));

@@ -23,8 +23,9 @@ pub(super) struct Stage<'a> {
     pub shutdown: &'a Shutdown,
 }
 
-/// Sends the simulated ballots to `ballots`, keyed by voter.
-pub(super) fn simulate(
+/// Sends the simulated ballots to `ballots`, keyed by voter (the first
+/// `unpaced` at full speed: a restart's replay of what was sent before).
+pub fn simulate(
     bus: &KafkaBus,
     sim: &Simulation,
     unpaced: usize,

@@ -128,6 +128,19 @@ impl KafkaTest {
         crate::common::votestream_ok(&self.args(sub, extra))
     }
 
+    /// `simulate --rate RATE` in a thread; join it for the output.
+    pub fn simulate_in_background(&self, rate: &str) -> std::thread::JoinHandle<Output> {
+        let args = self.args("simulate", &["--rate", rate]);
+        std::thread::spawn(move || crate::common::votestream_ok(&args))
+    }
+
+    /// Votes the built-in engine has counted.
+    pub fn counted(&self) -> i64 {
+        self.scalar(
+            "SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'",
+        )
+    }
+
     /// Starts a long-running stage; its stderr goes to a log file.
     pub fn spawn(&self, name: &str, sub: &str, extra: &[&str]) -> Stage {
         self.spawn_env(name, sub, extra, &[])
@@ -206,8 +219,7 @@ impl KafkaTest {
             ) >= sent
         });
         self.wait_for("every vote counted", limit, || {
-            self.scalar("SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'")
-                == self.scalar("SELECT COUNT(*) FROM votes")
+            self.counted() == self.scalar("SELECT COUNT(*) FROM votes")
         });
     }
 

@@ -70,15 +70,7 @@ impl KafkaBallots {
     pub fn open(bus: &KafkaBus) -> Result<KafkaBallots, BusError> {
         let topic = bus.topic(Topic::Ballots);
         let consumer: BaseConsumer<GroupContext> = bus
-            .config()
-            .set("group.id", bus.group("processor"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "20")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
+            .consumer_config("processor")
             .create_with_context(GroupContext::default())?;
         consumer.subscribe(&[&topic])?;
         Ok(KafkaBallots { consumer, topic })

@@ -152,6 +152,22 @@ impl KafkaBus {
         c
     }
 
+    /// A consumer in a stage's group that commits offsets only as told and
+    /// reads only committed transactions.
+    pub fn consumer_config(&self, stage: &str) -> ClientConfig {
+        let mut c = self.config();
+        c.set("group.id", self.group(stage))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
+            // Fetch what is there soon: freshness over fewer requests.
+            .set("fetch.wait.max.ms", "20")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        c
+    }
+
     /// Creates every topic that does not exist yet.
     pub fn ensure_topics(&self) -> Result<(), BusError> {
         let admin: AdminClient<DefaultClientContext> = self.config().create()?;

@@ -28,17 +28,7 @@ pub struct KafkaVotes {
 impl KafkaVotes {
     pub fn open(bus: &KafkaBus) -> Result<KafkaVotes, BusError> {
         let topic = bus.topic(Topic::Votes);
-        let consumer: BaseConsumer = bus
-            .config()
-            .set("group.id", bus.group("aggregator"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "20")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .create()?;
+        let consumer: BaseConsumer = bus.consumer_config("aggregator").create()?;
         consumer.subscribe(&[&topic])?;
         Ok(KafkaVotes { consumer, topic })
     }
