@@ -8,12 +8,13 @@
 //! - [`process`]: parse and validate ballots, one vote per voter, enrich.
 //! - [`aggregate`]: the built-in engine's live tallies, persisted exactly.
 //! - [`serve`]: the live dashboard, ballot and read APIs, SSE, metrics.
-//! - [`pipeline`]: wires the stages together for `votestream run`.
+//! - [`pipeline`]: wires the stages together for `votestream run`, on either bus.
 //! - [`audit`]: recomputes every tally from the votes table.
 //! - [`bench`]: `votestream bench`; [`bench_http`]: `votestream bench --http`.
 //!
-//! Two seams, each a small interface chosen by URL: [`bus`] (in-process
-//! channels now; Kafka next) and [`store`] (SQLite or PostgreSQL).
+//! Two seams, each chosen by URL: [`bus`] (in-process channels, or Apache
+//! Kafka with exactly-once transactions) and [`store`] (SQLite or
+//! PostgreSQL).
 //! Everything else is concrete. [`model`] holds the domain types,
 //! [`results`] the read model, [`stats`] live counters and [`shutdown`] the
 //! two-step Ctrl-C.
