@@ -12,14 +12,18 @@
 #
 # Environment: KAFKA_BOOTSTRAP / DATABASE_URL point at running servers (as for
 # scripts/kafka.sh and scripts/pg.sh); VOTESTREAM_SPARK_HOME (default
-# <repo>/target/spark); SPARK_DRIVER_MEMORY (default 1g); SPARK_MASTER
-# (default local[2]). Every job flag has an environment variable too.
+# <repo>/target/spark); VOTESTREAM_SPARK_PIDFILE (default <home>/job.pid);
+# SPARK_DRIVER_MEMORY (default 1g); SPARK_MASTER (default local[2]). Every
+# job flag has an environment variable too. `votestream aggregate --engine
+# spark` runs `bash scripts/spark.sh run --bus … --store …`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 home="${VOTESTREAM_SPARK_HOME:-$root/target/spark}"
 venv="$home/venv"
 jars="$home/jars"
-pidfile="$home/job.pid"
+# One job per PID file: a test (or a second engine name) running its own job
+# beside another one names its own.
+pidfile="${VOTESTREAM_SPARK_PIDFILE:-$home/job.pid}"
 # pyspark must match the connector (spark-sql-kafka-0-10_2.13) in scripts/spark/pom.xml.
 spark_version="$(sed -n 's:.*<spark.version>\(.*\)</spark.version>.*:\1:p' "$root/scripts/spark/pom.xml")"
 py_packages=("pyspark==$spark_version" "psycopg[binary]==3.3.9" "confluent-kafka==2.16.1" "pytest==9.2.0")
