@@ -9,6 +9,8 @@
 #   scripts/spark.sh stop           stops the job this script started (PID file)
 #   scripts/spark.sh test           fetch, start Kafka and PostgreSQL if needed, run the tests
 #   scripts/spark.sh freshness [ARGS]  measures produce -> visible in results_candidate
+#   scripts/spark.sh freshness-engines [ARGS]  both engines on one stream of the whole
+#                                   pipeline: vote committed -> counted (needs a release build)
 #
 # Environment: KAFKA_BOOTSTRAP / DATABASE_URL point at running servers (as for
 # scripts/kafka.sh and scripts/pg.sh); VOTESTREAM_SPARK_HOME (default
@@ -122,8 +124,14 @@ case "$cmd" in
     cd "$root"
     exec nice -n "${SPARK_NICE:-10}" "$venv/bin/python" spark/freshness.py "$@"
     ;;
+  freshness-engines)
+    # Both engines on one stream through the whole pipeline (needs a release build).
+    fetch; job_env
+    cd "$root"
+    exec "$venv/bin/python" spark/freshness_engines.py "$@"
+    ;;
   *)
-    echo "usage: $0 fetch | run [ARGS] | start [ARGS] | stop | test [PYTEST ARGS] | freshness [ARGS]" >&2
+    echo "usage: $0 fetch | run [ARGS] | start [ARGS] | stop | test [PYTEST ARGS] | freshness [ARGS] | freshness-engines [ARGS]" >&2
     exit 2
     ;;
 esac
