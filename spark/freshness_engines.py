@@ -77,7 +77,7 @@ def main():
     os.makedirs(logs, exist_ok=True)
     # Enough voters that the simulation outlasts warm-up, catch-up and
     # measurement (80% turnout).
-    voters = int((args.warmup_seconds + args.seconds + 60) * args.rate / 0.8)
+    voters = int((args.warmup_seconds + args.seconds + 130) * args.rate / 0.8)
 
     with psycopg.connect(args.store, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
@@ -132,8 +132,8 @@ def main():
                     second_ago = [n for tt, n in samples["commit"] if tt <= now - 1.0]
                     if second_ago and s >= second_ago[-1]:
                         measure_from, end = now, now + args.seconds
-                    elif now - sim_start > args.warmup_seconds + 55:
-                        raise SystemExit("the Spark engine did not catch up within 55 s after the warm-up")
+                    elif now - sim_start > args.warmup_seconds + 120:
+                        raise SystemExit("the Spark engine did not catch up within 120 s after the warm-up")
                 if end is not None and now > end:
                     if sim.poll() is None:
                         sim.send_signal(signal.SIGTERM)  # the measured part is over

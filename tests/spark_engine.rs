@@ -95,6 +95,7 @@ impl SparkEngine {
             .env("VOTESTREAM_SPARK_PIDFILE", dir.join("spark.pid"))
             // Micro-batches of at most 1,000 votes: a kill lands mid-stream.
             .env("VOTESTREAM_SPARK_MAX_OFFSETS", "1000")
+            .env("VOTESTREAM_SPARK_HOME", require_spark())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log"))
             .stderr(file)
