@@ -632,6 +632,9 @@ def main(argv=None):
              "trigger %d ms)", args.topic, args.bootstrap, args.store.split("@")[-1], args.engine,
              query.id, args.checkpoint, args.allowance_ms, args.trigger_ms)
     def stop_on_sigterm(signum, frame):  # noqa: ARG001
+        # Once: a second SIGTERM (a whole process group signalled, and
+        # votestream passing its own on) must not cut the stop short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     # SIGTERM (votestream aggregate --engine spark forwards its own, as do
