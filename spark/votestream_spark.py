@@ -644,10 +644,19 @@ def main(argv=None):
     try:
         query.awaitTermination()
     except KeyboardInterrupt:
+        # A stop asked for is a clean exit, even when it cuts a batch short
+        # (the batch is not committed, and is replayed at the next start):
+        # stopping the query then reports that batch's interruption.
         log.info("stopping")
-        query.stop()
+        try:
+            query.stop()
+        except Exception as exc:  # noqa: BLE001
+            log.info("the query stopped in the middle of a batch: %s", str(exc).splitlines()[0][:200])
     finally:
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("stopping Spark: %s", str(exc).splitlines()[0][:200])
 
 
 if __name__ == "__main__":
