@@ -9,17 +9,23 @@
 #   scripts/spark.sh stop           stops the job this script started (PID file)
 #   scripts/spark.sh test           fetch, start Kafka and PostgreSQL if needed, run the tests
 #   scripts/spark.sh freshness [ARGS]  measures produce -> visible in results_candidate
+#   scripts/spark.sh freshness-engines [ARGS]  both engines on one stream of the whole
+#                                   pipeline: vote committed -> counted (needs a release build)
 #
 # Environment: KAFKA_BOOTSTRAP / DATABASE_URL point at running servers (as for
 # scripts/kafka.sh and scripts/pg.sh); VOTESTREAM_SPARK_HOME (default
-# <repo>/target/spark); SPARK_DRIVER_MEMORY (default 1g); SPARK_MASTER
-# (default local[2]). Every job flag has an environment variable too.
+# <repo>/target/spark); VOTESTREAM_SPARK_PIDFILE (default <home>/job.pid);
+# SPARK_DRIVER_MEMORY (default 1g); SPARK_MASTER (default local[2]). Every
+# job flag has an environment variable too. `votestream aggregate --engine
+# spark` runs `bash scripts/spark.sh run --bus … --store …`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 home="${VOTESTREAM_SPARK_HOME:-$root/target/spark}"
 venv="$home/venv"
 jars="$home/jars"
-pidfile="$home/job.pid"
+# One job per PID file: a test (or a second engine name) running its own job
+# beside another one names its own.
+pidfile="${VOTESTREAM_SPARK_PIDFILE:-$home/job.pid}"
 # pyspark must match the connector (spark-sql-kafka-0-10_2.13) in scripts/spark/pom.xml.
 spark_version="$(sed -n 's:.*<spark.version>\(.*\)</spark.version>.*:\1:p' "$root/scripts/spark/pom.xml")"
 py_packages=("pyspark==$spark_version" "psycopg[binary]==3.3.9" "confluent-kafka==2.16.1" "pytest==9.2.0")
@@ -118,8 +124,14 @@ case "$cmd" in
     cd "$root"
     exec nice -n "${SPARK_NICE:-10}" "$venv/bin/python" spark/freshness.py "$@"
     ;;
+  freshness-engines)
+    # Both engines on one stream through the whole pipeline (needs a release build).
+    fetch; job_env
+    cd "$root"
+    exec "$venv/bin/python" spark/freshness_engines.py "$@"
+    ;;
   *)
-    echo "usage: $0 fetch | run [ARGS] | start [ARGS] | stop | test [PYTEST ARGS] | freshness [ARGS]" >&2
+    echo "usage: $0 fetch | run [ARGS] | start [ARGS] | stop | test [PYTEST ARGS] | freshness [ARGS] | freshness-engines [ARGS]" >&2
     exit 2
     ;;
 esac

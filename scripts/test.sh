@@ -40,7 +40,18 @@ if [[ -z "${VOTESTREAM_TEST_KAFKA:-}" ]]; then
   export VOTESTREAM_TEST_KAFKA
 fi
 
+# The Spark engine's tests (tests/spark_engine.rs, spark/tests) need pyspark
+# from PyPI and the Kafka connector's jars from Maven Central, in
+# target/spark (a no-op once fetched).
+echo "== scripts/spark.sh fetch"
+bash scripts/spark.sh fetch
+
 echo "== headless Chromium for the dashboard test"
 bash scripts/browser.sh
 echo "== cargo test --release"
 cargo test --release -- --test-threads 2
+
+# The Spark job's own tests (real Spark, Kafka and PostgreSQL; about 4
+# minutes on 2 cores), on the servers above.
+echo "== scripts/spark.sh test"
+KAFKA_BOOTSTRAP="$VOTESTREAM_TEST_KAFKA" DATABASE_URL="$VOTESTREAM_TEST_PG_URL" bash scripts/spark.sh test

@@ -20,7 +20,9 @@ replayed after a crash (or a lost checkpoint) never counts a vote twice.
 
 After the commit the touched totals are read back from PostgreSQL and
 published to the compacted topics aggregated_votes_per_candidate (key
-candidate_id) and aggregated_turnout_by_location (key state). At start every
+"election_id:candidate_id") and aggregated_turnout_by_location (key
+"election_id:state"), the built-in engine's keys. The bus URL's prefix
+(kafka://…?prefix=P, as votestream's CLI takes it) applies to every topic. At start every
 total is published once, so a crash between commit and publish heals.
 
 Run it through scripts/spark.sh (which passes the Kafka connector as local
@@ -31,6 +33,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -71,11 +74,53 @@ def env(name, default=None):
     return value if value not in (None, "") else default
 
 
+# Topics the Rust CLI creates with this many partitions unless the URL says
+# otherwise (src/bus/kafka/mod.rs DEFAULT_PARTITIONS).
+DEFAULT_PARTITIONS = 6
+
+
+class BusUrl:
+    """votestream's `--bus kafka://HOST:PORT[,HOST:PORT…][?partitions=N&replication=R&prefix=P]`,
+    parsed as the Rust CLI parses it (src/bus/kafka/mod.rs KafkaBus::parse).
+    `prefix` namespaces every topic; `partitions` and `replication` apply to
+    topics this job creates. A bare `host:port[,…]` is accepted too."""
+
+    def __init__(self, bootstrap, partitions=DEFAULT_PARTITIONS, replication=None, prefix=""):
+        self.bootstrap, self.partitions, self.replication, self.prefix = \
+            bootstrap, partitions, replication, prefix
+
+    def topic(self, name):
+        return f"{self.prefix}{name}"
+
+
+def parse_bus(url):
+    def bad(why):
+        raise ValueError(f"bad bus URL {url!r}: {why}")
+
+    rest = url[len("kafka://"):] if url.startswith("kafka://") else url
+    hosts, _, query = rest.partition("?")
+    hosts = hosts.rstrip("/")
+    if not hosts or any(":" not in h for h in hosts.split(",")):
+        bad("every broker needs HOST:PORT")
+    bus = BusUrl(hosts)
+    for pair in filter(None, query.split("&")):
+        k, _, v = pair.partition("=")
+        if k in ("partitions", "replication"):
+            if not v.isdigit() or int(v) <= 0:
+                bad(f"{k} must be a positive integer, not {v!r}")
+            setattr(bus, k, int(v))
+        elif k == "prefix":
+            if not all(c.isascii() and (c.isalnum() or c in "._-") for c in v):
+                bad("prefix may hold only letters, digits, '.', '_' and '-'")
+            bus.prefix = v
+        else:
+            bad(f"unknown setting {k!r}")
+    return bus
+
+
 def bootstrap_of(bus):
-    """kafka://host:port[,host:port] (votestream's --bus form) or host:port."""
-    if bus.startswith("kafka://"):
-        bus = bus[len("kafka://"):]
-    return bus.rstrip("/")
+    """The bootstrap servers of a bus URL."""
+    return parse_bus(bus).bootstrap
 
 
 def parse_args(argv=None):
@@ -87,10 +132,11 @@ def parse_args(argv=None):
         epilog="Every flag has an environment variable (in brackets).",
     )
     p.add_argument("--bus", default=env("VOTESTREAM_BUS", env("KAFKA_BOOTSTRAP", "127.0.0.1:19092")),
-                   help="Kafka bootstrap servers, kafka://host:port or host:port "
-                        "[VOTESTREAM_BUS, KAFKA_BOOTSTRAP]")
+                   help="the bus as votestream's CLI takes it: kafka://HOST:PORT[,…][?partitions=N"
+                        "&replication=R&prefix=P] (prefix namespaces every topic this reads "
+                        "and writes), or host:port [VOTESTREAM_BUS, KAFKA_BOOTSTRAP]")
     p.add_argument("--topic", default=env("VOTESTREAM_SPARK_TOPIC", "votes_topic"),
-                   help="the accepted votes topic [VOTESTREAM_SPARK_TOPIC]")
+                   help="the accepted votes topic, before the bus prefix [VOTESTREAM_SPARK_TOPIC]")
     p.add_argument("--store", default=env("VOTESTREAM_STORE", env("DATABASE_URL")),
                    help="PostgreSQL URL postgres://… [VOTESTREAM_STORE, DATABASE_URL]")
     p.add_argument("--checkpoint", default=env("VOTESTREAM_SPARK_CHECKPOINT", "target/spark/checkpoint"),
@@ -110,10 +156,10 @@ def parse_args(argv=None):
                         "(repeatable)")
     p.add_argument("--candidate-topic", default=env("VOTESTREAM_SPARK_CANDIDATE_TOPIC",
                                                     "aggregated_votes_per_candidate"),
-                   help="[VOTESTREAM_SPARK_CANDIDATE_TOPIC]")
+                   help="before the bus prefix [VOTESTREAM_SPARK_CANDIDATE_TOPIC]")
     p.add_argument("--turnout-topic", default=env("VOTESTREAM_SPARK_TURNOUT_TOPIC",
                                                   "aggregated_turnout_by_location"),
-                   help="[VOTESTREAM_SPARK_TURNOUT_TOPIC]")
+                   help="before the bus prefix [VOTESTREAM_SPARK_TURNOUT_TOPIC]")
     p.add_argument("--no-publish", action="store_true",
                    default=env("VOTESTREAM_SPARK_NO_PUBLISH") not in (None, "0", "false"),
                    help="write PostgreSQL only [VOTESTREAM_SPARK_NO_PUBLISH]")
@@ -125,7 +171,16 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not args.store:
         p.error("--store postgres://… (or VOTESTREAM_STORE) is required")
-    args.bootstrap = bootstrap_of(args.bus)
+    try:
+        bus = parse_bus(args.bus)
+    except ValueError as exc:
+        p.error(str(exc))
+    args.bootstrap = bus.bootstrap
+    args.partitions, args.replication, args.prefix = bus.partitions, bus.replication, bus.prefix
+    # Every topic name from here on is the full (prefixed) one.
+    args.topic = bus.topic(args.topic)
+    args.candidate_topic = bus.topic(args.candidate_topic)
+    args.turnout_topic = bus.topic(args.turnout_topic)
     return args
 
 
@@ -347,7 +402,10 @@ class Publisher:
         admin = AdminClient({"bootstrap.servers": args.bootstrap})
         wanted = [args.candidate_topic, args.turnout_topic]
         existing = admin.list_topics(timeout=30).topics
-        new = [NewTopic(t, num_partitions=1, replication_factor=-1, config={"cleanup.policy": "compact"})
+        # As the Rust CLI creates them (KafkaBus::ensure_topics): the bus URL's
+        # partitions, compacted; replication from the URL or the broker's default.
+        new = [NewTopic(t, num_partitions=args.partitions, replication_factor=args.replication or -1,
+                        config={"cleanup.policy": "compact"})
                for t in wanted if t not in existing]
         if new:
             for topic, fut in admin.create_topics(new, operation_timeout=30).items():
@@ -365,10 +423,11 @@ class Publisher:
         for e, c, votes, name, party, photo in candidates:
             value = {"candidate_id": c, "candidate_name": name, "party_affiliation": party,
                      "photo_url": photo, "total_votes": votes, "election_id": e}
-            self.producer.produce(a.candidate_topic, key=c.encode(), value=json.dumps(value).encode())
+            # The built-in engine's keys (src/aggregate/stream.rs): one per election and candidate.
+            self.producer.produce(a.candidate_topic, key=f"{e}:{c}".encode(), value=json.dumps(value).encode())
         for e, s, count in states:
             value = {"state": s, "count": count, "election_id": e}
-            self.producer.produce(a.turnout_topic, key=s.encode(), value=json.dumps(value).encode())
+            self.producer.produce(a.turnout_topic, key=f"{e}:{s}".encode(), value=json.dumps(value).encode())
         left = self.producer.flush(30)
         if left:
             log.warning("%d aggregate messages not yet delivered", left)
@@ -572,12 +631,32 @@ def main(argv=None):
     log.info("streaming %s from %s into %s as engine %r (query %s, checkpoint %s, allowance %d ms, "
              "trigger %d ms)", args.topic, args.bootstrap, args.store.split("@")[-1], args.engine,
              query.id, args.checkpoint, args.allowance_ms, args.trigger_ms)
+    def stop_on_sigterm(signum, frame):  # noqa: ARG001
+        # Once: a second SIGTERM (a whole process group signalled, and
+        # votestream passing its own on) must not cut the stop short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    # SIGTERM (votestream aggregate --engine spark forwards its own, as do
+    # `scripts/spark.sh stop` and container runtimes) stops the query as
+    # Ctrl-C does; whatever batch is cut short is replayed at the next start.
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         query.awaitTermination()
     except KeyboardInterrupt:
-        query.stop()
+        # A stop asked for is a clean exit, even when it cuts a batch short
+        # (the batch is not committed, and is replayed at the next start):
+        # stopping the query then reports that batch's interruption.
+        log.info("stopping")
+        try:
+            query.stop()
+        except Exception as exc:  # noqa: BLE001
+            log.info("the query stopped in the middle of a batch: %s", str(exc).splitlines()[0][:200])
     finally:
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("stopping Spark: %s", str(exc).splitlines()[0][:200])
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ enum Command {
     },
     /// Bring the built-in engine's results up to date with the votes table (or Kafka's votes_topic).
     #[command(
-        after_help = "Examples:\n  votestream aggregate\n  votestream aggregate --follow\n  votestream aggregate --follow --bus kafka://127.0.0.1:9092 --store postgres://postgres@127.0.0.1/votestream"
+        after_help = "Examples:\n  votestream aggregate\n  votestream aggregate --follow\n  votestream aggregate --follow --bus kafka://127.0.0.1:9092 --store postgres://postgres@127.0.0.1/votestream\n  votestream aggregate --engine spark --bus kafka://127.0.0.1:9092 --store postgres://postgres@127.0.0.1/votestream\n\nWith --engine spark it runs `bash scripts/spark.sh run` (relative to the current directory,\nor the script VOTESTREAM_SPARK_SCRIPT names) until Ctrl-C/SIGTERM, which it passes on."
     )]
     Aggregate {
         #[command(flatten)]
@@ -221,6 +221,14 @@ enum Command {
         until_idle: f64,
         #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
         allowance_secs: u64,
+        /// `builtin`, or `spark`: run the Apache Spark engine (scripts/spark.sh run, see spark/README.md)
+        /// in the foreground against the same --bus (Kafka) and --store (PostgreSQL).
+        #[arg(long, env = "VOTESTREAM_ENGINE", default_value = "builtin", value_parser = ["builtin", "spark"])]
+        engine: String,
+        /// With --engine spark: the Spark checkpoint directory (keep it to resume; default
+        /// target/spark/checkpoint beside the script).
+        #[arg(long, env = "VOTESTREAM_SPARK_CHECKPOINT")]
+        checkpoint: Option<std::path::PathBuf>,
     },
     /// Serve the dashboard and the API; process and count ballots cast over HTTP.
     #[command(
@@ -483,9 +491,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Aggregate {
             common,
+            allowance_secs,
+            engine,
+            checkpoint,
+            ..
+        } if engine == "spark" => return spark_engine(&common, allowance_secs, checkpoint),
+        Command::Aggregate {
+            common,
             follow,
             until_idle,
             allowance_secs,
+            ..
         } if matches!(BusKind::parse(&common.bus)?, BusKind::Kafka(_)) => {
             let BusKind::Kafka(bus) = BusKind::parse(&common.bus)? else {
                 unreachable!()
@@ -510,8 +526,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aggregate {
             common,
             follow,
-            until_idle: _,
             allowance_secs,
+            ..
         } => {
             check_bus(&common)?;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -614,6 +630,66 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `aggregate --engine spark`: runs the Spark engine's launcher,
+/// `bash scripts/spark.sh run --bus … --store … --allowance-ms … [--checkpoint …]`,
+/// as a child in the foreground and returns its exit status. The script is
+/// found relative to the current directory (the repository's root, as in the
+/// Docker image and CI), or wherever VOTESTREAM_SPARK_SCRIPT says. SIGTERM
+/// and Ctrl-C are passed on to the job, which stops its query and exits.
+fn spark_engine(
+    common: &Common,
+    allowance_secs: u64,
+    checkpoint: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if !matches!(BusKind::parse(&common.bus)?, BusKind::Kafka(_)) {
+        anyhow::bail!("--engine spark reads Kafka's votes_topic: give --bus kafka://HOST:PORT");
+    }
+    if !common.store.starts_with("postgres://") && !common.store.starts_with("postgresql://") {
+        anyhow::bail!("--engine spark writes PostgreSQL: give --store postgres://…");
+    }
+    let script = std::env::var_os("VOTESTREAM_SPARK_SCRIPT")
+        .filter(|s| !s.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("scripts/spark.sh"));
+    if !script.is_file() {
+        anyhow::bail!(
+            "--engine spark needs {} (run from the repository's root, or set VOTESTREAM_SPARK_SCRIPT)",
+            script.display()
+        );
+    }
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(&script)
+        .args(["run", "--bus", &common.bus, "--store", &common.store])
+        .args(["--allowance-ms", &(allowance_secs * 1000).to_string()]);
+    if let Some(dir) = checkpoint {
+        cmd.arg("--checkpoint").arg(dir);
+    }
+    let (_rt, shutdown) = signals()?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting bash {}", script.display()))?;
+    let mut passed_on = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if shutdown.is_requested() && !passed_on {
+            // SAFETY: signals our own child, by its pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            passed_on = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(code.clamp(1, 255) as u8),
+        None => {
+            eprintln!("error: the Spark engine ended by {status}");
+            ExitCode::from(1)
+        }
+    })
 }
 
 /// Publishes the registry to `candidates_topic` and `voters_topic`.

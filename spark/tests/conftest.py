@@ -103,17 +103,20 @@ def database(pg_url):
 
 @pytest.fixture
 def topics(bootstrap):
-    """Unique topic names: votes (4 partitions) and the two aggregate topics
-    (the job creates those), all deleted after."""
-    tag = uuid.uuid4().hex[:10]
-    names = {"votes": f"votes_topic_{tag}", "candidate": f"agg_candidate_{tag}",
-             "turnout": f"agg_turnout_{tag}"}
+    """A topic prefix of its own, as the Rust tests use (kafka://…?prefix=P):
+    P + votes_topic (4 partitions, created here) and P + the two aggregate
+    topics (the job creates those), all deleted after."""
+    prefix = f"spark-{uuid.uuid4().hex[:10]}."
+    names = {"prefix": prefix, "votes": f"{prefix}votes_topic",
+             "candidate": f"{prefix}aggregated_votes_per_candidate",
+             "turnout": f"{prefix}aggregated_turnout_by_location"}
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for fut in admin.create_topics([NewTopic(names["votes"], num_partitions=4, replication_factor=-1)],
                                    operation_timeout=30).values():
         fut.result()
     yield names
-    for fut in admin.delete_topics(list(names.values()), operation_timeout=30).values():
+    topics = [names[k] for k in ("votes", "candidate", "turnout")]
+    for fut in admin.delete_topics(topics, operation_timeout=30).values():
         try:
             fut.result()
         except Exception:  # noqa: BLE001 - an aggregate topic the job never created

@@ -111,27 +111,29 @@ def assert_tallies(url, ref):
 
 
 def assert_published(bootstrap, topics, url):
-    """The compacted topics hold the latest totals (keys: candidate_id, state)."""
+    """The compacted topics hold the latest totals, with the built-in
+    engine's keys: "election_id:candidate_id" and "election_id:state"."""
     with psycopg.connect(url) as conn:
         cand = conn.execute("SELECT election_id, candidate_id, votes FROM results_candidate WHERE engine = %s",
                             (ENGINE,)).fetchall()
         states = conn.execute("SELECT election_id, state, SUM(votes)::bigint FROM results_state "
                               "WHERE engine = %s GROUP BY 1, 2", (ENGINE,)).fetchall()
-    # With one key per candidate id (as the original's topic), the last
-    # message of a key is one of its elections' totals.
+    want_cand = {f"{e}:{c}": n for e, c, n in cand}
+    want_state = {f"{e}:{s}": n for e, s, n in states}
     deadline = time.time() + 30
     while True:
         by_cand = read_compacted(bootstrap, topics["candidate"])
         by_state = read_compacted(bootstrap, topics["turnout"])
-        ok = all(by_cand.get(c, {}).get("total_votes") == n
-                 for e, c, n in cand if by_cand.get(c, {}).get("election_id") == e) and \
-            all(by_state.get(s, {}).get("count") == n
-                for e, s, n in states if by_state.get(s, {}).get("election_id") == e) and \
-            set(by_cand) == {c for _, c, _ in cand} and set(by_state) == {s for _, s, _ in states}
+        ok = {k: v.get("total_votes") for k, v in by_cand.items()} == want_cand and \
+            {k: v.get("count") for k, v in by_state.items()} == want_state
         if ok or time.time() > deadline:
             break
         time.sleep(1)
     assert ok, f"aggregate topics do not hold the latest totals: {by_cand} {by_state}"
+    for key, value in by_cand.items():
+        assert key == f"{value['election_id']}:{value['candidate_id']}"
+    for key, value in by_state.items():
+        assert key == f"{value['election_id']}:{value['state']}"
     some = next(iter(by_cand.values()))
     assert set(some) == {"candidate_id", "candidate_name", "party_affiliation", "photo_url", "total_votes",
                          "election_id"}
@@ -140,10 +142,9 @@ def assert_published(bootstrap, topics, url):
 
 
 def job_args(bootstrap, url, topics, checkpoint, *extra):
-    return ["--bus", f"kafka://{bootstrap}", "--topic", topics["votes"], "--store", url,
-            "--checkpoint", checkpoint, "--engine", ENGINE,
-            "--candidate-topic", topics["candidate"], "--turnout-topic", topics["turnout"],
-            "--trigger-ms", "300", *extra]
+    # The bus URL as votestream's CLI takes it: the prefix names every topic.
+    return ["--bus", f"kafka://{bootstrap}?partitions=2&prefix={topics['prefix']}", "--store", url,
+            "--checkpoint", checkpoint, "--engine", ENGINE, "--trigger-ms", "300", *extra]
 
 
 # ------------------------------------------------------------------- tests
@@ -167,6 +168,22 @@ def test_micro_batch_lateness_uses_the_max_committed_before_the_batch():
     bad = dict(row, election_id=None, minute=None, n=4, max_cast=None, max_offset=20)
     d = votestream_spark.fold([bad], {}, 60_000)
     assert d.invalid == 4 and not d.candidate and d.offsets == {0: 21}
+
+
+def test_bus_url_is_parsed_as_the_rust_cli_parses_it():
+    """Pure parsing: no Spark."""
+    b = votestream_spark.parse_bus("kafka://a:1,b:2/?partitions=3&replication=1&prefix=t1.")
+    assert (b.bootstrap, b.partitions, b.replication, b.prefix) == ("a:1,b:2", 3, 1, "t1.")
+    assert b.topic("votes_topic") == "t1.votes_topic"
+    b = votestream_spark.parse_bus("127.0.0.1:19092")
+    assert (b.bootstrap, b.partitions, b.replication, b.prefix) == ("127.0.0.1:19092", 6, None, "")
+    for bad in ("kafka://", "kafka://a", "kafka://a:1?partitions=0", "kafka://a:1?partitions=x",
+                "kafka://a:1?prefix=a/b", "kafka://a:1?colour=red"):
+        with pytest.raises(ValueError):
+            votestream_spark.parse_bus(bad)
+    args = votestream_spark.parse_args(["--bus", "kafka://h:9?prefix=p-", "--store", "postgres://x/y"])
+    assert (args.topic, args.candidate_topic, args.turnout_topic, args.bootstrap) == \
+        ("p-votes_topic", "p-aggregated_votes_per_candidate", "p-aggregated_turnout_by_location", "h:9")
 
 
 def test_tallies_equal_the_reference(bootstrap, database, topics, spark_job, tmp_path):
