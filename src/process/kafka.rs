@@ -189,11 +189,7 @@ fn publish_all(
                 tracing::warn!(error = %e, "producer fenced; starting a new one and reading again");
                 last_reopen = Some(Instant::now());
                 publisher.reopen()?;
-                let mut e = epoch
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?;
-                e.number += 1;
-                e.rewind = true;
+                read_again(epoch)?;
             }
             Err(e) => {
                 aborts += 1;
@@ -206,14 +202,21 @@ fn publish_all(
                 }
                 tracing::warn!(error = %e, aborts, "batch not published; reading it again");
                 std::thread::sleep(Duration::from_millis(100 * u64::from(aborts.min(10))));
-                let mut e = epoch
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?;
-                e.number += 1;
-                e.rewind = true;
+                read_again(epoch)?;
             }
         }
     }
+    Ok(())
+}
+
+/// Drops every batch in flight (a new epoch) and has the reader go back to
+/// the committed offsets, in one step under the lock.
+fn read_again(epoch: &Mutex<Epoch>) -> anyhow::Result<()> {
+    let mut e = epoch
+        .lock()
+        .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?;
+    e.number += 1;
+    e.rewind = true;
     Ok(())
 }
 

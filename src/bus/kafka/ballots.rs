@@ -184,7 +184,8 @@ pub struct Prepared {
 /// messages: the voter's profile merged with the candidate's.
 #[derive(Default)]
 pub struct Renderer {
-    candidates: HashMap<(String, String), Candidate>,
+    /// Election id → candidate id → candidate: looked up by `&str` per vote.
+    candidates: HashMap<String, HashMap<String, Candidate>>,
 }
 
 impl Renderer {
@@ -201,15 +202,14 @@ impl Renderer {
             .iter()
             .chain(&recorded.republish_votes)
             .collect();
-        let known = |c: &HashMap<(String, String), Candidate>, v: &Vote| {
-            c.contains_key(&(v.election_id.to_string(), v.candidate_id.to_string()))
-        };
-        if votes.iter().any(|v| !known(&self.candidates, v)) {
+        if votes.iter().any(|v| self.candidate(v).is_none()) {
             // Started, or an election was added since.
             for e in store.elections()? {
                 for c in e.candidates {
                     self.candidates
-                        .insert((c.election_id.clone(), c.candidate_id.clone()), c);
+                        .entry(c.election_id.clone())
+                        .or_default()
+                        .insert(c.candidate_id.clone(), c);
                 }
             }
         }
@@ -220,10 +220,8 @@ impl Renderer {
             group: polled.group,
         };
         for v in votes {
-            let candidate = self
-                .candidates
-                .get(&(v.election_id.to_string(), v.candidate_id.to_string()));
-            let (Some(voter), Some(candidate)) = (profiles.get(&v.voter_no), candidate) else {
+            let (Some(voter), Some(candidate)) = (profiles.get(&v.voter_no), self.candidate(v))
+            else {
                 // The store just accepted it against these very tables.
                 return Err(PublishError::Bus(BusError::Delivery(format!(
                     "vote {} names a voter or candidate the store does not have",
@@ -242,6 +240,10 @@ impl Renderer {
             out.rejections.push((key, rejection_json(r)));
         }
         Ok(out)
+    }
+
+    fn candidate(&self, v: &Vote) -> Option<&Candidate> {
+        self.candidates.get(&*v.election_id)?.get(&*v.candidate_id)
     }
 }
 
@@ -320,7 +322,13 @@ impl VotePublisher {
         self.producer.begin_transaction().map_err(classify)?;
         let sent = (|| -> Result<(), PublishError> {
             for (key, payload) in &batch.votes {
-                send_retrying(&self.producer, &self.votes, Some(key.as_bytes()), payload)?;
+                send_retrying(
+                    &self.producer,
+                    &self.votes,
+                    Some(key.as_bytes()),
+                    payload,
+                    (),
+                )?;
             }
             for (key, payload) in &batch.rejections {
                 send_retrying(
@@ -328,6 +336,7 @@ impl VotePublisher {
                     &self.rejected,
                     Some(key.as_bytes()),
                     payload,
+                    (),
                 )?;
             }
             let mut offsets = TopicPartitionList::new();

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use super::{KafkaBus, Topic};
+use super::{send_retrying, KafkaBus, Topic};
 use crate::bus::{BusError, Inbound};
 use crate::model::now_millis;
 use crate::process::ack::{Ack, Decision, Outcome};
@@ -95,28 +95,11 @@ impl BallotProducer {
             tracing::warn!("a ballot without a waiter reached the Kafka intake");
             return;
         };
-        let mut owed = Box::new((ack, Decision { ballot_id, outcome }));
-        loop {
-            let mut record = BaseRecord::with_opaque_to(&self.topic, owed).payload(&payload);
-            if let Some(k) = &key {
-                record = record.key(k.as_bytes());
-            }
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    owed = back.delivery_opaque;
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "a ballot could not be queued for Kafka");
-                    return;
-                }
-            }
+        let owed = Box::new((ack, Decision { ballot_id, outcome }));
+        let key = key.as_deref().map(str::as_bytes);
+        // On failure the answer is dropped: the waiter hears "not recorded".
+        if let Err(e) = send_retrying(&self.producer, &self.topic, key, &payload, owed) {
+            tracing::warn!(error = %e, "a ballot could not be queued for Kafka");
         }
     }
 }

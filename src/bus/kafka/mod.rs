@@ -297,7 +297,7 @@ pub struct Publisher {
 impl Publisher {
     /// Queues one message; waits while the local queue is full.
     pub fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<(), BusError> {
-        send_retrying(&self.producer, topic, key, payload)
+        send_retrying(&self.producer, topic, key, payload, ())
     }
 
     /// Waits until every queued message is acknowledged by the broker;
@@ -323,13 +323,16 @@ impl Publisher {
 }
 
 /// Sends, waiting for room while librdkafka's local queue is full.
-pub(crate) fn send_retrying<C: ProducerContext<DeliveryOpaque = ()> + 'static>(
+/// `opaque` goes to the producer's delivery callback (dropped on failure).
+pub(crate) fn send_retrying<C: ProducerContext + 'static>(
     producer: &ThreadedProducer<C>,
     topic: &str,
     key: Option<&[u8]>,
     payload: &[u8],
+    opaque: C::DeliveryOpaque,
 ) -> Result<(), BusError> {
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload);
+    let mut record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque> =
+        BaseRecord::with_opaque_to(topic, opaque).payload(payload);
     if let Some(k) = key {
         record = record.key(k);
     }
