@@ -29,7 +29,7 @@ use crate::bus::kafka::intake::BallotProducer;
 use crate::bus::{memory, BusKind, VoteSink};
 use crate::generate;
 use crate::model::{now_millis, Millis};
-use crate::process::{self, Processor, Registry};
+use crate::process::{self, retry, Processor, Registry};
 use crate::results::Results;
 use crate::serve;
 use crate::shutdown::Shutdown;
@@ -197,7 +197,7 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         .results(&cfg.election_id, crate::aggregate::BUILTIN)?
         .received as usize;
     let processor = Arc::new(Processor::new(Registry::load(&mut *store)?));
-    let (ballot_tx, mut ballot_rx) = memory::ballots();
+    let (ballot_tx, ballot_rx) = memory::ballots();
     let (vote_tx, vote_rx) = memory::votes();
     let (aggregator, sink) = match &cfg.bus {
         BusKind::Memory => (
@@ -260,6 +260,9 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
     let started = Instant::now();
     let stages = std::thread::scope(|s| -> anyhow::Result<()> {
         let processing = s.spawn(|| {
+            // Owned here, so a failed processor closes the channel and a
+            // simulator waiting to send is not left blocked on it.
+            let mut ballot_rx = ballot_rx;
             health.processor_running.store(true, Relaxed);
             let r = match &cfg.bus {
                 BusKind::Memory => process::run(
@@ -340,6 +343,11 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
                     shutdown.request();
                 }
             }
+            // A processor that ends before the aggregator has failed (the
+            // memory aggregator ends with it; a Kafka one needs telling).
+            if processing.is_finished() {
+                shutdown.request();
+            }
             if !announced {
                 bar.set_position(stats.consumed.load(Relaxed));
                 bar.set_message(format!(
@@ -352,24 +360,37 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
             std::thread::sleep(Duration::from_millis(100));
         }
         bar.finish_and_clear();
+        // Normally everything has ended by now; after a failed aggregator
+        // the other stages are told to stop, so its error is reported
+        // instead of the run waiting forever.
+        if let Some(stop) = intake_stop.take() {
+            stop.stop();
+        }
+        shutdown.request();
         if let Some(h) = simulating {
             h.join()
                 .map_err(|_| anyhow::anyhow!("simulator panicked"))??;
         }
         processing
             .join()
-            .map_err(|_| anyhow::anyhow!("processor panicked"))??;
+            .map_err(|_| anyhow::anyhow!("processor panicked"))?
+            .context("the processor stopped")?;
         aggregating
             .join()
-            .map_err(|_| anyhow::anyhow!("aggregator panicked"))??;
+            .map_err(|_| anyhow::anyhow!("aggregator panicked"))?
+            .context("the aggregator stopped")?;
         Ok(())
     });
-    stages?;
     let elapsed = started.elapsed();
-
-    let mut reader = store::open(&cfg.store_url)?;
-    let results = reader.results(&cfg.election_id, crate::aggregate::BUILTIN)?;
+    let results = stages.and_then(|()| {
+        Ok(retry(&shutdown, || {
+            store.results(&cfg.election_id, crate::aggregate::BUILTIN)
+        })?)
+    });
+    // Bounded, on failure too: a request still waiting on the store must
+    // not hold the process up.
     rt.shutdown_timeout(Duration::from_secs(2));
+    let results = results?;
     Ok(Summary {
         results,
         elapsed,

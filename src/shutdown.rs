@@ -8,7 +8,13 @@ use std::sync::Arc;
 pub struct Shutdown(Arc<AtomicU8>);
 
 impl Shutdown {
+    /// Asks for a drain; asking again does not force anything (only a
+    /// second interrupt does).
     pub fn request(&self) {
+        let _ = self.0.fetch_max(1, Ordering::SeqCst);
+    }
+
+    fn interrupt(&self) {
         let _ = self.0.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -43,7 +49,7 @@ impl Shutdown {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term => {}
                 }
-                me.request();
+                me.interrupt();
                 if me.is_forced() {
                     tracing::warn!("second interrupt: exiting now");
                     std::process::exit(130);
@@ -51,5 +57,21 @@ impl Shutdown {
                 tracing::info!("interrupt: draining in-flight ballots (Ctrl-C again to force)");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shutdown;
+
+    #[test]
+    fn asking_twice_drains_and_only_a_second_interrupt_forces() {
+        let s = Shutdown::default();
+        s.request();
+        s.request();
+        assert!(s.is_requested());
+        assert!(!s.is_forced(), "the pipeline asks on every tick");
+        s.interrupt();
+        assert!(s.is_forced());
     }
 }

@@ -1,17 +1,25 @@
-//! Connection loss: PostgreSQL restarted while `run` is writing. The stages
-//! retry with backoff and reconnect; the run completes, nothing is lost or
-//! counted twice. Its own test binary, so the restart cannot disturb another
-//! test (cargo runs test binaries one after another).
+//! Connection loss: PostgreSQL restarted while `run` is writing, on the
+//! in-process bus and on Kafka. The stages retry with backoff and reconnect;
+//! the run completes, nothing is lost or counted twice. Its own test binary,
+//! so the restart cannot disturb another test (cargo runs test binaries one
+//! after another); its two tests take turns.
 
+mod common;
+mod kafka_support;
 mod store_support;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use kafka_support::KafkaTest;
 use store_support::{
     pg_votes_are_unique_and_gap_free, run_ok, votestream, wait_bounded, wait_until, TempDb,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
+
+/// One restart at a time: each test must see its own.
+static TURN: Mutex<()> = Mutex::new(());
 
 /// Restarts the server the tests use: the project's own via scripts/pg.sh;
 /// with an external server (DATABASE_URL), which this test must not
@@ -38,6 +46,7 @@ fn lose_connections(db: &TempDb) {
 
 #[test]
 fn postgres_restart_mid_run_loses_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let db = TempDb::new();
     let mut client = db.client();
     let args = [
@@ -85,4 +94,56 @@ fn postgres_restart_mid_run_loses_nothing() {
         Some(80_000 + r["rejected"].as_i64().expect("rejected"))
     );
     assert_eq!(pg_votes_are_unique_and_gap_free(&db.url), 80_000);
+}
+
+/// The Kafka shape: the processor's store commits and profile reads, and the
+/// stream aggregator's offset reads and saves, all ride out the restart;
+/// `run --until-done` still sees the stream drain and stops by itself.
+#[test]
+fn postgres_restart_mid_run_on_kafka_loses_and_duplicates_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let t = KafkaTest::new(4);
+    let args = [
+        "run",
+        "--store",
+        &t.db.url,
+        "--bus",
+        &t.bus,
+        "--instance",
+        "pg-restart",
+        "--voters",
+        "50000",
+        "--rate",
+        "10000",
+        "--until-done",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let child = votestream(&args).spawn().expect("votestream starts");
+    let mut client = t.db.client();
+    // Until `run` has created the schema, the query fails: not yet.
+    wait_until(LIMIT, "votes counted before the restart", || {
+        client
+            .query_one(
+                "SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'",
+                &[],
+            )
+            .map(|r| r.get::<_, i64>(0) >= 8_000)
+            .unwrap_or(false)
+    });
+    lose_connections(&t.db);
+    let out = wait_bounded(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the run survives the restart:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("retrying"),
+        "the restart was felt and retried:\n{stderr}"
+    );
+    let votes = t.scalar("SELECT COUNT(*) FROM votes");
+    assert_eq!(votes, 40_000, "every voter who voted, once");
+    assert_eq!(t.counted(), votes, "every vote counted once");
+    t.assert_exact();
 }

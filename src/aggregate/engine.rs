@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Tallies, BUILTIN};
 use crate::model::{Millis, Vote};
-use crate::process::Backoff;
+use crate::process::{retry, Backoff};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::store::{Store, StoreError};
@@ -100,7 +100,9 @@ impl Engine {
     fn catch_up(&mut self, until: i64, shutdown: &Shutdown) -> Result<usize, StoreError> {
         let mut total = 0;
         while self.position < until {
-            let votes = self.store.votes_after(self.position, CATCH_UP_BATCH)?;
+            let position = self.position;
+            let store = &mut self.store;
+            let votes = retry(shutdown, || store.votes_after(position, CATCH_UP_BATCH))?;
             let votes: Vec<Vote> = votes.into_iter().filter(|v| v.seq <= until).collect();
             if votes.is_empty() {
                 break;
@@ -148,6 +150,12 @@ impl Engine {
                         .record(started.elapsed().as_secs_f64());
                     return Ok(());
                 }
+                Err(StoreError::EngineMoved { found, .. }) if found == self.position => {
+                    // Our own save: it committed, but the connection was
+                    // lost before the answer came (a database restart).
+                    self.saved = self.position;
+                    return Ok(());
+                }
                 Err(StoreError::EngineMoved { found, .. }) => {
                     // Another engine of this name saved first. Its results
                     // are the truth now: take them and go on from there (the
@@ -157,7 +165,8 @@ impl Engine {
                         mine = self.position,
                         "another engine saved results; reloading them"
                     );
-                    let (tallies, position) = self.store.load_tallies(BUILTIN)?;
+                    let store = &mut self.store;
+                    let (tallies, position) = retry(shutdown, || store.load_tallies(BUILTIN))?;
                     self.tallies = tallies;
                     self.position = position;
                     self.saved = position;

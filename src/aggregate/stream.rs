@@ -19,7 +19,7 @@ use crate::bus::kafka::messages::parse_vote;
 use crate::bus::kafka::votes::{Delivered, KafkaVotes};
 use crate::bus::kafka::{KafkaBus, Publisher, Topic};
 use crate::model::Millis;
-use crate::process::Backoff;
+use crate::process::{retry, Backoff};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::store::util::Interner;
@@ -116,7 +116,8 @@ impl StreamEngine {
         shutdown: &Shutdown,
     ) -> Result<Option<(i64, u64)>, StoreError> {
         let topic = self.votes.topic().to_string();
-        let stored = self.store.load_offsets(BUILTIN, &topic)?;
+        let store = &mut self.store;
+        let stored = retry(shutdown, || store.load_offsets(BUILTIN, &topic))?;
         let mut delta = Tallies::default();
         for (e, m) in &self.watermarks {
             delta.insert(
@@ -166,8 +167,14 @@ impl StreamEngine {
             match self.store.add_tallies(BUILTIN, &changed, &topic, &moves) {
                 Ok(()) => break,
                 Err(StoreError::EngineMoved { engine, .. }) => {
+                    let store = &mut self.store;
+                    let now = retry(shutdown, || store.load_offsets(BUILTIN, &topic))?;
+                    if moves.iter().all(|m| now.get(&m.partition) == Some(&m.to)) {
+                        // Our own save: it committed, but the connection was
+                        // lost before the answer came (a database restart).
+                        break;
+                    }
                     tracing::info!(%engine, "another instance counted these partitions; following it");
-                    let now = self.store.load_offsets(BUILTIN, &topic)?;
                     for m in &moves {
                         self.votes.seek(m.partition, now.get(&m.partition).copied());
                     }

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{record_with_retry, Processor, MAX_BATCH};
+use super::{record_with_retry, retry, Processor, MAX_BATCH};
 use crate::bus::kafka::ballots::{KafkaBallots, Prepared, PublishError, Renderer, VotePublisher};
 use crate::model::Voter;
 use crate::shutdown::Shutdown;
@@ -119,7 +119,9 @@ fn read_all(
                 if nos.is_empty() {
                     return Ok(HashMap::new());
                 }
-                Ok(profiles.profiles(&nos)?.into_iter().collect())
+                Ok(retry(shutdown, || profiles.profiles(&nos))?
+                    .into_iter()
+                    .collect())
             });
             let recorded = record_with_retry(store, batch, shutdown);
             let voters = fetch

@@ -309,6 +309,25 @@ pub fn record_with_retry(
     }
 }
 
+/// Runs a store call, retrying with backoff: every stage's reads must ride
+/// out a database restart the same way its writes do.
+pub fn retry<T>(
+    shutdown: &Shutdown,
+    mut op: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                if !backoff.wait(&e, shutdown) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// Exponential backoff for store retries, bounded in attempts.
 #[derive(Default)]
 pub struct Backoff {

@@ -201,7 +201,12 @@ pub fn wait_bounded(
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("votestream did not finish within {limit:?}");
+            // Its own account of where it stood is the only clue to a hang.
+            let stderr = err_reader.join().unwrap_or_default();
+            panic!(
+                "votestream did not finish within {limit:?}; its stderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
