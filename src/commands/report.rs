@@ -1,0 +1,109 @@
+//! `results`, `audit` (a recount against the stored tallies) and `bench`
+//! (the embedded, PostgreSQL, Kafka and HTTP shapes).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use votestream::aggregate::BUILTIN;
+use votestream::bus::BusKind;
+use votestream::store;
+
+use crate::Common;
+
+#[derive(Args)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, env = "VOTESTREAM_JSON")]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, env = "VOTESTREAM_BENCH_VOTERS", default_value_t = 1_000_000)]
+    voters: u64,
+    /// A kafka:// URL (with a postgres:// --store) benchmarks the
+    /// distributed shape: exactly-once end to end beside Kafka's
+    /// ProducerPerformance and PostgreSQL's COPY (scratch topics and databases).
+    #[arg(long, env = "VOTESTREAM_BUS", default_value = "memory")]
+    bus: String,
+    /// A postgres:// URL benchmarks a PostgreSQL store (scratch databases on
+    /// that server, dropped afterwards); otherwise the embedded SQLite shape.
+    #[arg(long, env = "VOTESTREAM_STORE")]
+    store: Option<String>,
+    /// Where to put the scratch databases (removed afterwards).
+    #[arg(long, env = "VOTESTREAM_BENCH_DIR", default_value = "target/bench")]
+    dir: PathBuf,
+    /// Measure the HTTP side instead: ballot intake and SSE fan-out.
+    #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
+    http: bool,
+    /// With --http: concurrent keep-alive connections casting ballots.
+    #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256)]
+    connections: usize,
+    /// With --http: concurrent SSE viewers.
+    #[arg(long, env = "VOTESTREAM_BENCH_VIEWERS", default_value_t = 5000)]
+    viewers: usize,
+    /// With --http: seconds per measurement.
+    #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10)]
+    seconds: u64,
+}
+
+pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
+    let mut st = store::open(&a.common.store)?;
+    let r = st.results(&a.common.election, BUILTIN)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.render_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
+    let mut st = store::open(&a.common.store)?;
+    let report = votestream::audit::audit(&mut *st, &a.common.election, BUILTIN)?;
+    if report.is_clean() {
+        println!(
+            "audit passed: {} votes in election {}; every tally matches a recount of the votes table",
+            report.votes, report.election_id
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("audit FAILED for election {}:", report.election_id);
+    for d in &report.differences {
+        println!("  {d}");
+    }
+    Ok(ExitCode::from(1))
+}
+
+pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
+    let pg = a
+        .store
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    let report = if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
+        let pg = pg.context("--bus kafka://… needs --store postgres://…")?;
+        votestream::bench::kafka::run(&a.bus, &pg, a.voters, progress)?
+    } else if let Some(url) = pg {
+        votestream::bench::postgres::run(&url, a.voters, progress)?
+    } else if a.http {
+        let cfg = votestream::bench_http::HttpBench {
+            voters: a.voters,
+            connections: a.connections,
+            viewers: a.viewers,
+            seconds: a.seconds,
+        };
+        votestream::bench_http::run(&cfg, &a.dir)?
+    } else {
+        votestream::bench::run(a.voters, &a.dir, progress)?
+    };
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}

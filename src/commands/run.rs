@@ -1,0 +1,81 @@
+//! `run` (simulator included) and `serve` (ballots over HTTP only): the
+//! whole pipeline in one process, on the in-process bus or on Kafka.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use votestream::bus::BusKind;
+use votestream::pipeline::{self, allowance_ms, RunConfig};
+use votestream::simulate::{Rate, SimConfig};
+
+use crate::{Common, HttpArgs, SimArgs};
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    sim: SimArgs,
+    /// Registry size (voters generated if the store has fewer).
+    #[arg(long, env = "VOTESTREAM_VOTERS", default_value_t = 100_000)]
+    voters: u64,
+    /// Exit once every simulated ballot is processed and counted.
+    #[arg(long, env = "VOTESTREAM_UNTIL_DONE")]
+    until_done: bool,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    http: HttpArgs,
+    #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
+    allowance_secs: u64,
+}
+
+pub fn run(a: RunArgs, progress: bool) -> anyhow::Result<ExitCode> {
+    let summary = pipeline::run(RunConfig {
+        bus: BusKind::parse(&a.common.bus)?,
+        instance: a.http.instance.clone(),
+        store_url: a.common.store,
+        election_id: a.common.election,
+        voters: a.voters,
+        sim: a.sim.config(),
+        rate: a.sim.rate,
+        until_done: a.until_done,
+        simulate: true,
+        http: a.http.options(),
+        http_workers: a.http.http_workers,
+        addr_file: a.http.addr_file.clone(),
+        progress,
+    })?;
+    print!("{}", summary.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn serve(a: ServeArgs, progress: bool) -> anyhow::Result<ExitCode> {
+    let sim = SimConfig {
+        allowance_ms: allowance_ms(a.allowance_secs),
+        ..SimConfig::default()
+    };
+    let summary = pipeline::run(RunConfig {
+        bus: BusKind::parse(&a.common.bus)?,
+        instance: a.http.instance.clone(),
+        store_url: a.common.store,
+        election_id: a.common.election,
+        voters: 0,
+        sim,
+        rate: Rate::Max,
+        until_done: false,
+        simulate: false,
+        http: a.http.options(),
+        http_workers: a.http.http_workers,
+        addr_file: a.http.addr_file.clone(),
+        progress,
+    })?;
+    print!("{}", summary.results.render_text());
+    Ok(ExitCode::SUCCESS)
+}
