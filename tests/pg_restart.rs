@@ -44,6 +44,22 @@ fn lose_connections(db: &TempDb) {
     assert!(status.success(), "scripts/pg.sh restart failed");
 }
 
+/// Restarts the server under a running `run` and waits for it: it must
+/// finish on its own, successfully, having felt the restart.
+fn restart_during(child: std::process::Child, db: &TempDb) {
+    lose_connections(db);
+    let out = wait_bounded(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the run survives the restart:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("retrying"),
+        "the restart was felt and retried:\n{stderr}"
+    );
+}
+
 #[test]
 fn postgres_restart_mid_run_loses_nothing() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
@@ -68,17 +84,7 @@ fn postgres_restart_mid_run_loses_nothing() {
             .map(|r| r.get::<_, i64>(0) >= 15_000)
             .unwrap_or(false)
     });
-    lose_connections(&db);
-    let out = wait_bounded(child, LIMIT);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the run survives the restart:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("retrying"),
-        "the restart was felt and retried:\n{stderr}"
-    );
+    restart_during(child, &db);
     let (audit, _) = run_ok(&["audit", "--store", &db.url], LIMIT);
     assert!(audit.contains("audit passed"), "{audit}");
     let (json, _) = run_ok(&["results", "--store", &db.url, "--json"], LIMIT);
@@ -131,17 +137,7 @@ fn postgres_restart_mid_run_on_kafka_loses_and_duplicates_nothing() {
             .map(|r| r.get::<_, i64>(0) >= 8_000)
             .unwrap_or(false)
     });
-    lose_connections(&t.db);
-    let out = wait_bounded(child, LIMIT);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the run survives the restart:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("retrying"),
-        "the restart was felt and retried:\n{stderr}"
-    );
+    restart_during(child, &t.db);
     let votes = t.scalar("SELECT COUNT(*) FROM votes");
     assert_eq!(votes, 40_000, "every voter who voted, once");
     assert_eq!(t.counted(), votes, "every vote counted once");
