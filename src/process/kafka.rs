@@ -166,7 +166,7 @@ fn publish_all(
         if ready.epoch != current {
             continue; // read before a rewind: it will be read again
         }
-        match publisher.publish(&ready.messages) {
+        match publisher.publish(ready.messages) {
             Ok(()) => {
                 aborts = 0;
                 failing_since = None;
@@ -178,6 +178,14 @@ fn publish_all(
                 stats
                     .republished
                     .fetch_add(r.republish_votes.len() as u64, Relaxed);
+            }
+            Err(e @ PublishError::Wedged(_)) => {
+                // librdkafka is stuck in the commit (see PublishError::Wedged);
+                // a new producer fences the stuck one and aborts its
+                // transaction, and the batches are read again.
+                tracing::error!(error = %e, "replacing the stuck Kafka producer; reading again");
+                publisher.reopen()?;
+                read_again(epoch)?;
             }
             Err(PublishError::Fatal(e)) => {
                 // Fenced: after a long outage the broker aborted our

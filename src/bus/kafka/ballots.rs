@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{
@@ -166,6 +167,11 @@ pub enum PublishError {
     /// transactional id, or a fatal broker error).
     #[error("Kafka producer failed: {0}")]
     Fatal(KafkaError),
+    /// Committing the transaction outlived every timeout given to it:
+    /// librdkafka can wait forever for a group coordinator that moved
+    /// (confluentinc/librdkafka#5456, #5511). The producer is given up.
+    #[error("the Kafka transaction commit has not returned after {0:?}")]
+    Wedged(Duration),
     #[error("reading voter profiles: {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -249,7 +255,8 @@ impl Renderer {
 
 /// The processor's transactional producer.
 pub struct VotePublisher {
-    producer: ThreadedProducer<DefaultProducerContext>,
+    /// Shared with the commit thread of the transaction in flight.
+    producer: Arc<ThreadedProducer<DefaultProducerContext>>,
     bus: KafkaBus,
     instance: String,
     ballots: String,
@@ -261,6 +268,11 @@ pub struct VotePublisher {
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Commit attempts after a retriable failure (each up to TXN_TIMEOUT).
+const COMMIT_RETRIES: u32 = 2;
+/// Past every timeout the commit's calls were given (30 s for the offsets,
+/// three commit attempts of 30 s): only a hang gets here.
+const WEDGED_AFTER: Duration = Duration::from_secs(150);
 
 impl VotePublisher {
     /// `instance` names this processor: a restarted instance with the same
@@ -269,7 +281,7 @@ impl VotePublisher {
     /// readers until then).
     pub fn open(bus: &KafkaBus, instance: &str) -> Result<VotePublisher, BusError> {
         Ok(VotePublisher {
-            producer: Self::producer(bus, instance)?,
+            producer: Arc::new(Self::producer(bus, instance)?),
             bus: bus.clone(),
             instance: instance.to_string(),
             ballots: bus.topic(Topic::Ballots),
@@ -305,13 +317,13 @@ impl VotePublisher {
     /// the broker fenced the old one (its transaction outlived the timeout
     /// during a long outage). The caller reads the batches again.
     pub fn reopen(&mut self) -> Result<(), BusError> {
-        self.producer = Self::producer(&self.bus, &self.instance)?;
+        self.producer = Arc::new(Self::producer(&self.bus, &self.instance)?);
         self.abort_pending = false;
         Ok(())
     }
 
     /// Publishes a batch's messages and its offsets in one transaction.
-    pub fn publish(&mut self, batch: &Prepared) -> Result<(), PublishError> {
+    pub fn publish(&mut self, batch: Prepared) -> Result<(), PublishError> {
         if self.abort_pending {
             self.producer
                 .abort_transaction(TXN_TIMEOUT)
@@ -346,20 +358,19 @@ impl VotePublisher {
                     .map_err(PublishError::Fatal)?;
             }
             tracing::debug!(queued = ?began.elapsed(), "produced");
-            let group = batch.group.as_ref().ok_or_else(|| {
+            let group = batch.group.ok_or_else(|| {
                 PublishError::Bus(BusError::Delivery(
                     "a batch without a consumer group".into(),
                 ))
             })?;
-            self.producer
-                .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
-                .map_err(classify)?;
-            let r = self.commit();
+            let r = self.commit(offsets, group);
             tracing::debug!(committed = ?began.elapsed(), "transaction");
             r
         })();
         if let Err(e) = &sent {
-            if !matches!(e, PublishError::Fatal(_)) {
+            // A wedged producer is busy in its commit: it is replaced, and
+            // the new one's start aborts the transaction (fencing this one).
+            if !matches!(e, PublishError::Fatal(_) | PublishError::Wedged(_)) {
                 tracing::warn!(error = %e, "aborting the Kafka transaction; the batch will be read again");
                 if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
                     self.abort_pending = true;
@@ -370,17 +381,42 @@ impl VotePublisher {
         sent
     }
 
-    fn commit(&self) -> Result<(), PublishError> {
-        let mut tries = 0;
-        loop {
-            match self.producer.commit_transaction(TXN_TIMEOUT) {
-                Ok(()) => return Ok(()),
-                Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < 5 => {
-                    tries += 1;
-                    tracing::warn!(error = %e, "retrying the Kafka commit");
-                }
-                Err(e) => return Err(classify(e)),
+    /// Adds the consumer offsets and commits, on a thread of its own that
+    /// is abandoned (with its producer) if it never returns.
+    fn commit(
+        &self,
+        offsets: TopicPartitionList,
+        group: ConsumerGroupMetadata,
+    ) -> Result<(), PublishError> {
+        let producer = self.producer.clone();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("kafka-commit".into())
+            .spawn(move || {
+                let r = producer
+                    .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)
+                    .map_err(classify)
+                    .and_then(|()| commit_retrying(&producer));
+                let _ = tx.send(r);
+            })
+            .map_err(|e| PublishError::Bus(BusError::Delivery(e.to_string())))?;
+        rx.recv_timeout(WEDGED_AFTER)
+            .unwrap_or(Err(PublishError::Wedged(WEDGED_AFTER)))
+    }
+}
+
+fn commit_retrying(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+) -> Result<(), PublishError> {
+    let mut tries = 0;
+    loop {
+        match producer.commit_transaction(TXN_TIMEOUT) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < COMMIT_RETRIES => {
+                tries += 1;
+                tracing::warn!(error = %e, "retrying the Kafka commit");
             }
+            Err(e) => return Err(classify(e)),
         }
     }
 }
