@@ -184,7 +184,7 @@ fn publish_all(
                 // a new producer fences the stuck one and aborts its
                 // transaction, and the batches are read again.
                 tracing::error!(error = %e, "replacing the stuck Kafka producer; reading again");
-                publisher.reopen()?;
+                reopen(publisher)?;
                 read_again(epoch)?;
             }
             Err(PublishError::Fatal(e)) => {
@@ -198,7 +198,7 @@ fn publish_all(
                 }
                 tracing::warn!(error = %e, "producer fenced; starting a new one and reading again");
                 last_reopen = Some(Instant::now());
-                publisher.reopen()?;
+                reopen(publisher)?;
                 read_again(epoch)?;
             }
             Err(e) => {
@@ -217,6 +217,23 @@ fn publish_all(
         }
     }
     Ok(())
+}
+
+/// A new producer of the same transactional id. Its start needs the
+/// transaction coordinator, which may still be moving after a restart: try
+/// for as long as failing transactions are tolerated.
+fn reopen(publisher: &mut VotePublisher) -> anyhow::Result<()> {
+    let since = Instant::now();
+    loop {
+        match publisher.reopen() {
+            Ok(()) => return Ok(()),
+            Err(e) if since.elapsed() < GIVE_UP_AFTER => {
+                tracing::warn!(error = %e, "starting a new Kafka producer; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("starting a new Kafka producer")),
+        }
+    }
 }
 
 /// Drops every batch in flight (a new epoch) and has the reader go back to

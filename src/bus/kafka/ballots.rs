@@ -400,9 +400,20 @@ impl VotePublisher {
                 let _ = tx.send(r);
             })
             .map_err(|e| PublishError::Bus(BusError::Delivery(e.to_string())))?;
-        rx.recv_timeout(WEDGED_AFTER)
-            .unwrap_or(Err(PublishError::Wedged(WEDGED_AFTER)))
+        let wedged = wedged_after();
+        rx.recv_timeout(wedged)
+            .unwrap_or(Err(PublishError::Wedged(wedged)))
     }
+}
+
+/// [`WEDGED_AFTER`], or for tests `VOTESTREAM_KAFKA_WEDGED_AFTER_MS`: the
+/// hang it guards against cannot be caused at will, so a test makes an
+/// ordinary slow commit (a broker restart) take the same path.
+fn wedged_after() -> Duration {
+    std::env::var("VOTESTREAM_KAFKA_WEDGED_AFTER_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(WEDGED_AFTER, Duration::from_millis)
 }
 
 fn commit_retrying(
