@@ -265,6 +265,8 @@ pub struct VotePublisher {
     /// An abort that failed (the broker was away): it must succeed before
     /// the next transaction can begin.
     abort_pending: bool,
+    /// How long a commit may take before its producer is given up.
+    wedged_after: Duration,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -288,6 +290,7 @@ impl VotePublisher {
             votes: bus.topic(Topic::Votes),
             rejected: bus.topic(Topic::Rejected),
             abort_pending: false,
+            wedged_after: wedged_after(),
         })
     }
 
@@ -400,9 +403,8 @@ impl VotePublisher {
                 let _ = tx.send(r);
             })
             .map_err(|e| PublishError::Bus(BusError::Delivery(e.to_string())))?;
-        let wedged = wedged_after();
-        rx.recv_timeout(wedged)
-            .unwrap_or(Err(PublishError::Wedged(wedged)))
+        rx.recv_timeout(self.wedged_after)
+            .unwrap_or(Err(PublishError::Wedged(self.wedged_after)))
     }
 }
 
