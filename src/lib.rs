@@ -15,7 +15,8 @@
 //! Two seams, each chosen by URL: [`bus`] (in-process channels, or Apache
 //! Kafka with exactly-once transactions) and [`store`] (SQLite or
 //! PostgreSQL).
-//! Everything else is concrete. [`model`] holds the domain types,
+//! Everything else is concrete. [`model`] holds the domain types, [`edge`]
+//! the rules text from outside must meet (one place for every path),
 //! [`results`] the read model, [`stats`] live counters and [`shutdown`] the
 //! two-step Ctrl-C.
 
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod bench;
 pub mod bench_http;
 pub mod bus;
+pub mod edge;
 pub mod generate;
 pub mod model;
 pub mod pipeline;

@@ -8,7 +8,7 @@
 pub mod kafka;
 pub mod memory;
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
 use crate::model::{Ballot, Rejection, Source, Vote};
@@ -33,6 +33,44 @@ pub enum BusError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("Kafka: {0}")]
     Delivery(String),
+}
+
+impl BusError {
+    /// Whether waiting can clear it: a broker or coordinator that is away
+    /// or moving, a timeout. A bad URL, a refused setting or a failing
+    /// input file cannot.
+    pub fn is_transient(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        match self {
+            BusError::Unsupported(_) | BusError::BadUrl(..) => false,
+            BusError::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+            ),
+            BusError::Kafka(e) => matches!(
+                e.rdkafka_error_code(),
+                Some(
+                    C::BrokerTransportFailure
+                        | C::AllBrokersDown
+                        | C::OperationTimedOut
+                        | C::TimedOutQueue
+                        | C::RequestTimedOut
+                        | C::NetworkException
+                        | C::LeaderNotAvailable
+                        | C::NotLeaderForPartition
+                        | C::PreferredLeaderNotAvailable
+                        | C::CoordinatorLoadInProgress
+                        | C::CoordinatorNotAvailable
+                        | C::NotCoordinator
+                        | C::RebalanceInProgress
+                )
+            ),
+            // A message the broker did not take in time.
+            BusError::Delivery(_) => true,
+        }
+    }
 }
 
 impl BusKind {
@@ -66,6 +104,10 @@ pub trait BallotSource: Send {
     /// Up to `max` ballots; an empty batch when none came within `wait`;
     /// `None` once the source has ended.
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Option<Vec<Inbound>>, BusError>;
+    /// Stop taking new input: later batches hold only what was already
+    /// read, then the source ends. Sources that can be read again after a
+    /// restart (a channel that is closed anyway, Kafka) need nothing.
+    fn stop(&mut self) {}
 }
 
 /// Where the processor puts what it recorded (`votes_topic`, `rejected_ballots`).
@@ -86,39 +128,117 @@ impl VoteSink {
 }
 
 /// Ballots as JSON lines from a file or stdin: one message per line.
-pub struct LinesSource<R> {
-    reader: R,
-    line: Vec<u8>,
+///
+/// A thread reads the input into a channel, so a batch is whatever arrived
+/// within the processor's wait: under light load a ballot piped in is
+/// recorded within that wait, not once 65,536 lines have come. A stop
+/// ([`BallotSource::stop`]) ends the source after what was already read,
+/// which a pipe could not give again.
+pub struct LinesSource {
+    rx: crossbeam_channel::Receiver<Vec<Vec<u8>>>,
+    /// Lines received but not yet handed out (a chunk larger than asked).
+    pending: std::collections::VecDeque<Vec<u8>>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stopped: bool,
 }
 
-impl<R: BufRead + Send> LinesSource<R> {
-    pub fn new(reader: R) -> Self {
+/// Lines the reader sends at once at most; it sends fewer as soon as it
+/// has read everything the input had for now.
+const LINES_CHUNK: usize = 4096;
+/// Chunks waiting in the channel: the reader waits beyond that.
+const CHUNKS_QUEUED: usize = 64;
+
+impl LinesSource {
+    pub fn new(input: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(CHUNKS_QUEUED);
+        let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = stopping.clone();
+        let spawned = std::thread::Builder::new()
+            .name("lines-reader".into())
+            .spawn(move || read_lines(BufReader::with_capacity(1 << 20, input), &tx, &stop));
+        if let Err(e) = spawned {
+            // The channel is closed with it: the source reads as ended.
+            tracing::error!(error = %e, "cannot start the input reader thread");
+        }
         LinesSource {
-            reader,
-            line: Vec::new(),
+            rx,
+            pending: Default::default(),
+            stopping,
+            stopped: false,
         }
     }
 }
 
-impl<R: BufRead + Send> BallotSource for LinesSource<R> {
-    fn next_batch(
-        &mut self,
-        max: usize,
-        _wait: Duration,
-    ) -> Result<Option<Vec<Inbound>>, BusError> {
-        let mut out = Vec::new();
-        while out.len() < max {
-            self.line.clear();
-            if self.reader.read_until(b'\n', &mut self.line)? == 0 {
-                break;
+/// The reader thread: lines (without their end) in chunks, until the
+/// input ends, fails, or a stop is asked. A read error is sent as the
+/// last chunk's error.
+fn read_lines<R: Read>(
+    mut reader: BufReader<R>,
+    tx: &crossbeam_channel::Sender<Vec<Vec<u8>>>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut chunk = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = match reader.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "reading ballots stopped");
+                0
             }
-            while matches!(self.line.last(), Some(b'\n' | b'\r')) {
-                self.line.pop();
+        };
+        if n == 0 {
+            break;
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        if !line.is_empty() {
+            chunk.push(line);
+        }
+        // An empty buffer means the next read would wait for the input:
+        // hand over what there is now.
+        if chunk.len() >= LINES_CHUNK || reader.buffer().is_empty() {
+            if !chunk.is_empty() && tx.send(std::mem::take(&mut chunk)).is_err() {
+                return;
             }
-            if !self.line.is_empty() {
-                out.push(Inbound::Raw(std::mem::take(&mut self.line)));
+            if stop.load(SeqCst) {
+                return;
             }
         }
-        Ok(if out.is_empty() { None } else { Some(out) })
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk);
+    }
+}
+
+impl BallotSource for LinesSource {
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Option<Vec<Inbound>>, BusError> {
+        use crossbeam_channel::RecvTimeoutError;
+        if self.pending.is_empty() {
+            match self.rx.recv_timeout(wait) {
+                Ok(chunk) => self.pending.extend(chunk),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                // After a stop, the reader is waiting for input it will not
+                // hand over: everything read is recorded, so the source ends.
+                Err(RecvTimeoutError::Timeout) if self.stopped => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => return Ok(Some(Vec::new())),
+            }
+        }
+        while self.pending.len() < max {
+            match self.rx.try_recv() {
+                Ok(chunk) => self.pending.extend(chunk),
+                Err(_) => break,
+            }
+        }
+        let n = self.pending.len().min(max);
+        Ok(Some(self.pending.drain(..n).map(Inbound::Raw).collect()))
+    }
+
+    fn stop(&mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stopped = true;
     }
 }

@@ -1,7 +1,6 @@
 //! `process`: validate and record ballots, from JSON lines (a file or stdin)
 //! or, on Kafka, from the `ballots` topic with exactly-once publishing.
 
-use std::io::BufReader;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -11,7 +10,6 @@ use votestream::bus::kafka::ballots::{KafkaBallots, VotePublisher};
 use votestream::bus::kafka::KafkaBus;
 use votestream::bus::{BallotSource, BusKind, LinesSource};
 use votestream::process::{self, Processor, Registry};
-use votestream::shutdown::Shutdown;
 use votestream::stats::Stats;
 use votestream::store;
 
@@ -64,25 +62,20 @@ fn from_kafka(a: &ProcessArgs, bus: &KafkaBus) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The same processor as every other path (same validation, same store
+/// rules for ballot ids). Ctrl-C or SIGTERM records what was already read
+/// (a pipe cannot be read again), then exits.
 fn from_lines(a: &ProcessArgs) -> anyhow::Result<()> {
+    let (_rt, shutdown) = signals()?;
     let mut st = store::open(&a.common.store)?;
     let processor = Processor::new(Registry::load(&mut *st)?);
     let mut source: Box<dyn BallotSource> = if a.input == "-" {
-        Box::new(LinesSource::new(BufReader::new(std::io::stdin())))
+        Box::new(LinesSource::new(std::io::stdin()))
     } else {
-        Box::new(LinesSource::new(BufReader::new(open_file(
-            std::path::Path::new(&a.input),
-        )?)))
+        Box::new(LinesSource::new(open_file(std::path::Path::new(&a.input))?))
     };
     let stats = Stats::default();
-    process::run(
-        &processor,
-        &mut *st,
-        &mut *source,
-        None,
-        &stats,
-        &Shutdown::default(),
-    )?;
+    process::run(&processor, &mut *st, &mut *source, None, &stats, &shutdown)?;
     print_processed(&stats, false);
     Ok(())
 }

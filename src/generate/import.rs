@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use chrono::NaiveDate;
 use serde_json::Value;
 
+use crate::edge::{self, Kind, TextError};
 use crate::model::{Gender, Voter};
 
 /// The `voters` table's columns, in the original's order.
@@ -44,6 +45,9 @@ pub enum ImportError {
         value: String,
         problem: &'static str,
     },
+    /// A field that breaks the edge's rules (NUL, too long, an empty id).
+    #[error("{at}: {error}")]
+    BadText { at: String, error: TextError },
     #[error("randomuser JSON is malformed: {0}")]
     Json(#[source] serde_json::Error),
     #[error("randomuser JSON: {path} {problem}")]
@@ -100,26 +104,60 @@ pub fn from_csv(reader: impl Read) -> Result<Vec<Voter>, ImportError> {
             .map_err(|_| bad(15, "is not a non-negative integer"))?;
         seen.check(voter_id, line, |l| format!("CSV line {l}"))?;
 
-        voters.push(Voter {
-            voter_id: voter_id.to_owned(),
-            voter_name: get(1).to_owned(),
-            date_of_birth,
-            gender: Gender::parse(get(3)),
-            nationality: get(4).to_owned(),
-            registration_number: get(5).to_owned(),
-            address_street: get(6).to_owned(),
-            address_city: get(7).to_owned(),
-            address_state: get(8).to_owned(),
-            address_country: get(9).to_owned(),
-            address_postcode: get(10).to_owned(),
-            email: get(11).to_owned(),
-            phone_number: get(12).to_owned(),
-            cell_number: get(13).to_owned(),
-            picture: get(14).to_owned(),
-            registered_age,
-        });
+        push_checked(
+            &mut voters,
+            || format!("CSV line {line}"),
+            Voter {
+                voter_id: voter_id.to_owned(),
+                voter_name: get(1).to_owned(),
+                date_of_birth,
+                gender: Gender::parse(get(3)),
+                nationality: get(4).to_owned(),
+                registration_number: get(5).to_owned(),
+                address_street: get(6).to_owned(),
+                address_city: get(7).to_owned(),
+                address_state: get(8).to_owned(),
+                address_country: get(9).to_owned(),
+                address_postcode: get(10).to_owned(),
+                email: get(11).to_owned(),
+                phone_number: get(12).to_owned(),
+                cell_number: get(13).to_owned(),
+                picture: get(14).to_owned(),
+                registered_age,
+            },
+        )?;
     }
     Ok(voters)
+}
+
+/// Adds a voter whose every text field passes the edge's rules; `at` names
+/// the line or record for the error.
+fn push_checked(
+    voters: &mut Vec<Voter>,
+    at: impl Fn() -> String,
+    v: Voter,
+) -> Result<(), ImportError> {
+    let fields = [
+        ("voter_id", Kind::Id, &v.voter_id),
+        ("voter_name", Kind::Name, &v.voter_name),
+        ("nationality", Kind::Text, &v.nationality),
+        ("registration_number", Kind::Text, &v.registration_number),
+        ("address_street", Kind::Text, &v.address_street),
+        ("address_city", Kind::Text, &v.address_city),
+        ("address_state", Kind::Text, &v.address_state),
+        ("address_country", Kind::Text, &v.address_country),
+        ("address_postcode", Kind::Text, &v.address_postcode),
+        ("email", Kind::Text, &v.email),
+        ("phone_number", Kind::Text, &v.phone_number),
+        ("cell_number", Kind::Text, &v.cell_number),
+        ("picture", Kind::Text, &v.picture),
+    ];
+    for (field, kind, value) in fields {
+        edge::check(kind, field, value)
+            .map_err(|error| ImportError::BadText { at: at(), error })?;
+    }
+    voters.push(v);
+    Ok(())
 }
 
 /// Writes `voters` with the [`CSV_COLUMNS`] header; [`from_csv`] reads it back.
@@ -198,28 +236,32 @@ pub fn from_randomuser_json(reader: impl Read) -> Result<Vec<Voter>, ImportError
         let mut address_street = r.text(&["location", "street", "number"])?;
         address_street.push(' ');
         address_street.push_str(&r.text(&["location", "street", "name"])?);
-        voters.push(Voter {
-            voter_name: format!(
-                "{} {}",
-                r.text(&["name", "first"])?,
-                r.text(&["name", "last"])?
-            ),
-            date_of_birth,
-            gender: Gender::parse(&r.text(&["gender"])?),
-            nationality: r.text(&["nat"])?,
-            registration_number: r.text(&["login", "username"])?,
-            address_street,
-            address_city: r.text(&["location", "city"])?,
-            address_state: r.text(&["location", "state"])?,
-            address_country: r.text(&["location", "country"])?,
-            address_postcode: r.text(&["location", "postcode"])?,
-            email: r.text(&["email"])?,
-            phone_number: r.text(&["phone"])?,
-            cell_number: r.text(&["cell"])?,
-            picture: r.text(&["picture", "large"])?,
-            registered_age,
-            voter_id,
-        });
+        push_checked(
+            &mut voters,
+            || format!("randomuser results[{i}]"),
+            Voter {
+                voter_name: format!(
+                    "{} {}",
+                    r.text(&["name", "first"])?,
+                    r.text(&["name", "last"])?
+                ),
+                date_of_birth,
+                gender: Gender::parse(&r.text(&["gender"])?),
+                nationality: r.text(&["nat"])?,
+                registration_number: r.text(&["login", "username"])?,
+                address_street,
+                address_city: r.text(&["location", "city"])?,
+                address_state: r.text(&["location", "state"])?,
+                address_country: r.text(&["location", "country"])?,
+                address_postcode: r.text(&["location", "postcode"])?,
+                email: r.text(&["email"])?,
+                phone_number: r.text(&["phone"])?,
+                cell_number: r.text(&["cell"])?,
+                picture: r.text(&["picture", "large"])?,
+                registered_age,
+                voter_id,
+            },
+        )?;
     }
     Ok(voters)
 }
@@ -384,6 +426,22 @@ mod tests {
         assert_eq!(e, "CSV line 2: voter_id \"\" is empty");
         let e = msg(format!("{HEADER}\n{ok}a,b\n"));
         assert_eq!(e, "CSV line 3: has 2 fields, the header has 16");
+        // The edge's rules: what no store can keep is named, not written.
+        let e = msg(format!("{HEADER}\n{ok}{}", row("b\0", "1980-05-05", "46")));
+        assert_eq!(
+            e,
+            "CSV line 3: voter_id contains U+0000 (NUL) at byte 1, which no store can keep"
+        );
+        let e = msg(format!(
+            "{HEADER}\n{}",
+            row(&"v".repeat(129), "1980-05-05", "46")
+        ));
+        assert_eq!(e, "CSV line 2: voter_id is 129 bytes; the limit is 128");
+        let e = msg(format!("{HEADER}\n{}", ok.replace(",C,", ",C\0ity,")));
+        assert_eq!(
+            e,
+            "CSV line 2: address_city contains U+0000 (NUL) at byte 1, which no store can keep"
+        );
         let e = msg(HEADER.replace(",email", "").to_string() + "\n");
         assert_eq!(e, "CSV header has no \"email\" column");
         let mut bytes = format!("{HEADER}\n").into_bytes();
@@ -437,6 +495,18 @@ mod tests {
         assert_eq!(v.nationality, "US");
         assert_eq!(voters[1].address_postcode, "LS1 4AP", "string postcode");
         assert_eq!(voters[1].cell_number, "07700 900123");
+    }
+
+    #[test]
+    fn randomuser_text_a_store_cannot_keep_is_named() {
+        let doc = RANDOMUSER.replace("Billings", "Bill\\u0000ings");
+        let e = from_randomuser_json(doc.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "randomuser results[0]: address_city contains U+0000 (NUL) at byte 4, which no store can keep"
+        );
     }
 
     #[test]

@@ -74,6 +74,15 @@ pub(crate) fn resolve(pending: Vec<Pending>, recorded: &Recorded) {
                 // must get the same words.
                 *o = already_voted();
             }
+        } else if let Some(o) = decided.get_mut(r.ballot_id.as_str()) {
+            // A validated ballot the store refused (process::record isolates
+            // it): answered with the rejection recorded for it.
+            if !matches!(o, Outcome::Accepted { .. }) {
+                *o = Outcome::Rejected {
+                    reason: r.reason,
+                    detail: r.detail.clone(),
+                };
+            }
         }
     }
     let decided: HashMap<String, Outcome> = decided

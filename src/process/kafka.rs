@@ -95,7 +95,7 @@ fn read_all(
                 .lock()
                 .map_err(|_| anyhow::anyhow!("epoch lock poisoned"))?;
             if e.rewind {
-                ballots.rewind()?;
+                rewind(ballots, shutdown)?;
                 e.rewind = false;
             }
             e.number
@@ -147,6 +147,27 @@ fn read_all(
         }
     }
     Ok(())
+}
+
+/// Goes back to the committed offsets, waiting while the group
+/// coordinator is away (a broker restart): only a transient error is
+/// tried again, for as long as failing transactions are tolerated.
+fn rewind(ballots: &KafkaBallots, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let since = Instant::now();
+    loop {
+        match ballots.rewind() {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.is_transient() && since.elapsed() < GIVE_UP_AFTER && !shutdown.is_forced() =>
+            {
+                tracing::warn!(error = %e, "reading the committed offsets; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("going back to the committed offsets"))
+            }
+        }
+    }
 }
 
 fn publish_all(

@@ -6,16 +6,19 @@
 pub mod ack;
 pub mod kafka;
 pub mod parse;
+mod record;
 pub mod registry;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::bus::{BallotSource, Inbound, VoteSink};
+use crate::edge;
 use crate::model::{Ballot, Millis, RejectReason, Rejection, Vote};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::store::{Batch, Recorded, Store, StoreError};
+use crate::store::{Batch, Store};
+pub use record::{record_with_retry, retry, Backoff};
 pub use registry::Registry;
 
 /// How far in the future (the processor's clock) a cast time may be: clocks drift.
@@ -68,7 +71,9 @@ impl Processor {
         let ballot = match inbound {
             Inbound::Ballot(b) => b,
             Inbound::Raw(bytes) => parse::parse_ballot(&bytes, now)?,
-            Inbound::Rejected(r) => return Err(r),
+            // Whoever built it, a rejection reaches the store only in a
+            // shape every store can keep.
+            Inbound::Rejected(r) => return Err(Box::new(edge::storable_rejection(*r))),
             Inbound::Acked(inner, _) => return self.validate_with(registry, *inner, now),
             Inbound::Sourced(inner, source) => {
                 return match self.validate_with(registry, *inner, now) {
@@ -95,8 +100,9 @@ impl Processor {
                 source: None,
             })
         };
-        if let Some(rejection) = nul_rejection(&ballot, now) {
-            return Err(rejection);
+        if let Err(e) = edge::check_ballot(&ballot) {
+            let raw = parse::ballot_json(&ballot);
+            return Err(Box::new(edge::invalid_ballot(&ballot, &e, raw, now)));
         }
         let Some(election) = registry.election(&ballot.election_id) else {
             return Err(reject(
@@ -205,35 +211,6 @@ impl Processor {
     }
 }
 
-/// PostgreSQL cannot keep U+0000 in text, and every store refuses it (see
-/// `StoreError::NulInText`), so a ballot with NUL in an id is rejected here,
-/// `invalid_field`, with only what can be stored: the ids without NUL, the
-/// ballot as JSON (where NUL is escaped) and, when its own ballot id has a
-/// NUL, an id derived from that JSON, stable across replays.
-fn nul_rejection(b: &Ballot, now: Millis) -> Option<Box<Rejection>> {
-    let field = [
-        ("ballot_id", &b.ballot_id),
-        ("election_id", &b.election_id),
-        ("voter_id", &b.voter_id),
-        ("candidate_id", &b.candidate_id),
-    ]
-    .into_iter()
-    .find(|(_, v)| v.contains('\0'))?
-    .0;
-    let raw = parse::ballot_json(b);
-    let clean = |s: &String| (!s.contains('\0')).then(|| s.clone());
-    Some(Box::new(Rejection {
-        ballot_id: clean(&b.ballot_id).unwrap_or_else(|| parse::content_id(raw.as_bytes())),
-        election_id: clean(&b.election_id),
-        voter_id: clean(&b.voter_id),
-        reason: RejectReason::InvalidField,
-        detail: format!("{field} contains U+0000 (NUL), which cannot be stored verbatim"),
-        raw,
-        received_at: now,
-        source: None,
-    }))
-}
-
 /// Runs the processor until its source ends (or shutdown is asked and the
 /// source has nothing more right now). Two threads: one reads and validates
 /// the next batch while the other writes the previous one, so the CPU work
@@ -249,7 +226,14 @@ pub fn run(
     let (tx, rx) = crossbeam_channel::bounded::<(u64, Batch, Vec<ack::Pending>)>(1);
     std::thread::scope(|s| {
         let validating = s.spawn(move || -> anyhow::Result<()> {
+            let mut stopped = false;
             while let Some(batch) = source.next_batch(MAX_BATCH, Duration::from_millis(100))? {
+                if shutdown.is_requested() && !stopped {
+                    // A pipe cannot be read again: what was read is still
+                    // recorded, then the source ends.
+                    source.stop();
+                    stopped = true;
+                }
                 if batch.is_empty() {
                     if shutdown.is_requested() {
                         break;
@@ -286,66 +270,6 @@ pub fn run(
             .map_err(|_| anyhow::anyhow!("ballot validation thread panicked"))?;
         writing.and(validated)
     })
-}
-
-/// Records a batch, retrying with backoff: a busy or briefly unreachable
-/// store must not cost the batch.
-pub fn record_with_retry(
-    store: &mut dyn Store,
-    mut batch: Batch,
-    shutdown: &Shutdown,
-) -> Result<Recorded, StoreError> {
-    let mut backoff = Backoff::default();
-    loop {
-        match store.record(batch) {
-            Ok(r) => return Ok(r),
-            Err((e, back)) => {
-                if !backoff.wait(&e, shutdown) {
-                    return Err(e);
-                }
-                batch = back;
-            }
-        }
-    }
-}
-
-/// Runs a store call, retrying with backoff: every stage's reads must ride
-/// out a database restart the same way its writes do.
-pub fn retry<T>(
-    shutdown: &Shutdown,
-    mut op: impl FnMut() -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let mut backoff = Backoff::default();
-    loop {
-        match op() {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                if !backoff.wait(&e, shutdown) {
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-/// Exponential backoff for store retries, bounded in attempts.
-#[derive(Default)]
-pub struct Backoff {
-    attempts: u32,
-}
-
-impl Backoff {
-    /// Sleeps before the next attempt; false when it is time to give up.
-    pub fn wait(&mut self, error: &StoreError, shutdown: &Shutdown) -> bool {
-        if self.attempts >= 30 || shutdown.is_forced() {
-            return false;
-        }
-        self.attempts += 1;
-        let delay = Duration::from_millis(50 << self.attempts.min(7));
-        tracing::warn!(%error, attempt = self.attempts, ?delay, "store operation failed; retrying");
-        std::thread::sleep(delay);
-        true
-    }
 }
 
 #[cfg(test)]

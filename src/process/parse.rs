@@ -2,17 +2,13 @@
 //! [`Rejection`] that says exactly what was wrong.
 
 use serde::Deserialize;
-use siphasher::sip128::{Hasher128, SipHasher13};
-use std::hash::Hasher;
 
+use crate::edge::{self, Kind};
+pub use crate::edge::{content_id, MAX_ID_BYTES, RAW_KEPT_BYTES};
 use crate::model::{parse_time, Ballot, Millis, RejectReason, Rejection};
 
 /// Larger messages are rejected unread (`too_large`).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
-/// Ids longer than this are `invalid_field`: no registry id is that long.
-pub const MAX_ID_BYTES: usize = 128;
-/// How much of a bad message is kept with its rejection.
-pub const RAW_KEPT_BYTES: usize = 4 * 1024;
 
 /// The `ballots` topic's JSON shape. Extra fields are allowed and ignored.
 #[derive(Deserialize)]
@@ -45,6 +41,7 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
             ),
         )
     })?;
+    edge::json_object(text).map_err(|why| reject(RejectReason::WrongType, why.to_string()))?;
     let wire: WireBallot =
         serde_json::from_str(text).map_err(|e| reject(json_error_reason(&e), e.to_string()))?;
     for (name, value) in [
@@ -53,22 +50,15 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
         ("voter_id", &wire.voter_id),
         ("candidate_id", &wire.candidate_id),
     ] {
-        if value.is_empty() || value.len() > MAX_ID_BYTES {
-            return Err(reject(
-                RejectReason::InvalidField,
-                format!(
-                    "{name} must be 1 to {MAX_ID_BYTES} bytes, got {}",
-                    value.len()
-                ),
-            ));
-        }
+        edge::check(Kind::Id, name, value)
+            .map_err(|e| reject(RejectReason::InvalidField, e.to_string()))?;
     }
     let cast_at = parse_time(&wire.voting_time).ok_or_else(|| {
         reject(
             RejectReason::InvalidField,
             format!(
                 "voting_time {:?} is neither `YYYY-MM-DD HH:MM:SS` nor RFC 3339",
-                truncate(&wire.voting_time, 64)
+                edge::prefix(&wire.voting_time, edge::ECHO_BYTES)
             ),
         )
     })?;
@@ -118,49 +108,25 @@ fn rejection_for_raw(raw: &[u8], reason: RejectReason, detail: String, now: Mill
     } else {
         None
     };
+    // Only ids that pass the edge's rules are kept (an id with NUL, say,
+    // could not be stored).
     let field = |name: &str| -> Option<String> {
         let s = value.as_ref()?.get(name)?.as_str()?;
-        // An id with NUL cannot be stored (see StoreError::NulInText): dropped.
-        (!s.is_empty() && s.len() <= MAX_ID_BYTES && !s.contains('\0')).then(|| s.to_string())
+        edge::check(Kind::Id, name, s).ok().map(|()| s.to_string())
     };
     let ballot_id = field("ballot_id").unwrap_or_else(|| content_id(raw));
-    let kept = &raw[..raw.len().min(RAW_KEPT_BYTES)];
     Rejection {
         ballot_id,
         election_id: field("election_id"),
         voter_id: field("voter_id"),
         reason,
-        detail: without_nul(detail),
+        detail: edge::storable(&detail, edge::DETAIL_KEPT_BYTES),
         // Lossy already; NUL, which no store can keep, becomes U+FFFD like
         // any byte that is not UTF-8.
-        raw: without_nul(String::from_utf8_lossy(kept).into_owned()),
+        raw: edge::storable_raw(raw),
         received_at: now,
         source: None,
     }
-}
-
-/// The text with each U+0000 replaced by U+FFFD.
-pub fn without_nul(s: String) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "\u{FFFD}")
-    } else {
-        s
-    }
-}
-
-/// A stable id for a message without one (fixed keys: it must match across restarts).
-pub fn content_id(raw: &[u8]) -> String {
-    let mut h = SipHasher13::new_with_keys(0x766f_7465, 0x7374_7265_616d);
-    h.write(raw);
-    format!("raw-{:032x}", h.finish128().as_u128())
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]
@@ -193,6 +159,13 @@ mod tests {
             RejectReason::TooLarge
         );
         assert_eq!(reason(b"[1,2,3]"), RejectReason::WrongType);
+    }
+
+    #[test]
+    fn an_array_is_not_read_by_position() {
+        let r = parse_ballot(br#"["b","e","v","c","2026-01-01 00:00:00"]"#, 0).unwrap_err();
+        assert_eq!(r.reason, RejectReason::WrongType);
+        assert!(r.detail.contains("not an array"), "{}", r.detail);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::guard::check_bearer;
 use super::Shared;
+use crate::edge::{self, Id, Kind};
 use crate::model::{now_millis, parse_time, Candidate};
 
 #[derive(Deserialize)]
@@ -36,6 +37,13 @@ pub struct NewCandidate {
     campaign_platform: String,
 }
 
+/// An admin body: a JSON object (an array would be read by position).
+fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| bad(format!("the body is not UTF-8: {e}")))?;
+    edge::json_object(text).map_err(|why| bad(why.to_string()))?;
+    serde_json::from_str(text).map_err(|e| bad(e.to_string()))
+}
+
 fn bad(message: String) -> ApiError {
     ApiError::BadRequest {
         code: "invalid_request",
@@ -51,10 +59,14 @@ pub async fn create_election(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     st.limiter.check(peer.ip())?;
     check_bearer(&headers, &st.tokens.admin)?;
-    let req: NewElection = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
-    let id = req.election_id.trim().to_string();
-    if id.is_empty() || id.len() > 128 {
-        return Err(bad("election_id must be 1 to 128 bytes".into()));
+    let req: NewElection = object(&body)?;
+    // Every text field passes the edge's rules here: a store that could not
+    // keep one would otherwise fail the whole request (500).
+    let id = Id::parse("election_id", req.election_id.trim())
+        .map_err(|e| bad(e.to_string()))?
+        .into_string();
+    if let Some(name) = &req.name {
+        edge::check(Kind::Name, "name", name).map_err(|e| bad(e.to_string()))?;
     }
     let opens_at = match req.opens_at.as_deref() {
         None => now_millis(),
@@ -66,6 +78,21 @@ pub async fn create_election(
     if let Some(list) = req.candidates {
         if list.is_empty() {
             return Err(bad("an election needs at least one candidate".into()));
+        }
+        for (i, c) in list.iter().enumerate() {
+            let field = |name: &str| format!("candidates[{i}].{name}");
+            if let Some(cid) = &c.candidate_id {
+                edge::check(Kind::Id, &field("candidate_id"), cid)
+                    .map_err(|e| bad(e.to_string()))?;
+            }
+            for (name, kind, value) in [
+                ("candidate_name", Kind::Name, &c.candidate_name),
+                ("party_affiliation", Kind::Name, &c.party_affiliation),
+                ("biography", Kind::Text, &c.biography),
+                ("campaign_platform", Kind::Text, &c.campaign_platform),
+            ] {
+                edge::check(kind, &field(name), value).map_err(|e| bad(e.to_string()))?;
+            }
         }
         candidates = list
             .into_iter()
@@ -121,7 +148,7 @@ pub async fn generate_voters(
 ) -> Result<Json<Value>, ApiError> {
     st.limiter.check(peer.ip())?;
     check_bearer(&headers, &st.tokens.admin)?;
-    let req: Generate = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+    let req: Generate = object(&body)?;
     if req.count == 0 || req.count > MAX_GENERATE {
         return Err(bad(format!("count must be 1 to {MAX_GENERATE}")));
     }

@@ -23,9 +23,10 @@ use super::intake::IntakeError;
 use super::metrics::HTTP_BALLOTS;
 use super::Shared;
 use crate::bus::Inbound;
+use crate::edge::{self, Kind, MAX_ID_BYTES};
 use crate::model::{now_millis, parse_time, Ballot, Millis, RejectReason, Rejection};
 use crate::process::ack::{Decision, Outcome};
-use crate::process::parse::{json_error_reason, MAX_ID_BYTES, RAW_KEPT_BYTES};
+use crate::process::parse::json_error_reason;
 
 /// The HTTP body. `ballot_id` is optional: with an `Idempotency-Key` the id
 /// is derived from the key; with neither, a fresh one is drawn (and a retry
@@ -170,6 +171,9 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
             now,
         )))
     };
+    if let Err(e) = edge::check(Kind::Id, "the path's election id", election_id) {
+        return reject(RejectReason::InvalidField, e.to_string(), None);
+    }
     let text = match std::str::from_utf8(raw) {
         Ok(t) => t,
         Err(e) => {
@@ -180,6 +184,9 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
             return reject(RejectReason::InvalidUtf8, detail, None);
         }
     };
+    if let Err(why) = edge::json_object(text) {
+        return reject(RejectReason::WrongType, why.to_string(), None);
+    }
     let b: HttpBallot = match serde_json::from_str(text) {
         Ok(b) => b,
         Err(e) => return reject(json_error_reason(&e), e.to_string(), None),
@@ -191,11 +198,8 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
         ("candidate_id", Some(b.candidate_id.as_str())),
         ("ballot_id", body_id),
     ] {
-        if let Some(v) = value {
-            if v.is_empty() || v.len() > MAX_ID_BYTES {
-                let detail = format!("{name} must be 1 to {MAX_ID_BYTES} bytes, got {}", v.len());
-                return reject(RejectReason::InvalidField, detail, voter);
-            }
+        if let Some(Err(e)) = value.map(|v| edge::check(Kind::Id, name, v)) {
+            return reject(RejectReason::InvalidField, e.to_string(), voter);
         }
     }
     let cast_at = match b.voting_time.as_deref() {
@@ -223,6 +227,8 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
     })
 }
 
+/// A rejection as the edge lets it go to a store: ids that break the rules
+/// dropped, what was sent cut to a prefix, NUL replaced.
 fn rejection(
     election_id: &str,
     ballot_id: String,
@@ -232,16 +238,16 @@ fn rejection(
     raw: &[u8],
     now: Millis,
 ) -> Rejection {
-    Rejection {
+    edge::storable_rejection(Rejection {
         ballot_id,
         election_id: Some(election_id.to_string()),
         voter_id,
         reason,
         detail,
-        raw: String::from_utf8_lossy(&raw[..raw.len().min(RAW_KEPT_BYTES)]).into_owned(),
+        raw: edge::storable_raw(raw),
         received_at: now,
         source: None,
-    }
+    })
 }
 
 /// A key names one voter's ballot in one election: the same key for another

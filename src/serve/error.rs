@@ -57,7 +57,10 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::UnknownElection(id) => ApiError::NotFound(format!("no election {id:?}")),
+            // The id came from the path: only a prefix of it is repeated.
+            StoreError::UnknownElection(id) => {
+                ApiError::NotFound(format!("no election {}", crate::edge::echo(&id)))
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -23,7 +23,7 @@ fn view(st: &Shared, id: &str) -> Result<(Arc<ElectionView>, i64, i64), ApiError
     let v = snap
         .view(id)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound(format!("no election {id:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no election {}", crate::edge::echo(id))))?;
     Ok((v, snap.lag, snap.generated_at))
 }
 
@@ -162,7 +162,7 @@ pub async fn candidates(State(st): State<Arc<Shared>>, Path(id): Path<String>) -
         .elections
         .iter()
         .find(|e| e.election.election_id == id)
-        .ok_or_else(|| ApiError::NotFound(format!("no election {id:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no election {}", crate::edge::echo(&id))))?;
     to_json(&e.candidates)
 }
 

@@ -35,7 +35,10 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let rx = st.snapshots.clone();
     if rx.borrow().view(&id).is_none() {
-        return Err(ApiError::NotFound(format!("no election {id:?}")));
+        return Err(ApiError::NotFound(format!(
+            "no election {}",
+            crate::edge::echo(&id)
+        )));
     }
     let interval = q.interval_ms.unwrap_or(1000).clamp(500, 60_000);
     // Updates go out on ticks, as soon as a snapshot is made: a slower

@@ -6,9 +6,12 @@
 //! The methods are few and coarse on purpose: each is one transaction, so a
 //! crash between two calls never leaves half a batch behind.
 
+mod error;
 mod postgres;
 mod sqlite;
 pub mod util;
+
+pub use error::ErrorClass;
 
 pub use postgres::{PgStore, VOTE_COPY_TYPES};
 pub use sqlite::SqliteStore;
@@ -40,8 +43,10 @@ pub enum StoreError {
         found: i64,
     },
     /// PostgreSQL cannot keep U+0000 in text, so no backend accepts it: the
-    /// same data must be storable in every store. The processor turns such
-    /// ballots into `invalid_field` rejections before they get here.
+    /// same data must be storable in every store. The edge (`crate::edge`)
+    /// turns such ballots into `invalid_field` rejections before they get
+    /// here; if one still does, the processor isolates it (see
+    /// [`ErrorClass::Content`]).
     #[error("{what} contains U+0000 (NUL), which a store cannot keep verbatim")]
     NulInText { what: String },
     #[error("{what} is out of range for the store")]

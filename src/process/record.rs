@@ -1,0 +1,343 @@
+//! Getting a batch into the store whatever happens: a store that is busy
+//! or briefly away is waited for (only errors that can clear are retried),
+//! and a batch the store refuses because of what one of its ballots holds
+//! is split until the offending ballots are found, each recorded as a
+//! rejection that says why; the rest commit.
+
+use std::time::Duration;
+
+use crate::edge;
+use crate::model::{RejectReason, Rejection, Vote};
+use crate::shutdown::Shutdown;
+use crate::store::{Batch, ErrorClass, Recorded, Store, StoreError};
+
+/// Records a batch: transient errors are retried with backoff; a content
+/// error isolates the ballots that cause it (see the module doc). Only a
+/// permanent error, or a transient one that outlasts the backoff, comes back.
+pub fn record_with_retry(
+    store: &mut dyn Store,
+    batch: Batch,
+    shutdown: &Shutdown,
+) -> Result<Recorded, StoreError> {
+    match record_transient(store, batch, shutdown) {
+        Ok(r) => Ok(r),
+        Err((e, batch)) if e.class() == ErrorClass::Content => {
+            tracing::warn!(error = %e, items = len(&batch), "the store refused a batch for its content; isolating the ballots that cause it");
+            let mut out = Recorded::default();
+            isolate(store, batch, e, shutdown, &mut out)?;
+            Ok(out)
+        }
+        Err((e, _)) => Err(e),
+    }
+}
+
+/// One `record` call, retried while its error is transient.
+fn record_transient(
+    store: &mut dyn Store,
+    mut batch: Batch,
+    shutdown: &Shutdown,
+) -> Result<Recorded, (StoreError, Batch)> {
+    let mut backoff = Backoff::default();
+    loop {
+        match store.record(batch) {
+            Ok(r) => return Ok(r),
+            Err((e, back)) => {
+                if !backoff.wait(&e, shutdown) {
+                    return Err((e, back));
+                }
+                batch = back;
+            }
+        }
+    }
+}
+
+fn len(b: &Batch) -> usize {
+    b.votes.len() + b.rejections.len()
+}
+
+/// Records a batch the store refused with `error` (a content error): one
+/// ballot is recorded as a rejection instead; more are split in halves,
+/// each recorded on its own (and split again if refused). A batch with k
+/// bad ballots among n costs about 2·k·log2(n) transactions.
+fn isolate(
+    store: &mut dyn Store,
+    mut batch: Batch,
+    error: StoreError,
+    shutdown: &Shutdown,
+    out: &mut Recorded,
+) -> Result<(), StoreError> {
+    if len(&batch) <= 1 {
+        let refused = match (batch.votes.pop(), batch.rejections.pop()) {
+            (Some(v), _) => refused_vote(v, &error),
+            (None, Some(r)) => refused_rejection(r, &error),
+            (None, None) => return Ok(()),
+        };
+        tracing::warn!(ballot_id = %refused.ballot_id, %error, "the store refused a ballot; recorded as a rejection");
+        return record_refused(store, refused, shutdown, out);
+    }
+    for half in halves(batch) {
+        match record_transient(store, half, shutdown) {
+            Ok(r) => merge(out, r),
+            Err((e, half)) if e.class() == ErrorClass::Content => {
+                isolate(store, half, e, shutdown, out)?
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Splits a batch in two halves of its items (votes first, in order).
+fn halves(batch: Batch) -> [Batch; 2] {
+    let Batch {
+        mut votes,
+        mut rejections,
+    } = batch;
+    let mid = (votes.len() + rejections.len()) / 2;
+    let mut first = Batch::default();
+    if mid <= votes.len() {
+        let rest = votes.split_off(mid);
+        first.votes = votes;
+        [
+            first,
+            Batch {
+                votes: rest,
+                rejections,
+            },
+        ]
+    } else {
+        let rest = rejections.split_off(mid - votes.len());
+        first.votes = votes;
+        first.rejections = rejections;
+        [
+            first,
+            Batch {
+                votes: Vec::new(),
+                rejections: rest,
+            },
+        ]
+    }
+}
+
+/// A vote the store would not keep, as the rejection recorded instead.
+fn refused_vote(v: Vote, error: &StoreError) -> Rejection {
+    edge::storable_rejection(Rejection {
+        ballot_id: v.ballot_id,
+        election_id: Some(v.election_id.to_string()),
+        voter_id: Some(v.voter_id),
+        reason: RejectReason::InvalidField,
+        detail: format!("the store refused this ballot: {error}"),
+        raw: String::new(),
+        received_at: crate::model::now_millis(),
+        source: v.source,
+    })
+}
+
+/// A rejection the store would not keep, with less of what was sent.
+fn refused_rejection(r: Rejection, error: &StoreError) -> Rejection {
+    edge::storable_rejection(Rejection {
+        detail: format!(
+            "{} (the store refused the message as sent: {error})",
+            r.detail
+        ),
+        raw: String::new(),
+        ..r
+    })
+}
+
+/// Records one refused ballot's rejection; if even that is refused, the
+/// barest rejection there is (an id derived from the first, no text).
+fn record_refused(
+    store: &mut dyn Store,
+    r: Rejection,
+    shutdown: &Shutdown,
+    out: &mut Recorded,
+) -> Result<(), StoreError> {
+    let bare = Rejection {
+        ballot_id: edge::content_id(r.ballot_id.as_bytes()),
+        election_id: None,
+        voter_id: None,
+        reason: r.reason,
+        detail: "the store refused this ballot".to_string(),
+        raw: String::new(),
+        received_at: r.received_at,
+        source: r.source,
+    };
+    let one = |r| Batch {
+        votes: Vec::new(),
+        rejections: vec![r],
+    };
+    match record_transient(store, one(r), shutdown) {
+        Ok(recorded) => merge(out, recorded),
+        Err((e, _)) if e.class() == ErrorClass::Content => merge(
+            out,
+            record_transient(store, one(bare), shutdown).map_err(|(e, _)| e)?,
+        ),
+        Err((e, _)) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Adds what a part of a batch recorded (parts commit in order, so seqs
+/// stay in order).
+fn merge(into: &mut Recorded, from: Recorded) {
+    into.votes.extend(from.votes);
+    into.rejections.extend(from.rejections);
+    into.replays += from.replays;
+    into.replayed_votes.extend(from.replayed_votes);
+    into.republish_votes.extend(from.republish_votes);
+    into.republish_rejections.extend(from.republish_rejections);
+}
+
+/// Runs a store call, retrying with backoff while its error is transient:
+/// every stage's reads must ride out a database restart the same way its
+/// writes do.
+pub fn retry<T>(
+    shutdown: &Shutdown,
+    mut op: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                if !backoff.wait(&e, shutdown) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff for store retries, bounded in attempts. Only a
+/// transient error is waited for: any other would fail the same way again.
+#[derive(Default)]
+pub struct Backoff {
+    attempts: u32,
+}
+
+impl Backoff {
+    /// Sleeps before the next attempt; false when it is time to give up
+    /// (the error cannot clear by waiting, or has not in 30 attempts).
+    pub fn wait(&mut self, error: &StoreError, shutdown: &Shutdown) -> bool {
+        if !error.is_transient() {
+            tracing::debug!(%error, class = ?error.class(), "store error not retried");
+            return false;
+        }
+        if self.attempts >= 30 || shutdown.is_forced() {
+            return false;
+        }
+        self.attempts += 1;
+        let delay = Duration::from_millis(50 << self.attempts.min(7));
+        tracing::warn!(%error, attempt = self.attempts, ?delay, "store operation failed; retrying");
+        std::thread::sleep(delay);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Inbound;
+    use crate::model::{Ballot, Candidate, Election};
+    use crate::process::{Processor, Registry};
+
+    const OPENS: i64 = 1_780_000_000_000;
+
+    fn setup() -> (Box<dyn Store>, Processor, Vec<String>) {
+        let mut store = crate::store::open("sqlite::memory:").unwrap();
+        let election = Election {
+            election_id: "e".into(),
+            name: "E".into(),
+            opens_at: OPENS,
+        };
+        let candidate = Candidate {
+            candidate_id: "c".into(),
+            election_id: "e".into(),
+            candidate_name: "C".into(),
+            party_affiliation: "P".into(),
+            biography: String::new(),
+            campaign_platform: String::new(),
+            photo_url: String::new(),
+        };
+        store.put_election(&election, &[candidate]).unwrap();
+        let voters: Vec<_> = crate::generate::voters(3, 10).collect();
+        store.put_voters(&voters).unwrap();
+        let processor = Processor::new(Registry::load(&mut *store).unwrap());
+        (
+            store,
+            processor,
+            voters.into_iter().map(|v| v.voter_id).collect(),
+        )
+    }
+
+    #[test]
+    fn a_batch_the_store_refuses_for_its_content_loses_only_the_bad_ballots() {
+        let (mut store, processor, voters) = setup();
+        let inbound = voters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                Inbound::Ballot(Ballot {
+                    ballot_id: format!("b{i}"),
+                    election_id: "e".into(),
+                    voter_id: v.clone(),
+                    candidate_id: "c".into(),
+                    cast_at: OPENS + 1,
+                })
+            })
+            .collect();
+        let mut batch = processor.validate_batch(inbound, OPENS + 10);
+        assert_eq!(batch.votes.len(), 10);
+        // As if a new path into the processor forgot the edge: text no
+        // store keeps, in two votes and in a rejection.
+        batch.votes[3].ballot_id = "b3\0".into();
+        batch.votes[7].ballot_id = "b7\0".into();
+        batch.rejections.push(Rejection {
+            ballot_id: "r\0".into(),
+            election_id: Some("e".into()),
+            voter_id: None,
+            reason: RejectReason::MalformedJson,
+            detail: "bad\0".into(),
+            raw: "{\0".into(),
+            received_at: OPENS,
+            source: None,
+        });
+        let recorded = record_with_retry(&mut *store, batch, &Shutdown::default())
+            .expect("the rest of the batch commits");
+        assert_eq!(recorded.votes.len(), 8);
+        assert!(recorded.votes.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(recorded.rejections.len(), 3, "{:?}", recorded.rejections);
+        for r in &recorded.rejections {
+            assert!(!r.ballot_id.contains('\0') && !r.detail.contains('\0'));
+            assert!(r.detail.contains("the store refused"), "{}", r.detail);
+        }
+        let reasons: Vec<_> = recorded.rejections.iter().map(|r| r.reason).collect();
+        assert_eq!(
+            reasons
+                .iter()
+                .filter(|r| **r == RejectReason::InvalidField)
+                .count(),
+            2
+        );
+        let results = store.results("e", crate::aggregate::BUILTIN).unwrap();
+        assert_eq!((results.accepted, results.rejected), (8, 3));
+    }
+
+    #[test]
+    fn only_a_transient_error_is_waited_for() {
+        let shutdown = Shutdown::default();
+        let content = StoreError::NulInText { what: "x".into() };
+        assert!(!Backoff::default().wait(&content, &shutdown));
+        let permanent = StoreError::UnsupportedUrl("x".into());
+        assert!(!Backoff::default().wait(&permanent, &shutdown));
+        let busy = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error {
+                code: rusqlite::ErrorCode::DatabaseBusy,
+                extended_code: 5,
+            },
+            None,
+        ));
+        assert!(Backoff::default().wait(&busy, &shutdown));
+    }
+}
