@@ -194,6 +194,35 @@ fn poison_under_load(addr: &str, first_voter: u64, accepted: impl Fn() -> i64) {
     assert_eq!(accepted(), sent);
 }
 
+/// Waits until the 60 poisons are recorded, each with the reason its
+/// answer gave.
+fn wait_for_poisons(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = server.get("/metrics").1;
+        let by = |why: &str| {
+            metric(
+                &metrics,
+                &format!("votestream_ballots_rejected_total{{reason=\"{why}\"}}"),
+            )
+        };
+        let (invalid, malformed) = (by("invalid_field"), by("malformed_json"));
+        if invalid + malformed >= 60.0 {
+            assert_eq!((invalid, malformed), (45.0, 15.0), "{metrics}");
+            assert_eq!(
+                metric(&metrics, "votestream_http_ballots_total{status=\"202\"}"),
+                60_000.0
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {invalid} + {malformed} of 60 poisons recorded:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 #[test]
 fn poison_beside_a_thousand_ballots_a_second_costs_nothing_embedded() {
     let dir = tempfile::tempdir().unwrap();
@@ -207,6 +236,7 @@ fn poison_beside_a_thousand_ballots_a_second_costs_nothing_embedded() {
     poison_under_load(&server.addr, 0, accepted);
     let r = server.json(&format!("/api/v1/elections/{ELECTION}/results"));
     assert_eq!(r["accepted"], 60_000, "{r}");
+    wait_for_poisons(&server);
     assert_eq!(server.get("/healthz").0, 200);
 }
 
@@ -228,29 +258,8 @@ fn poison_beside_a_thousand_ballots_a_second_costs_nothing_on_kafka() {
     poison_under_load(&server.addr, 0, accepted);
     let r = server.json(&format!("/api/v1/elections/{ELECTION}/results"));
     assert_eq!(r["accepted"], 60_000, "{r}");
-    // Every poison that reached the topic was recorded as a rejection
-    // (on Kafka, refused ballots are still put on `ballots`).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = server.json(&format!("/api/v1/elections/{ELECTION}/results"));
-        let metrics = server.get("/metrics").1;
-        let rejected: f64 = ["invalid_field", "malformed_json", "missing_field"]
-            .iter()
-            .map(|why| {
-                metric(
-                    &metrics,
-                    &format!("votestream_ballots_rejected_total{{reason=\"{why}\"}}"),
-                )
-            })
-            .sum();
-        if rejected >= 60.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {rejected} of 60 poisons recorded: {r}\n{metrics}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    // Every poison was recorded as a rejection, with the reason it was
+    // answered with (on Kafka, refused ballots are still put on `ballots`).
+    wait_for_poisons(&server);
     t.assert_exact();
 }

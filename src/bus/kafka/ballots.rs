@@ -20,10 +20,11 @@ use rdkafka::consumer::{
     BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
 use rdkafka::error::KafkaError;
+use rdkafka::message::Headers;
 use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
-use super::messages::{rejection_json, vote_json};
+use super::messages::{parse_edge_rejection, rejection_json, vote_json, EDGE_REJECTION_HEADER};
 use super::{send_retrying, KafkaBus, Topic};
 use crate::bus::{BusError, Inbound};
 use crate::model::{Candidate, Source, Vote, Voter};
@@ -123,10 +124,19 @@ impl KafkaBallots {
                 offset: m.offset(),
             };
             polled.ends.insert(source.partition, source.offset + 1);
-            let raw = m.payload().unwrap_or_default().to_vec();
+            let payload = m.payload().unwrap_or_default();
+            let refused = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == EDGE_REJECTION_HEADER)
+                    .and_then(|h| parse_edge_rejection(h.value?, payload))
+            });
+            let inbound = match refused {
+                Some(r) => Inbound::Rejected(Box::new(r)),
+                None => Inbound::Raw(payload.to_vec()),
+            };
             polled
                 .inbound
-                .push(Inbound::Sourced(Box::new(Inbound::Raw(raw)), source));
+                .push(Inbound::Sourced(Box::new(inbound), source));
             if epoch == Some(u64::MAX) {
                 break;
             }

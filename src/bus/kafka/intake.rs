@@ -10,7 +10,10 @@ use std::sync::Arc;
 use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use super::{send_retrying, KafkaBus, Topic};
+use rdkafka::message::{Header, OwnedHeaders};
+
+use super::messages::{edge_rejection_header, EDGE_REJECTION_HEADER};
+use super::{send_with_headers, KafkaBus, Topic};
 use crate::bus::{BusError, Inbound};
 use crate::model::now_millis;
 use crate::process::ack::{Ack, Decision, Outcome};
@@ -64,6 +67,7 @@ impl BallotProducer {
             Inbound::Acked(inner, ack) => (*inner, Some(ack)),
             other => (other, None),
         };
+        let mut headers = None;
         let (key, payload, ballot_id, early) = match inner {
             Inbound::Ballot(b) => {
                 let payload = ballot_json(&b).into_bytes();
@@ -75,12 +79,19 @@ impl BallotProducer {
                     .map(|r| (r.reason, r.detail));
                 (Some(key), payload, id, early)
             }
-            Inbound::Rejected(r) => (
-                r.voter_id.clone(),
-                r.raw.into_bytes(),
-                r.ballot_id,
-                Some((r.reason, r.detail)),
-            ),
+            Inbound::Rejected(r) => {
+                let header = edge_rejection_header(&r);
+                headers = Some(OwnedHeaders::new().insert(Header {
+                    key: EDGE_REJECTION_HEADER,
+                    value: Some(&header),
+                }));
+                (
+                    r.voter_id.clone(),
+                    r.raw.into_bytes(),
+                    r.ballot_id,
+                    Some((r.reason, r.detail)),
+                )
+            }
             Inbound::Raw(raw) => (None, raw, String::new(), None),
             Inbound::Acked(..) | Inbound::Sourced(..) => {
                 tracing::error!("a nested ballot reached the Kafka intake");
@@ -98,7 +109,8 @@ impl BallotProducer {
         let owed = Box::new((ack, Decision { ballot_id, outcome }));
         let key = key.as_deref().map(str::as_bytes);
         // On failure the answer is dropped: the waiter hears "not recorded".
-        if let Err(e) = send_retrying(&self.producer, &self.topic, key, &payload, owed) {
+        if let Err(e) = send_with_headers(&self.producer, &self.topic, key, &payload, headers, owed)
+        {
             tracing::warn!(error = %e, "a ballot could not be queued for Kafka");
         }
     }

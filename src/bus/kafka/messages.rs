@@ -154,6 +154,52 @@ pub fn rejection_json(r: &Rejection) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// The Kafka header that marks a `ballots` message the HTTP edge already
+/// refused: its value says how ([`edge_rejection_header`]), the payload is
+/// what was sent. Without it the processor would parse the bare body again
+/// and record another reason (the path's election id is not in the body),
+/// or take two different refused requests with the same body for one.
+pub const EDGE_REJECTION_HEADER: &str = "votestream-rejection";
+
+/// The header's value: the rejection without its raw text.
+pub fn edge_rejection_header(r: &Rejection) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ballot_id": r.ballot_id,
+        "election_id": r.election_id,
+        "voter_id": r.voter_id,
+        "reason": r.reason.as_str(),
+        "detail": r.detail,
+        "received_at": r.received_at,
+    }))
+    .unwrap_or_default()
+}
+
+/// The rejection a marked message carries, `None` if the header is not
+/// one (the message is then parsed like any other). What it holds is made
+/// storable by the processor like every rejection.
+pub fn parse_edge_rejection(header: &[u8], payload: &[u8]) -> Option<Rejection> {
+    #[derive(Deserialize)]
+    struct Header {
+        ballot_id: String,
+        election_id: Option<String>,
+        voter_id: Option<String>,
+        reason: String,
+        detail: String,
+        received_at: Millis,
+    }
+    let h: Header = serde_json::from_slice(header).ok()?;
+    Some(Rejection {
+        reason: crate::model::RejectReason::parse(&h.reason)?,
+        ballot_id: h.ballot_id,
+        election_id: h.election_id,
+        voter_id: h.voter_id,
+        detail: h.detail,
+        raw: crate::edge::storable_raw(payload),
+        received_at: h.received_at,
+        source: None,
+    })
+}
+
 /// A `candidates_topic` message: the candidates table's columns.
 pub fn candidate_json(c: &Candidate) -> Vec<u8> {
     serde_json::to_vec(c).unwrap_or_default()
@@ -168,6 +214,26 @@ pub fn voter_json(v: &Voter) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::generate;
+
+    #[test]
+    fn an_edge_rejection_reads_back_as_sent() {
+        let r = Rejection {
+            ballot_id: "http-1".into(),
+            election_id: Some("e".into()),
+            voter_id: None,
+            reason: crate::model::RejectReason::InvalidField,
+            detail: "the path's election id contains U+0000".into(),
+            raw: "{}".into(),
+            received_at: 7,
+            source: None,
+        };
+        let back = parse_edge_rejection(&edge_rejection_header(&r), r.raw.as_bytes());
+        assert_eq!(back, Some(r));
+        assert_eq!(
+            parse_edge_rejection(b"{\"reason\":\"nonsense\"}", b""),
+            None
+        );
+    }
 
     #[test]
     fn a_vote_message_keeps_the_originals_fields_and_reads_back() {

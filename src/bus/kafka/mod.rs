@@ -331,10 +331,25 @@ pub(crate) fn send_retrying<C: ProducerContext + 'static>(
     payload: &[u8],
     opaque: C::DeliveryOpaque,
 ) -> Result<(), BusError> {
+    send_with_headers(producer, topic, key, payload, None, opaque)
+}
+
+/// [`send_retrying`], with Kafka headers.
+pub(crate) fn send_with_headers<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    headers: Option<rdkafka::message::OwnedHeaders>,
+    opaque: C::DeliveryOpaque,
+) -> Result<(), BusError> {
     let mut record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque> =
         BaseRecord::with_opaque_to(topic, opaque).payload(payload);
     if let Some(k) = key {
         record = record.key(k);
+    }
+    if let Some(h) = headers {
+        record = record.headers(h);
     }
     loop {
         match producer.send(record) {
