@@ -209,10 +209,13 @@ pub enum RejectReason {
     AlreadyVoted,
     CastInFuture,
     CastBeforeOpen,
+    /// The ballot id already names a ballot with other content (another
+    /// election, voter or candidate): one id, one ballot.
+    BallotIdReused,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::MalformedJson,
         RejectReason::InvalidUtf8,
         RejectReason::WrongType,
@@ -225,6 +228,7 @@ impl RejectReason {
         RejectReason::AlreadyVoted,
         RejectReason::CastInFuture,
         RejectReason::CastBeforeOpen,
+        RejectReason::BallotIdReused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -241,6 +245,7 @@ impl RejectReason {
             RejectReason::AlreadyVoted => "already_voted",
             RejectReason::CastInFuture => "cast_in_future",
             RejectReason::CastBeforeOpen => "cast_before_open",
+            RejectReason::BallotIdReused => "ballot_id_reused",
         }
     }
 

@@ -16,7 +16,7 @@ use votestream::model::{
 use votestream::process::{Processor, Registry};
 use votestream::shutdown::Shutdown;
 use votestream::stats::Stats;
-use votestream::store::{self, Batch, Store, StoreError};
+use votestream::store::{self, Batch, Fate, Store, StoreError};
 
 const OPENS: i64 = 1_780_000_000_000;
 
@@ -88,6 +88,10 @@ contract!(
     two_engines_of_one_name_take_turns,
     a_replay_of_the_same_bus_message_is_republished,
     tally_deltas_add_up_and_offsets_are_compare_and_set,
+    a_ballot_id_names_one_ballot,
+    a_batch_decides_ballot_ids_in_arrival_order,
+    an_id_first_rejected_stays_rejected,
+    ids_recorded_before_the_id_check_are_claimed_when_opened,
 );
 
 fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
@@ -958,4 +962,274 @@ fn tally_deltas_add_up_and_offsets_are_compare_and_set(b: &Backend) {
         .load_offsets("spark", "votes_topic")
         .unwrap()
         .is_empty());
+}
+
+fn rejected(reason: RejectReason, replay: bool) -> Fate {
+    Fate::Rejected {
+        reason,
+        detail: String::new(),
+        replay,
+    }
+}
+
+/// Fates with the details blanked (they are checked apart).
+fn fates(f: &[Fate]) -> Vec<Fate> {
+    f.iter()
+        .map(|f| match f {
+            Fate::Rejected { reason, replay, .. } => rejected(*reason, *replay),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+const REUSED: RejectReason = RejectReason::BallotIdReused;
+
+fn a_ballot_id_names_one_ballot(b: &Backend) {
+    let v = setup(b, 10);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    let r = record(&mut *st, &p, vec![ballot("x", "e1", &v[0], 0, 0)]);
+    assert_eq!(r.votes.len(), 1);
+    assert_eq!(r.vote_fates, [Fate::Accepted { replay: false }]);
+
+    // From another connection, as another processor would: the same id for
+    // another voter, candidate or election is refused and recorded, each
+    // under its own id; the same ballot (a later cast time changes nothing)
+    // is a replay.
+    let mut st2 = b.open();
+    let four = || {
+        vec![
+            ballot("x", "e1", &v[1], 0, 0),
+            ballot("x", "e1", &v[0], 1, 0),
+            ballot("x", "e2", &v[0], 0, 0),
+            ballot("x", "e1", &v[0], 0, 5),
+        ]
+    };
+    let r = record(&mut *st2, &p, four());
+    assert!(r.votes.is_empty(), "{:?}", r.votes);
+    assert_eq!(r.replays, 1);
+    assert_eq!(
+        fates(&r.vote_fates),
+        [
+            rejected(REUSED, false),
+            rejected(REUSED, false),
+            rejected(REUSED, false),
+            Fate::Accepted { replay: true },
+        ]
+    );
+    let ids: std::collections::HashSet<&str> =
+        r.rejections.iter().map(|r| r.ballot_id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "each reuse is recorded under its own id");
+    assert!(ids.iter().all(|id| id.starts_with("x~reused-")), "{ids:?}");
+    assert!(
+        r.rejections[0].detail.contains("\"x\""),
+        "{}",
+        r.rejections[0].detail
+    );
+    assert_eq!(
+        r.rejections[0].voter_id.as_deref(),
+        Some(v[1].voter_id.as_str())
+    );
+
+    // All four again: replays, each with its first answer.
+    let again = record(&mut *st, &p, four());
+    assert!(again.votes.is_empty() && again.rejections.is_empty());
+    assert_eq!(again.replays, 4);
+    assert_eq!(
+        fates(&again.vote_fates),
+        [
+            rejected(REUSED, true),
+            rejected(REUSED, true),
+            rejected(REUSED, true),
+            Fate::Accepted { replay: true },
+        ]
+    );
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM votes"), 1);
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM rejected_ballots"), 3);
+    let e1 = st.results("e1", BUILTIN).unwrap();
+    assert_eq!((e1.accepted, e1.rejected), (1, 2));
+    assert_eq!(e1.rejected_by_reason.get("ballot_id_reused"), Some(&2));
+    let e2 = st.results("e2", BUILTIN).unwrap();
+    assert_eq!((e2.accepted, e2.rejected), (0, 1));
+}
+
+fn a_batch_decides_ballot_ids_in_arrival_order(b: &Backend) {
+    let v = setup(b, 10);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    record(&mut *st, &p, vec![ballot("first", "e1", &v[0], 0, 0)]);
+    // A voter who voted and a new voter share an id: the first to arrive
+    // owns it; the other is refused. Each answer is its own.
+    let r = record(
+        &mut *st,
+        &p,
+        vec![
+            ballot("q", "e1", &v[0], 1, 0),
+            ballot("q", "e1", &v[5], 0, 0),
+        ],
+    );
+    assert!(r.votes.is_empty());
+    assert_eq!(
+        fates(&r.vote_fates),
+        [
+            rejected(RejectReason::AlreadyVoted, false),
+            rejected(REUSED, false)
+        ]
+    );
+    // The other way round, and with the later voter first in key order.
+    let r = record(
+        &mut *st,
+        &p,
+        vec![
+            ballot("r", "e1", &v[6], 0, 0),
+            ballot("r", "e1", &v[0], 2, 0),
+            ballot("s", "e1", &v[8], 0, 0),
+            ballot("s", "e1", &v[7], 0, 0),
+            ballot("s", "e1", &v[8], 0, 0),
+        ],
+    );
+    let accepted: Vec<&str> = r.votes.iter().map(|v| v.voter_id.as_str()).collect();
+    assert_eq!(accepted, [v[6].voter_id.as_str(), v[8].voter_id.as_str()]);
+    assert_eq!(
+        fates(&r.vote_fates),
+        [
+            Fate::Accepted { replay: false },
+            rejected(REUSED, false),
+            Fate::Accepted { replay: false },
+            rejected(REUSED, false),
+            Fate::Accepted { replay: true },
+        ]
+    );
+    assert_eq!(r.replays, 1);
+    // Two unknown voters with one id: both recorded, neither lost.
+    let unknown = |id: &str, voter: &str| {
+        Inbound::Ballot(Ballot {
+            ballot_id: id.into(),
+            election_id: "e1".into(),
+            voter_id: voter.into(),
+            candidate_id: "c0".into(),
+            cast_at: OPENS + 1_000,
+        })
+    };
+    let r = record(
+        &mut *st,
+        &p,
+        vec![unknown("z", "nobody-1"), unknown("z", "nobody-2")],
+    );
+    assert_eq!(
+        fates(&r.rejection_fates),
+        [
+            rejected(RejectReason::UnknownVoter, false),
+            rejected(REUSED, false)
+        ]
+    );
+    let r = record(&mut *st, &p, vec![unknown("z", "nobody-3")]);
+    assert_eq!(fates(&r.rejection_fates), [rejected(REUSED, false)]);
+    let rows = b.raw.rejections();
+    let voters: Vec<Option<&str>> = rows
+        .iter()
+        .filter(|r| r.0.starts_with('z'))
+        .map(|r| r.2.as_deref())
+        .collect();
+    assert_eq!(
+        voters,
+        [Some("nobody-1"), Some("nobody-2"), Some("nobody-3")]
+    );
+    let e1 = st.results("e1", BUILTIN).unwrap();
+    assert_eq!(e1.received, e1.accepted + e1.rejected);
+    assert_eq!((e1.accepted, e1.rejected), (3, 7));
+    assert_eq!(
+        b.raw.scalar(&format!(
+            "SELECT COUNT(*) FROM votes WHERE voter_id IN ('{}', '{}')",
+            v[5].voter_id, v[7].voter_id
+        )),
+        0,
+        "a refused ballot is not counted"
+    );
+}
+
+fn an_id_first_rejected_stays_rejected(b: &Backend) {
+    let v = setup(b, 10);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    let r = record(&mut *st, &p, vec![ballot("w", "e1", &v[0], 7, 0)]);
+    assert_eq!(
+        fates(&r.rejection_fates),
+        [rejected(RejectReason::UnknownCandidate, false)]
+    );
+    // Corrected under the same id: another ballot, refused.
+    let r = record(&mut *st, &p, vec![ballot("w", "e1", &v[0], 0, 0)]);
+    assert!(r.votes.is_empty());
+    assert_eq!(fates(&r.vote_fates), [rejected(REUSED, false)]);
+    // The first one again: its first answer.
+    let r = record(&mut *st, &p, vec![ballot("w", "e1", &v[0], 7, 0)]);
+    assert_eq!(
+        fates(&r.rejection_fates),
+        [rejected(RejectReason::UnknownCandidate, true)]
+    );
+    // A message that did not parse, then a valid ballot with its id.
+    let broken = r#"{"ballot_id":"m","election_id":"e1","voter_id":5,"candidate_id":"c0","voting_time":"2026-06-01 00:00:00"}"#;
+    let r = record(&mut *st, &p, vec![Inbound::Raw(broken.into())]);
+    assert_eq!(
+        fates(&r.rejection_fates),
+        [rejected(RejectReason::WrongType, false)]
+    );
+    let r = record(&mut *st, &p, vec![ballot("m", "e1", &v[1], 0, 0)]);
+    assert!(r.votes.is_empty(), "{:?}", r.votes);
+    assert_eq!(fates(&r.vote_fates), [rejected(REUSED, false)]);
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM votes"), 0);
+    let r = record(&mut *st, &p, vec![Inbound::Raw(broken.into())]);
+    assert_eq!(r.replays, 1);
+    assert_eq!(
+        fates(&r.rejection_fates),
+        [rejected(RejectReason::WrongType, true)]
+    );
+}
+
+fn ids_recorded_before_the_id_check_are_claimed_when_opened(b: &Backend) {
+    let v = setup(b, 10);
+    {
+        let mut st = b.open();
+        let p = processor(&mut *st);
+        record(
+            &mut *st,
+            &p,
+            vec![
+                ballot("x", "e1", &v[0], 0, 0),
+                ballot("y", "e1", &v[1], 7, 0),
+            ],
+        );
+    }
+    // As a store made before the id check: no claims, an older version.
+    b.raw.execute(match b.raw {
+        store_support::Raw::Sqlite(_) => "DELETE FROM ballot_ids; PRAGMA user_version = 0;",
+        store_support::Raw::Postgres(_) => {
+            "DELETE FROM ballot_ids; DELETE FROM schema_version WHERE version = 3;"
+        }
+    });
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM ballot_ids"), 0);
+    let mut st = b.open();
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM ballot_ids"), 2);
+    let p = processor(&mut *st);
+    let r = record(
+        &mut *st,
+        &p,
+        vec![
+            ballot("x", "e1", &v[2], 0, 0),
+            ballot("y", "e1", &v[1], 0, 0),
+            ballot("x", "e1", &v[0], 0, 0),
+        ],
+    );
+    assert!(r.votes.is_empty(), "{:?}", r.votes);
+    assert_eq!(
+        fates(&r.vote_fates),
+        [
+            rejected(REUSED, false),
+            rejected(REUSED, false),
+            Fate::Accepted { replay: true },
+        ]
+    );
+    // Opening again does not run it twice.
+    drop(b.open());
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM ballot_ids"), 4);
 }

@@ -176,7 +176,7 @@ impl Processor {
         let registry = self.registry();
         let mut batch = Batch {
             votes: Vec::with_capacity(inbound.len()),
-            rejections: Vec::new(),
+            ..Batch::default()
         };
         let mut pending = Vec::new();
         for i in inbound {
@@ -188,8 +188,8 @@ impl Processor {
                 Ok(v) => {
                     if let Some(ack) = ack {
                         pending.push(ack::Pending {
+                            slot: ack::Slot::Vote(batch.votes.len()),
                             ballot_id: v.ballot_id.clone(),
-                            early: None,
                             ack,
                         });
                     }
@@ -198,11 +198,12 @@ impl Processor {
                 Err(r) => {
                     if let Some(ack) = ack {
                         pending.push(ack::Pending {
+                            slot: ack::Slot::Rejection(batch.rejections.len()),
                             ballot_id: r.ballot_id.clone(),
-                            early: Some((r.reason, r.detail.clone())),
                             ack,
                         });
                     }
+                    batch.rejections_after.push(batch.votes.len());
                     batch.rejections.push(*r);
                 }
             }

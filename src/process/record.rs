@@ -67,13 +67,19 @@ fn isolate(
     out: &mut Recorded,
 ) -> Result<(), StoreError> {
     if len(&batch) <= 1 {
-        let refused = match (batch.votes.pop(), batch.rejections.pop()) {
-            (Some(v), _) => refused_vote(v, &error),
-            (None, Some(r)) => refused_rejection(r, &error),
+        let (refused, was_vote) = match (batch.votes.pop(), batch.rejections.pop()) {
+            (Some(v), _) => (refused_vote(v, &error), true),
+            (None, Some(r)) => (refused_rejection(r, &error), false),
             (None, None) => return Ok(()),
         };
         tracing::warn!(ballot_id = %refused.ballot_id, %error, "the store refused a ballot; recorded as a rejection");
-        return record_refused(store, refused, shutdown, out);
+        let mut one = record_refused(store, refused, shutdown)?;
+        if was_vote {
+            // The waiter holds the vote's place: its answer is the rejection.
+            one.vote_fates = std::mem::take(&mut one.rejection_fates);
+        }
+        merge(out, one);
+        return Ok(());
     }
     for half in halves(batch) {
         match record_transient(store, half, shutdown) {
@@ -87,33 +93,46 @@ fn isolate(
     Ok(())
 }
 
-/// Splits a batch in two halves of its items (votes first, in order).
+/// Splits a batch in two halves of its items (votes first, in order), each
+/// rejection keeping its place among the votes of its half.
 fn halves(batch: Batch) -> [Batch; 2] {
     let Batch {
         mut votes,
         mut rejections,
+        mut rejections_after,
     } = batch;
     let mid = (votes.len() + rejections.len()) / 2;
-    let mut first = Batch::default();
     if mid <= votes.len() {
         let rest = votes.split_off(mid);
-        first.votes = votes;
+        let first = Batch {
+            votes,
+            ..Batch::default()
+        };
+        let rejections_after = rejections_after
+            .iter()
+            .map(|n| n.saturating_sub(mid))
+            .collect();
         [
             first,
             Batch {
                 votes: rest,
                 rejections,
+                rejections_after,
             },
         ]
     } else {
-        let rest = rejections.split_off(mid - votes.len());
-        first.votes = votes;
-        first.rejections = rejections;
+        let k = mid - votes.len();
+        let rest = rejections.split_off(k);
+        rejections_after.truncate(k);
         [
-            first,
             Batch {
-                votes: Vec::new(),
+                votes,
+                rejections,
+                rejections_after,
+            },
+            Batch {
                 rejections: rest,
+                ..Batch::default()
             },
         ]
     }
@@ -151,8 +170,7 @@ fn record_refused(
     store: &mut dyn Store,
     r: Rejection,
     shutdown: &Shutdown,
-    out: &mut Recorded,
-) -> Result<(), StoreError> {
+) -> Result<Recorded, StoreError> {
     let bare = Rejection {
         ballot_id: edge::content_id(r.ballot_id.as_bytes()),
         election_id: None,
@@ -164,18 +182,16 @@ fn record_refused(
         source: r.source,
     };
     let one = |r| Batch {
-        votes: Vec::new(),
         rejections: vec![r],
+        ..Batch::default()
     };
     match record_transient(store, one(r), shutdown) {
-        Ok(recorded) => merge(out, recorded),
-        Err((e, _)) if e.class() == ErrorClass::Content => merge(
-            out,
-            record_transient(store, one(bare), shutdown).map_err(|(e, _)| e)?,
-        ),
-        Err((e, _)) => return Err(e),
+        Ok(recorded) => Ok(recorded),
+        Err((e, _)) if e.class() == ErrorClass::Content => {
+            record_transient(store, one(bare), shutdown).map_err(|(e, _)| e)
+        }
+        Err((e, _)) => Err(e),
     }
-    Ok(())
 }
 
 /// Adds what a part of a batch recorded (parts commit in order, so seqs
@@ -184,9 +200,12 @@ fn merge(into: &mut Recorded, from: Recorded) {
     into.votes.extend(from.votes);
     into.rejections.extend(from.rejections);
     into.replays += from.replays;
-    into.replayed_votes.extend(from.replayed_votes);
     into.republish_votes.extend(from.republish_votes);
     into.republish_rejections.extend(from.republish_rejections);
+    // Halves keep the batch's order, so the fates stay in the places the
+    // waiters hold.
+    into.vote_fates.extend(from.vote_fates);
+    into.rejection_fates.extend(from.rejection_fates);
 }
 
 /// Runs a store call, retrying with backoff while its error is transient:

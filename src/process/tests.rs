@@ -274,8 +274,8 @@ fn every_semantic_rejection_has_its_reason() {
         .unwrap_err();
     let recorded = store
         .record(Batch {
-            votes: vec![],
             rejections: vec![*r],
+            ..Batch::default()
         })
         .map_err(|(e, _)| e)
         .unwrap();

@@ -29,8 +29,9 @@ use crate::process::ack::{Decision, Outcome};
 use crate::process::parse::json_error_reason;
 
 /// The HTTP body. `ballot_id` is optional: with an `Idempotency-Key` the id
-/// is derived from the key; with neither, a fresh one is drawn (and a retry
-/// would be a second ballot, refused as `already_voted`).
+/// is derived from the key (and the body's is ignored); with neither, a
+/// fresh one is drawn (and a retry would be a second ballot, refused as
+/// `already_voted`).
 #[derive(Deserialize)]
 struct HttpBallot {
     voter_id: String,
@@ -55,12 +56,25 @@ pub async fn cast(
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("this server takes no ballots".into()))?;
     let key = idempotency_key(&headers)?;
+    // One request per key at a time: a retry racing the first is told to
+    // wait for the first's answer, never given a second outcome.
+    let _held = match key {
+        Some(k) => Some(intake.hold(&keyed_id(&election_id, k)).ok_or_else(|| {
+            ApiError::Conflict {
+                code: "idempotency_key_in_flight",
+                message: "a request with this Idempotency-Key is still being processed; \
+                          retry once it is answered"
+                    .into(),
+            }
+        })?),
+        None => None,
+    };
     let now = now_millis();
     let inbound = match Limited::new(body, st.max_body).collect().await {
         Ok(collected) => to_inbound(&election_id, key, &collected.to_bytes(), now),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             let id = match key {
-                Some(k) => keyed_id(&election_id, k, ""),
+                Some(k) => keyed_id(&election_id, k),
                 None => random_id(),
             };
             let detail = format!("the body is larger than {} bytes", st.max_body);
@@ -84,11 +98,14 @@ pub async fn cast(
     let decision = intake.submit(inbound).await.map_err(|e| match e {
         IntakeError::Closed | IntakeError::NotRecorded => ApiError::Unavailable(e.to_string()),
     })?;
-    Ok(answer(decision))
+    Ok(answer(decision, key.is_some()))
 }
 
 /// The answer for a decided ballot; a replay gets the first answer again.
-pub fn answer(d: Decision) -> Response {
+/// With an Idempotency-Key (`keyed`), a ballot id reused for other content
+/// means the key was reused for another request: 422, as the
+/// Idempotency-Key rule has it.
+pub fn answer(d: Decision, keyed: bool) -> Response {
     let (status, body, replay) = match d.outcome {
         Outcome::Accepted { replay } => (
             StatusCode::ACCEPTED,
@@ -100,17 +117,14 @@ pub fn answer(d: Decision) -> Response {
             serde_json::json!({"ballot_id": d.ballot_id, "status": "queued"}),
             false,
         ),
-        Outcome::Rejected { reason, detail } => (
-            status_for(reason),
-            serde_json::json!({
-                "ballot_id": d.ballot_id,
-                "status": "rejected",
-                "error": reason.as_str(),
-                "reason": reason.as_str(),
-                "message": detail,
-            }),
-            false,
-        ),
+        Outcome::Rejected { reason, detail } => {
+            let (status, body) = refusal(&d.ballot_id, reason, detail, keyed);
+            (status, body, false)
+        }
+        Outcome::RejectedBefore { reason, detail } => {
+            let (status, body) = refusal(&d.ballot_id, reason, detail, keyed);
+            (status, body, true)
+        }
     };
     metrics::counter!(HTTP_BALLOTS, "status" => status.as_str().to_string()).increment(1);
     let mut resp = (status, Json(body)).into_response();
@@ -121,13 +135,39 @@ pub fn answer(d: Decision) -> Response {
     resp
 }
 
-/// One status per class of bad ballot (SPEC §7).
+fn refusal(
+    ballot_id: &str,
+    reason: RejectReason,
+    detail: String,
+    keyed: bool,
+) -> (StatusCode, serde_json::Value) {
+    let (status, error, message) = match reason {
+        RejectReason::BallotIdReused if keyed => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a request with another body \
+             (election, voter or candidate); a key names one request"
+                .to_string(),
+        ),
+        _ => (status_for(reason), reason.as_str(), detail),
+    };
+    let body = serde_json::json!({
+        "ballot_id": ballot_id,
+        "status": "rejected",
+        "error": error,
+        "reason": reason.as_str(),
+        "message": message,
+    });
+    (status, body)
+}
+
+/// One status per class of bad ballot.
 pub fn status_for(reason: RejectReason) -> StatusCode {
     match reason {
         RejectReason::MalformedJson | RejectReason::InvalidUtf8 => StatusCode::BAD_REQUEST,
         RejectReason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RejectReason::UnknownElection => StatusCode::NOT_FOUND,
-        RejectReason::AlreadyVoted => StatusCode::CONFLICT,
+        RejectReason::AlreadyVoted | RejectReason::BallotIdReused => StatusCode::CONFLICT,
         RejectReason::WrongType
         | RejectReason::MissingField
         | RejectReason::InvalidField
@@ -157,7 +197,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> Inbound {
     let reject = |reason, detail: String, voter: Option<&str>| {
         let id = match key {
-            Some(k) => keyed_id(election_id, k, voter.unwrap_or("")),
+            Some(k) => keyed_id(election_id, k),
             None => content_id(election_id, raw),
         };
         let voter = voter.map(str::to_string);
@@ -214,7 +254,7 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
         },
     };
     let ballot_id = match (key, body_id) {
-        (Some(k), _) => keyed_id(election_id, k, &b.voter_id),
+        (Some(k), _) => keyed_id(election_id, k),
         (None, Some(id)) => id.to_string(),
         (None, None) => random_id(),
     };
@@ -250,12 +290,13 @@ fn rejection(
     })
 }
 
-/// A key names one voter's ballot in one election: the same key for another
-/// voter or election is another ballot.
-fn keyed_id(election_id: &str, key: &str, voter_id: &str) -> String {
+/// A key names one request (one ballot) in one election: reused with
+/// another body, it names a ballot with other content, which the store
+/// refuses (`ballot_id_reused`, answered as `idempotency_key_reused`).
+fn keyed_id(election_id: &str, key: &str) -> String {
     format!(
-        "http-{}",
-        hash(&[election_id.as_bytes(), key.as_bytes(), voter_id.as_bytes()])
+        "http-key-{}",
+        hash(&[election_id.as_bytes(), key.as_bytes()])
     )
 }
 

@@ -22,6 +22,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -35,7 +37,7 @@ impl ApiError {
             ApiError::MissingToken => "missing_token",
             ApiError::WrongToken => "wrong_token",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::BadRequest { code, .. } => code,
+            ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -48,6 +50,7 @@ impl ApiError {
             ApiError::WrongToken => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

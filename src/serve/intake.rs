@@ -3,8 +3,12 @@
 //! (one fsync) answers many requests. That is how durable intake keeps up
 //! with tens of thousands of requests a second.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::{mpsc, oneshot};
 
+use super::metrics::HTTP_KEYS_IN_FLIGHT;
 use crate::bus::kafka::intake::BallotProducer;
 use crate::bus::{memory::BallotSender, Inbound};
 use crate::process::ack::{Ack, Decision};
@@ -23,6 +27,24 @@ enum Msg {
 #[derive(Clone)]
 pub struct Intake {
     tx: mpsc::Sender<Msg>,
+    /// Ballot ids of Idempotency-Key requests waiting for their answer.
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A ballot id held by a request until its answer is sent (or the request
+/// is dropped): a concurrent retry with the same Idempotency-Key is refused
+/// meanwhile instead of racing the first.
+pub struct InFlight {
+    ids: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.remove(&self.id);
+        metrics::gauge!(HTTP_KEYS_IN_FLIGHT).set(ids.len() as f64);
+    }
 }
 
 /// Where the intake forwards ballots: the in-process processor (which
@@ -86,7 +108,22 @@ impl Intake {
             })
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the intake thread"));
-        (Intake { tx: tx.clone() }, IntakeStop { tx })
+        let intake = Intake {
+            tx: tx.clone(),
+            in_flight: Arc::default(),
+        };
+        (intake, IntakeStop { tx })
+    }
+
+    /// Holds `ballot_id` for one request; `None` while another holds it.
+    pub fn hold(&self, ballot_id: &str) -> Option<InFlight> {
+        let mut ids = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let held = ids.insert(ballot_id.to_string()).then(|| InFlight {
+            ids: self.in_flight.clone(),
+            id: ballot_id.to_string(),
+        });
+        metrics::gauge!(HTTP_KEYS_IN_FLIGHT).set(ids.len() as f64);
+        held
     }
 
     /// Sends one ballot and waits until it is committed (or refused).

@@ -20,6 +20,8 @@ pub const AGGREGATOR_SAVE_SECONDS: &str = "votestream_aggregator_save_seconds";
 pub const VOTE_VISIBLE_SECONDS: &str = "votestream_vote_to_visible_seconds";
 pub const LAG_VOTES: &str = "votestream_lag_votes";
 pub const SSE_VIEWERS: &str = "votestream_sse_viewers";
+/// Idempotency-Key requests waiting for their answer.
+pub const HTTP_KEYS_IN_FLIGHT: &str = "votestream_http_idempotency_keys_in_flight";
 
 /// The process-wide recorder (installed once; later calls share it).
 pub fn handle() -> PrometheusHandle {
@@ -71,6 +73,10 @@ fn describe() {
     );
     metrics::describe_gauge!(LAG_VOTES, "Votes recorded but not yet aggregated");
     metrics::describe_gauge!(SSE_VIEWERS, "Open Server-Sent Events streams");
+    metrics::describe_gauge!(
+        HTTP_KEYS_IN_FLIGHT,
+        "Idempotency-Key requests waiting for their answer"
+    );
 }
 
 /// Counts what one batch recorded.

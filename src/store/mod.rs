@@ -7,19 +7,21 @@
 //! crash between two calls never leaves half a batch behind.
 
 mod error;
+pub mod ids;
+mod outcome;
 mod postgres;
 mod sqlite;
 pub mod util;
 
 pub use error::ErrorClass;
-
+pub use outcome::{Fate, Recorded};
 pub use postgres::{PgStore, VOTE_COPY_TYPES};
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;
 
 use crate::aggregate::{Tallies, TallyKey};
-use crate::model::{Candidate, Election, Gender, RejectReason, Rejection, Source, Vote, Voter};
+use crate::model::{Candidate, Election, Gender, Rejection, Vote, Voter};
 use crate::results::Results;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,27 +139,6 @@ pub struct VoterKey<'a> {
     pub gender: Gender,
 }
 
-/// The outcome of recording one batch, after the store had the last word on
-/// uniqueness.
-#[derive(Debug, Default)]
-pub struct Recorded {
-    /// Accepted votes with their `seq` filled in, in seq order.
-    pub votes: Vec<Vote>,
-    /// Rejections actually recorded (including votes the store refused as
-    /// `already_voted`).
-    pub rejections: Vec<Rejection>,
-    /// Ballots seen before (same ballot id): not counted again.
-    pub replays: usize,
-    /// Ballot ids of the replays of an accepted vote, so whoever waits for
-    /// an answer (the HTTP API) can give the first answer again.
-    pub replayed_votes: Vec<String>,
-    /// Replays of the very bus message recorded before (same source): the
-    /// processor died between the store's commit and the bus's, so their
-    /// outcome was never published. Votes come with their stored seq.
-    pub republish_votes: Vec<Vote>,
-    pub republish_rejections: Vec<Rejection>,
-}
-
 /// One partition's offsets moving in [`Store::add_tallies`]: from the next
 /// offset the store had (`None`: none yet) to the next one after the batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,109 +161,35 @@ pub struct ElectionEntry {
 pub struct Batch {
     pub votes: Vec<Vote>,
     pub rejections: Vec<Rejection>,
+    /// For each rejection, how many of the votes arrived before it (missing:
+    /// all of them): ballot ids are decided in arrival order.
+    pub rejections_after: Vec<usize>,
 }
 
-/// What the store decided for one vote of a batch.
-#[derive(Debug)]
-pub enum VoteOutcome {
-    /// Recorded with this seq.
-    Accepted(i64),
-    /// The same ballot was accepted before.
-    Replay,
-    /// The same bus message was recorded before, as this seq (see
-    /// [`Recorded::republish_votes`]).
-    Republish(i64),
-    /// The voter had already voted, with this ballot id.
-    AlreadyVoted(String),
-}
-
-/// What the store decided for one rejection of a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RejectionOutcome {
-    New,
-    /// This ballot id was rejected before.
-    Replay,
-    /// The same bus message was rejected before (see [`Recorded::republish_rejections`]).
-    Republish,
-}
-
-/// The store's decisions for a batch, in the batch's order: one per vote, then
-/// one per rejection (the batch's own, then the `already_voted` ones).
-#[derive(Debug, Default)]
-pub struct BatchOutcome {
-    pub votes: Vec<VoteOutcome>,
-    pub rejections: Vec<RejectionOutcome>,
-}
-
-/// Whether a replay came from the very message stored before: only then was
-/// its outcome possibly never published.
-pub fn same_source(stored: Option<Source>, incoming: Option<Source>) -> bool {
-    stored.is_some() && stored == incoming
-}
-
-/// The `already_voted` rejections a batch's outcome calls for, in vote order.
-pub fn already_voted_rejections(batch: &Batch, outcome: &BatchOutcome) -> Vec<Rejection> {
-    batch
-        .votes
-        .iter()
-        .zip(&outcome.votes)
-        .filter_map(|(v, o)| match o {
-            VoteOutcome::AlreadyVoted(first) => Some(Rejection {
-                ballot_id: v.ballot_id.clone(),
-                election_id: Some(v.election_id.to_string()),
-                voter_id: Some(v.voter_id.clone()),
-                reason: RejectReason::AlreadyVoted,
-                detail: format!("voter already voted in this election (ballot {first})"),
-                raw: String::new(),
-                received_at: crate::model::now_millis(),
-                source: v.source,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
-impl BatchOutcome {
-    /// Moves the batch into what was recorded, without copying a vote.
-    pub fn apply(self, batch: Batch) -> Recorded {
-        let already = already_voted_rejections(&batch, &self);
-        let mut out = Recorded::default();
-        for (mut v, o) in batch.votes.into_iter().zip(self.votes) {
-            match o {
-                VoteOutcome::Accepted(seq) => {
-                    v.seq = seq;
-                    out.votes.push(v);
-                }
-                VoteOutcome::Replay => {
-                    out.replays += 1;
-                    out.replayed_votes.push(v.ballot_id);
-                }
-                VoteOutcome::Republish(seq) => {
-                    out.replays += 1;
-                    out.replayed_votes.push(v.ballot_id.clone());
-                    v.seq = seq;
-                    out.republish_votes.push(v);
-                }
-                VoteOutcome::AlreadyVoted(_) => {}
-            }
-        }
-        for (r, o) in batch
-            .rejections
-            .into_iter()
-            .chain(already)
-            .zip(self.rejections)
-        {
-            match o {
-                RejectionOutcome::New => out.rejections.push(r),
-                RejectionOutcome::Replay => out.replays += 1,
-                RejectionOutcome::Republish => {
-                    out.replays += 1;
-                    out.republish_rejections.push(r);
-                }
-            }
-        }
-        out
+/// Sorts a batch's votes by (election, voter), stably: a store walks its
+/// uniqueness index forward instead of at random. Returns where each sorted
+/// vote was (`positions`), and the sorted indices in arrival order.
+pub(crate) fn sort_by_voter(batch: &mut Batch) -> (Vec<usize>, Vec<usize>) {
+    let mut tagged: Vec<(usize, Vote)> = std::mem::take(&mut batch.votes)
+        .into_iter()
+        .enumerate()
+        .collect();
+    tagged.sort_by_key(|(_, v)| (v.election_no, v.voter_no));
+    let (positions, votes): (Vec<usize>, Vec<Vote>) = tagged.into_iter().unzip();
+    batch.votes = votes;
+    let mut arrival = vec![0; positions.len()];
+    for (sorted, &at) in positions.iter().enumerate() {
+        arrival[at] = sorted;
     }
+    (positions, arrival)
+}
+
+/// Undoes [`sort_by_voter`], for a batch handed back for a retry.
+pub(crate) fn unsort(mut batch: Batch, positions: &[usize]) -> Batch {
+    let mut tagged: Vec<(usize, Vote)> = positions.iter().copied().zip(batch.votes).collect();
+    tagged.sort_by_key(|(at, _)| *at);
+    batch.votes = tagged.into_iter().map(|(_, v)| v).collect();
+    batch
 }
 
 pub trait Store: Send {
@@ -303,6 +210,9 @@ pub trait Store: Send {
     /// Records validated votes and rejections in one transaction. The store
     /// enforces one vote per voter per election and recognises replays. On
     /// failure nothing was written and the batch comes back for a retry.
+    // The batch comes back by value on the (cold) failure path: its vectors
+    // move, no ballot is copied, so a few more bytes in `Err` cost nothing.
+    #[allow(clippy::result_large_err)]
     fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)>;
     /// Accepted votes with `seq > after`, in seq order, at most `limit`.
     fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError>;

@@ -137,3 +137,13 @@ CREATE TABLE IF NOT EXISTS agg_offsets (
 
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
 INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;
+
+-- Version 3: one ballot id, one ballot. Every id recorded (as a vote or a
+-- rejection) with a fingerprint of the content it named (store/ids.rs);
+-- NULL for a rejection recorded before fingerprints were kept whose content
+-- is unknown. Filled from what is already recorded when version 3 is
+-- applied (store/postgres/ids.rs), which also inserts the version row.
+CREATE TABLE IF NOT EXISTS ballot_ids (
+    ballot_id   TEXT PRIMARY KEY,
+    fingerprint BIGINT
+);

@@ -1,19 +1,25 @@
 //! The embedded store: one SQLite file in WAL mode, `synchronous = FULL`, so
 //! a committed batch survives a crash of the process (and of the machine).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::ids::{self, Fingerprint, Plan};
+use super::outcome::{
+    by_voter, new_rejections, same_source, BatchOutcome, RejectionOutcome, StoredRejection,
+    VoteOutcome,
+};
 use super::util::{Interner, TimeFormat};
 use super::{
-    already_voted_rejections, check_batch, check_election, check_voter, same_source, Batch,
-    BatchOutcome, ElectionEntry, OffsetMove, Recorded, RejectionOutcome, Store, StoreError,
-    VoteOutcome, VoterKey,
+    check_batch, check_election, check_voter, sort_by_voter, unsort, Batch, ElectionEntry,
+    OffsetMove, Recorded, Store, StoreError, VoterKey,
 };
 use crate::aggregate::{Tallies, TallyKey};
-use crate::model::{format_voting_time, AgeBand, Candidate, Election, Gender, Source, Vote, Voter};
+use crate::model::{
+    format_voting_time, AgeBand, Candidate, Election, Gender, RejectReason, Source, Vote, Voter,
+};
 use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
 
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
@@ -36,7 +42,9 @@ impl SqliteStore {
         )?;
         conn.execute_batch(SCHEMA)?;
         add_source_columns(&conn)?;
-        Ok(SqliteStore { conn })
+        let mut store = SqliteStore { conn };
+        store.claim_recorded_ids()?;
+        Ok(store)
     }
 }
 
@@ -59,6 +67,53 @@ fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+impl SqliteStore {
+    /// Version 3: fills `ballot_ids` from the votes and rejections a store
+    /// made before it existed (the first of an id wins), once.
+    fn claim_recorded_ids(&mut self) -> Result<(), StoreError> {
+        let version = |c: &Connection| -> rusqlite::Result<i64> {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        };
+        if version(&self.conn)? >= 3 || self.conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if version(&tx)? < 3 {
+            let mut claim = tx.prepare(
+                "INSERT INTO ballot_ids (ballot_id, fingerprint) VALUES (?1, ?2)
+                 ON CONFLICT (ballot_id) DO NOTHING",
+            )?;
+            let mut votes = tx.prepare(
+                "SELECT ballot_id, election_id, voter_id, candidate_id FROM votes ORDER BY seq",
+            )?;
+            let mut rows = votes.query([])?;
+            while let Some(r) = rows.next()? {
+                let print = ids::content_fingerprint(
+                    r.get_ref(1)?.as_str()?,
+                    r.get_ref(2)?.as_str()?,
+                    r.get_ref(3)?.as_str()?,
+                );
+                claim.execute(params![r.get_ref(0)?.as_str()?, print])?;
+            }
+            let mut rejected = tx.prepare(
+                "SELECT ballot_id, election_id, reason, raw FROM rejected_ballots ORDER BY id",
+            )?;
+            let mut rows = rejected.query([])?;
+            while let Some(r) = rows.next()? {
+                let election: Option<String> = r.get(1)?;
+                let (reason, raw) = (r.get_ref(2)?.as_str()?, r.get_ref(3)?.as_str()?);
+                let print = ids::recorded_fingerprint(election.as_deref(), reason, raw);
+                claim.execute(params![r.get_ref(0)?.as_str()?, print])?;
+            }
+        }
+        tx.execute_batch("PRAGMA user_version = 3")?;
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 /// The voters table's columns, in [`profile`]'s order.
@@ -96,13 +151,56 @@ fn source_of(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Source
 }
 
 impl SqliteStore {
-    /// Writes a batch by reference, so a failed attempt leaves it whole for a retry.
-    fn try_record(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+    /// Writes a batch by reference, so a failed attempt leaves it whole for
+    /// a retry. `arrival` lists the (sorted) votes in the order they came.
+    fn try_record(&mut self, batch: &Batch, arrival: &[usize]) -> Result<BatchOutcome, StoreError> {
         check_batch(batch)?;
         let tx = self.conn.transaction()?;
-        let mut outcome = BatchOutcome::default();
         let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
+        let mut outcome = BatchOutcome::default();
         {
+            // The id check claims each new id as it goes (in arrival order).
+            let mut claim = tx.prepare_cached(
+                "INSERT INTO ballot_ids (ballot_id, fingerprint) VALUES (?1, ?2)
+                 ON CONFLICT (ballot_id) DO NOTHING",
+            )?;
+            let mut claimed =
+                tx.prepare_cached("SELECT fingerprint FROM ballot_ids WHERE ballot_id = ?1")?;
+            outcome.plan = Plan::new(
+                &batch.votes,
+                arrival,
+                &batch.rejections,
+                &batch.rejections_after,
+                crate::model::now_millis(),
+                |id, print| -> Result<Option<Fingerprint>, StoreError> {
+                    if claim.execute(params![id, print])? == 1 {
+                        return Ok(None);
+                    }
+                    Ok(Some(claimed.query_row([id], |r| r.get(0))?))
+                },
+            )?;
+            let mut stored_rejection = tx.prepare_cached(
+                "SELECT reason, detail, src_partition, src_offset FROM rejected_ballots
+                 WHERE ballot_id = ?1",
+            )?;
+            for id in outcome.plan.stored_ids(&batch.votes, &batch.rejections) {
+                let found = stored_rejection
+                    .query_row([id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get(1)?, source_of(r, 2)?))
+                    })
+                    .optional()?;
+                if let Some((reason, detail, source)) = found {
+                    let reason = RejectReason::parse(&reason).unwrap_or(RejectReason::InvalidField);
+                    outcome.stored.insert(
+                        id.to_string(),
+                        StoredRejection {
+                            reason,
+                            detail,
+                            source,
+                        },
+                    );
+                }
+            }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO votes (election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
                     election_no, voter_no, src_partition, src_offset)
@@ -113,7 +211,11 @@ impl SqliteStore {
                  WHERE election_no = ?1 AND voter_no = ?2",
             )?;
             let mut times = TimeFormat::default();
-            for v in &batch.votes {
+            for (i, v) in batch.votes.iter().enumerate() {
+                if !by_voter(outcome.plan.votes[i], &v.ballot_id, &outcome.stored) {
+                    outcome.votes.push(VoteOutcome::ById);
+                    continue;
+                }
                 let inserted = insert.execute(params![
                     &*v.election_id,
                     v.voter_id,
@@ -147,17 +249,15 @@ impl SqliteStore {
                         VoteOutcome::AlreadyVoted(first)
                     });
             }
-            let already = already_voted_rejections(batch, &outcome);
+            outcome.new_rejections = new_rejections(batch, &outcome.plan, &outcome.votes);
             let mut reject = tx.prepare_cached(
                 "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at,
                     src_partition, src_offset)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (ballot_id) DO NOTHING",
             )?;
-            let mut stored_source = tx.prepare_cached(
-                "SELECT src_partition, src_offset FROM rejected_ballots WHERE ballot_id = ?1",
-            )?;
-            let mut seen = HashSet::new();
-            for r in batch.rejections.iter().chain(already.iter()) {
+            for n in &outcome.new_rejections {
+                // Its id was claimed by the id check.
+                let r = &n.rejection;
                 let inserted = reject.execute(params![
                     r.ballot_id,
                     r.election_id,
@@ -169,25 +269,15 @@ impl SqliteStore {
                     r.source.map(|s| s.partition),
                     r.source.map(|s| s.offset)
                 ])? == 1;
-                // Only the first of a ballot id in the batch can be its own replay.
-                let first = seen.insert(r.ballot_id.as_str());
+                // Only a rejection inserted before this batch can be in the
+                // table: the id check saw every other one.
                 outcome.rejections.push(if inserted {
+                    let election = r.election_id.as_deref().unwrap_or("");
+                    *counts.entry((election, r.reason.as_str())).or_default() += 1;
                     RejectionOutcome::New
-                } else if first
-                    && r.source.is_some()
-                    && same_source(
-                        stored_source.query_row([&r.ballot_id], |row| source_of(row, 0))?,
-                        r.source,
-                    )
-                {
-                    RejectionOutcome::Republish
                 } else {
                     RejectionOutcome::Replay
                 });
-                if inserted {
-                    let election = r.election_id.as_deref().unwrap_or("");
-                    *counts.entry((election, r.reason.as_str())).or_default() += 1;
-                }
             }
             let mut count = tx.prepare_cached(
                 "INSERT INTO ballot_counts (election_id, outcome, n) VALUES (?1, ?2, ?3)
@@ -416,10 +506,10 @@ impl Store for SqliteStore {
     fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
         // In key order the uniqueness index is walked forward instead of at
         // random. Stable, so one voter's ballots keep their arrival order.
-        batch.votes.sort_by_key(|v| (v.election_no, v.voter_no));
-        match self.try_record(&batch) {
-            Ok(outcome) => Ok(outcome.apply(batch)),
-            Err(e) => Err((e, batch)),
+        let (positions, arrival) = sort_by_voter(&mut batch);
+        match self.try_record(&batch, &arrival) {
+            Ok(outcome) => Ok(outcome.apply(batch, &positions)),
+            Err(e) => Err((e, unsort(batch, &positions))),
         }
     }
 

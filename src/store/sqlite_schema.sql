@@ -126,3 +126,12 @@ CREATE TABLE IF NOT EXISTS agg_offsets (
     next_offset INTEGER NOT NULL,
     PRIMARY KEY (engine, topic, partition)
 );
+-- One ballot id, one ballot: every id recorded (as a vote or a rejection)
+-- with a fingerprint of the content it named (store/ids.rs); NULL for a
+-- rejection recorded before fingerprints were kept whose content is unknown.
+-- Filled from the votes and rejections already there by the migration to
+-- version 3 (PRAGMA user_version).
+CREATE TABLE IF NOT EXISTS ballot_ids (
+    ballot_id   TEXT PRIMARY KEY,
+    fingerprint INTEGER
+) WITHOUT ROWID;

@@ -128,6 +128,20 @@ impl Raw {
         }
     }
 
+    /// Runs statements (test set-up that no store method does).
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Raw::Sqlite(p) => rusqlite::Connection::open(p)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            Raw::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+        }
+    }
+
     /// A single integer from a query (counts, max).
     pub fn scalar(&self, sql: &str) -> i64 {
         match self {

@@ -13,8 +13,14 @@ pub const API_TOKEN: &str = "test-api-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const ELECTION: &str = "general-2026";
 
+/// The binary under test. `VOTESTREAM_TEST_BIN` runs the tests against
+/// another build (e.g. the code before a fix, to see a test fail).
+pub fn bin() -> String {
+    std::env::var("VOTESTREAM_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_votestream").into())
+}
+
 pub fn votestream(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_votestream"))
+    let out = Command::new(bin())
         .args(args)
         .output()
         .expect("votestream runs");
@@ -67,7 +73,7 @@ impl Server {
         let addr_arg = addr_file.display().to_string();
         args.extend(["--addr-file", &addr_arg]);
         args.extend(extra);
-        let child = Command::new(env!("CARGO_BIN_EXE_votestream"))
+        let child = Command::new(bin())
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

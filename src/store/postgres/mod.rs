@@ -8,6 +8,7 @@
 //! every write is one transaction and idempotent when repeated (a commit
 //! whose acknowledgement was lost is recognised as a replay on retry).
 
+mod ids;
 mod read;
 mod write;
 
@@ -18,7 +19,10 @@ use std::time::Duration;
 
 use postgres::{Client, Config, NoTls};
 
-use super::{check_election, Batch, ElectionEntry, Recorded, Store, StoreError, VoterKey};
+use super::{
+    check_election, sort_by_voter, unsort, Batch, ElectionEntry, Recorded, Store, StoreError,
+    VoterKey,
+};
 use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{Candidate, Election, Voter};
 use crate::results::Results;
@@ -55,6 +59,19 @@ impl PgStore {
             c.batch_execute(&format!(
                 "BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK}); {SCHEMA} COMMIT;"
             ))?;
+            // Version 3 fills `ballot_ids` from what is already recorded,
+            // with no batch being recorded meanwhile.
+            let mut tx = c.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&RECORD_LOCK])?;
+            if tx
+                .query_opt("SELECT 1 FROM schema_version WHERE version = 3", &[])?
+                .is_none()
+            {
+                ids::claim_recorded_ids(&mut tx)?;
+                tx.execute("INSERT INTO schema_version (version) VALUES (3)", &[])?;
+            }
+            tx.commit()?;
             Ok(())
         })?;
         Ok(store)
@@ -225,10 +242,10 @@ impl Store for PgStore {
     fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
         // Key order walks the uniqueness index forward. Stable, so one
         // voter's ballots keep their arrival order (the first one wins).
-        batch.votes.sort_by_key(|v| (v.election_no, v.voter_no));
-        match write::try_record(self, &batch) {
-            Ok(outcome) => Ok(outcome.apply(batch)),
-            Err(e) => Err((e, batch)),
+        let (positions, arrival) = sort_by_voter(&mut batch);
+        match write::try_record(self, &batch, &arrival) {
+            Ok(outcome) => Ok(outcome.apply(batch, &positions)),
+            Err(e) => Err((e, unsort(batch, &positions))),
         }
     }
 

@@ -26,13 +26,16 @@ pub const VOTE_COPY_TYPES: [Type; 9] = [
     Type::INT8,
     Type::INT8,
 ];
+use super::ids;
 use crate::aggregate::TallyKey;
+use crate::model::{RejectReason, Rejection};
 use crate::model::{Source, Voter};
-use crate::store::util::TimeFormat;
-use crate::store::{
-    already_voted_rejections, check_batch, check_voter, same_source, Batch, BatchOutcome,
-    OffsetMove, RejectionOutcome, StoreError, VoteOutcome,
+use crate::store::outcome::{
+    by_voter, new_rejections, same_source, BatchOutcome, RejectionOutcome, StoredRejection,
+    VoteOutcome,
 };
+use crate::store::util::TimeFormat;
+use crate::store::{check_batch, check_voter, Batch, OffsetMove, StoreError};
 
 const VOTER_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality, \
     registration_number, address_street, address_city, address_state, address_country, \
@@ -162,7 +165,11 @@ fn copy_voters(
 /// snapshot) sees it. Holding the lock also makes the uniqueness look-up
 /// below authoritative: nobody else inserts votes meanwhile, and the
 /// `UNIQUE (election_no, voter_no)` constraint still backs it up.
-pub(super) fn try_record(store: &mut PgStore, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+pub(super) fn try_record(
+    store: &mut PgStore,
+    batch: &Batch,
+    arrival: &[usize],
+) -> Result<BatchOutcome, StoreError> {
     check_batch(batch)?;
     store.with(|c| {
         let mut tx = c.transaction()?;
@@ -173,21 +180,35 @@ pub(super) fn try_record(store: &mut PgStore, batch: &Batch) -> Result<BatchOutc
         let last_seq: i64 = tx
             .query_one("SELECT COALESCE(MAX(seq), 0) FROM votes", &[])?
             .try_get(0)?;
-        let existing = existing_ballots(&mut tx, batch)?;
-        let outcome_votes = decide_votes(batch, &existing, last_seq);
-        copy_votes(&mut tx, batch, &outcome_votes)?;
         let mut outcome = BatchOutcome {
-            votes: outcome_votes,
-            rejections: Vec::new(),
+            plan: ids::plan(
+                &mut tx,
+                &batch.votes,
+                arrival,
+                &batch.rejections,
+                &batch.rejections_after,
+            )?,
+            ..BatchOutcome::default()
         };
+        outcome.stored = stored_rejections(
+            &mut tx,
+            &outcome.plan.stored_ids(&batch.votes, &batch.rejections),
+        )?;
+        let existing = existing_ballots(&mut tx, batch)?;
+        outcome.votes = decide_votes(batch, &existing, last_seq, &outcome);
+        copy_votes(&mut tx, batch, &outcome.votes)?;
         let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
         for (v, o) in batch.votes.iter().zip(&outcome.votes) {
             if matches!(o, VoteOutcome::Accepted(_)) {
                 *counts.entry((&v.election_id, "accepted")).or_default() += 1;
             }
         }
-        let already = already_voted_rejections(batch, &outcome);
-        let rejections: Vec<_> = batch.rejections.iter().chain(already.iter()).collect();
+        outcome.new_rejections = new_rejections(batch, &outcome.plan, &outcome.votes);
+        let rejections: Vec<&Rejection> = outcome
+            .new_rejections
+            .iter()
+            .map(|n| &n.rejection)
+            .collect();
         outcome.rejections = insert_rejections(&mut tx, &rejections)?;
         for (r, o) in rejections.iter().zip(&outcome.rejections) {
             if *o == RejectionOutcome::New {
@@ -195,6 +216,10 @@ pub(super) fn try_record(store: &mut PgStore, batch: &Batch) -> Result<BatchOutc
                 *counts.entry((election, r.reason.as_str())).or_default() += 1;
             }
         }
+        ids::claim(
+            &mut tx,
+            &outcome.plan.new_claims(&batch.votes, &batch.rejections),
+        )?;
         let (mut elections, mut outcomes, mut ns) = (vec![], vec![], vec![]);
         for ((e, o), n) in counts {
             elections.push(e);
@@ -219,25 +244,22 @@ struct Stored {
     source: Option<Source>,
 }
 
-/// The vote already recorded for each distinct key of the batch that has
-/// one, by the index of the key's first vote in the batch.
+/// The vote already recorded for each distinct key of the batch that has one.
 fn existing_ballots(
     tx: &mut Transaction<'_>,
     batch: &Batch,
-) -> Result<HashMap<usize, Stored>, postgres::Error> {
+) -> Result<HashMap<(i64, i64), Stored>, postgres::Error> {
     // The batch is sorted by key, so each election's voters form one run.
     let mut out = HashMap::new();
     let mut start = 0;
     while start < batch.votes.len() {
         let election = batch.votes[start].election_no;
-        let mut firsts: HashMap<i64, usize> = HashMap::new();
         let mut voters = Vec::new();
         let mut end = start;
         while end < batch.votes.len() && batch.votes[end].election_no == election {
             let no = batch.votes[end].voter_no;
             if voters.last() != Some(&no) {
                 voters.push(no);
-                firsts.insert(no, end);
             }
             end += 1;
         }
@@ -250,18 +272,16 @@ fn existing_ballots(
             &[&election, &voters],
         )? {
             let no: i64 = r.try_get(0)?;
-            if let Some(&i) = firsts.get(&no) {
-                let source = match (r.try_get(3)?, r.try_get(4)?) {
-                    (Some(partition), Some(offset)) => Some(Source { partition, offset }),
-                    _ => None,
-                };
-                let stored = Stored {
-                    ballot_id: r.try_get(1)?,
-                    seq: r.try_get(2)?,
-                    source,
-                };
-                out.insert(i, stored);
-            }
+            let source = match (r.try_get(3)?, r.try_get(4)?) {
+                (Some(partition), Some(offset)) => Some(Source { partition, offset }),
+                _ => None,
+            };
+            let stored = Stored {
+                ballot_id: r.try_get(1)?,
+                seq: r.try_get(2)?,
+                source,
+            };
+            out.insert((election, no), stored);
         }
         start = end;
     }
@@ -271,19 +291,25 @@ fn existing_ballots(
 /// Decides each vote as the SQLite store does, one by one in batch order:
 /// the first ballot of a key not yet in the table is accepted; any other is
 /// a replay when its ballot id is the key's recorded one, else already_voted.
+/// Votes the id check decided are left out.
 fn decide_votes(
     batch: &Batch,
-    existing: &HashMap<usize, Stored>,
+    existing: &HashMap<(i64, i64), Stored>,
     last_seq: i64,
+    decided: &BatchOutcome,
 ) -> Vec<VoteOutcome> {
     let mut out = Vec::with_capacity(batch.votes.len());
     let mut next = last_seq;
     let mut owner: Option<((i64, i64), &str)> = None;
     for (i, v) in batch.votes.iter().enumerate() {
+        if !by_voter(decided.plan.votes[i], &v.ballot_id, &decided.stored) {
+            out.push(VoteOutcome::ById);
+            continue;
+        }
         let key = (v.election_no, v.voter_no);
         let first = match owner {
             Some((k, ballot)) if k == key => ballot,
-            _ => match existing.get(&i) {
+            _ => match existing.get(&key) {
                 Some(stored) => {
                     owner = Some((key, &stored.ballot_id));
                     if stored.ballot_id == v.ballot_id && same_source(stored.source, v.source) {
@@ -351,6 +377,35 @@ fn copy_votes(
     }
     w.finish()?;
     Ok(())
+}
+
+/// The rejections recorded under ids the batch replays.
+fn stored_rejections(
+    tx: &mut Transaction<'_>,
+    ids: &[&str],
+) -> Result<HashMap<String, StoredRejection>, postgres::Error> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    for r in tx.query(
+        "SELECT ballot_id, reason, detail, src_partition, src_offset FROM rejected_ballots
+         WHERE ballot_id = ANY($1::text[])",
+        &[&ids],
+    )? {
+        let source = match (r.try_get(3)?, r.try_get(4)?) {
+            (Some(partition), Some(offset)) => Some(Source { partition, offset }),
+            _ => None,
+        };
+        let reason: &str = r.try_get(1)?;
+        let stored = StoredRejection {
+            reason: RejectReason::parse(reason).unwrap_or(RejectReason::InvalidField),
+            detail: r.try_get(2)?,
+            source,
+        };
+        out.insert(r.try_get(0)?, stored);
+    }
+    Ok(out)
 }
 
 /// Inserts rejections unique by ballot id. Within the batch the first of a
