@@ -20,6 +20,12 @@ pub const AGGREGATOR_SAVE_SECONDS: &str = "votestream_aggregator_save_seconds";
 pub const VOTE_VISIBLE_SECONDS: &str = "votestream_vote_to_visible_seconds";
 pub const LAG_VOTES: &str = "votestream_lag_votes";
 pub const SSE_VIEWERS: &str = "votestream_sse_viewers";
+pub const SSE_REFUSED: &str = "votestream_sse_refused_total";
+pub const HTTP_CONNECTIONS: &str = "votestream_http_connections";
+pub const HTTP_MAX_CONNECTIONS: &str = "votestream_http_max_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "votestream_http_connections_refused_total";
+pub const HTTP_CONNECTIONS_CLOSED: &str = "votestream_http_connections_closed_total";
+pub const OPEN_FILES_LIMIT: &str = "votestream_open_files_limit";
 
 /// The process-wide recorder (installed once; later calls share it).
 pub fn handle() -> PrometheusHandle {
@@ -71,6 +77,27 @@ fn describe() {
     );
     metrics::describe_gauge!(LAG_VOTES, "Votes recorded but not yet aggregated");
     metrics::describe_gauge!(SSE_VIEWERS, "Open Server-Sent Events streams");
+    metrics::describe_counter!(
+        SSE_REFUSED,
+        "Server-Sent Events streams refused: the viewer cap was reached"
+    );
+    metrics::describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections");
+    metrics::describe_gauge!(
+        HTTP_MAX_CONNECTIONS,
+        "The connection cap in force (the flag, lowered to fit the open-file limit)"
+    );
+    metrics::describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "Connections refused with 503 at the connection cap"
+    );
+    metrics::describe_counter!(
+        HTTP_CONNECTIONS_CLOSED,
+        "Connections closed by a timeout, by reason (header, body, idle)"
+    );
+    metrics::describe_gauge!(
+        OPEN_FILES_LIMIT,
+        "The process's open-file limit after raising the soft limit to the hard one"
+    );
 }
 
 /// Counts what one batch recorded.

@@ -11,6 +11,7 @@ pub mod ballots;
 pub mod error;
 pub mod guard;
 pub mod intake;
+pub mod limits;
 pub mod metrics;
 pub mod read;
 pub mod snapshot;
@@ -32,6 +33,7 @@ use crate::store::Store;
 pub use error::ApiError;
 pub use guard::{RateLimiter, Tokens};
 pub use intake::{Intake, IntakeSink, IntakeStop};
+pub use limits::Limits;
 pub use snapshot::{Health, Snapshot};
 
 /// How the HTTP side is set up.
@@ -44,6 +46,8 @@ pub struct HttpOptions {
     pub rate_burst: f64,
     /// Largest ballot body accepted, in bytes.
     pub max_body: usize,
+    /// Timeouts and caps on what clients may hold.
+    pub limits: Limits,
 }
 
 /// What every handler shares.
@@ -58,6 +62,9 @@ pub struct Shared {
     health: Arc<Health>,
     metrics: PrometheusHandle,
     pub(crate) max_body: usize,
+    /// One permit per live SSE viewer, up to the viewer cap.
+    pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,
+    limits: Limits,
 }
 
 /// The parts of a running pipeline the server talks to.
@@ -86,6 +93,8 @@ impl Shared {
             health: pipeline.health,
             metrics: metrics::handle(),
             max_body: opts.max_body,
+            sse_slots: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_sse_viewers)),
+            limits: opts.limits.clone(),
         })
     }
 
@@ -155,16 +164,22 @@ pub fn router(state: Arc<Shared>) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `stop` resolves.
+/// Serves `router` on `listener` until `stop` resolves, within the limits
+/// of [`HttpOptions::limits`] (see [`limits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<Shared>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
+    let limits = state.limits.clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+        // Kept until every connection has seen it.
+        stop_tx.closed().await;
+    });
+    limits::accept_loop(listener, router(state), limits, stop_rx).await
 }
 
 async fn page(State(st): State<Arc<Shared>>) -> Html<String> {
