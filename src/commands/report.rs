@@ -46,13 +46,13 @@ pub struct BenchArgs {
     #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
     http: bool,
     /// With --http: concurrent keep-alive connections casting ballots.
-    #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256, value_parser = super::range::at_least_one)]
+    #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256, value_parser = super::range::at_least_one, allow_negative_numbers = true)]
     connections: usize,
     /// With --http: concurrent SSE viewers.
     #[arg(long, env = "VOTESTREAM_BENCH_VIEWERS", default_value_t = 5000)]
     viewers: usize,
     /// With --http: seconds per measurement.
-    #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10, value_parser = super::range::at_least_one_u64)]
+    #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10, value_parser = super::range::at_least_one_u64, allow_negative_numbers = true)]
     seconds: u64,
 }
 

@@ -26,6 +26,9 @@ pub const HTTP_MAX_CONNECTIONS: &str = "votestream_http_max_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "votestream_http_connections_refused_total";
 pub const HTTP_CONNECTIONS_CLOSED: &str = "votestream_http_connections_closed_total";
 pub const OPEN_FILES_LIMIT: &str = "votestream_open_files_limit";
+pub const READY: &str = "votestream_ready";
+pub const STAGE_READY: &str = "votestream_stage_ready";
+pub const STAGE_STALLED_SECONDS: &str = "votestream_stage_stalled_seconds";
 
 /// The process-wide recorder (installed once; later calls share it).
 pub fn handle() -> PrometheusHandle {
@@ -93,6 +96,15 @@ fn describe() {
     metrics::describe_counter!(
         HTTP_CONNECTIONS_CLOSED,
         "Connections closed by a timeout, by reason (header, body, idle)"
+    );
+    metrics::describe_gauge!(READY, "1 when /readyz answers 200");
+    metrics::describe_gauge!(
+        STAGE_READY,
+        "Per stage (store, processor, aggregator): 1 running and moving, 0 dead or stuck"
+    );
+    metrics::describe_gauge!(
+        STAGE_STALLED_SECONDS,
+        "Per stage: how long work has waited with no progress (0: none waits, or it moves)"
     );
     metrics::describe_gauge!(
         OPEN_FILES_LIMIT,

@@ -156,7 +156,13 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route(&format!("{election}/results/stream"), get(sse::stream))
         .route(&format!("{election}/candidates"), get(read::candidates))
         .route(&format!("{election}/progress"), get(read::progress))
-        .route(&format!("{election}/ballots"), post(ballots::cast))
+        .route(
+            &format!("{election}/ballots"),
+            post(ballots::cast).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                count_waiting,
+            )),
+        )
         .route("/api/v1/admin/elections", post(admin::create_election))
         .route("/api/v1/admin/voters", post(admin::generate_voters))
         .route("/avatars/{kind}/{file}", get(read::avatar))
@@ -193,11 +199,34 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
 async fn readyz(State(st): State<Arc<Shared>>) -> Response {
     match st.health.ready() {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")).into_response(),
     }
 }
 
+/// Counts ballot requests until they are answered: work waiting for the
+/// processor, which `/readyz` watches for progress.
+async fn count_waiting(
+    State(st): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    struct Waiting<'a>(&'a Health);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0
+                .http_waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    st.health
+        .http_waiting
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _waiting = Waiting(&st.health);
+    next.run(req).await
+}
+
 async fn metrics_text(State(st): State<Arc<Shared>>) -> Response {
+    st.health.publish();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),
