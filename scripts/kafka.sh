@@ -11,6 +11,8 @@
 # With KAFKA_BOOTSTRAP set, `start` only checks that it is reachable.
 # VOTESTREAM_KAFKA_HOME (default target/kafka) and KAFKA_BASE_PORT (19092)
 # let a second cluster run beside the first; VOTESTREAM_KAFKA_LIBS shares jars.
+# Node N listens on base+100*(N-1) (clients) and that +1 (controller): 19092,
+# 19192, 19292, all below Linux's ephemeral range (32768-60999).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 home="${VOTESTREAM_KAFKA_HOME:-$root/target/kafka}"

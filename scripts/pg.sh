@@ -8,13 +8,14 @@
 #   scripts/pg.sh url       print the URL
 #   scripts/pg.sh status    exit 0 when it answers
 #
-# Environment: PGPORT (default 55432), VOTESTREAM_PG_DIR (default
-# <repo>/target/pg). With DATABASE_URL set, start only checks that it is
+# Environment: PGPORT (default 15432), VOTESTREAM_PG_DIR (default
+# <repo>/target/pg). Every default port the scripts use is below Linux's
+# ephemeral range (32768-60999), so an outgoing connection never holds it. With DATABASE_URL set, start only checks that it is
 # reachable and prints it; stop and restart do nothing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PORT="${PGPORT:-55432}"
+PORT="${PGPORT:-15432}"
 BASE="${VOTESTREAM_PG_DIR:-$ROOT/target/pg}"
 DATA="$BASE/data"
 LOG="$BASE/server.log"

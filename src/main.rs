@@ -53,20 +53,35 @@ struct HttpArgs {
     #[arg(long, env = "VOTESTREAM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Requests per second per client IP on writing endpoints (0: no limit).
-    #[arg(long, env = "VOTESTREAM_RATE_LIMIT", default_value_t = 1000.0)]
+    #[arg(long, env = "VOTESTREAM_RATE_LIMIT", default_value_t = 1000.0, value_parser = commands::range::non_negative, allow_negative_numbers = true)]
     rate_limit: f64,
     /// Requests a client may make at once before the rate limit applies.
-    #[arg(long, env = "VOTESTREAM_RATE_BURST", default_value_t = 2000.0)]
+    #[arg(long, env = "VOTESTREAM_RATE_BURST", default_value_t = 2000.0, value_parser = commands::range::non_negative, allow_negative_numbers = true)]
     rate_burst: f64,
     /// Largest ballot body accepted, in bytes.
-    #[arg(long, env = "VOTESTREAM_MAX_BODY", default_value_t = 16 * 1024)]
+    #[arg(long, env = "VOTESTREAM_MAX_BODY", default_value_t = 16 * 1024, value_parser = commands::range::at_least_one, allow_negative_numbers = true)]
     max_body: usize,
     /// Threads serving HTTP.
-    #[arg(long, env = "VOTESTREAM_HTTP_WORKERS", default_value_t = 2)]
+    #[arg(long, env = "VOTESTREAM_HTTP_WORKERS", default_value_t = 2, value_parser = commands::range::at_least_one, allow_negative_numbers = true)]
     http_workers: usize,
     /// Write the bound address to this file once listening.
     #[arg(long, env = "VOTESTREAM_ADDR_FILE")]
     addr_file: Option<std::path::PathBuf>,
+    /// Seconds a request's headers may take, from their first byte.
+    #[arg(long, env = "VOTESTREAM_HEADER_TIMEOUT", default_value_t = 10.0, value_parser = commands::range::positive_secs, allow_negative_numbers = true)]
+    header_timeout: f64,
+    /// Seconds a request's body may take, from the end of its headers.
+    #[arg(long, env = "VOTESTREAM_BODY_TIMEOUT", default_value_t = 30.0, value_parser = commands::range::positive_secs, allow_negative_numbers = true)]
+    body_timeout: f64,
+    /// Seconds a connection may stay open with no request in progress (new or kept alive).
+    #[arg(long, env = "VOTESTREAM_IDLE_TIMEOUT", default_value_t = 60.0, value_parser = commands::range::positive_secs, allow_negative_numbers = true)]
+    idle_timeout: f64,
+    /// Open connections at most; more are answered 503 and closed (lowered to fit the open-file limit).
+    #[arg(long, env = "VOTESTREAM_MAX_CONNECTIONS", default_value_t = 20_000, value_parser = commands::range::at_least_one, allow_negative_numbers = true)]
+    max_connections: usize,
+    /// Live Server-Sent Events viewers at most; more are answered 503.
+    #[arg(long, env = "VOTESTREAM_MAX_SSE_VIEWERS", default_value_t = 10_000, value_parser = commands::range::at_least_one, allow_negative_numbers = true)]
+    max_sse_viewers: usize,
 }
 
 impl HttpArgs {
@@ -88,6 +103,13 @@ impl HttpArgs {
             rate_limit: self.rate_limit,
             rate_burst: self.rate_burst,
             max_body: self.max_body,
+            limits: votestream::serve::Limits {
+                header_timeout: std::time::Duration::from_secs_f64(self.header_timeout),
+                body_timeout: std::time::Duration::from_secs_f64(self.body_timeout),
+                idle_timeout: std::time::Duration::from_secs_f64(self.idle_timeout),
+                max_connections: self.max_connections,
+                max_sse_viewers: self.max_sse_viewers,
+            },
         }
     }
 }
@@ -101,16 +123,16 @@ struct SimArgs {
     #[arg(long, env = "VOTESTREAM_RATE", default_value = "2000")]
     rate: Rate,
     /// Share of registered voters who vote.
-    #[arg(long, env = "VOTESTREAM_TURNOUT", default_value_t = 0.8)]
+    #[arg(long, env = "VOTESTREAM_TURNOUT", default_value_t = 0.8, value_parser = commands::range::share, allow_negative_numbers = true)]
     turnout: f64,
     /// Second ballots from voters who already voted, as a share of votes.
-    #[arg(long, env = "VOTESTREAM_DUPLICATE_SHARE", default_value_t = 0.01)]
+    #[arg(long, env = "VOTESTREAM_DUPLICATE_SHARE", default_value_t = 0.01, value_parser = commands::range::share, allow_negative_numbers = true)]
     duplicate_share: f64,
     /// Invalid ballots (every rejection reason in turn), as a share of votes.
-    #[arg(long, env = "VOTESTREAM_INVALID_SHARE", default_value_t = 0.01)]
+    #[arg(long, env = "VOTESTREAM_INVALID_SHARE", default_value_t = 0.01, value_parser = commands::range::share, allow_negative_numbers = true)]
     invalid_share: f64,
     /// Ballots cast earlier than the lateness allowance, as a share of votes.
-    #[arg(long, env = "VOTESTREAM_LATE_SHARE", default_value_t = 0.01)]
+    #[arg(long, env = "VOTESTREAM_LATE_SHARE", default_value_t = 0.01, value_parser = commands::range::share, allow_negative_numbers = true)]
     late_share: f64,
     /// How late (seconds, by cast time) a vote may be and still land in its minute window.
     #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
@@ -170,7 +192,7 @@ enum Command {
     Audit(commands::report::AuditArgs),
     /// Measure every stage and the whole pipeline; print one table.
     #[command(
-        after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:55432/votestream"
+        after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:15432/votestream"
     )]
     Bench(commands::report::BenchArgs),
 }

@@ -65,17 +65,28 @@ pub struct Summary {
     pub elapsed: Duration,
     pub sent: u64,
     pub replays: u64,
+    /// Ballots the election received during this run (its `received` now,
+    /// less what it had at the start).
+    pub received: u64,
+    /// Ballots rejected with no usable election (none named, or unknown):
+    /// no election's `received` counts them.
+    pub no_election: u64,
 }
 
 impl Summary {
+    /// Every ballot sent is accounted for: sent = received by the election
+    /// + with no usable election + replays (once everything was processed).
     pub fn render(&self) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         format!(
-            "{}\nsent {} ballots in {:.1} s ({:.0} ballots/s); {} replays of earlier ballots skipped\n",
+            "{}\nsent {} ballots in {:.1} s ({:.0} ballots/s): {} received by election {}, {} with no usable election (unknown or unreadable); {} replays of earlier ballots skipped\n",
             self.results.render_text(),
             self.sent,
             secs,
             self.sent as f64 / secs,
+            self.received,
+            self.results.election.election_id,
+            self.no_election,
             self.replays
         )
     }
@@ -220,6 +231,10 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         }
     };
     let health = Arc::new(serve::Health::default());
+    // On the in-process bus every simulated ballot is this processor's work.
+    health
+        .sent_is_local
+        .store(matches!(cfg.bus, BusKind::Memory), Relaxed);
     let (intake, intake_stop) = serve::Intake::start(sink);
     let snapshots = {
         let _guard = rt.enter();
@@ -392,10 +407,12 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
     rt.shutdown_timeout(Duration::from_secs(2));
     let results = results?;
     Ok(Summary {
+        received: (results.received as u64).saturating_sub(already as u64),
         results,
         elapsed,
         sent: stats.sent.load(Relaxed),
         replays: stats.replays.load(Relaxed),
+        no_election: stats.no_election.load(Relaxed),
     })
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::model::RejectReason;
 use crate::store::Recorded;
 
 #[derive(Default)]
@@ -14,6 +15,9 @@ pub struct Stats {
     pub consumed: AtomicU64,
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
+    /// Rejections that name no election, or one that does not exist: no
+    /// election's `received` counts them, so summaries show them apart.
+    pub no_election: AtomicU64,
     pub replays: AtomicU64,
     /// Outcomes published again after a crash between the store's commit
     /// and the bus's (Kafka).
@@ -41,6 +45,12 @@ impl Stats {
         self.consumed.fetch_add(consumed, Relaxed);
         self.accepted.fetch_add(r.votes.len() as u64, Relaxed);
         self.rejected.fetch_add(r.rejections.len() as u64, Relaxed);
+        let orphans = r
+            .rejections
+            .iter()
+            .filter(|rej| rej.election_id.is_none() || rej.reason == RejectReason::UnknownElection)
+            .count();
+        self.no_election.fetch_add(orphans as u64, Relaxed);
         self.replays.fetch_add(r.replays as u64, Relaxed);
         if let Some(last) = r.votes.last() {
             self.recorded_seq.fetch_max(last.seq, Relaxed);

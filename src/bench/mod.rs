@@ -164,6 +164,7 @@ fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> RunConfig
             rate_limit: 0.0,
             rate_burst: 1.0,
             max_body: crate::process::parse::MAX_MESSAGE_BYTES,
+            limits: crate::serve::Limits::default(),
         },
         http_workers: 1,
         addr_file: None,

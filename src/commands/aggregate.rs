@@ -28,7 +28,7 @@ pub struct AggregateArgs {
     #[arg(long, env = "VOTESTREAM_FOLLOW")]
     follow: bool,
     /// With Kafka and without --follow: stop once no vote came for this many seconds.
-    #[arg(long, env = "VOTESTREAM_UNTIL_IDLE", default_value_t = 3.0)]
+    #[arg(long, env = "VOTESTREAM_UNTIL_IDLE", default_value_t = 3.0, value_parser = super::range::non_negative, allow_negative_numbers = true)]
     until_idle: f64,
     #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
     allowance_secs: u64,

@@ -27,7 +27,7 @@ pub struct ProcessArgs {
     #[arg(long, env = "VOTESTREAM_INSTANCE", default_value = "0")]
     instance: String,
     /// With Kafka: stop once no ballot came for this many seconds (default: run until Ctrl-C).
-    #[arg(long, env = "VOTESTREAM_UNTIL_IDLE")]
+    #[arg(long, env = "VOTESTREAM_UNTIL_IDLE", value_parser = super::range::non_negative, allow_negative_numbers = true)]
     until_idle: Option<f64>,
 }
 

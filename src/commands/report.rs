@@ -46,18 +46,18 @@ pub struct BenchArgs {
     #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
     http: bool,
     /// With --http: concurrent keep-alive connections casting ballots.
-    #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256)]
+    #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256, value_parser = super::range::at_least_one, allow_negative_numbers = true)]
     connections: usize,
     /// With --http: concurrent SSE viewers.
     #[arg(long, env = "VOTESTREAM_BENCH_VIEWERS", default_value_t = 5000)]
     viewers: usize,
     /// With --http: seconds per measurement.
-    #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10, value_parser = super::range::at_least_one_u64, allow_negative_numbers = true)]
     seconds: u64,
 }
 
 pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
-    let mut st = store::open(&a.common.store)?;
+    let mut st = open_existing(&a.common.store)?;
     let r = st.results(&a.common.election, BUILTIN)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -68,7 +68,7 @@ pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
-    let mut st = store::open(&a.common.store)?;
+    let mut st = open_existing(&a.common.store)?;
     let report = votestream::audit::audit(&mut *st, &a.common.election, BUILTIN)?;
     if report.is_clean() {
         println!(
@@ -82,6 +82,17 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
         println!("  {d}");
     }
     Ok(ExitCode::from(1))
+}
+
+/// `results` and `audit` only read: they open the store read-only and never
+/// create one (a mistyped path is an error, not an empty election).
+fn open_existing(url: &str) -> anyhow::Result<Box<dyn store::Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!("no store at {path}: `results` and `audit` read an existing store and never create one");
+        }
+    }
+    store::open_read_only(url).with_context(|| format!("opening {url} read-only"))
 }
 
 pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {

@@ -22,6 +22,15 @@ pub const LAG_VOTES: &str = "votestream_lag_votes";
 pub const SSE_VIEWERS: &str = "votestream_sse_viewers";
 /// Idempotency-Key requests waiting for their answer.
 pub const HTTP_KEYS_IN_FLIGHT: &str = "votestream_http_idempotency_keys_in_flight";
+pub const SSE_REFUSED: &str = "votestream_sse_refused_total";
+pub const HTTP_CONNECTIONS: &str = "votestream_http_connections";
+pub const HTTP_MAX_CONNECTIONS: &str = "votestream_http_max_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "votestream_http_connections_refused_total";
+pub const HTTP_CONNECTIONS_CLOSED: &str = "votestream_http_connections_closed_total";
+pub const OPEN_FILES_LIMIT: &str = "votestream_open_files_limit";
+pub const READY: &str = "votestream_ready";
+pub const STAGE_READY: &str = "votestream_stage_ready";
+pub const STAGE_STALLED_SECONDS: &str = "votestream_stage_stalled_seconds";
 
 /// The process-wide recorder (installed once; later calls share it).
 pub fn handle() -> PrometheusHandle {
@@ -76,6 +85,36 @@ fn describe() {
     metrics::describe_gauge!(
         HTTP_KEYS_IN_FLIGHT,
         "Idempotency-Key requests waiting for their answer"
+    );
+    metrics::describe_counter!(
+        SSE_REFUSED,
+        "Server-Sent Events streams refused: the viewer cap was reached"
+    );
+    metrics::describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections");
+    metrics::describe_gauge!(
+        HTTP_MAX_CONNECTIONS,
+        "The connection cap in force (the flag, lowered to fit the open-file limit)"
+    );
+    metrics::describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "Connections refused with 503 at the connection cap"
+    );
+    metrics::describe_counter!(
+        HTTP_CONNECTIONS_CLOSED,
+        "Connections closed by a timeout, by reason (header, body, idle)"
+    );
+    metrics::describe_gauge!(READY, "1 when /readyz answers 200");
+    metrics::describe_gauge!(
+        STAGE_READY,
+        "Per stage (store, processor, aggregator): 1 running and moving, 0 dead or stuck"
+    );
+    metrics::describe_gauge!(
+        STAGE_STALLED_SECONDS,
+        "Per stage: how long work has waited with no progress (0: none waits, or it moves)"
+    );
+    metrics::describe_gauge!(
+        OPEN_FILES_LIMIT,
+        "The process's open-file limit after raising the soft limit to the hard one"
     );
 }
 

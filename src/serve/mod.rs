@@ -11,6 +11,7 @@ pub mod ballots;
 pub mod error;
 pub mod guard;
 pub mod intake;
+pub mod limits;
 pub mod metrics;
 pub mod read;
 pub mod snapshot;
@@ -32,6 +33,7 @@ use crate::store::Store;
 pub use error::ApiError;
 pub use guard::{RateLimiter, Tokens};
 pub use intake::{Intake, IntakeSink, IntakeStop};
+pub use limits::Limits;
 pub use snapshot::{Health, Snapshot};
 
 /// How the HTTP side is set up.
@@ -44,6 +46,8 @@ pub struct HttpOptions {
     pub rate_burst: f64,
     /// Largest ballot body accepted, in bytes.
     pub max_body: usize,
+    /// Timeouts and caps on what clients may hold.
+    pub limits: Limits,
 }
 
 /// What every handler shares.
@@ -58,6 +62,9 @@ pub struct Shared {
     health: Arc<Health>,
     metrics: PrometheusHandle,
     pub(crate) max_body: usize,
+    /// One permit per live SSE viewer, up to the viewer cap.
+    pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,
+    limits: Limits,
 }
 
 /// The parts of a running pipeline the server talks to.
@@ -86,6 +93,8 @@ impl Shared {
             health: pipeline.health,
             metrics: metrics::handle(),
             max_body: opts.max_body,
+            sse_slots: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_sse_viewers)),
+            limits: opts.limits.clone(),
         })
     }
 
@@ -147,7 +156,13 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route(&format!("{election}/results/stream"), get(sse::stream))
         .route(&format!("{election}/candidates"), get(read::candidates))
         .route(&format!("{election}/progress"), get(read::progress))
-        .route(&format!("{election}/ballots"), post(ballots::cast))
+        .route(
+            &format!("{election}/ballots"),
+            post(ballots::cast).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                count_waiting,
+            )),
+        )
         .route("/api/v1/admin/elections", post(admin::create_election))
         .route("/api/v1/admin/voters", post(admin::generate_voters))
         .route("/avatars/{kind}/{file}", get(read::avatar))
@@ -155,16 +170,22 @@ pub fn router(state: Arc<Shared>) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `stop` resolves.
+/// Serves `router` on `listener` until `stop` resolves, within the limits
+/// of [`HttpOptions::limits`] (see [`limits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<Shared>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
+    let limits = state.limits.clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+        // Kept until every connection has seen it.
+        stop_tx.closed().await;
+    });
+    limits::accept_loop(listener, router(state), limits, stop_rx).await
 }
 
 async fn page(State(st): State<Arc<Shared>>) -> Html<String> {
@@ -178,11 +199,34 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
 async fn readyz(State(st): State<Arc<Shared>>) -> Response {
     match st.health.ready() {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")).into_response(),
     }
 }
 
+/// Counts ballot requests until they are answered: work waiting for the
+/// processor, which `/readyz` watches for progress.
+async fn count_waiting(
+    State(st): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    struct Waiting<'a>(&'a Health);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0
+                .http_waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    st.health
+        .http_waiting
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _waiting = Waiting(&st.health);
+    next.run(req).await
+}
+
 async fn metrics_text(State(st): State<Arc<Shared>>) -> Response {
+    st.health.publish();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::error::ApiError;
-use super::metrics::SSE_VIEWERS;
+use super::metrics::{SSE_REFUSED, SSE_VIEWERS};
 use super::snapshot::{Snapshot, TICK};
 use super::Shared;
 
@@ -40,6 +40,14 @@ pub async fn stream(
             crate::edge::echo(&id)
         )));
     }
+    // Each viewer holds a socket and a task for as long as it watches: past
+    // the cap a new one is refused (503), the ones watching keep their feed.
+    let Ok(slot) = st.sse_slots.clone().try_acquire_owned() else {
+        metrics::counter!(SSE_REFUSED).increment(1);
+        return Err(ApiError::Unavailable(
+            "too many live viewers: the server is at its Server-Sent Events cap (--max-sse-viewers); retry later".into(),
+        ));
+    };
     let interval = q.interval_ms.unwrap_or(1000).clamp(500, 60_000);
     // Updates go out on ticks, as soon as a snapshot is made: a slower
     // viewer skips ticks instead of getting late ones.
@@ -49,7 +57,7 @@ pub async fn stream(
         id,
         every,
         last_tick: None,
-        _count: ViewerCount::new(),
+        _count: ViewerCount::new(slot),
     };
     let body = Body::from_stream(futures_util::stream::unfold(viewer, next_frame));
     Response::builder()
@@ -93,13 +101,14 @@ async fn next_frame(mut v: Viewer) -> Option<(Result<Bytes, Infallible>, Viewer)
     }
 }
 
-/// Keeps the open-streams gauge right, however a stream ends.
-struct ViewerCount;
+/// Keeps the open-streams gauge and the viewer cap right, however a stream
+/// ends (the permit goes back when this is dropped).
+struct ViewerCount(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 impl ViewerCount {
-    fn new() -> ViewerCount {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit) -> ViewerCount {
         metrics::gauge!(SSE_VIEWERS).increment(1.0);
-        ViewerCount
+        ViewerCount(slot)
     }
 }
 

@@ -253,6 +253,11 @@ pub trait Store: Send {
 /// Opens the store a URL names, creating its schema if needed.
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
+        // SQLite reads an empty path as a private temporary database: every
+        // election would then be "unknown", which hides the real mistake.
+        if path.is_empty() {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
         return Ok(Box::new(SqliteStore::open(path)?));
     }
     if url == "sqlite::memory:" {
@@ -260,6 +265,22 @@ pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(PgStore::open(url)?));
+    }
+    Err(StoreError::UnsupportedUrl(url.to_string()))
+}
+
+/// Opens an existing store for reading only (`results`, `audit`): nothing is
+/// created, migrated or written. A SQLite file that does not exist is an
+/// error here, not a new empty database.
+pub fn open_read_only(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        return Ok(Box::new(SqliteStore::open_read_only(path)?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(PgStore::open_read_only(url)?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
 }

@@ -48,6 +48,46 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Opens an existing database for reading only (`results`, `audit`):
+    /// never creates the file, never changes the schema or the journal mode,
+    /// and works on a file the process may not write. A WAL database needs
+    /// its `-shm` index; when that cannot be created beside a read-only file,
+    /// the file is read as immutable (nothing else can be writing it then).
+    pub fn open_read_only(path: &str) -> Result<SqliteStore, StoreError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let probe = |uri: &str| -> Result<Connection, StoreError> {
+            let conn = Connection::open_with_flags(uri, flags)?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(conn)
+        };
+        let file = uri_path(path);
+        let conn = match probe(&format!("file:{file}?mode=ro")) {
+            Ok(conn) => conn,
+            Err(first) => probe(&format!("file:{file}?mode=ro&immutable=1")).map_err(|_| first)?,
+        };
+        Ok(SqliteStore { conn })
+    }
+}
+
+/// A path as the path part of an SQLite `file:` URI.
+fn uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Brings a database made before the bus positions were kept up to date
 /// (SQLite has no `ADD COLUMN IF NOT EXISTS`).
 fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {

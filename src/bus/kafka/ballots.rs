@@ -318,7 +318,8 @@ impl VotePublisher {
             // open transaction is aborted at once when it comes back.
             .set("transaction.timeout.ms", "120000")
             .set("linger.ms", "5")
-            .set("compression.type", "lz4")
+            // votes_topic is what the original's consumers read.
+            .set("compression.type", super::READABLE_CODEC)
             .set("queue.buffering.max.messages", "1000000")
             .set("queue.buffering.max.kbytes", "1048576")
             .create()?;

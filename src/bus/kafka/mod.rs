@@ -75,6 +75,13 @@ impl Topic {
     }
 }
 
+/// The codec of every topic with one of the original's names (and of
+/// `rejected_ballots`): none, so any Kafka client reads them as it comes,
+/// with no compression library installed (kafka-python without its lz4
+/// extra, the original dashboard's pin, cannot read lz4 at all). The
+/// internal `ballots` topic, which only votestream reads, stays lz4.
+pub const READABLE_CODEC: &str = "none";
+
 /// Where the broker is and how topics are laid out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaBus {
@@ -240,13 +247,14 @@ impl KafkaBus {
         Ok(())
     }
 
-    /// A plain (idempotent, acks=all) producer.
+    /// A plain (idempotent, acks=all) producer, in [`READABLE_CODEC`]: it
+    /// writes the registry and aggregate topics (and the simulator's ballots).
     pub fn publisher(&self) -> Result<Publisher, BusError> {
         let producer = self
             .config()
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
-            .set("compression.type", "lz4")
+            .set("compression.type", READABLE_CODEC)
             .set("queue.buffering.max.messages", "1000000")
             .create_with_context(Deliveries::default())?;
         Ok(Publisher { producer })

@@ -77,6 +77,30 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Connects for reading only (`results`, `audit`): no schema change, and
+    /// every session is `default_transaction_read_only`, so a read-only role
+    /// or a hot standby serves it and nothing can be written by mistake.
+    pub fn open_read_only(url: &str) -> Result<PgStore, StoreError> {
+        let mut config = Config::from_str(url)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("votestream (read-only)");
+        }
+        let options = match config.get_options() {
+            Some(o) => format!("{o} -c default_transaction_read_only=on"),
+            None => "-c default_transaction_read_only=on".to_string(),
+        };
+        config.options(&options);
+        let mut store = PgStore {
+            config,
+            client: None,
+        };
+        store.with(|_| Ok(()))?;
+        Ok(store)
+    }
+
     /// Runs `f` on a live connection, (re)connecting first if needed. On any
     /// error the connection is dropped: after a server restart or a broken
     /// socket it is unusable, and after a failed statement a fresh session is
