@@ -27,7 +27,10 @@ struct Answer {
 
 impl std::fmt::Debug for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let body: String = String::from_utf8_lossy(&self.body).chars().take(300).collect();
+        let body: String = String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(300)
+            .collect();
         write!(f, "{} {body}", self.status)
     }
 }
@@ -211,7 +214,10 @@ impl Ledger {
 }
 
 /// The whole corpus against one server; voters `first..` are fresh.
-fn corpus(s: &Server, l: &mut Ledger, first: u64) {
+/// `raw_rejections`: also the bodies that are not a ballot at all, which
+/// the Kafka shape does not yet store as it answers them (see
+/// `kafka_a_body_that_is_no_ballot_is_stored_as_answered`).
+fn corpus(s: &Server, l: &mut Ledger, first: u64, raw_rejections: bool) {
     let mut next = first;
     let mut fresh = || {
         next += 1;
@@ -225,13 +231,23 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
     let mut bytes = Vec::new();
     let ids: Vec<String> = (0..5).map(|i| format!("hostile-pipe-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
-        bytes.extend(req("POST", &cast, &[AUTH], &ballot(&fresh(), "c-savior", Some(id)), i < 4));
+        bytes.extend(req(
+            "POST",
+            &cast,
+            &[AUTH],
+            &ballot(&fresh(), "c-savior", Some(id)),
+            i < 4,
+        ));
     }
     let answers = l.send(s, ELECTION, &bytes, false);
     assert_eq!(answers.len(), 5, "pipelined answers");
     for (a, id) in answers.iter().zip(&ids) {
         assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
-        assert_eq!(a.json()["ballot_id"], id.as_str(), "answers bound to requests, in order");
+        assert_eq!(
+            a.json()["ballot_id"],
+            id.as_str(),
+            "answers bound to requests, in order"
+        );
         assert_eq!(a.json()["status"], ok.as_str());
     }
     // Bad chunk size: refused by the HTTP layer, nothing recorded.
@@ -239,7 +255,10 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
         "POST {cast} HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {API_TOKEN}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n"
     );
     for a in l.send(s, ELECTION, bad_chunk.as_bytes(), true) {
-        assert!(a.status == 400 || a.json()["error"] == "unreadable_body", "{a:?}");
+        assert!(
+            a.status == 400 || a.json()["error"] == "unreadable_body",
+            "{a:?}"
+        );
     }
     // A valid chunked ballot is a ballot like any other.
     let body = ballot(&fresh(), "c-management", Some("hostile-chunked"));
@@ -251,11 +270,20 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
     let a = l.send(s, ELECTION, chunked.as_bytes(), false);
     assert_eq!(a[0].status, 202, "{:?}", a[0]);
     // Content-Length longer than the body, then our side closes: no ballot.
-    let mut short = req("POST", &cast, &[AUTH], &ballot(&fresh(), "c-savior", Some("hostile-short")), false);
+    let mut short = req(
+        "POST",
+        &cast,
+        &[AUTH],
+        &ballot(&fresh(), "c-savior", Some("hostile-short")),
+        false,
+    );
     let at = short.len() - 10;
     short.truncate(at);
     for a in l.send(s, ELECTION, &short, true) {
-        assert!(a.json()["ballot_id"].is_null(), "a cut body became a ballot: {a:?}");
+        assert!(
+            a.json()["ballot_id"].is_null(),
+            "a cut body became a ballot: {a:?}"
+        );
     }
     // Two different Content-Lengths, and Content-Length with chunked.
     let two_lengths = format!(
@@ -279,33 +307,85 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
     }
     // A 100 KB header is within the HTTP layer's limit: the body is judged.
     let huge = "x".repeat(100_000);
-    let a = l.send(s, ELECTION, &req("POST", &cast, &[AUTH, ("X-Huge", &huge)], b"{}", false), false);
+    let body = ballot(&fresh(), "c-savior", Some("hostile-huge-header"));
+    let a = l.send(
+        s,
+        ELECTION,
+        &req("POST", &cast, &[AUTH, ("X-Huge", &huge)], &body, false),
+        false,
+    );
     assert_eq!(a.len(), 1);
-    assert!([400, 431].contains(&a[0].status) || a[0].json()["error"] == "missing_field", "{a:?}");
+    assert!([400, 431, 202].contains(&a[0].status), "{a:?}");
 
     // --- encodings: each a ballot, answered with its reason and recorded
     let v = fresh();
-    let cases: Vec<(Vec<u8>, u16)> = vec![
-        (b"{\"voter_id\":\"\xff\xfe\",\"candidate_id\":\"c-savior\"}".to_vec(), 400),
+    // The bool: the body is a ballot (JSON object with the fields), not raw bytes.
+    let cases: Vec<(Vec<u8>, u16, bool)> = vec![
+        (
+            b"{\"voter_id\":\"\xff\xfe\",\"candidate_id\":\"c-savior\"}".to_vec(),
+            400,
+            false,
+        ),
         // Overlong encoding of '/'.
-        (b"{\"voter_id\":\"\xc0\xaf\",\"candidate_id\":\"c-savior\"}".to_vec(), 400),
+        (
+            b"{\"voter_id\":\"\xc0\xaf\",\"candidate_id\":\"c-savior\"}".to_vec(),
+            400,
+            false,
+        ),
         // A lone surrogate in an escape is not a string serde accepts.
-        (br#"{"voter_id":"\ud800","candidate_id":"c-savior"}"#.to_vec(), 400),
+        (
+            br#"{"voter_id":"\ud800","candidate_id":"c-savior"}"#.to_vec(),
+            400,
+            false,
+        ),
         // U+0000 in a field of well-formed JSON.
-        (format!(r#"{{"voter_id":"{v}\u0000","candidate_id":"c-savior"}}"#).into_bytes(), 422),
+        (
+            format!(r#"{{"voter_id":"{v}\u0000","candidate_id":"c-savior"}}"#).into_bytes(),
+            422,
+            true,
+        ),
         // A BOM before the JSON.
-        ([&b"\xef\xbb\xbf"[..], &ballot(&v, "c-savior", None)].concat(), 400),
+        (
+            [&b"\xef\xbb\xbf"[..], &ballot(&v, "c-savior", None)].concat(),
+            400,
+            false,
+        ),
         // Nested far beyond the parser's recursion limit.
-        (format!("{{\"x\":{}", "[".repeat(5000)).into_bytes(), 400),
-        (br#"{"voter_id":"a","voter_id":"b","candidate_id":"c-savior"}"#.to_vec(), 422),
-        (br#"{"voter_id":"a","candidate_id":1e999}"#.to_vec(), 400),
-        (b"".to_vec(), 400),
+        (
+            format!("{{\"x\":{}", "[".repeat(5000)).into_bytes(),
+            400,
+            false,
+        ),
+        (
+            br#"{"voter_id":"a","voter_id":"b","candidate_id":"c-savior"}"#.to_vec(),
+            422,
+            false,
+        ),
+        (
+            br#"{"voter_id":"a","candidate_id":1e999}"#.to_vec(),
+            400,
+            false,
+        ),
+        (b"".to_vec(), 400, false),
     ];
-    for (body, status) in cases {
-        let a = l.send(s, ELECTION, &req("POST", &cast, &[AUTH], &body, false), false);
+    for (body, status, is_ballot) in cases {
+        if !raw_rejections && !is_ballot {
+            continue;
+        }
+        let a = l.send(
+            s,
+            ELECTION,
+            &req("POST", &cast, &[AUTH], &body, false),
+            false,
+        );
         let shown: String = String::from_utf8_lossy(&body).chars().take(80).collect();
         assert_eq!(a.len(), 1, "{shown}");
-        assert_eq!(a[0].status, status, "{shown}: {}", String::from_utf8_lossy(&a[0].body));
+        assert_eq!(
+            a[0].status,
+            status,
+            "{shown}: {}",
+            String::from_utf8_lossy(&a[0].body)
+        );
         assert_eq!(a[0].json()["status"], "rejected", "{:?}", a[0]);
     }
 
@@ -317,43 +397,68 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
         (vec![("Authorization", "Bearer wrong")], 403),
         (vec![("Authorization", "Basic dGVzdDp0ZXN0")], 401),
         (vec![("Authorization", "Bearer")], 401),
-        (vec![("Authorization", "Bearer test-api-token-and-more")], 403),
+        (
+            vec![("Authorization", "Bearer test-api-token-and-more")],
+            403,
+        ),
         (vec![("Authorization", "Bearer test-admin-token")], 403),
         (vec![("Authorization", "Bearer \u{00e9}")], 401),
         // Refused as too large by the HTTP layer, or read and found wrong.
         (vec![("Authorization", huge_token.as_str())], 403),
     ] {
-        let a = l.send(s, ELECTION, &req("POST", &cast, &headers, &good, false), false);
+        let a = l.send(
+            s,
+            ELECTION,
+            &req("POST", &cast, &headers, &good, false),
+            false,
+        );
         assert_eq!(a.len(), 1, "{headers:?}");
-        assert!(a[0].status == status || (headers.iter().any(|(_, v)| v.len() > 8192) && [400, 431].contains(&a[0].status)), "{headers:?}: {a:?}");
+        assert!(
+            a[0].status == status
+                || (headers.iter().any(|(_, v)| v.len() > 8192)
+                    && [400, 431].contains(&a[0].status)),
+            "{headers:?}: {a:?}"
+        );
         assert!(a[0].json()["ballot_id"].is_null(), "{a:?}");
     }
     // The admin endpoint does not take the API token.
     let a = l.send(
         s,
         ELECTION,
-        &req("POST", "/api/v1/admin/elections", &[AUTH], br#"{"election_id":"x"}"#, false),
+        &req(
+            "POST",
+            "/api/v1/admin/elections",
+            &[AUTH],
+            br#"{"election_id":"x"}"#,
+            false,
+        ),
         false,
     );
     assert_eq!(a[0].status, 403, "{a:?}");
 
     // --- paths
-    let long_id = "e".repeat(300);
     let encoded = "%67eneral-2026"; // general-2026
     for (path, decoded, want) in [
         (cast_path(encoded), ELECTION.to_string(), Some(202)),
         (cast_path(".."), "..".to_string(), Some(404)),
         (cast_path("%2e%2e"), "..".to_string(), Some(404)),
         (cast_path("a%2Fb"), "a/b".to_string(), Some(404)),
-        (cast_path(&long_id), long_id.clone(), None),
         // Not a valid escape: kept as it is.
         (cast_path("%zz"), "%zz".to_string(), Some(404)),
         (cast_path("%ff%fe"), String::new(), None),
-        ("/api/v1/elections//ballots".to_string(), String::new(), Some(404)),
-        ("/api/v1/elections/general-2026/ballots/../ballots".to_string(), String::new(), Some(404)),
+        (
+            "/api/v1/elections/general-2026/ballots/../ballots".to_string(),
+            String::new(),
+            Some(404),
+        ),
     ] {
         let body = ballot(&fresh(), "c-savior", None);
-        let a = l.send(s, &decoded, &req("POST", &path, &[AUTH], &body, false), false);
+        let a = l.send(
+            s,
+            &decoded,
+            &req("POST", &path, &[AUTH], &body, false),
+            false,
+        );
         assert_eq!(a.len(), 1, "{path}");
         if let Some(want) = want {
             assert_eq!(a[0].status, want, "{path}: {:?}", a[0]);
@@ -367,12 +472,32 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
     // --- concurrency: the same ballot many times at once is one ballot
     let v = fresh();
     let body = ballot(&v, "c-tech-republic", None);
-    let keyed = req("POST", &cast, &[AUTH, ("Idempotency-Key", "hostile-par")], &body, false);
-    let same_id = req("POST", &cast, &[AUTH], &ballot(&fresh(), "c-savior", Some("hostile-same")), false);
+    let keyed = req(
+        "POST",
+        &cast,
+        &[AUTH, ("Idempotency-Key", "hostile-par")],
+        &body,
+        false,
+    );
+    let same_id = req(
+        "POST",
+        &cast,
+        &[AUTH],
+        &ballot(&fresh(), "c-savior", Some("hostile-same")),
+        false,
+    );
     let other_ids: Vec<Vec<u8>> = {
         let w = fresh();
         (0..8)
-            .map(|i| req("POST", &cast, &[AUTH], &ballot(&w, "c-savior", Some(&format!("hostile-w-{i}"))), false))
+            .map(|i| {
+                req(
+                    "POST",
+                    &cast,
+                    &[AUTH],
+                    &ballot(&w, "c-savior", Some(&format!("hostile-w-{i}"))),
+                    false,
+                )
+            })
             .collect()
     };
     let mut jobs: Vec<Vec<u8>> = Vec::new();
@@ -383,7 +508,10 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
     jobs.extend(other_ids);
     let addr = s.addr.clone();
     let all: Vec<Vec<Answer>> = std::thread::scope(|sc| {
-        let hs: Vec<_> = jobs.iter().map(|j| sc.spawn(|| raw(&addr, j, false))).collect();
+        let hs: Vec<_> = jobs
+            .iter()
+            .map(|j| sc.spawn(|| raw(&addr, j, false)))
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut ok_for_w = 0;
@@ -401,30 +529,56 @@ fn corpus(s: &Server, l: &mut Ledger, first: u64) {
             ok_for_w += 1;
         }
     }
-    assert_eq!(ok_for_w, 1, "one voter, eight ballot ids at once: exactly one is accepted");
+    // In the Kafka shape all are queued and the processor decides (checked
+    // in `reconcile`).
+    if !l.queued_shape {
+        assert_eq!(
+            ok_for_w, 1,
+            "one voter, eight ballot ids at once: exactly one is accepted"
+        );
+    }
 }
 
 /// Every answered ballot is in the store once, as answered; nothing else is.
 fn reconcile(s: &Server, l: &Ledger, stored: &BTreeMap<String, (String, String)>) {
     let mut answered = 0;
+    let mut wrong = Vec::new();
     for (election, ids) in &l.ballots {
         for (id, outcome) in ids {
             answered += 1;
-            let (e, o) = stored
-                .get(id)
-                .unwrap_or_else(|| panic!("ballot {id} ({outcome}) was answered but is not stored"));
-            assert_eq!(e, election, "ballot {id} stored under another election");
-            if outcome != "queued" {
-                assert_eq!(o, outcome, "ballot {id} answered {outcome}, stored {o}");
+            match stored.get(id) {
+                None => wrong.push(format!(
+                    "{id} ({election:?}, {outcome}) answered, not stored"
+                )),
+                Some((e, _)) if e != election => {
+                    wrong.push(format!("{id} answered for {election:?}, stored for {e:?}"))
+                }
+                Some((_, o)) if outcome != "queued" && o != outcome => wrong.push(format!(
+                    "{id} ({election:?}) answered {outcome}, stored {o}"
+                )),
+                Some(_) => {}
             }
         }
     }
-    let unanswered: Vec<_> = stored
-        .iter()
-        .filter(|(id, _)| !l.ballots.values().any(|m| m.contains_key(*id)))
-        .collect();
-    assert!(unanswered.is_empty(), "stored ballots nobody was answered for: {unanswered:?}");
+    for (id, v) in stored {
+        if !l.ballots.values().any(|m| m.contains_key(id)) {
+            wrong.push(format!("{id} {v:?} stored, never answered"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the answers and the store disagree:\n{}",
+        wrong.join("\n")
+    );
     assert_eq!(stored.len(), answered);
+    let w_accepted = stored
+        .iter()
+        .filter(|(id, (_, o))| id.starts_with("hostile-w-") && o == "accepted")
+        .count();
+    assert_eq!(
+        w_accepted, 1,
+        "one voter, eight ballot ids at once: exactly one vote"
+    );
     // Per election: accepted + rejected-with-reason = what was answered.
     for (election, ids) in &l.ballots {
         let rows: Vec<_> = stored.values().filter(|(e, _)| e == election).collect();
@@ -449,9 +603,32 @@ fn reconcile(s: &Server, l: &Ledger, stored: &BTreeMap<String, (String, String)>
         l.framing,
         l.unanswered
     );
-    // /metrics counts the same answers and refusals.
-    let (status, metrics) = s.get("/metrics");
-    assert_eq!(status, 200);
+    // /metrics counts the same answers, refusals and outcomes. (On Kafka the
+    // processor counts a batch once its transaction is published, just
+    // after the store commit: a short wait.)
+    let accepted = stored.values().filter(|(_, o)| o == "accepted").count() as u64;
+    let rejected = stored.len() as u64 - accepted;
+    let sum = |metrics: &str, prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (status, metrics) = s.get("/metrics");
+        assert_eq!(status, 200);
+        let counted = (
+            sum(&metrics, "votestream_ballots_accepted_total"),
+            sum(&metrics, "votestream_ballots_rejected_total"),
+        );
+        if counted == (accepted, rejected) || Instant::now() > deadline {
+            assert_eq!(counted, (accepted, rejected), "/metrics accepted, rejected");
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     for (code, n) in &l.by_status {
         let name = format!("votestream_http_ballots_total{{status=\"{code}\"}}");
         assert_eq!(support::metric(&metrics, &name) as u64, *n, "{name}");
@@ -460,17 +637,6 @@ fn reconcile(s: &Server, l: &Ledger, stored: &BTreeMap<String, (String, String)>
         let name = format!("votestream_http_refused_total{{code=\"{code}\"}}");
         assert_eq!(support::metric(&metrics, &name) as u64, *n, "{name}");
     }
-    let accepted = stored.values().filter(|(_, o)| o == "accepted").count() as u64;
-    let rejected = stored.len() as u64 - accepted;
-    let metric_sum = |prefix: &str| -> f64 {
-        metrics
-            .lines()
-            .filter(|line| line.starts_with(prefix))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    assert_eq!(metric_sum("votestream_ballots_accepted_total") as u64, accepted);
-    assert_eq!(metric_sum("votestream_ballots_rejected_total") as u64, rejected);
     // Still serving, still taking ballots.
     assert_eq!(s.get("/healthz").0, 200);
     assert_eq!(s.get("/readyz").0, 200);
@@ -490,7 +656,10 @@ fn stored_sqlite(path: &std::path::Path) -> BTreeMap<String, (String, String)> {
             .unwrap();
         for r in rows {
             let (id, v) = r.unwrap();
-            assert!(out.insert(id.clone(), v).is_none(), "ballot {id} stored twice");
+            assert!(
+                out.insert(id.clone(), v).is_none(),
+                "ballot {id} stored twice"
+            );
         }
     }
     out
@@ -521,11 +690,20 @@ fn hostile_corpus_embedded_sqlite() {
     // No rate limit: the corpus is one client sending fast.
     let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
     let mut l = Ledger::default();
-    corpus(&server, &mut l, 0);
+    corpus(&server, &mut l, 0, true);
     // Still taking ballots after all that.
-    let last = server.cast(&ballot(&voter_id(150), "c-savior", Some("hostile-last")), None);
+    let last = server.cast(
+        &ballot(&voter_id(150), "c-savior", Some("hostile-last")),
+        None,
+    );
     assert_eq!(last.status, 202, "{}", last.body_text());
-    l.note(ELECTION, &Answer { status: last.status, body: last.body.clone() });
+    l.note(
+        ELECTION,
+        &Answer {
+            status: last.status,
+            body: last.body.clone(),
+        },
+    );
     l.sent += 1;
     reconcile(&server, &l, &stored_sqlite(&dir.path().join("v.db")));
     let audit = support::votestream(&["audit", "--store", &store]);
@@ -537,15 +715,28 @@ fn hostile_corpus_kafka_postgres() {
     let t = kafka_support::KafkaTest::new(2);
     t.run_ok("generate", &["--voters", "200"]);
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&t.db.url, dir.path(), &["--bus", &t.bus, "--rate-limit", "0"]);
+    let server = Server::start(
+        &t.db.url,
+        dir.path(),
+        &["--bus", &t.bus, "--rate-limit", "0"],
+    );
     let mut l = Ledger {
         queued_shape: true,
         ..Ledger::default()
     };
-    corpus(&server, &mut l, 0);
-    let last = server.cast(&ballot(&voter_id(150), "c-savior", Some("hostile-last")), None);
+    corpus(&server, &mut l, 0, false);
+    let last = server.cast(
+        &ballot(&voter_id(150), "c-savior", Some("hostile-last")),
+        None,
+    );
     assert_eq!(last.status, 202, "{}", last.body_text());
-    l.note(ELECTION, &Answer { status: last.status, body: last.body.clone() });
+    l.note(
+        ELECTION,
+        &Answer {
+            status: last.status,
+            body: last.body.clone(),
+        },
+    );
     l.sent += 1;
     // Queued ballots are decided by the processor: wait until all are stored.
     let want: usize = l.ballots.values().map(|m| m.len()).sum();
@@ -560,10 +751,238 @@ fn hostile_corpus_kafka_postgres() {
     reconcile(&server, &l, &stored);
     // The engine has counted every accepted vote before the audit.
     let accepted = stored.values().filter(|(_, o)| o == "accepted").count() as i64;
-    t.wait_for("the engine to count every vote", Duration::from_secs(120), || {
-        t.counted() == accepted
-    });
+    t.wait_for(
+        "the engine to count every vote",
+        Duration::from_secs(120),
+        || t.counted() == accepted,
+    );
     let audit = common::votestream(&["audit", "--store", &t.db.url]);
     assert!(audit.status.success(), "{}", common::describe(&audit));
     let _ = ADMIN_TOKEN;
+}
+
+// Cases from the hardening list that fail on the code this suite was written
+// against; each asserts the behaviour the fix brings, and is un-ignored once
+// that fix is merged.
+
+/// One embedded server; a poisoned request, then a good ballot must still
+/// be answered 202 at once and the poison recorded with a reason.
+fn poison_then_good(poison: &[u8], poison_election: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store_with_voters(dir.path(), 20);
+    let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
+    let mut l = Ledger::default();
+    let a = l.send(&server, poison_election, poison, false);
+    assert_eq!(a.len(), 1, "the poisoned request is answered");
+    assert!(a[0].status < 500, "{a:?}");
+    let good = req(
+        "POST",
+        &cast_path(ELECTION),
+        &[AUTH],
+        &ballot(&voter_id(3), "c-savior", Some("after-poison")),
+        false,
+    );
+    let a = l.send(&server, ELECTION, &good, false);
+    assert_eq!(a.len(), 1, "the good ballot after the poison is answered");
+    assert_eq!(a[0].status, 202, "{a:?}");
+    reconcile(&server, &l, &stored_sqlite(&dir.path().join("v.db")));
+}
+
+#[test]
+#[ignore = "awaits fix: NUL poison pill on the rejection path (core)"]
+fn nul_in_a_malformed_body_costs_nothing_but_itself() {
+    let body = b"{\"voter_id\":\"a\0b\", oops";
+    poison_then_good(
+        &req("POST", &cast_path(ELECTION), &[AUTH], body, false),
+        ELECTION,
+    );
+}
+
+#[test]
+#[ignore = "awaits fix: NUL poison pill via the election id in the path (core)"]
+fn nul_in_the_election_id_costs_nothing_but_itself() {
+    let body = ballot(&voter_id(1), "c-savior", None);
+    poison_then_good(
+        &req("POST", &cast_path("ab%00cd"), &[AUTH], &body, false),
+        "ab\0cd",
+    );
+}
+
+#[test]
+#[ignore = "awaits fix: object-only bodies (core edge validation)"]
+fn a_json_array_body_is_not_a_ballot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store_with_voters(dir.path(), 20);
+    let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
+    let body = format!(r#"["{}","c-savior"]"#, voter_id(2));
+    let a = raw(
+        &server.addr,
+        &req(
+            "POST",
+            &cast_path(ELECTION),
+            &[AUTH],
+            body.as_bytes(),
+            false,
+        ),
+        false,
+    );
+    assert_eq!(a[0].status, 422, "{a:?}");
+    assert_eq!(a[0].json()["error"], "wrong_type", "{a:?}");
+}
+
+#[test]
+#[ignore = "awaits fix: length caps for ids at the edge (core edge validation)"]
+fn a_huge_election_id_is_neither_echoed_nor_stored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store_with_voters(dir.path(), 20);
+    let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
+    let id = "e".repeat(60_000);
+    let body = ballot(&voter_id(2), "c-savior", None);
+    let a = raw(
+        &server.addr,
+        &req("POST", &cast_path(&id), &[AUTH], &body, false),
+        false,
+    );
+    assert_eq!(a.len(), 1);
+    assert!(a[0].status < 500, "{a:?}");
+    assert!(
+        a[0].body.len() < 8192,
+        "the answer echoes {} bytes",
+        a[0].body.len()
+    );
+    let stored: i64 = common::open_ro(&dir.path().join("v.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COALESCE(MAX(LENGTH(COALESCE(election_id, '')) + LENGTH(raw) + LENGTH(detail)), 0) FROM rejected_ballots",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        stored <= 8192,
+        "a rejection stores {stored} bytes of a 60 KB id"
+    );
+}
+
+#[test]
+#[ignore = "awaits fix: one edge validation for ids (core): the HTTP edge answers unknown_election, the processor stores invalid_field"]
+fn kafka_an_odd_election_id_is_stored_as_answered() {
+    let t = kafka_support::KafkaTest::new(1);
+    t.run_ok("generate", &["--voters", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &t.db.url,
+        dir.path(),
+        &["--bus", &t.bus, "--rate-limit", "0"],
+    );
+    let mut l = Ledger {
+        queued_shape: true,
+        ..Ledger::default()
+    };
+    // A 300-byte id, and an empty one (`//` in the path).
+    for (n, path) in [
+        cast_path(&"e".repeat(300)),
+        "/api/v1/elections//ballots".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("odd-election-{n}");
+        let body = ballot(&voter_id(2), "c-savior", Some(&id));
+        let a = l.send(
+            &server,
+            "",
+            &req("POST", &path, &[AUTH], &body, false),
+            false,
+        );
+        assert_eq!(a.len(), 1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let outcome = loop {
+            if let Some((_, o)) = stored_pg(&t.db).get(&id) {
+                break o.clone();
+            }
+            assert!(Instant::now() < deadline, "{id} never stored");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(
+            a[0].json()["error"].as_str(),
+            Some(outcome.as_str()),
+            "{path}: {a:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "awaits fix: header and body read timeouts (edge)"]
+fn a_stalled_request_is_closed_by_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store_with_voters(dir.path(), 20);
+    let server = Server::start(&store, dir.path(), &[]);
+    for partial in [
+        &b"POST /api/v1/elections/general-2026/ballots HTTP/1.1\r\nHost: h\r\n"[..],
+        b"POST /api/v1/elections/general-2026/ballots HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer test-api-token\r\nContent-Length: 100\r\n\r\n{\"vo",
+    ] {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        s.write_all(partial).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let r = s.read_to_end(&mut buf);
+        assert!(r.is_ok(), "the server held a stalled request for 90 s");
+        eprintln!("closed after {:?}", started.elapsed());
+    }
+}
+
+#[test]
+#[ignore = "not on the hardening list: a client that half-closes after a full request loses its answer (hyper's half_close is off under axum::serve; edge owns the accept loop)"]
+fn a_half_closed_client_still_gets_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store_with_voters(dir.path(), 20);
+    let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
+    let body = ballot(&voter_id(4), "c-savior", Some("half-closed"));
+    let a = raw(
+        &server.addr,
+        &req("POST", &cast_path(ELECTION), &[AUTH], &body, false),
+        true,
+    );
+    // The ballot is recorded either way; the client must hear so.
+    let stored = stored_sqlite(&dir.path().join("v.db"));
+    assert!(stored.contains_key("half-closed"));
+    assert_eq!(a.len(), 1, "no answer for a recorded ballot");
+    assert_eq!(a[0].status, 202);
+}
+
+#[test]
+#[ignore = "not on the hardening list: in the Kafka shape a body that is no ballot is answered with one id and election, and stored by the processor under another id and no election"]
+fn kafka_a_body_that_is_no_ballot_is_stored_as_answered() {
+    let t = kafka_support::KafkaTest::new(1);
+    t.run_ok("generate", &["--voters", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &t.db.url,
+        dir.path(),
+        &["--bus", &t.bus, "--rate-limit", "0"],
+    );
+    let mut l = Ledger {
+        queued_shape: true,
+        ..Ledger::default()
+    };
+    for body in [&b"{not json"[..], b"{}", b"\xff\xfe"] {
+        let a = l.send(
+            &server,
+            ELECTION,
+            &req("POST", &cast_path(ELECTION), &[AUTH], body, false),
+            false,
+        );
+        assert_eq!(a.len(), 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let stored = stored_pg(&t.db);
+        if stored.len() >= 3 || Instant::now() > deadline {
+            break stored;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    reconcile(&server, &l, &stored);
 }
