@@ -304,9 +304,7 @@ fn read_endpoints_paginate_and_describe_themselves() {
         "/api/v1/elections/{ELECTION}/results/states?sort=bogus"
     ));
     assert_eq!(status, 400, "{body}");
-    for p in ["demographics", "timeline", "totals"] {
-        server.json(&format!("/api/v1/elections/{ELECTION}/results/{p}"));
-    }
+    answers_equal_the_tables(&server, &dir.path().join("r.db"));
     assert_eq!(server.get("/api/v1/elections/nope/results").0, 404);
     assert_eq!(server.get("/healthz").0, 200);
 
@@ -333,4 +331,136 @@ fn read_endpoints_paginate_and_describe_themselves() {
         }
     }
     assert!(routes >= 16, "found {routes} routes");
+}
+
+/// Totals, demographics and the timeline as the API serves them equal what
+/// the store holds: totals and demographics a recount of the votes table,
+/// the timeline the results table of minute windows (late votes are in no
+/// window: the windows and `late_votes` add up to the votes).
+fn answers_equal_the_tables(server: &Server, db: &std::path::Path) {
+    use std::collections::BTreeMap;
+    use votestream::model::{AgeBand, Gender};
+    let db = rusqlite::Connection::open(db).unwrap();
+    let rows = |sql: &str| -> Vec<(String, i64)> {
+        let mut stmt = db.prepare(sql).unwrap();
+        stmt.query_map([ELECTION], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let count = |sql: &str| -> i64 { db.query_row(sql, [ELECTION], |r| r.get(0)).unwrap() };
+    let api = |p: &str| server.json(&format!("/api/v1/elections/{ELECTION}/results/{p}"));
+
+    let totals = api("totals");
+    let votes = count("SELECT COUNT(*) FROM votes WHERE election_id = ?1");
+    let rejected = count("SELECT COUNT(*) FROM rejected_ballots WHERE election_id = ?1");
+    assert!(votes > 0);
+    assert_eq!(totals["accepted"], votes);
+    assert_eq!(totals["counted"], votes);
+    assert_eq!(totals["rejected"], rejected);
+    assert_eq!(totals["received"], votes + rejected);
+    let by_candidate: BTreeMap<String, i64> = rows(
+        "SELECT candidate_id, COUNT(*) FROM votes WHERE election_id = ?1 GROUP BY candidate_id",
+    )
+    .into_iter()
+    .collect();
+    let served: BTreeMap<String, i64> = totals["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["candidate_id"].as_str().unwrap().to_string(),
+                c["total_votes"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(served, by_candidate, "totals");
+    let reasons: BTreeMap<String, i64> = rows(
+        "SELECT reason, COUNT(*) FROM rejected_ballots WHERE election_id = ?1 GROUP BY reason",
+    )
+    .into_iter()
+    .collect();
+    let served: BTreeMap<String, i64> =
+        serde_json::from_value(totals["rejected_by_reason"].clone()).unwrap();
+    assert_eq!(served, reasons, "rejections by reason");
+
+    // Demographics: a recount over the registry's ages and genders.
+    let mut want: BTreeMap<(String, String, String), i64> = BTreeMap::new();
+    let mut stmt = db
+        .prepare(
+            "SELECT r.registered_age, r.gender, v.candidate_id FROM votes v
+             JOIN voters r ON r.voter_no = v.voter_no WHERE v.election_id = ?1",
+        )
+        .unwrap();
+    let mut it = stmt.query([ELECTION]).unwrap();
+    while let Some(r) = it.next().unwrap() {
+        let age: i64 = r.get(0).unwrap();
+        let gender: String = r.get(1).unwrap();
+        let key = (
+            AgeBand::of_age(age.clamp(0, 200) as u32)
+                .as_str()
+                .to_string(),
+            Gender::parse(&gender).as_str().to_string(),
+            r.get(2).unwrap(),
+        );
+        *want.entry(key).or_default() += 1;
+    }
+    let served: BTreeMap<(String, String, String), i64> = api("demographics")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |f: &str| d[f].as_str().unwrap().to_string();
+            (
+                (s("age_band"), s("gender"), s("candidate_id")),
+                d["votes"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(served, want, "demographics");
+
+    // The timeline: each minute window as the results table has it.
+    let late = count(
+        "SELECT late_votes FROM results_election WHERE engine = 'builtin' AND election_id = ?1",
+    );
+    let mut windows: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut stmt = db
+        .prepare(
+            "SELECT minute, candidate_id, votes FROM results_minute
+             WHERE engine = 'builtin' AND election_id = ?1 AND votes > 0",
+        )
+        .unwrap();
+    let mut it = stmt.query([ELECTION]).unwrap();
+    while let Some(r) = it.next().unwrap() {
+        let minute: i64 = r.get(0).unwrap();
+        windows.insert(
+            (
+                votestream::model::format_voting_time(minute),
+                r.get(1).unwrap(),
+            ),
+            r.get(2).unwrap(),
+        );
+    }
+    let served: BTreeMap<(String, String), i64> = api("timeline")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let s = |f: &str| m[f].as_str().unwrap().to_string();
+            (
+                (s("minute"), s("candidate_id")),
+                m["votes"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(served, windows, "timeline");
+    assert_eq!(
+        served.values().sum::<i64>() + late,
+        votes,
+        "windows + late = votes"
+    );
 }

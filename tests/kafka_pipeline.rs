@@ -66,12 +66,33 @@ fn two_instances_of_each_stage_one_of_each_killed() {
     let mut a1 = t.spawn("aggregate-1", "aggregate", &["--follow"]);
     let mut a2 = t.spawn("aggregate-2", "aggregate", &["--follow"]);
     let sim = t.simulate_in_background("8000");
-    // Both instances at work before one of each dies.
+    // Both instances at work before one of each dies: each holds partitions
+    // of its group, and votes keep being recorded and counted meanwhile.
+    let both_hold_partitions = |stage: &str| {
+        let members = t.group_members(stage);
+        members.len() == 2 && members.iter().all(|p| !p.is_empty())
+    };
     t.wait_for(
-        "votes counted by the group",
+        "two members holding partitions in each group",
         Duration::from_secs(120),
-        || t.counted() > 10_000,
+        || both_hold_partitions("processor") && both_hold_partitions("aggregator"),
     );
+    let (recorded, counted) = (t.scalar("SELECT COUNT(*) FROM votes"), t.counted());
+    t.wait_for(
+        "votes recorded and counted by the groups",
+        Duration::from_secs(120),
+        || {
+            t.scalar("SELECT COUNT(*) FROM votes") > recorded + 5_000
+                && t.counted() > counted.max(10_000)
+        },
+    );
+    for stage in ["processor", "aggregator"] {
+        let members = t.group_members(stage);
+        assert!(
+            members.len() == 2 && members.iter().all(|p| !p.is_empty()),
+            "{stage} group before the kills: {members:?}"
+        );
+    }
     p2.kill();
     a2.kill();
     let n = sent(&sim.join().expect("simulator"));

@@ -76,7 +76,6 @@ fn run_until_done_then_audit_passes() {
 fn sigkill_mid_run_then_restart_loses_and_doubles_nothing() {
     let clean = TempDb::new();
     let expected = clean_run(&clean);
-    drop(clean);
 
     let db = TempDb::new();
     let mut client = db.client();
@@ -113,4 +112,31 @@ fn sigkill_mid_run_then_restart_loses_and_doubles_nothing() {
     assert_eq!(r["accepted"].as_i64(), Some(expected));
     assert_eq!(r["counted"].as_i64(), Some(expected));
     assert_eq!(pg_votes_are_unique_and_gap_free(&db.url), expected);
+    // Not only as many: the very votes and rejections of the clean run.
+    for (what, sql) in [
+        (
+            "votes",
+            "SELECT election_id || '|' || voter_id || '|' || candidate_id || '|' || ballot_id
+             FROM votes ORDER BY 1",
+        ),
+        (
+            "rejections",
+            "SELECT ballot_id || '|' || reason FROM rejected_ballots ORDER BY 1",
+        ),
+    ] {
+        let rows = |db: &TempDb| -> Vec<String> {
+            db.client()
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        };
+        let (killed, reference) = (rows(&db), rows(&clean));
+        assert_eq!(killed.len(), reference.len(), "{what}");
+        assert!(
+            killed == reference,
+            "the {what} after SIGKILL and restart differ from the clean run's"
+        );
+    }
 }

@@ -21,27 +21,43 @@ const LIMIT: Duration = Duration::from_secs(300);
 /// One restart at a time: each test must see its own.
 static TURN: Mutex<()> = Mutex::new(());
 
-/// Restarts the server the tests use: the project's own via scripts/pg.sh;
-/// with an external server (DATABASE_URL), which this test must not
-/// restart, every connection to the test's database is terminated instead.
+/// When the server the tests use last started.
+fn postmaster_started(db: &TempDb) -> Option<String> {
+    postgres::Client::connect(&db.url, postgres::NoTls)
+        .and_then(|mut c| c.query_one("SELECT pg_postmaster_start_time()::text", &[]))
+        .map(|r| r.get(0))
+        .ok()
+}
+
+/// Restarts the server the tests use (the project's own, via scripts/pg.sh)
+/// and checks that it really was that server that restarted. An external
+/// server (DATABASE_URL) cannot be restarted by a test: it fails, rather
+/// than test something weaker (a killed backend is not a restart).
 fn lose_connections(db: &TempDb) {
-    if std::env::var("DATABASE_URL").is_ok() {
-        eprintln!("DATABASE_URL set: terminating connections instead of restarting the server");
-        let mut c = db.client();
-        c.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            &[],
-        )
-        .expect("terminate backends");
-        return;
-    }
+    assert!(
+        std::env::var("DATABASE_URL").is_err(),
+        "DATABASE_URL names an external PostgreSQL, which this test must not restart: \
+         run it against the server scripts/pg.sh starts (unset DATABASE_URL and export \
+         VOTESTREAM_TEST_PG_URL=$(bash scripts/pg.sh url); PGPORT picks its port)"
+    );
+    let before = postmaster_started(db).expect("the server is up before the restart");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh");
     let status = std::process::Command::new("bash")
         .args([script, "restart"])
         .status()
         .expect("scripts/pg.sh runs");
     assert!(status.success(), "scripts/pg.sh restart failed");
+    let mut after = None;
+    wait_until(LIMIT, "the server to take connections again", || {
+        after = postmaster_started(db);
+        after.is_some()
+    });
+    assert_ne!(
+        after.as_deref(),
+        Some(before.as_str()),
+        "scripts/pg.sh restarted a server, but not the one at VOTESTREAM_TEST_PG_URL \
+         (scripts/pg.sh restarts the one on PGPORT)"
+    );
 }
 
 /// Restarts the server under a running `run` and waits for it: it must

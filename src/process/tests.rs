@@ -1,7 +1,9 @@
 //! The processor and the built-in engine against a brute-force model: for any
 //! sequence of ballots (duplicates, replays, invalid ones, any order, late
-//! ones, any batching), the persisted tallies equal a count over the accepted
-//! votes and received = accepted + rejected.
+//! ones, cast exactly at the opening time or the future limit or 1 ms past
+//! them, any batching), every ballot gets the model's outcome and reason, the
+//! persisted tallies equal a count over the accepted votes and received =
+//! accepted + rejected.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,6 +15,8 @@ use crate::aggregate::{TallyKey, BUILTIN, MINUTE_MS};
 use crate::model::{Ballot, Candidate, Election};
 
 const BASE: Millis = 1_780_000_000_000;
+/// The processor's clock in the property test.
+const NOW: Millis = BASE + 60 * MINUTE_MS;
 const VOTERS: u64 = 20;
 
 fn setup(dir: &std::path::Path) -> (String, Vec<crate::model::Voter>) {
@@ -48,17 +52,52 @@ enum Op {
         election: u8,
         voter: u8,
         candidate: u8,
-        minute: i64,
-        future: bool,
+        when: When,
     },
     Replay(usize),
     Garbage(u8),
 }
 
+/// When a ballot says it was cast: mostly in the election's first minutes,
+/// sometimes exactly at a limit or 1 ms past it.
+#[derive(Clone, Copy, Debug)]
+enum When {
+    Minute(i64),
+    AtOpening,
+    JustBeforeOpening,
+    AtFutureLimit,
+    JustPastFutureLimit,
+    FarFuture,
+}
+
+impl When {
+    fn cast_at(self, i: usize) -> Millis {
+        match self {
+            When::Minute(m) => BASE + m * MINUTE_MS + i as i64,
+            When::AtOpening => BASE,
+            When::JustBeforeOpening => BASE - 1,
+            When::AtFutureLimit => NOW + FUTURE_TOLERANCE_MS,
+            When::JustPastFutureLimit => NOW + FUTURE_TOLERANCE_MS + 1,
+            When::FarFuture => BASE + 100 * MINUTE_MS,
+        }
+    }
+}
+
+fn when() -> impl Strategy<Value = When> {
+    prop_oneof![
+        20 => (0i64..8).prop_map(When::Minute),
+        1 => Just(When::AtOpening),
+        1 => Just(When::JustBeforeOpening),
+        1 => Just(When::AtFutureLimit),
+        1 => Just(When::JustPastFutureLimit),
+        1 => Just(When::FarFuture),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0u8..3, 0u8..24, 0u8..4, 0i64..8, prop::bool::weighted(0.05)).prop_map(
-            |(election, voter, candidate, minute, future)| Op::New { election, voter, candidate, minute, future }
+        6 => (0u8..3, 0u8..24, 0u8..4, when()).prop_map(
+            |(election, voter, candidate, when)| Op::New { election, voter, candidate, when }
         ),
         2 => any::<usize>().prop_map(Op::Replay),
         1 => any::<u8>().prop_map(Op::Garbage),
@@ -73,8 +112,7 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
                 election,
                 voter,
                 candidate,
-                minute,
-                future,
+                when,
             } => Inbound::Ballot(Ballot {
                 ballot_id: format!("b{i}"),
                 election_id: format!("e{election}"),
@@ -82,11 +120,7 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
                     .get(*voter as usize)
                     .map_or_else(|| format!("nobody-{voter}"), |v| v.voter_id.clone()),
                 candidate_id: format!("c{candidate}"),
-                cast_at: if *future {
-                    BASE + 100 * MINUTE_MS
-                } else {
-                    BASE + minute * MINUTE_MS + i as i64
-                },
+                cast_at: when.cast_at(i),
             }),
             Op::Replay(k) if !out.is_empty() => dup(&out[k % out.len()]),
             Op::Replay(_) => continue,
@@ -105,30 +139,45 @@ struct Model {
     accepted: Vec<Ballot>,
     rejected: usize,
     replays: usize,
+    /// (ballot id, reason) of every rejection recorded.
+    reasons: Vec<(String, RejectReason)>,
 }
 
 impl Model {
     fn feed(&mut self, b: &Inbound, voters: &[crate::model::Voter], now: Millis) {
-        let reject = |m: &mut Model, id: String| {
-            if m.rejected_ids.insert(id) {
+        let reject = |m: &mut Model, id: String, reason| {
+            if m.rejected_ids.insert(id.clone()) {
                 m.rejected += 1;
+                m.reasons.push((id, reason));
             } else {
                 m.replays += 1;
             }
         };
         let b = match b {
-            Inbound::Raw(raw) => return reject(self, parse::content_id(raw)),
+            Inbound::Raw(raw) => {
+                return reject(self, parse::content_id(raw), RejectReason::MalformedJson)
+            }
             Inbound::Ballot(b) => b,
             Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => {
                 unreachable!("the model makes none")
             }
         };
-        let valid = (b.election_id == "e0" || b.election_id == "e1")
-            && voters.iter().any(|v| v.voter_id == b.voter_id)
-            && ["c0", "c1", "c2"].contains(&b.candidate_id.as_str())
-            && b.cast_at <= now + FUTURE_TOLERANCE_MS;
-        if !valid {
-            return reject(self, b.ballot_id.clone());
+        // The checks in the processor's order: the first failing one is the reason.
+        let invalid = if b.election_id != "e0" && b.election_id != "e1" {
+            Some(RejectReason::UnknownElection)
+        } else if !voters.iter().any(|v| v.voter_id == b.voter_id) {
+            Some(RejectReason::UnknownVoter)
+        } else if !["c0", "c1", "c2"].contains(&b.candidate_id.as_str()) {
+            Some(RejectReason::UnknownCandidate)
+        } else if b.cast_at > now + FUTURE_TOLERANCE_MS {
+            Some(RejectReason::CastInFuture)
+        } else if b.cast_at < BASE {
+            Some(RejectReason::CastBeforeOpen)
+        } else {
+            None
+        };
+        if let Some(reason) = invalid {
+            return reject(self, b.ballot_id.clone(), reason);
         }
         let key = (b.election_id.clone(), b.voter_id.clone());
         match self.voted.get(&key) {
@@ -137,7 +186,7 @@ impl Model {
                 self.accepted.push(b.clone());
             }
             Some(first) if *first == b.ballot_id => self.replays += 1,
-            Some(_) => reject(self, b.ballot_id.clone()),
+            Some(_) => reject(self, b.ballot_id.clone(), RejectReason::AlreadyVoted),
         }
     }
 }
@@ -155,7 +204,7 @@ proptest! {
         let mut store = crate::store::open(&url).unwrap();
         let processor = Processor::new(Registry::load(&mut *store).unwrap());
         let input = ballots(&ops, &voters);
-        let now = BASE + 60 * MINUTE_MS;
+        let now = NOW;
 
         let mut model = Model::default();
         for b in &input {
@@ -165,6 +214,7 @@ proptest! {
         // Any batching: the outcome must not depend on it.
         let mut rest: Vec<Inbound> = input.iter().map(dup).collect();
         let (mut accepted, mut rejected, mut replays) = (0, 0, 0);
+        let mut reasons = Vec::new();
         for n in splits.iter().cycle() {
             if rest.is_empty() {
                 break;
@@ -174,11 +224,15 @@ proptest! {
             let r = store.record(processor.validate_batch(batch, now)).map_err(|(e, _)| e).unwrap();
             accepted += r.votes.len();
             rejected += r.rejections.len();
+            reasons.extend(r.rejections.iter().map(|x| (x.ballot_id.clone(), x.reason)));
             replays += r.replays;
         }
         prop_assert_eq!(accepted, model.accepted.len());
         prop_assert_eq!(rejected, model.rejected);
         prop_assert_eq!(replays, model.replays);
+        reasons.sort_by(|a, b| a.0.cmp(&b.0));
+        model.reasons.sort_by(|a, b| a.0.cmp(&b.0));
+        prop_assert_eq!(reasons, model.reasons);
 
         // The engine, resuming from the store, with a short lateness allowance.
         let mut engine = Engine::open(crate::store::open(&url).unwrap(), 2 * MINUTE_MS).unwrap();

@@ -363,3 +363,33 @@ pub fn sum_of(r: &Value, array: &str, field: &str) -> i64 {
         .map(|x| x[field].as_i64().expect("integer"))
         .sum()
 }
+
+/// Pseudo-random numbers for kill moments, from a seed that is printed and
+/// can be replayed: `VOTESTREAM_TEST_SEED=<seed>` makes a run pick the same
+/// moments again (otherwise the seed comes from the clock).
+pub struct KillMoments(u64);
+
+impl KillMoments {
+    pub fn new(test: &str) -> KillMoments {
+        let seed = match std::env::var("VOTESTREAM_TEST_SEED") {
+            Ok(s) => s
+                .parse()
+                .unwrap_or_else(|_| panic!("VOTESTREAM_TEST_SEED={s:?} is not a number")),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7),
+        };
+        eprintln!("{test}: kill moments from seed {seed} (replay: VOTESTREAM_TEST_SEED={seed})");
+        KillMoments(seed)
+    }
+
+    /// A number in `lo..hi`.
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + (self.0 >> 33) % (hi - lo)
+    }
+}

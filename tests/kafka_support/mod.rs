@@ -56,6 +56,11 @@ impl Stage {
         self.guard.0.is_some() && self.guard.child().try_wait().ok().flatten().is_none()
     }
 
+    /// How it ended, once it has (None while it runs).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.guard.child().try_wait().ok().flatten()
+    }
+
     /// SIGTERM, then wait (bounded) for a clean exit.
     pub fn stop(&mut self) {
         if self.guard.0.is_none() {
@@ -172,6 +177,29 @@ impl KafkaTest {
     /// What a stage printed on stdout (complete once it exited).
     pub fn output(&self, name: &str) -> String {
         std::fs::read_to_string(self.logs.join(format!("{name}.out"))).unwrap_or_default()
+    }
+
+    /// The members of a stage's consumer group (`processor`, `aggregator`)
+    /// as the group coordinator has them now: the partitions each holds.
+    pub fn group_members(&self, stage: &str) -> Vec<Vec<i32>> {
+        let group = format!("{}votestream-{stage}", self.prefix);
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("a consumer");
+        let list = consumer
+            .fetch_group_list(Some(&group), Duration::from_secs(10))
+            .expect("the group list");
+        list.groups()
+            .iter()
+            .flat_map(|g| g.members())
+            .map(|m| assigned_partitions(m.assignment().unwrap_or(&[])))
+            .collect()
+    }
+
+    /// Where the stages' logs are (`<name>.log`, `<name>.out`).
+    pub fn logs_dir(&self) -> &std::path::Path {
+        &self.logs
     }
 
     /// The last lines of every stage's log, for a failure message.
@@ -357,4 +385,34 @@ pub fn sent(out: &Output) -> i64 {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no `sent N` in {text}"))
+}
+
+/// The partitions of a consumer protocol assignment (version: i16, then per
+/// topic a string and an array of i32 partitions; anything after is ignored).
+fn assigned_partitions(b: &[u8]) -> Vec<i32> {
+    let i16_at = |at: usize| b.get(at..at + 2).map(|x| i16::from_be_bytes([x[0], x[1]]));
+    let i32_at = |at: usize| {
+        b.get(at..at + 4)
+            .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let mut out = Vec::new();
+    let mut at = 2;
+    let Some(topics) = i32_at(at) else {
+        return out;
+    };
+    at += 4;
+    for _ in 0..topics.max(0) {
+        let Some(len) = i16_at(at) else { break };
+        at += 2 + len.max(0) as usize;
+        let Some(n) = i32_at(at) else { break };
+        at += 4;
+        for _ in 0..n.max(0) {
+            match i32_at(at) {
+                Some(p) => out.push(p),
+                None => break,
+            }
+            at += 4;
+        }
+    }
+    out
 }
