@@ -278,8 +278,8 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
             // Owned here, so a failed processor closes the channel and a
             // simulator waiting to send is not left blocked on it.
             let mut ballot_rx = ballot_rx;
-            health.processor_running.store(true, Relaxed);
-            let r = match &cfg.bus {
+            let _running = Running::new(&health.processor_running);
+            match &cfg.bus {
                 BusKind::Memory => process::run(
                     &processor,
                     &mut *store,
@@ -299,15 +299,11 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
                         };
                         kafka::process(&stage, &processor, &mut *store, profiles)
                     }),
-            };
-            health.processor_running.store(false, Relaxed);
-            r
+            }
         });
         let aggregating = s.spawn(|| {
-            health.aggregator_running.store(true, Relaxed);
-            let r = aggregator.run(&stats, &shutdown);
-            health.aggregator_running.store(false, Relaxed);
-            r
+            let _running = Running::new(&health.aggregator_running);
+            aggregator.run(&stats, &shutdown)
         });
         let simulating = sim.as_ref().map(|sim| {
             let ballot_tx = ballot_tx.clone();
@@ -414,6 +410,23 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         replays: stats.replays.load(Relaxed),
         no_election: stats.no_election.load(Relaxed),
     })
+}
+
+/// A stage's "running" flag for `/readyz`: cleared however the stage ends,
+/// by returning or by panicking.
+struct Running<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Running<'a> {
+    fn new(flag: &'a std::sync::atomic::AtomicBool) -> Running<'a> {
+        flag.store(true, Relaxed);
+        Running(flag)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+    }
 }
 
 /// The built-in engine, fed by the in-process bus or by Kafka.

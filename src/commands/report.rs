@@ -28,7 +28,7 @@ pub struct AuditArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    #[arg(long, env = "VOTESTREAM_BENCH_VOTERS", default_value_t = 1_000_000)]
+    #[arg(long, env = "VOTESTREAM_BENCH_VOTERS", default_value_t = 1_000_000, value_parser = super::range::at_least_one_u64, allow_negative_numbers = true)]
     voters: u64,
     /// A kafka:// URL (with a postgres:// --store) benchmarks the
     /// distributed shape: exactly-once end to end beside Kafka's
