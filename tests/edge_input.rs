@@ -130,6 +130,15 @@ fn admin_text_no_store_can_keep_is_a_400_naming_the_field() {
                 .to_string(),
             "candidates[0].party_affiliation contains U+0000",
         ),
+        (
+            // Its candidates' derived ids (`<election>-c1`) would be too long
+            // for any ballot to name.
+            format!(
+                r#"{{"election_id":"{}","candidates":[{{"candidate_name":"A","party_affiliation":"P"}}]}}"#,
+                "x".repeat(126)
+            ),
+            "candidates[0].candidate_id is 129 bytes",
+        ),
     ];
     for (body, says) in cases {
         let r = post(

@@ -104,39 +104,35 @@ pub fn from_csv(reader: impl Read) -> Result<Vec<Voter>, ImportError> {
             .map_err(|_| bad(15, "is not a non-negative integer"))?;
         seen.check(voter_id, line, |l| format!("CSV line {l}"))?;
 
-        push_checked(
-            &mut voters,
-            || format!("CSV line {line}"),
-            Voter {
-                voter_id: voter_id.to_owned(),
-                voter_name: get(1).to_owned(),
-                date_of_birth,
-                gender: Gender::parse(get(3)),
-                nationality: get(4).to_owned(),
-                registration_number: get(5).to_owned(),
-                address_street: get(6).to_owned(),
-                address_city: get(7).to_owned(),
-                address_state: get(8).to_owned(),
-                address_country: get(9).to_owned(),
-                address_postcode: get(10).to_owned(),
-                email: get(11).to_owned(),
-                phone_number: get(12).to_owned(),
-                cell_number: get(13).to_owned(),
-                picture: get(14).to_owned(),
-                registered_age,
-            },
-        )?;
+        voters.push(Voter {
+            voter_id: voter_id.to_owned(),
+            voter_name: get(1).to_owned(),
+            date_of_birth,
+            gender: Gender::parse(get(3)),
+            nationality: get(4).to_owned(),
+            registration_number: get(5).to_owned(),
+            address_street: get(6).to_owned(),
+            address_city: get(7).to_owned(),
+            address_state: get(8).to_owned(),
+            address_country: get(9).to_owned(),
+            address_postcode: get(10).to_owned(),
+            email: get(11).to_owned(),
+            phone_number: get(12).to_owned(),
+            cell_number: get(13).to_owned(),
+            picture: get(14).to_owned(),
+            registered_age,
+        });
+        check_text(&voters, || format!("CSV line {line}"))?;
     }
     Ok(voters)
 }
 
-/// Adds a voter whose every text field passes the edge's rules; `at` names
-/// the line or record for the error.
-fn push_checked(
-    voters: &mut Vec<Voter>,
-    at: impl Fn() -> String,
-    v: Voter,
-) -> Result<(), ImportError> {
+/// Checks that every text field of the voter just read passes the edge's
+/// rules; `at` names the line or record for the error.
+fn check_text(voters: &[Voter], at: impl Fn() -> String) -> Result<(), ImportError> {
+    let Some(v) = voters.last() else {
+        return Ok(());
+    };
     let fields = [
         ("voter_id", Kind::Id, &v.voter_id),
         ("voter_name", Kind::Name, &v.voter_name),
@@ -156,7 +152,6 @@ fn push_checked(
         edge::check(kind, field, value)
             .map_err(|error| ImportError::BadText { at: at(), error })?;
     }
-    voters.push(v);
     Ok(())
 }
 
@@ -236,32 +231,29 @@ pub fn from_randomuser_json(reader: impl Read) -> Result<Vec<Voter>, ImportError
         let mut address_street = r.text(&["location", "street", "number"])?;
         address_street.push(' ');
         address_street.push_str(&r.text(&["location", "street", "name"])?);
-        push_checked(
-            &mut voters,
-            || format!("randomuser results[{i}]"),
-            Voter {
-                voter_name: format!(
-                    "{} {}",
-                    r.text(&["name", "first"])?,
-                    r.text(&["name", "last"])?
-                ),
-                date_of_birth,
-                gender: Gender::parse(&r.text(&["gender"])?),
-                nationality: r.text(&["nat"])?,
-                registration_number: r.text(&["login", "username"])?,
-                address_street,
-                address_city: r.text(&["location", "city"])?,
-                address_state: r.text(&["location", "state"])?,
-                address_country: r.text(&["location", "country"])?,
-                address_postcode: r.text(&["location", "postcode"])?,
-                email: r.text(&["email"])?,
-                phone_number: r.text(&["phone"])?,
-                cell_number: r.text(&["cell"])?,
-                picture: r.text(&["picture", "large"])?,
-                registered_age,
-                voter_id,
-            },
-        )?;
+        voters.push(Voter {
+            voter_name: format!(
+                "{} {}",
+                r.text(&["name", "first"])?,
+                r.text(&["name", "last"])?
+            ),
+            date_of_birth,
+            gender: Gender::parse(&r.text(&["gender"])?),
+            nationality: r.text(&["nat"])?,
+            registration_number: r.text(&["login", "username"])?,
+            address_street,
+            address_city: r.text(&["location", "city"])?,
+            address_state: r.text(&["location", "state"])?,
+            address_country: r.text(&["location", "country"])?,
+            address_postcode: r.text(&["location", "postcode"])?,
+            email: r.text(&["email"])?,
+            phone_number: r.text(&["phone"])?,
+            cell_number: r.text(&["cell"])?,
+            picture: r.text(&["picture", "large"])?,
+            registered_age,
+            voter_id,
+        });
+        check_text(&voters, || format!("randomuser results[{i}]"))?;
     }
     Ok(voters)
 }

@@ -70,7 +70,9 @@ pub async fn create_election(
     }
     let opens_at = match req.opens_at.as_deref() {
         None => now_millis(),
-        Some(t) => parse_time(t).ok_or_else(|| bad(format!("opens_at {t:?} is not a time")))?,
+        Some(t) => {
+            parse_time(t).ok_or_else(|| bad(format!("opens_at {} is not a time", edge::echo(t))))?
+        }
     };
     let (mut election, mut candidates) = crate::generate::default_election(opens_at);
     election.election_id = id.clone();
@@ -81,10 +83,12 @@ pub async fn create_election(
         }
         for (i, c) in list.iter().enumerate() {
             let field = |name: &str| format!("candidates[{i}].{name}");
-            if let Some(cid) = &c.candidate_id {
-                edge::check(Kind::Id, &field("candidate_id"), cid)
-                    .map_err(|e| bad(e.to_string()))?;
-            }
+            // A derived id must be one a ballot can name, too.
+            let cid = c
+                .candidate_id
+                .clone()
+                .unwrap_or_else(|| format!("{id}-c{}", i + 1));
+            edge::check(Kind::Id, &field("candidate_id"), &cid).map_err(|e| bad(e.to_string()))?;
             for (name, kind, value) in [
                 ("candidate_name", Kind::Name, &c.candidate_name),
                 ("party_affiliation", Kind::Name, &c.party_affiliation),
