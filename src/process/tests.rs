@@ -52,6 +52,13 @@ enum Op {
         future: bool,
     },
     Replay(usize),
+    /// A new ballot under the id of an earlier one.
+    Reuse {
+        of: usize,
+        election: u8,
+        voter: u8,
+        candidate: u8,
+    },
     Garbage(u8),
 }
 
@@ -61,6 +68,9 @@ fn op() -> impl Strategy<Value = Op> {
             |(election, voter, candidate, minute, future)| Op::New { election, voter, candidate, minute, future }
         ),
         2 => any::<usize>().prop_map(Op::Replay),
+        1 => (any::<usize>(), 0u8..3, 0u8..24, 0u8..4).prop_map(
+            |(of, election, voter, candidate)| Op::Reuse { of, election, voter, candidate }
+        ),
         1 => any::<u8>().prop_map(Op::Garbage),
     ]
 }
@@ -90,6 +100,23 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
             }),
             Op::Replay(k) if !out.is_empty() => dup(&out[k % out.len()]),
             Op::Replay(_) => continue,
+            Op::Reuse {
+                of,
+                election,
+                voter,
+                candidate,
+            } => Inbound::Ballot(Ballot {
+                ballot_id: match out.get(of % out.len().max(1)) {
+                    Some(Inbound::Ballot(b)) => b.ballot_id.clone(),
+                    _ => format!("b{i}"),
+                },
+                election_id: format!("e{election}"),
+                voter_id: voters
+                    .get(*voter as usize)
+                    .map_or_else(|| format!("nobody-{voter}"), |v| v.voter_id.clone()),
+                candidate_id: format!("c{candidate}"),
+                cast_at: BASE + i as i64,
+            }),
             Op::Garbage(n) => Inbound::Raw(format!("{{not json {n}").into_bytes()),
         };
         out.push(next);
@@ -97,11 +124,18 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
     out
 }
 
+/// What a ballot id names: a ballot's election, voter and candidate, or
+/// the bytes of a message that is not one.
+type Content = (String, String, String);
+
 /// What the spec says should happen, computed the slow, obvious way.
 #[derive(Default)]
 struct Model {
     voted: HashMap<(String, String), String>,
-    rejected_ids: HashSet<String>,
+    /// The content each ballot id first named.
+    ids: HashMap<String, Content>,
+    /// Ballot ids reused for other content, with that content.
+    reused: HashSet<(String, Content)>,
     accepted: Vec<Ballot>,
     rejected: usize,
     replays: usize,
@@ -109,26 +143,46 @@ struct Model {
 
 impl Model {
     fn feed(&mut self, b: &Inbound, voters: &[crate::model::Voter], now: Millis) {
-        let reject = |m: &mut Model, id: String| {
-            if m.rejected_ids.insert(id) {
-                m.rejected += 1;
-            } else {
-                m.replays += 1;
+        let (id, content) = match b {
+            Inbound::Raw(raw) => {
+                let text = String::from_utf8_lossy(raw).into_owned();
+                (parse::content_id(raw), (text, String::new(), String::new()))
             }
-        };
-        let b = match b {
-            Inbound::Raw(raw) => return reject(self, parse::content_id(raw)),
-            Inbound::Ballot(b) => b,
+            Inbound::Ballot(b) => (
+                b.ballot_id.clone(),
+                (
+                    b.election_id.clone(),
+                    b.voter_id.clone(),
+                    b.candidate_id.clone(),
+                ),
+            ),
             Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => {
                 unreachable!("the model makes none")
             }
+        };
+        match self.ids.get(&id) {
+            Some(first) if *first == content => return self.replays += 1,
+            Some(_) => {
+                match self.reused.insert((id, content)) {
+                    true => self.rejected += 1,
+                    false => self.replays += 1,
+                }
+                return;
+            }
+            None => {
+                self.ids.insert(id, content);
+            }
+        }
+        let b = match b {
+            Inbound::Ballot(b) => b,
+            _ => return self.rejected += 1,
         };
         let valid = (b.election_id == "e0" || b.election_id == "e1")
             && voters.iter().any(|v| v.voter_id == b.voter_id)
             && ["c0", "c1", "c2"].contains(&b.candidate_id.as_str())
             && b.cast_at <= now + FUTURE_TOLERANCE_MS;
         if !valid {
-            return reject(self, b.ballot_id.clone());
+            return self.rejected += 1;
         }
         let key = (b.election_id.clone(), b.voter_id.clone());
         match self.voted.get(&key) {
@@ -136,8 +190,8 @@ impl Model {
                 self.voted.insert(key, b.ballot_id.clone());
                 self.accepted.push(b.clone());
             }
-            Some(first) if *first == b.ballot_id => self.replays += 1,
-            Some(_) => reject(self, b.ballot_id.clone()),
+            // A new id (a replay was recognised above): another ballot.
+            Some(_) => self.rejected += 1,
         }
     }
 }
