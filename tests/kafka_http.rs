@@ -59,3 +59,52 @@ fn ballots_cast_over_http_go_through_kafka_and_are_counted_once() {
     server.kill();
     t.assert_exact();
 }
+
+#[test]
+fn a_reused_ballot_id_is_refused_when_the_processor_decides() {
+    let t = KafkaTest::new(2);
+    t.run_ok("generate", &["--voters", "100"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&t.db.url, dir.path(), &["--bus", &t.bus]);
+    let body = |voter: &str, candidate: &str, id: Option<&str>| {
+        let mut b = serde_json::json!({"voter_id": voter, "candidate_id": candidate});
+        if let Some(id) = id {
+            b["ballot_id"] = serde_json::json!(id);
+        }
+        b.to_string()
+    };
+    // Queued at once: whether each counts is the processor's to decide.
+    let casts = [
+        (body(&voter_id(0), "c-savior", Some("kf-1")), None),
+        (body(&voter_id(1), "c-savior", Some("kf-1")), None),
+        (body(&voter_id(2), "c-savior", None), Some("k-9")),
+        (body(&voter_id(2), "c-management", None), Some("k-9")),
+    ];
+    for (b, key) in &casts {
+        let r = server.cast(b.as_bytes(), *key);
+        assert_eq!(r.status, 202, "{}", r.body_text());
+        assert_eq!(r.json()["status"], "queued");
+    }
+    t.wait_for("the ballots decided", Duration::from_secs(90), || {
+        let r = server.json("/api/v1/elections/general-2026/results");
+        r["counted"] == 2 && r["rejected"] == 2
+    });
+    let r = server.json("/api/v1/elections/general-2026/results");
+    assert_eq!(r["accepted"], 2, "{r}");
+    assert_eq!(r["rejected_by_reason"]["ballot_id_reused"], 2, "{r}");
+    // The second body under the key was refused, not counted.
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM votes WHERE candidate_id = 'c-management'"),
+        0
+    );
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM rejected_ballots WHERE ballot_id LIKE 'kf-1~reused-%'"),
+        1
+    );
+    // SAFETY: signals our own child, by its pid.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let status = server.child.wait().expect("serve exits");
+    assert!(status.success(), "serve exited with {status}");
+    server.kill();
+    t.assert_exact();
+}

@@ -55,6 +55,13 @@ enum Op {
         when: When,
     },
     Replay(usize),
+    /// A new ballot under the id of an earlier one.
+    Reuse {
+        of: usize,
+        election: u8,
+        voter: u8,
+        candidate: u8,
+    },
     Garbage(u8),
 }
 
@@ -100,6 +107,9 @@ fn op() -> impl Strategy<Value = Op> {
             |(election, voter, candidate, when)| Op::New { election, voter, candidate, when }
         ),
         2 => any::<usize>().prop_map(Op::Replay),
+        1 => (any::<usize>(), 0u8..3, 0u8..24, 0u8..4).prop_map(
+            |(of, election, voter, candidate)| Op::Reuse { of, election, voter, candidate }
+        ),
         1 => any::<u8>().prop_map(Op::Garbage),
     ]
 }
@@ -124,6 +134,23 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
             }),
             Op::Replay(k) if !out.is_empty() => dup(&out[k % out.len()]),
             Op::Replay(_) => continue,
+            Op::Reuse {
+                of,
+                election,
+                voter,
+                candidate,
+            } => Inbound::Ballot(Ballot {
+                ballot_id: match out.get(of % out.len().max(1)) {
+                    Some(Inbound::Ballot(b)) => b.ballot_id.clone(),
+                    _ => format!("b{i}"),
+                },
+                election_id: format!("e{election}"),
+                voter_id: voters
+                    .get(*voter as usize)
+                    .map_or_else(|| format!("nobody-{voter}"), |v| v.voter_id.clone()),
+                candidate_id: format!("c{candidate}"),
+                cast_at: BASE + i as i64,
+            }),
             Op::Garbage(n) => Inbound::Raw(format!("{{not json {n}").into_bytes()),
         };
         out.push(next);
@@ -131,36 +158,71 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
     out
 }
 
+/// What a ballot id names: a ballot's election, voter and candidate, or
+/// the bytes of a message that is not one.
+type Content = (String, String, String);
+
 /// What the spec says should happen, computed the slow, obvious way.
 #[derive(Default)]
 struct Model {
     voted: HashMap<(String, String), String>,
-    rejected_ids: HashSet<String>,
+    /// The content each ballot id first named.
+    ids: HashMap<String, Content>,
+    /// Ballot ids reused for other content, with that content.
+    reused: HashSet<(String, Content)>,
     accepted: Vec<Ballot>,
     rejected: usize,
     replays: usize,
-    /// (ballot id, reason) of every rejection recorded.
+    /// (ballot id, reason) of every rejection recorded, but reused ids.
     reasons: Vec<(String, RejectReason)>,
+    /// Rejections as `ballot_id_reused` (under ids the store derives).
+    reused_ids: usize,
 }
 
 impl Model {
     fn feed(&mut self, b: &Inbound, voters: &[crate::model::Voter], now: Millis) {
-        let reject = |m: &mut Model, id: String, reason| {
-            if m.rejected_ids.insert(id.clone()) {
-                m.rejected += 1;
-                m.reasons.push((id, reason));
-            } else {
-                m.replays += 1;
-            }
-        };
-        let b = match b {
+        let (id, content) = match b {
             Inbound::Raw(raw) => {
-                return reject(self, parse::content_id(raw), RejectReason::MalformedJson)
+                let text = String::from_utf8_lossy(raw).into_owned();
+                (parse::content_id(raw), (text, String::new(), String::new()))
             }
-            Inbound::Ballot(b) => b,
+            Inbound::Ballot(b) => (
+                b.ballot_id.clone(),
+                (
+                    b.election_id.clone(),
+                    b.voter_id.clone(),
+                    b.candidate_id.clone(),
+                ),
+            ),
             Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => {
                 unreachable!("the model makes none")
             }
+        };
+        // The id first: a replay keeps its first outcome, a reused id is
+        // refused (recorded under a derived id, so it is counted apart).
+        match self.ids.get(&id) {
+            Some(first) if *first == content => return self.replays += 1,
+            Some(_) => {
+                match self.reused.insert((id, content)) {
+                    true => {
+                        self.rejected += 1;
+                        self.reused_ids += 1;
+                    }
+                    false => self.replays += 1,
+                }
+                return;
+            }
+            None => {
+                self.ids.insert(id.clone(), content);
+            }
+        }
+        let reject = |m: &mut Model, reason| {
+            m.rejected += 1;
+            m.reasons.push((id.clone(), reason));
+        };
+        let b = match b {
+            Inbound::Ballot(b) => b,
+            _ => return reject(self, RejectReason::MalformedJson),
         };
         // The checks in the processor's order: the first failing one is the reason.
         let invalid = if b.election_id != "e0" && b.election_id != "e1" {
@@ -177,7 +239,7 @@ impl Model {
             None
         };
         if let Some(reason) = invalid {
-            return reject(self, b.ballot_id.clone(), reason);
+            return reject(self, reason);
         }
         let key = (b.election_id.clone(), b.voter_id.clone());
         match self.voted.get(&key) {
@@ -185,8 +247,8 @@ impl Model {
                 self.voted.insert(key, b.ballot_id.clone());
                 self.accepted.push(b.clone());
             }
-            Some(first) if *first == b.ballot_id => self.replays += 1,
-            Some(_) => reject(self, b.ballot_id.clone(), RejectReason::AlreadyVoted),
+            // A new id (a replay was recognised above): another ballot.
+            Some(_) => reject(self, RejectReason::AlreadyVoted),
         }
     }
 }
@@ -230,6 +292,9 @@ proptest! {
         prop_assert_eq!(accepted, model.accepted.len());
         prop_assert_eq!(rejected, model.rejected);
         prop_assert_eq!(replays, model.replays);
+        let reused = reasons.iter().filter(|(_, r)| *r == RejectReason::BallotIdReused).count();
+        prop_assert_eq!(reused, model.reused_ids);
+        reasons.retain(|(_, r)| *r != RejectReason::BallotIdReused);
         reasons.sort_by(|a, b| a.0.cmp(&b.0));
         model.reasons.sort_by(|a, b| a.0.cmp(&b.0));
         prop_assert_eq!(reasons, model.reasons);
