@@ -73,7 +73,7 @@ for t in "${targets[@]}"; do
     failed=1
   fi
   # The HTTP target's stores live in RAM; a killed child leaves its own.
-  rm -rf /dev/shm/votestream-fuzz-* 2>/dev/null || true
+  [[ $t == http ]] && { rm -rf /dev/shm/votestream-fuzz-* 2>/dev/null || true; }
   [[ $mode == smoke ]] && rm -rf "$out" "$out.log"
 done
 echo "== fuzz: $total executions in all"
