@@ -75,7 +75,8 @@ for t in "${targets[@]}"; do
   # The HTTP target's stores live in RAM; a child killed by a timeout leaves
   # its own behind (old ones only: another campaign may be running).
   find /dev/shm -maxdepth 1 -name 'votestream-fuzz-*' -mmin +120 -exec rm -rf {} + 2>/dev/null || true
-  [[ $mode == smoke ]] && rm -rf "$out" "$out.log"
+  # A smoke run's corpus goes; what it found stays for `replay`.
+  if [[ $mode == smoke && ${crashes:-0} == 0 && ${hangs:-0} == 0 ]]; then rm -rf "$out" "$out.log"; fi
 done
 echo "== fuzz: $total executions in all"
 exit $failed
