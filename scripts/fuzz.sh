@@ -72,9 +72,11 @@ for t in "${targets[@]}"; do
     echo "   $CARGO_TARGET_DIR/release/replay $t $out/default/crashes/id*" >&2
     failed=1
   fi
-  # The HTTP target's stores live in RAM; a killed child leaves its own.
-  rm -rf /dev/shm/votestream-fuzz-* 2>/dev/null || true
-  [[ $mode == smoke ]] && rm -rf "$out" "$out.log"
+  # The HTTP target's stores live in RAM; a child killed by a timeout leaves
+  # its own behind (old ones only: another campaign may be running).
+  find /dev/shm -maxdepth 1 -name 'votestream-fuzz-*' -mmin +120 -exec rm -rf {} + 2>/dev/null || true
+  # A smoke run's corpus goes; what it found stays for `replay`.
+  if [[ $mode == smoke && ${crashes:-0} == 0 && ${hangs:-0} == 0 ]]; then rm -rf "$out" "$out.log"; fi
 done
 echo "== fuzz: $total executions in all"
 exit $failed

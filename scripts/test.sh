@@ -51,6 +51,12 @@ bash scripts/browser.sh
 echo "== cargo test --release"
 cargo test --release -- --test-threads 2
 
+# A short run of each fuzz target (afl.rs, stable Rust; about 80 s of
+# fuzzing plus the instrumented build, which a cached target/fuzz makes
+# incremental). Any crash or hang fails the run.
+echo "== scripts/fuzz.sh smoke"
+bash scripts/fuzz.sh smoke
+
 # The Spark job's own tests (real Spark, Kafka and PostgreSQL; about 4
 # minutes on 2 cores), on the servers above.
 echo "== scripts/spark.sh test"

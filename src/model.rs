@@ -27,8 +27,21 @@ pub fn format_voting_time(ms: Millis) -> String {
 
 /// Accepts the original's `YYYY-MM-DD HH:MM:SS` (UTC) and RFC 3339.
 pub fn parse_time(s: &str) -> Option<Millis> {
-    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Some(t.and_utc().timestamp_millis());
+    // Exactly this shape: chrono's %Y alone also takes signed and short
+    // years ("-026"), which no RFC 3339 rendering of the ballot reads back.
+    const SHAPE: &[u8; 19] = b"0000-00-00 00:00:00";
+    let fixed = s.len() == SHAPE.len()
+        && s.bytes().zip(SHAPE).all(|(c, &p)| {
+            if p == b'0' {
+                c.is_ascii_digit()
+            } else {
+                c == p
+            }
+        });
+    if fixed {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+            return Some(t.and_utc().timestamp_millis());
+        }
     }
     DateTime::parse_from_rfc3339(s)
         .ok()

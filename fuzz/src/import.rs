@@ -41,8 +41,17 @@ fn check_voters(voters: &[Voter]) -> bool {
     let mut ids = std::collections::HashSet::new();
     for v in voters {
         assert!(!v.voter_id.trim().is_empty(), "empty voter_id imported");
-        assert!(ids.insert(&v.voter_id), "duplicate voter_id {:?}", v.voter_id);
-        assert_eq!(v.date_of_birth.len(), 10, "date_of_birth {:?}", v.date_of_birth);
+        assert!(
+            ids.insert(&v.voter_id),
+            "duplicate voter_id {:?}",
+            v.voter_id
+        );
+        assert_eq!(
+            v.date_of_birth.len(),
+            10,
+            "date_of_birth {:?}",
+            v.date_of_birth
+        );
         if crate::known_bug(
             store::check_voter(v).is_err(),
             "import: a voter with NUL in a field is accepted",

@@ -78,8 +78,12 @@ fn check_ballot_message(w: &mut World, data: &[u8]) {
 
 fn check_vote_message(w: &mut World, data: &[u8]) {
     if let Ok(v) = votestream::bus::kafka::messages::parse_vote(data, &mut w.interner) {
-        let json: serde_json::Value =
-            serde_json::from_slice(data).expect("parse_vote accepted what is not JSON");
+        // Fields it does not read are skipped, not validated (serde_json
+        // lets a lone surrogate escape through there): only what it read is
+        // compared.
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
+            return;
+        };
         assert_eq!(json["seq"].as_i64(), Some(v.seq));
         assert_eq!(json["ballot_id"].as_str(), Some(v.ballot_id.as_str()));
         assert_eq!(json["address"]["state"].as_str(), Some(&*v.state));
