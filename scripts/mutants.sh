@@ -46,7 +46,7 @@ answer-before-commit|src/process/mod.rs|                    if let Some(ack) = a
 EOF
 }
 
-tests=(cargo test --release --test guarantees --test boundaries --test audit_fails -- --skip postgres)
+tests=(cargo test --release --no-fail-fast --test guarantees --test boundaries --test audit_fails -- --skip postgres)
 
 log() { echo "mutants: $*" >&2; }
 

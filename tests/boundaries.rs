@@ -218,7 +218,14 @@ fn a_body_of_exactly_max_body_is_taken_one_byte_more_is_413() {
     assert_eq!(r.status, 413, "{}", r.body_text());
     assert_eq!(r.json()["error"], "too_large", "{}", r.body_text());
     let progress = format!("/api/v1/elections/{ELECTION}/progress");
-    server.wait_until(|s| s.json(&progress)["counted"] == 2, "two votes counted");
+    // The snapshot may show the votes before the rejection's commit: wait for both.
+    server.wait_until(
+        |s| {
+            let p = s.json(&progress);
+            p["counted"] == 2 && p["rejected"] == 1
+        },
+        "two votes counted and one rejection",
+    );
     let totals = server.json(&format!("/api/v1/elections/{ELECTION}/results/totals"));
     assert_eq!(totals["accepted"], 2);
     assert_eq!(totals["rejected"], 1);

@@ -352,26 +352,31 @@ fn an_answer_comes_only_after_the_commit() {
     let lock = f.hold_write_lock();
     let stats = Stats::default();
     let shutdown = Shutdown::default();
-    std::thread::scope(|s| {
+    // Only observed inside the scope, asserted after it: a failed assertion
+    // in there would leave the processor waiting for a lock and a release
+    // that never come.
+    let (early, votes_then) = std::thread::scope(|s| {
         let running = s
             .spawn(|| votestream::process::run(&p, &mut *st, &mut source, None, &stats, &shutdown));
-        asked
-            .recv()
-            .expect("the source is asked for a second batch");
+        let asked_ok = asked.recv().is_ok();
         // The ballot is validated and with the writer, which cannot commit.
-        assert!(
-            matches!(
-                answer.try_recv(),
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty)
-            ),
-            "an answer before the commit"
-        );
-        assert_eq!(f.int("SELECT COUNT(*) FROM votes"), 0);
+        let early = answer.try_recv();
+        let votes_then = f.int("SELECT COUNT(*) FROM votes");
         lock.execute_batch("COMMIT").unwrap();
-        release_tx.send(()).unwrap();
-        running.join().unwrap().unwrap();
+        drop(release_tx);
+        let ran = running.join();
+        assert!(asked_ok, "the source was asked for a second batch");
+        ran.unwrap().unwrap();
+        (early, votes_then)
     });
-    let decision = answer.try_recv().expect("answered once committed");
+    assert_eq!(votes_then, 0);
+    let decision = match early {
+        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+            answer.try_recv().expect("answered once committed")
+        }
+        Ok(d) => panic!("answered before the commit: {d:?}"),
+        Err(e) => panic!("never answered: {e}"),
+    };
     assert_eq!(decision.outcome, Outcome::Accepted { replay: false });
     assert_eq!(
         f.int("SELECT COUNT(*) FROM votes WHERE ballot_id = 'acked'"),

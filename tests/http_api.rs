@@ -163,9 +163,13 @@ fn an_idempotency_key_replay_gets_the_same_answer_and_counts_once() {
     let d = server.cast(&ballot(4, "c-management"), Some("key-2"));
     assert_eq!((c.status, d.status), (409, 409));
     assert_eq!(c.json(), d.json());
+    // The snapshot may show the vote before the rejection's commit: wait for both.
     server.wait_until(
-        |s| s.json(&format!("/api/v1/elections/{ELECTION}/progress"))["counted"] == 1,
-        "the vote counted",
+        |s| {
+            let p = s.json(&format!("/api/v1/elections/{ELECTION}/progress"));
+            p["counted"] == 1 && p["rejected"] == 1
+        },
+        "the vote counted and the rejection recorded",
     );
     let r = server.json(&format!("/api/v1/elections/{ELECTION}/results/totals"));
     assert_eq!(r["accepted"], 1);

@@ -410,12 +410,33 @@ fn spark_engine_sigkilled_mid_stream_resumes_exactly_from_its_checkpoint() {
         at_kill < votes,
         "Spark had counted all {votes} votes before the kill"
     );
-    // More votes while it is down, then a restart on the same checkpoint.
+    // More votes while it is down (another seed, full turnout: every voter
+    // who has not voted yet does now), then a restart on the same checkpoint.
     let more = sent(&t.run_ok(
         "simulate",
-        &["--rate", "max", "--late-share", "0", "--seed", "7"],
+        &[
+            "--rate",
+            "max",
+            "--late-share",
+            "0",
+            "--seed",
+            "7",
+            "--turnout",
+            "1.0",
+        ],
     ));
     t.wait_drained(n + more, DRAIN);
+    assert!(votes < 20_000, "the first phase left voters to vote later");
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM votes"),
+        20_000,
+        "the phase while Spark is down adds the remaining voters' votes"
+    );
+    assert_eq!(
+        counted(&t, "spark"),
+        at_kill,
+        "nothing is counted by Spark while it is down"
+    );
     let mut spark = SparkEngine::start(&t, dir.path(), &checkpoint);
     wait_spark_drained(&t, &mut spark);
     assert_engines_agree(&t, true);
