@@ -110,12 +110,6 @@ impl Fixture {
         (t.get(&key), position)
     }
 
-    fn sql(&self, sql: &str) {
-        rusqlite::Connection::open(&self.path)
-            .and_then(|c| c.execute_batch(sql))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
     /// Another writer holding SQLite's write lock until the connection
     /// commits: the store's writes wait (a transient condition).
     fn hold_write_lock(&self) -> rusqlite::Connection {

@@ -32,6 +32,9 @@ pub fn record_with_retry(
 }
 
 /// One `record` call, retried while its error is transient.
+// The batch comes back with the error, as from `Store::record`: it is moved,
+// not copied, so its size on the stack costs nothing per ballot.
+#[allow(clippy::result_large_err)]
 fn record_transient(
     store: &mut dyn Store,
     mut batch: Batch,
