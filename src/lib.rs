@@ -1,6 +1,6 @@
 //! votestream: a real-time voting data pipeline.
 //!
-//! The modules follow the data flow (SPEC §1):
+//! The modules follow the data flow (docs/ARCHITECTURE.md):
 //!
 //! - [`generate`]: the electorate (elections, candidates, voters), offline and
 //!   deterministic, plus CSV and randomuser.me imports and avatars.

@@ -1,4 +1,4 @@
-//! SPEC §7 on the `ballots` topic: every kind of bad message gets its own
+//! Bad input on the `ballots` topic: every kind of bad message gets its own
 //! reason, is counted and kept, and costs no other ballot; hostile strings
 //! are stored verbatim; reprocessing the same input changes nothing.
 

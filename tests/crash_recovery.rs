@@ -1,4 +1,4 @@
-//! SPEC §2.2: "every tally equals the count over the votes table ... even
+//! Exact tallies: "every tally equals the count over the votes table ... even
 //! when any process was killed with SIGKILL at any moment and restarted. No
 //! vote is lost, none is counted twice."
 //!

@@ -1,4 +1,4 @@
-//! The embedded pipeline end to end (SPEC §2): `run` over a 100,000-voter
+//! The embedded pipeline end to end (the guarantees in docs/ARCHITECTURE.md): `run` over a 100,000-voter
 //! registry, then the results, the audit and the store must agree exactly;
 //! a second run over the same store changes nothing; the same seed gives the
 //! same election, another seed another one.

@@ -1,5 +1,5 @@
 //! The HTTP API over a real `votestream serve`: every class of bad input
-//! (SPEC §7) gets its status and error body and is counted; Idempotency-Key
+//! gets its status and error body and is counted; Idempotency-Key
 //! replays; admin and read endpoints; the OpenAPI document.
 
 mod support;

@@ -1,4 +1,4 @@
-//! SPEC §2.2: exact tallies when the broker restarts mid-run: the single
+//! Exact tallies when the broker restarts mid-run: the single
 //! broker `scripts/kafka.sh` started (a full outage; nothing else runs
 //! against it meanwhile: a test binary of its own), and one broker of a
 //! three-broker cluster (replication 3, min ISR 2) the same script starts

@@ -1,4 +1,4 @@
-//! SPEC §2.2 on the Kafka shape: SIGKILL of the processor and of the
+//! Exact tallies on the Kafka shape: SIGKILL of the processor and of the
 //! aggregator, at the one moment that matters (store committed, Kafka not)
 //! and at random moments over several trials (from a printed seed that
 //! `VOTESTREAM_TEST_SEED` replays); a processor whose every commit is taken

@@ -1,4 +1,4 @@
-//! The HTTP API in the Kafka shape (SPEC §6): a ballot is answered 202 once
+//! The HTTP API in the Kafka shape: a ballot is answered 202 once
 //! the broker has it, then counted by the processor; what the server can
 //! tell at once is refused at once and still recorded; a retry with the
 //! same Idempotency-Key is not counted twice.

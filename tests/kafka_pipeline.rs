@@ -1,5 +1,5 @@
-//! The distributed shape against a real Kafka broker and PostgreSQL
-//! (issue 4): end to end with 100,000 voters; two instances of each stage
+//! The distributed shape against a real Kafka broker and PostgreSQL:
+//! end to end with 100,000 voters; two instances of each stage
 //! with one of each killed; bad messages on `ballots`; and a consumer
 //! written for the original's topics.
 

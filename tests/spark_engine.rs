@@ -1,4 +1,4 @@
-//! The Apache Spark engine beside the built-in one (issue 6), for real: Kafka
+//! The Apache Spark engine beside the built-in one, for real: Kafka
 //! and PostgreSQL (scripts/kafka.sh, scripts/pg.sh), Spark from PyPI's
 //! pyspark with the Kafka connector's jars (`bash scripts/spark.sh fetch`),
 //! started as `votestream aggregate --engine spark` on the same bus URL

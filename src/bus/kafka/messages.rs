@@ -1,5 +1,5 @@
 //! The JSON messages on the Kafka topics. Field names and types are the
-//! original's (SPEC §3), so its consumers keep working; the extra fields
+//! original's, so its consumers keep working; the extra fields
 //! (election_id, ballot_id, seq, cast_at, age_band) only add.
 
 use std::borrow::Cow;

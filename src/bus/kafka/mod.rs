@@ -1,6 +1,6 @@
 //! The Kafka bus: `--bus kafka://HOST:PORT[,HOST:PORT…][?partitions=N&replication=R&prefix=P]`.
 //!
-//! Topics keep the original's names and JSON shapes (SPEC §3), plus
+//! Topics keep the original's names and JSON shapes, plus
 //! `ballots` and `rejected_ballots`. Voter-level topics are keyed by
 //! voter_id, so one voter's messages stay in one partition, in order; the
 //! aggregate topics are compacted and keyed by their natural key.
