@@ -15,7 +15,6 @@ fn csv_row(voter_id: &str, name: &str) -> String {
 /// Found by the import target: a NUL in any text field was imported, and
 /// the store (PostgreSQL cannot keep U+0000) then refused the whole batch.
 #[test]
-#[ignore = "awaits fix: edge validation of imports (core)"]
 fn a_csv_voter_with_nul_is_refused_with_its_line() {
     let err = from_csv(csv_row("v-1", "A\u{0}B").as_bytes()).expect_err("NUL imported");
     let msg = err.to_string();
@@ -36,7 +35,6 @@ fn a_csv_voter_with_nul_is_refused_with_its_line() {
 /// Found by the import target: a voter_id longer than any ballot may carry
 /// was imported: that voter could never vote.
 #[test]
-#[ignore = "awaits fix: length caps for ids at the edge (core)"]
 fn a_csv_voter_id_longer_than_a_ballot_allows_is_refused() {
     let id = "v".repeat(MAX_ID_BYTES + 1);
     let err = from_csv(csv_row(&id, "A").as_bytes()).expect_err("overlong voter_id imported");

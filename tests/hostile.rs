@@ -800,7 +800,6 @@ fn poison_then_good(poison: &[u8]) {
 }
 
 #[test]
-#[ignore = "awaits fix: NUL poison pill on the rejection path (core)"]
 fn nul_in_a_malformed_body_costs_nothing_but_itself() {
     let body = b"{\"voter_id\":\"a\0b\", oops";
     poison_then_good(&req("POST", &cast_path(ELECTION), &[AUTH], body, false));
@@ -813,7 +812,6 @@ fn nul_in_the_election_id_costs_nothing_but_itself() {
 }
 
 #[test]
-#[ignore = "awaits fix: object-only bodies (core edge validation)"]
 fn a_json_array_body_is_not_a_ballot() {
     let dir = tempfile::tempdir().unwrap();
     let store = support::store_with_voters(dir.path(), 20);
@@ -835,7 +833,6 @@ fn a_json_array_body_is_not_a_ballot() {
 }
 
 #[test]
-#[ignore = "awaits fix: length caps for ids at the edge (core edge validation)"]
 fn a_huge_election_id_is_neither_echoed_nor_stored_whole() {
     let dir = tempfile::tempdir().unwrap();
     let store = support::store_with_voters(dir.path(), 20);
@@ -917,7 +914,6 @@ fn kafka_an_odd_election_id_is_stored_as_answered() {
 }
 
 #[test]
-#[ignore = "awaits fix: header and body read timeouts (edge)"]
 fn a_stalled_request_is_closed_by_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let store = support::store_with_voters(dir.path(), 20);
