@@ -15,8 +15,9 @@
 # The copy lives in target/mutants/tree, its builds in target/mutants/target
 # (seeded once from target/release, so a mutant costs an incremental build
 # of the votestream crate, not of its dependencies). The tests run are the
-# service-free ones that guard these guarantees: tests/guarantees.rs,
-# tests/boundaries.rs and the SQLite half of tests/audit_fails.rs.
+# service-free ones that guard these guarantees: the library's unit tests,
+# tests/guarantees.rs, tests/boundaries.rs and the SQLite half of
+# tests/audit_fails.rs.
 # Environment: MUTANTS_DIR (default <repo>/target/mutants).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -46,7 +47,7 @@ answer-before-commit|src/process/mod.rs|                    if let Some(ack) = a
 EOF
 }
 
-tests=(cargo test --release --no-fail-fast --test guarantees --test boundaries --test audit_fails -- --skip postgres)
+tests=(cargo test --release --no-fail-fast --lib --test guarantees --test boundaries --test audit_fails -- --skip postgres)
 
 log() { echo "mutants: $*" >&2; }
 

@@ -346,6 +346,134 @@ mod tests {
         assert_eq!((results.accepted, results.rejected), (8, 3));
     }
 
+    /// A store whose `record` fails with a transient error a few times
+    /// first (the lock busy), handing the batch back as a real store does.
+    struct Flaky {
+        inner: Box<dyn Store>,
+        failures: usize,
+        sizes: Vec<usize>,
+    }
+
+    impl Store for Flaky {
+        fn put_election(&mut self, e: &Election, c: &[Candidate]) -> Result<(), StoreError> {
+            self.inner.put_election(e, c)
+        }
+        fn put_voters(&mut self, v: &[crate::model::Voter]) -> Result<u64, StoreError> {
+            self.inner.put_voters(v)
+        }
+        fn elections(&mut self) -> Result<Vec<crate::store::ElectionEntry>, StoreError> {
+            self.inner.elections()
+        }
+        fn scan_voters(
+            &mut self,
+            f: &mut dyn FnMut(crate::store::VoterKey<'_>),
+        ) -> Result<(), StoreError> {
+            self.inner.scan_voters(f)
+        }
+        fn voter(&mut self, id: &str) -> Result<Option<crate::model::Voter>, StoreError> {
+            self.inner.voter(id)
+        }
+        fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
+            self.sizes.push(len(&batch));
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err((busy(), batch));
+            }
+            self.inner.record(batch)
+        }
+        fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError> {
+            self.inner.votes_after(after, limit)
+        }
+        fn load_tallies(
+            &mut self,
+            engine: &str,
+        ) -> Result<(crate::aggregate::Tallies, i64), StoreError> {
+            self.inner.load_tallies(engine)
+        }
+        fn save_tallies(
+            &mut self,
+            engine: &str,
+            changed: &[(crate::aggregate::TallyKey, i64)],
+            from: i64,
+            position: i64,
+        ) -> Result<(), StoreError> {
+            self.inner.save_tallies(engine, changed, from, position)
+        }
+        fn add_tallies(
+            &mut self,
+            engine: &str,
+            deltas: &[(crate::aggregate::TallyKey, i64)],
+            topic: &str,
+            moves: &[crate::store::OffsetMove],
+        ) -> Result<(), StoreError> {
+            self.inner.add_tallies(engine, deltas, topic, moves)
+        }
+        fn load_offsets(
+            &mut self,
+            engine: &str,
+            topic: &str,
+        ) -> Result<std::collections::HashMap<i32, i64>, StoreError> {
+            self.inner.load_offsets(engine, topic)
+        }
+        fn profiles(&mut self, nos: &[i64]) -> Result<Vec<(i64, crate::model::Voter)>, StoreError> {
+            self.inner.profiles(nos)
+        }
+        fn results(
+            &mut self,
+            election_id: &str,
+            engine: &str,
+        ) -> Result<crate::results::Results, StoreError> {
+            self.inner.results(election_id, engine)
+        }
+        fn recount(&mut self, election_id: &str) -> Result<crate::aggregate::Tallies, StoreError> {
+            self.inner.recount(election_id)
+        }
+    }
+
+    fn busy() -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error {
+                code: rusqlite::ErrorCode::DatabaseBusy,
+                extended_code: 5,
+            },
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_transient_failure_is_retried_with_the_batch_whole() {
+        let (store, processor, voters) = setup();
+        let inbound = voters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                Inbound::Ballot(Ballot {
+                    ballot_id: format!("b{i}"),
+                    election_id: "e".into(),
+                    voter_id: v.clone(),
+                    candidate_id: "c".into(),
+                    cast_at: OPENS + 1,
+                })
+            })
+            .collect();
+        let batch = processor.validate_batch(inbound, OPENS + 10);
+        let mut flaky = Flaky {
+            inner: store,
+            failures: 2,
+            sizes: Vec::new(),
+        };
+        let recorded = record_with_retry(&mut flaky, batch, &Shutdown::default())
+            .expect("the write succeeds once the store is free");
+        assert_eq!(
+            flaky.sizes,
+            vec![10, 10, 10],
+            "every attempt had the whole batch"
+        );
+        assert_eq!(recorded.votes.len(), 10);
+        let results = flaky.inner.results("e", crate::aggregate::BUILTIN).unwrap();
+        assert_eq!((results.accepted, results.rejected), (10, 0));
+    }
+
     #[test]
     fn only_a_transient_error_is_waited_for() {
         let shutdown = Shutdown::default();
@@ -353,13 +481,6 @@ mod tests {
         assert!(!Backoff::default().wait(&content, &shutdown));
         let permanent = StoreError::UnsupportedUrl("x".into());
         assert!(!Backoff::default().wait(&permanent, &shutdown));
-        let busy = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error {
-                code: rusqlite::ErrorCode::DatabaseBusy,
-                extended_code: 5,
-            },
-            None,
-        ));
-        assert!(Backoff::default().wait(&busy, &shutdown));
+        assert!(Backoff::default().wait(&busy(), &shutdown));
     }
 }
