@@ -107,7 +107,7 @@ declare -A result
 for name in "${names[@]}"; do
   changed="$(apply "$name" | sort -u)"
   log "$name: building ($(echo $changed))"
-  if ! (cd "$tree" && cargo test --release --no-run --test guarantees --test boundaries --test audit_fails \
+  if ! (cd "$tree" && cargo test --release --no-run --lib --test guarantees --test boundaries --test audit_fails \
         >"$work/$name.build.log" 2>&1); then
     result[$name]="BUILD FAILED (see $work/$name.build.log)"
     restore $changed
