@@ -706,6 +706,13 @@ fn hostile_corpus_embedded_sqlite() {
     );
     l.sent += 1;
     reconcile(&server, &l, &stored_sqlite(&dir.path().join("v.db")));
+    let accepted = l
+        .ballots
+        .values()
+        .flat_map(|ids| ids.values())
+        .filter(|o| *o == "accepted")
+        .count();
+    wait_counted(&server, accepted as i64);
     let audit = support::votestream(&["audit", "--store", &store]);
     assert!(audit.status.success());
 }
@@ -767,6 +774,20 @@ fn hostile_corpus_kafka_postgres() {
 
 /// One embedded server; a poisoned request is answered with a reason and
 /// recorded, then a good ballot is still answered 202 at once.
+/// Waits until the engine has counted every vote the store accepted (at
+/// least `accepted` of them): an audit of a live store compares the engine's
+/// saved tallies with a recount, so it must not race the aggregator.
+fn wait_counted(s: &Server, accepted: i64) {
+    s.wait_until(
+        |s| {
+            let p = s.json(&format!("/api/v1/elections/{ELECTION}/progress"));
+            let a = p["accepted"].as_i64().unwrap_or(-1);
+            a >= accepted && p["counted"].as_i64() == Some(a)
+        },
+        "the engine to count every accepted vote",
+    );
+}
+
 fn poison_then_good(poison: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let store = support::store_with_voters(dir.path(), 20);
@@ -794,6 +815,7 @@ fn poison_then_good(poison: &[u8]) {
         "the poison is recorded: {stored:?}"
     );
     assert_eq!(stored["after-poison"].1, "accepted");
+    wait_counted(&server, 1);
     assert!(support::votestream(&["audit", "--store", &store])
         .status
         .success());
