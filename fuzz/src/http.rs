@@ -107,6 +107,7 @@ fn world() -> World {
         rate_limit: 0.0,
         rate_burst: 0.0,
         max_body: 16 * 1024,
+        limits: serve::Limits::default(),
     };
     let shared = Shared::new(
         store::open(&url).expect("store"),
