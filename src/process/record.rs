@@ -293,9 +293,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn a_batch_the_store_refuses_for_its_content_loses_only_the_bad_ballots() {
-        let (mut store, processor, voters) = setup();
+    /// One valid ballot from each voter, validated into a batch.
+    fn one_vote_each(processor: &Processor, voters: &[String]) -> Batch {
         let inbound = voters
             .iter()
             .enumerate()
@@ -309,7 +308,13 @@ mod tests {
                 })
             })
             .collect();
-        let mut batch = processor.validate_batch(inbound, OPENS + 10);
+        processor.validate_batch(inbound, OPENS + 10)
+    }
+
+    #[test]
+    fn a_batch_the_store_refuses_for_its_content_loses_only_the_bad_ballots() {
+        let (mut store, processor, voters) = setup();
+        let mut batch = one_vote_each(&processor, &voters);
         assert_eq!(batch.votes.len(), 10);
         // As if a new path into the processor forgot the edge: text no
         // store keeps, in two votes and in a rejection.
@@ -443,20 +448,7 @@ mod tests {
     #[test]
     fn a_transient_failure_is_retried_with_the_batch_whole() {
         let (store, processor, voters) = setup();
-        let inbound = voters
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                Inbound::Ballot(Ballot {
-                    ballot_id: format!("b{i}"),
-                    election_id: "e".into(),
-                    voter_id: v.clone(),
-                    candidate_id: "c".into(),
-                    cast_at: OPENS + 1,
-                })
-            })
-            .collect();
-        let batch = processor.validate_batch(inbound, OPENS + 10);
+        let batch = one_vote_each(&processor, &voters);
         let mut flaky = Flaky {
             inner: store,
             failures: 2,
