@@ -229,8 +229,12 @@ async fn serve_connection(
                 }))
             }
         });
+    // A client may shut its write side once its request is sent (a proxy
+    // or `nc -N` can); it still waits for the answer to a ballot that may
+    // already be counted. Without this hyper closes on that FIN.
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .half_close(true)
         .serve_connection(io, service)
         .with_upgrades();
     tokio::pin!(conn);
