@@ -12,19 +12,6 @@ pub mod parse;
 use votestream::model::Rejection;
 use votestream::process::parse::{MAX_ID_BYTES, RAW_KEPT_BYTES};
 
-/// A known bug that another change fixes: with `VOTESTREAM_FUZZ_SKIP_KNOWN`
-/// set, an input that reaches it is skipped (so a campaign explores the
-/// rest); without it, it is a crash like any other.
-pub fn known_bug(hit: bool, what: &str) -> bool {
-    if !hit {
-        return false;
-    }
-    if std::env::var_os("VOTESTREAM_FUZZ_SKIP_KNOWN").is_some() {
-        return true;
-    }
-    panic!("known bug reached: {what}");
-}
-
 /// What every rejection must be, whatever produced it: a reason with a
 /// detail, an id the store takes, no text a store refuses, a capped copy of
 /// what was sent.
