@@ -131,7 +131,7 @@ impl AgeBand {
 pub struct Election {
     pub election_id: String,
     pub name: String,
-    /// Ballots cast before this are rejected (`before_open`).
+    /// Ballots cast before this are rejected (`cast_before_open`).
     pub opens_at: Millis,
 }
 

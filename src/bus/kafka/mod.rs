@@ -78,8 +78,9 @@ impl Topic {
 /// The codec of every topic with one of the original's names (and of
 /// `rejected_ballots`): none, so any Kafka client reads them as it comes,
 /// with no compression library installed (kafka-python without its lz4
-/// extra, the original dashboard's pin, cannot read lz4 at all). The
-/// internal `ballots` topic, which only votestream reads, stays lz4.
+/// extra, the original dashboard's pin, cannot read lz4 at all). Only
+/// the HTTP intake's producer of the internal `ballots` topic, which only
+/// votestream reads, uses lz4.
 pub const READABLE_CODEC: &str = "none";
 
 /// Where the broker is and how topics are laid out.
