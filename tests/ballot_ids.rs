@@ -291,7 +291,7 @@ fn a_file_of_ballots_follows_the_same_id_rules() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let path = path.display().to_string();
     for _ in 0..2 {
-        votestream(&["process", "--store", &store, "--input", &path]);
+        votestream_ok(&["process", "--store", &store, "--input", &path]);
         let c = db(&store);
         let votes: Vec<String> = c
             .prepare("SELECT voter_id FROM votes")

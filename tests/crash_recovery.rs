@@ -11,7 +11,7 @@
 //! never be ahead of the votes log. The recovered store must hold exactly
 //! what a clean run of the same seed holds.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -19,7 +19,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::*;
 
 const VOTERS: u64 = 200_000;
 const SEED: u64 = 42;

@@ -154,7 +154,7 @@ fn digits(s: &str) -> i64 {
 fn the_dashboard_shows_the_tallies_updates_live_and_pages_through_states() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("d.db").display());
-    votestream(&[
+    votestream_ok(&[
         "run",
         "--store",
         &store,

@@ -3,9 +3,9 @@
 //! a second run over the same store changes nothing; the same seed gives the
 //! same election, another seed another one.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 const VOTERS: u64 = 100_000;
 /// Turnout 0.8 of 100,000 registered voters, rounded: the simulator plans

@@ -265,7 +265,7 @@ fn read_endpoints_paginate_and_describe_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("r.db");
     let store = format!("sqlite://{}", store.display());
-    votestream(&[
+    votestream_ok(&[
         "run",
         "--store",
         &store,

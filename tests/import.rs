@@ -3,9 +3,9 @@
 //! tutorial fetched) imports and can vote, and a bad CSV row is named and
 //! imports nothing.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 /// Every column of the voters table but voter_no, in a stable order.
 const VOTER_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality, \

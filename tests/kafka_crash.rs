@@ -7,15 +7,12 @@
 //! and a read_committed reader of `votes_topic` sees each accepted vote
 //! exactly once.
 
-mod common;
-mod kafka_support;
-mod store_support;
+mod support;
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use common::KillMoments;
-use kafka_support::{sent, KafkaTest};
+use support::{sent, KafkaTest, KillMoments};
 
 fn number_before(text: &str, word: &str) -> u64 {
     let words: Vec<&str> = text.split_whitespace().collect();

@@ -4,9 +4,6 @@
 //! meanwhile is answered and counted. Against a real `votestream serve`, in
 //! the embedded shape (SQLite) and the Kafka shape (Kafka + PostgreSQL).
 
-mod common;
-mod kafka_support;
-mod store_support;
 mod support;
 
 use std::io::{Read, Write};
@@ -14,8 +11,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use kafka_support::KafkaTest;
-use support::{metric, store_with_voters, voter_id, Server, API_TOKEN, ELECTION};
+use support::{metric, store_with_voters, voter_id, KafkaTest, Server, API_TOKEN, ELECTION};
 
 /// Far longer than a healthy server needs for one ballot, far shorter than
 /// the ~160 s a poisoned batch used to be retried for.
