@@ -1,3 +1,5 @@
+//! Needs: PostgreSQL.
+//!
 //! `audit` is the oracle of most pipeline tests, so it must be shown to fail:
 //! after a clean run, each way stored results can go wrong is made by hand
 //! (one tally +1, a state row deleted, a demographic cell changed, the

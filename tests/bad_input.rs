@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Bad input on the `ballots` topic: every kind of bad message gets its own
 //! reason, is counted and kept, and costs no other ballot; hostile strings
 //! are stored verbatim; reprocessing the same input changes nothing.

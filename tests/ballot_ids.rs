@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Every answer is true, and one ballot id names one ballot, over a real
 //! `votestream serve` and `votestream process`: requests that share a
 //! client-chosen ballot id each get their own answer; a reused id is refused

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The command line at its edge: numeric flags out of range are clear errors
 //! (never a run that does nothing and exits 0), `results` and `audit` only
 //! read (a missing store is an error, a read-only file is fine), and an empty

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Exact tallies: "every tally equals the count over the votes table ... even
 //! when any process was killed with SIGKILL at any moment and restarted. No
 //! vote is lost, none is counted twice."

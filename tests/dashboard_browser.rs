@@ -1,3 +1,5 @@
+//! Needs: Chromium.
+//!
 //! The dashboard in headless Chromium, driven over WebDriver (chromedriver;
 //! Debian's `chromium` and `chromium-driver`, installed by
 //! scripts/browser.sh). Fails, never skips, when they are missing.

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The embedded pipeline end to end (the guarantees in docs/ARCHITECTURE.md): `run` over a 100,000-voter
 //! registry, then the results, the audit and the store must agree exactly;
 //! a second run over the same store changes nothing; the same seed gives the

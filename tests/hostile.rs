@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! A hostile client against a real `votestream serve`, in both shapes
 //! (embedded SQLite; Kafka bus + PostgreSQL): broken framing, bad encodings,
 //! bad tokens, strange paths, the same ballot in parallel. Raw bytes over

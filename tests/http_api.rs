@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The HTTP API over a real `votestream serve`: every class of bad input
 //! gets its status and error body and is counted; Idempotency-Key
 //! replays; admin and read endpoints; the OpenAPI document.

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! A ballot answered 202 is durable: SIGKILL the server right after the
 //! answer, or while many requests wait for their commit, restart it, and the
 //! ballot is counted exactly once.

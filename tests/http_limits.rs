@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! What a client may hold of a real `votestream serve`: half-sent headers, a
 //! stalled body and idle connections are closed after their timeouts; past the
 //! connection cap (and the open-file limit) a connection gets a clean 503, and

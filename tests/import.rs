@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Loading a registry instead of generating one: a CSV export round-trips
 //! into another store, a saved randomuser.me response (what the original
 //! tutorial fetched) imports and can vote, and a bad CSV row is named and

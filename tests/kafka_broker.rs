@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! Exact tallies when the broker restarts mid-run: the single
 //! broker `scripts/kafka.sh` started (a full outage; nothing else runs
 //! against it meanwhile: a test binary of its own), and one broker of a

@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! Exact tallies on the Kafka shape: SIGKILL of the processor and of the
 //! aggregator, at the one moment that matters (store committed, Kafka not)
 //! and at random moments over several trials (from a printed seed that

@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! The HTTP API in the Kafka shape: a ballot is answered 202 once
 //! the broker has it, then counted by the processor; what the server can
 //! tell at once is refused at once and still recorded; a retry with the

@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! A migrating user's consumers, unchanged: a Kafka client with its default
 //! settings and no compression library (kafka-python from PyPI, no extras,
 //! in a venv `scripts/kafka-python.sh` makes) reads every topic with one of

@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! The distributed shape against a real Kafka broker and PostgreSQL:
 //! end to end with 100,000 voters; two instances of each stage
 //! with one of each killed; bad messages on `ballots`; and a consumer

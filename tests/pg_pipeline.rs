@@ -1,3 +1,5 @@
+//! Needs: PostgreSQL.
+//!
 //! The whole pipeline with PostgreSQL as the store: a clean run, and a run
 //! killed with SIGKILL mid-way and restarted. Each test has its own database.
 

@@ -1,3 +1,5 @@
+//! Needs: PostgreSQL.
+//!
 //! `results` and `audit` on PostgreSQL only read: they run as a role that may
 //! SELECT and nothing else (no schema change is attempted), and every session
 //! they open is read-only.

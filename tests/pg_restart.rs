@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! Connection loss: PostgreSQL restarted while `run` is writing, on the
 //! in-process bus and on Kafka. The stages retry with backoff and reconnect;
 //! the run completes, nothing is lost or counted twice. Its own test binary,

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! `votestream process --input -` fed through a pipe that stays open: a
 //! ballot is recorded as soon as it arrives (not once 65,536 lines have
 //! come), and SIGTERM records what was read before the process exits (a

@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! A hostile ballot costs nothing but itself. Ballots whose text a store
 //! cannot keep (NUL in a field, in a malformed body, in the path's election
 //! id) are rejected with a reason and recorded; every other ballot sent

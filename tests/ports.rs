@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Every port the scripts and compose.yaml listen on by default is below
 //! Linux's ephemeral range (32768-60999): a port in that range can be held by
 //! any outgoing connection, and the server then fails to bind.

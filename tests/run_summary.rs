@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The run summary accounts for every ballot the simulator sent: received by
 //! the election, rejected with no usable election (unknown or unreadable:
 //! no election's `received` counts them), or replays of earlier ballots.

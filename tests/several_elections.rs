@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Several elections in one store: a voter votes once per election, and each
 //! election's tallies are exact on their own.
 

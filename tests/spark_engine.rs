@@ -1,3 +1,5 @@
+//! Needs: Spark, Kafka, PostgreSQL.
+//!
 //! The Apache Spark engine beside the built-in one, for real: Kafka
 //! and PostgreSQL (scripts/kafka.sh, scripts/pg.sh), Spark from PyPI's
 //! pyspark with the Kafka connector's jars (`bash scripts/spark.sh fetch`),
