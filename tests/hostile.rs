@@ -682,15 +682,23 @@ fn stored_pg(db: &support::TempDb) -> BTreeMap<String, (String, String)> {
     out
 }
 
-#[test]
-fn hostile_corpus_embedded_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = support::store_with_voters(dir.path(), 200);
-    // No rate limit: the corpus is one client sending fast.
-    let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
-    let mut l = Ledger::default();
-    corpus(&server, &mut l, 0, true);
-    // Still taking ballots after all that.
+/// The corpus against `server`, then one good ballot (it still takes
+/// ballots after all that); then the reconciliation with what `stored`
+/// reads, once it holds every ballot answered or `settle` has passed (zero
+/// where every answer comes after the commit, so the store must hold it
+/// already), and `audit` of `store` once `counted_all` has waited for the
+/// engine to count every accepted vote (an audit of a live store must not
+/// race the aggregator).
+fn corpus_reconciled(
+    server: &Server,
+    store: &str,
+    mut l: Ledger,
+    raw_rejections: bool,
+    settle: Duration,
+    stored: impl Fn() -> BTreeMap<String, (String, String)>,
+    counted_all: impl FnOnce(i64),
+) {
+    corpus(server, &mut l, 0, raw_rejections);
     let last = server.cast(
         &ballot(&voter_id(150), "c-savior", Some("hostile-last")),
         None,
@@ -704,16 +712,31 @@ fn hostile_corpus_embedded_sqlite() {
         },
     );
     l.sent += 1;
-    reconcile(&server, &l, &stored_sqlite(&dir.path().join("v.db")));
-    let accepted = l
-        .ballots
-        .values()
-        .flat_map(|ids| ids.values())
-        .filter(|o| *o == "accepted")
-        .count();
-    wait_counted(&server, accepted as i64);
-    let audit = support::votestream(&["audit", "--store", &store]);
-    assert!(audit.status.success());
+    let want: usize = l.ballots.values().map(|m| m.len()).sum();
+    let stored = support::wait::settle(settle, Duration::from_millis(200), stored, |s| {
+        s.len() >= want
+    });
+    reconcile(server, &l, &stored);
+    counted_all(stored.values().filter(|(_, o)| o == "accepted").count() as i64);
+    let audit = support::votestream(&["audit", "--store", store]);
+    assert!(audit.status.success(), "{}", support::describe(&audit));
+}
+
+#[test]
+fn hostile_corpus_embedded_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store_with_voters(dir.path(), 200);
+    // No rate limit: the corpus is one client sending fast.
+    let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
+    corpus_reconciled(
+        &server,
+        &store,
+        Ledger::default(),
+        true,
+        Duration::ZERO,
+        || stored_sqlite(&dir.path().join("v.db")),
+        |accepted| wait_counted(&server, accepted),
+    );
 }
 
 #[test]
@@ -726,44 +749,26 @@ fn hostile_corpus_kafka_postgres() {
         dir.path(),
         &["--bus", &t.bus, "--rate-limit", "0"],
     );
-    let mut l = Ledger {
+    let l = Ledger {
         queued_shape: true,
         ..Ledger::default()
     };
-    corpus(&server, &mut l, 0, false);
-    let last = server.cast(
-        &ballot(&voter_id(150), "c-savior", Some("hostile-last")),
-        None,
-    );
-    assert_eq!(last.status, 202, "{}", last.body_text());
-    l.note(
-        ELECTION,
-        &Answer {
-            status: last.status,
-            body: last.body.clone(),
+    // Queued ballots are decided by the processor: they are stored later.
+    corpus_reconciled(
+        &server,
+        &t.db.url,
+        l,
+        false,
+        Duration::from_secs(120),
+        || stored_pg(&t.db),
+        |accepted| {
+            t.wait_for(
+                "the engine to count every vote",
+                Duration::from_secs(120),
+                || t.counted() == accepted,
+            )
         },
     );
-    l.sent += 1;
-    // Queued ballots are decided by the processor: wait until all are stored.
-    let want: usize = l.ballots.values().map(|m| m.len()).sum();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let stored = loop {
-        let stored = stored_pg(&t.db);
-        if stored.len() >= want || Instant::now() > deadline {
-            break stored;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    reconcile(&server, &l, &stored);
-    // The engine has counted every accepted vote before the audit.
-    let accepted = stored.values().filter(|(_, o)| o == "accepted").count() as i64;
-    t.wait_for(
-        "the engine to count every vote",
-        Duration::from_secs(120),
-        || t.counted() == accepted,
-    );
-    let audit = support::votestream(&["audit", "--store", &t.db.url]);
-    assert!(audit.status.success(), "{}", support::describe(&audit));
     let _ = ADMIN_TOKEN;
 }
 

@@ -32,7 +32,7 @@ fn a_default_client_without_lz4_reads_every_topic_the_original_reads() {
             "127.0.0.1:0",
         ],
     );
-    let summary = support::stdout(&out);
+    let summary = support::run_summary(&out);
 
     let topics = [
         "votes_topic",
@@ -74,13 +74,6 @@ fn a_default_client_without_lz4_reads_every_topic_the_original_reads() {
     assert!(count("aggregated_turnout_by_location") > 0, "{counts}");
 
     // sent = received by the election + no usable election + replays.
-    let line = summary
-        .lines()
-        .find(|l| l.starts_with("sent "))
-        .unwrap_or_else(|| panic!("{summary}"));
-    let sent = support::number_before(line, " ballots in");
-    let received = support::number_before(line, " received by election");
-    let orphans = support::number_before(line, " with no usable election");
-    let replays = support::number_before(line, " replays");
-    assert_eq!(sent, received + orphans + replays, "{line}");
+    let s = &summary;
+    assert_eq!(s.sent, s.received + s.orphans + s.replays, "{}", s.line);
 }

@@ -11,10 +11,9 @@ mod support;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::KafkaTest;
 use support::{
     pg_votes_are_unique_and_gap_free, script, spawn, status_within, stdout, votestream_ok_within,
-    wait, ChildGuard, TempDb, SCRIPT_DEADLINE,
+    wait, ChildGuard, KafkaTest, TempDb, SCRIPT_DEADLINE,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);

@@ -10,15 +10,13 @@ mod support;
 fn every_ballot_sent_is_counted_somewhere() {
     let t = support::TestStore::new();
     let out = t.run(3000, 7);
-    let text = support::stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("sent "))
-        .unwrap_or_else(|| panic!("{text}"));
-    let sent = support::number_before(line, " ballots in");
-    let received = support::number_before(line, " received by election");
-    let orphans = support::number_before(line, " with no usable election");
-    let replays = support::number_before(line, " replays");
+    let support::RunSummary {
+        line,
+        sent,
+        received,
+        orphans,
+        replays,
+    } = support::run_summary(&out);
     assert!(
         orphans > 0,
         "the simulator sends unreadable ballots: {line}"

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -83,17 +82,7 @@ impl KafkaTest {
 
     /// A test against another cluster than the shared one.
     pub fn with_bootstrap(partitions: u32, bootstrap: String) -> KafkaTest {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let prefix = format!(
-            "t{}-{}-{}.",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos % 1_000_000_000
-        );
+        let prefix = format!("t{}.", super::unique_name('-'));
         let bus = format!("kafka://{bootstrap}?partitions={partitions}&prefix={prefix}");
         let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kafka-{prefix}"));
         std::fs::create_dir_all(&logs).expect("log directory");

@@ -30,10 +30,27 @@ pub mod wait;
 #[allow(unused_imports)]
 pub use {http::*, kafka::*, pg::*, results::*, run::*, sqlite::*};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 pub const ELECTION: &str = "general-2026";
 pub const CANDIDATES: [&str; 3] = ["c-management", "c-savior", "c-tech-republic"];
 pub const API_TOKEN: &str = "test-api-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A name no other test (in this process or another) has: the process id, a
+/// counter and the clock's nanoseconds, joined by `sep`.
+pub fn unique_name(sep: char) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}{sep}{}{sep}{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// The id of generated voter `i` (seed 42, as `generate` makes them).
 pub fn voter_id(i: u64) -> String {

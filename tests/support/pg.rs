@@ -2,8 +2,6 @@
 //! names, and direct SQL on either backend to check what a store actually
 //! wrote.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 /// The server the PostgreSQL tests use. Never skips: without one the test
 /// fails and says how to get one.
 pub fn pg_server_url() -> String {
@@ -28,18 +26,8 @@ pub struct TempDb {
 
 impl TempDb {
     pub fn new() -> TempDb {
-        static N: AtomicU64 = AtomicU64::new(0);
         let server = pg_server_url();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "test_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos
-        );
+        let name = format!("test_{}", super::unique_name('_'));
         let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
             panic!("cannot reach PostgreSQL at {server}: {e} (run `bash scripts/pg.sh start`)")
         });

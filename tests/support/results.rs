@@ -26,17 +26,32 @@ pub fn number_before(text: &str, word: &str) -> u64 {
         .unwrap_or_else(|_| panic!("no number before {word:?} in:\n{text}"))
 }
 
-/// From a `run` summary: (ballots sent, replays skipped).
-pub fn sent_and_replays(out: &Output) -> (u64, u64) {
+/// The `sent …` line of a `run` summary, read.
+pub struct RunSummary {
+    pub line: String,
+    /// Ballots the simulator sent.
+    pub sent: u64,
+    /// Received by the election.
+    pub received: u64,
+    /// Rejected with no usable election (unknown or unreadable).
+    pub orphans: u64,
+    /// Replays of earlier ballots, skipped.
+    pub replays: u64,
+}
+
+pub fn run_summary(out: &Output) -> RunSummary {
     let text = stdout(out);
     let line = text
         .lines()
         .find(|l| l.starts_with("sent "))
         .unwrap_or_else(|| panic!("no `sent ...` line in run summary:\n{text}"));
-    (
-        number_before(line, " ballots in"),
-        number_before(line, " replays"),
-    )
+    RunSummary {
+        line: line.to_string(),
+        sent: number_before(line, " ballots in"),
+        received: number_before(line, " received by election"),
+        orphans: number_before(line, " with no usable election"),
+        replays: number_before(line, " replays"),
+    }
 }
 
 /// The number after the word `sent` in a summary ("sent 123 ballots to …").
