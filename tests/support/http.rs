@@ -11,6 +11,7 @@ use super::run::command;
 use super::wait;
 use super::{ADMIN_TOKEN, API_TOKEN, ELECTION};
 
+/// A running `votestream serve`, SIGKILLed and reaped when dropped.
 pub struct Server {
     pub child: Child,
     pub addr: String,
