@@ -1,8 +1,8 @@
 //! Needs: PostgreSQL.
 //!
 //! The store contract: the same scenarios against SQLite (a temp file) and a
-//! real PostgreSQL (a fresh database per test; see tests/common). A backend
-//! passes only if it behaves exactly like the other.
+//! real PostgreSQL (a fresh database per test; see tests/support/pg.rs). A
+//! backend passes only if it behaves exactly like the other.
 
 mod support;
 
