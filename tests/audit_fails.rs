@@ -1,3 +1,5 @@
+//! Needs: PostgreSQL.
+//!
 //! `audit` is the oracle of most pipeline tests, so it must be shown to fail:
 //! after a clean run, each way stored results can go wrong is made by hand
 //! (one tally +1, a state row deleted, a demographic cell changed, the
@@ -7,11 +9,9 @@
 //! tests end with must fail too; undoing the change makes it pass again, so
 //! the failure came from that change alone.
 
-mod common;
-mod store_support;
+mod support;
 
-use common::{votestream, TestStore, ELECTION};
-use store_support::TempDb;
+use support::{votestream, TempDb, TestStore, ELECTION};
 
 const VOTERS: &str = "3000";
 
@@ -37,7 +37,7 @@ impl Db {
             "--listen",
             "127.0.0.1:0",
         ]);
-        assert!(out.status.success(), "{}", common::describe(&out));
+        assert!(out.status.success(), "{}", support::describe(&out));
         let lines = self.audit_passes();
         assert!(lines.is_empty(), "the clean run's audit: {lines:?}");
         self
@@ -90,7 +90,7 @@ impl Db {
     /// an empty list when it passes (exit 0).
     fn audit_passes(&self) -> Vec<String> {
         let out = votestream(&["audit", "--store", self.url()]);
-        let text = common::stdout(&out);
+        let text = support::stdout(&out);
         match out.status.code() {
             Some(0) => {
                 assert!(text.starts_with("audit passed"), "{text}");
@@ -106,7 +106,7 @@ impl Db {
                 assert!(!lines.is_empty(), "a failed audit names no difference");
                 lines
             }
-            _ => panic!("audit did not run: {}", common::describe(&out)),
+            _ => panic!("audit did not run: {}", support::describe(&out)),
         }
     }
 
@@ -325,7 +325,7 @@ fn postgres_audit_fails_on_each_corruption_and_names_the_key() {
         max + 1
     ));
     let url = pg.url.clone();
-    let dup = std::panic::catch_unwind(|| store_support::pg_votes_are_unique_and_gap_free(&url));
+    let dup = std::panic::catch_unwind(|| support::pg_votes_are_unique_and_gap_free(&url));
     assert!(
         dup.is_err(),
         "pg_votes_are_unique_and_gap_free passed a second vote"
@@ -334,7 +334,7 @@ fn postgres_audit_fails_on_each_corruption_and_names_the_key() {
         "DELETE FROM votes WHERE seq = {}; DELETE FROM votes WHERE seq = 2",
         max + 1
     ));
-    let gap = std::panic::catch_unwind(|| store_support::pg_votes_are_unique_and_gap_free(&url));
+    let gap = std::panic::catch_unwind(|| support::pg_votes_are_unique_and_gap_free(&url));
     assert!(
         gap.is_err(),
         "pg_votes_are_unique_and_gap_free passed a gap in seq"

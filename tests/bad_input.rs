@@ -1,15 +1,17 @@
+//! Needs: nothing.
+//!
 //! Bad input on the `ballots` topic: every kind of bad message gets its own
 //! reason, is counted and kept, and costs no other ballot; hostile strings
 //! are stored verbatim; reprocessing the same input changes nothing.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use common::*;
+use support::*;
 
 fn voting_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()

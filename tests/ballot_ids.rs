@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Every answer is true, and one ballot id names one ballot, over a real
 //! `votestream serve` and `votestream process`: requests that share a
 //! client-chosen ballot id each get their own answer; a reused id is refused
@@ -291,7 +293,7 @@ fn a_file_of_ballots_follows_the_same_id_rules() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let path = path.display().to_string();
     for _ in 0..2 {
-        votestream(&["process", "--store", &store, "--input", &path]);
+        votestream_ok(&["process", "--store", &store, "--input", &path]);
         let c = db(&store);
         let votes: Vec<String> = c
             .prepare("SELECT voter_id FROM votes")

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Every limit at its exact value and 1 ms (or 1 byte) either side: the
 //! lateness allowance, the opening time, the future tolerance, the message
 //! and body size. The Spark job's fold and its Python reference are held to

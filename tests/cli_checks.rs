@@ -1,33 +1,21 @@
+//! Needs: nothing.
+//!
 //! The command line at its edge: numeric flags out of range are clear errors
 //! (never a run that does nothing and exits 0), `results` and `audit` only
 //! read (a missing store is an error, a read-only file is fine), and an empty
 //! SQLite path is named as the mistake it is.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn votestream(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_votestream"))
-        .args(args)
-        .output()
-        .expect("votestream runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn store_with_voters(dir: &Path) -> String {
-    let store = format!("sqlite://{}", dir.join("v.db").display());
-    let out = votestream(&["generate", "--store", &store, "--voters", "20"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    store
-}
+use support::{bin, output_within, scrubbed, stderr, store_with_voters, votestream, DEADLINE};
 
 #[test]
 fn numeric_flags_out_of_range_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_voters(dir.path());
+    let store = store_with_voters(dir.path(), 20);
     let cases: &[(&[&str], &str)] = &[
         (&["simulate", "--turnout", "NaN"], "--turnout"),
         (&["simulate", "--turnout", "-1"], "--turnout"),
@@ -119,14 +107,15 @@ fn read_only_run(dir: &Path, db: &Path, args: &[&str]) -> Output {
         // `nobody` may not be able to reach the build directory.
         let exe = dir.join("votestream-copy");
         if !exe.exists() {
-            std::fs::copy(env!("CARGO_BIN_EXE_votestream"), &exe).unwrap();
+            std::fs::copy(bin(), &exe).unwrap();
         }
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&exe)
-            .args(args)
-            .output()
-            .expect("setpriv runs (util-linux)")
+        output_within(
+            scrubbed("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&exe)
+                .args(args),
+            DEADLINE,
+        )
     } else {
         std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o444)).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
@@ -137,7 +126,7 @@ fn read_only_run(dir: &Path, db: &Path, args: &[&str]) -> Output {
 #[test]
 fn results_and_audit_read_a_read_only_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_voters(dir.path());
+    let store = store_with_voters(dir.path(), 20);
     // A few votes, so there is something to read and recount.
     let ballots = dir.path().join("b.jsonl");
     let out = votestream(&[

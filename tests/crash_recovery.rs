@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! Exact tallies: "every tally equals the count over the votes table ... even
 //! when any process was killed with SIGKILL at any moment and restarted. No
 //! vote is lost, none is counted twice."
@@ -11,7 +13,7 @@
 //! never be ahead of the votes log. The recovered store must hold exactly
 //! what a clean run of the same seed holds.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -19,7 +21,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::*;
 
 const VOTERS: u64 = 200_000;
 const SEED: u64 = 42;
@@ -175,7 +177,7 @@ fn killed_and_restarted(test: &str, share_from: u64, share_to: u64) {
     );
 
     let restarted = store.run(VOTERS, SEED);
-    let (_sent, replays) = sent_and_replays(&restarted);
+    let replays = run_summary(&restarted).replays;
     assert_eq!(
         replays as i64,
         killed.votes + killed.rejected_rows,

@@ -1,3 +1,5 @@
+//! Needs: Chromium.
+//!
 //! The dashboard in headless Chromium, driven over WebDriver (chromedriver;
 //! Debian's `chromium` and `chromium-driver`, installed by
 //! scripts/browser.sh). Fails, never skips, when they are missing.
@@ -5,7 +7,7 @@
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -38,11 +40,9 @@ impl Driver {
             .spawn()
             .expect("chromedriver starts");
         let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait::until(Duration::from_secs(30), "chromedriver to listen", || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
@@ -105,11 +105,13 @@ impl Driver {
     }
 
     fn wait(&self, what: &str, cond: impl Fn(&Driver) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cond(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait::until_every(
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            what,
+            || cond(self),
+            String::new,
+        );
     }
 
     fn screenshot(&self, path: &std::path::Path) {
@@ -154,7 +156,7 @@ fn digits(s: &str) -> i64 {
 fn the_dashboard_shows_the_tallies_updates_live_and_pages_through_states() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("d.db").display());
-    votestream(&[
+    votestream_ok(&[
         "run",
         "--store",
         &store,

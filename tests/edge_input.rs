@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The edge's rules over HTTP, against a real `votestream serve`: a JSON
 //! array is not a ballot, a huge election id in the path is neither echoed
 //! nor stored whole, and admin text no store can keep is a 400 that says

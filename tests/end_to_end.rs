@@ -1,11 +1,13 @@
+//! Needs: nothing.
+//!
 //! The embedded pipeline end to end (the guarantees in docs/ARCHITECTURE.md): `run` over a 100,000-voter
 //! registry, then the results, the audit and the store must agree exactly;
 //! a second run over the same store changes nothing; the same seed gives the
 //! same election, another seed another one.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 const VOTERS: u64 = 100_000;
 /// Turnout 0.8 of 100,000 registered voters, rounded: the simulator plans
@@ -35,7 +37,7 @@ const OTHER_REASONS: [&str; 4] = [
 fn a_full_run_is_exact_and_a_second_run_changes_nothing() {
     let store = TestStore::new();
     let first = store.run(VOTERS, 42);
-    let (sent, replays) = sent_and_replays(&first);
+    let RunSummary { sent, replays, .. } = run_summary(&first);
     assert_eq!(replays, 0, "a fresh store has nothing to replay");
 
     assert!(store.audit_passes(), "audit after a clean run");
@@ -116,7 +118,11 @@ fn a_full_run_is_exact_and_a_second_run_changes_nothing() {
 
     // The same run again over the same store: every ballot is a replay.
     let second = store.run(VOTERS, 42);
-    let (sent_again, replays_again) = sent_and_replays(&second);
+    let RunSummary {
+        sent: sent_again,
+        replays: replays_again,
+        ..
+    } = run_summary(&second);
     assert_eq!(sent_again, sent, "the same plan is sent again");
     assert_eq!(
         replays_again, sent,

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! What the fuzzer (fuzz/, see docs/FUZZING.md) found, as plain tests: each
 //! input it reported, reduced, with the behaviour that must hold.
 

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The guarantees of docs/ARCHITECTURE.md ("Invariants and how they are
 //! kept"), each on fixed input through the library, with no service and no
 //! timing: the engine fed votes it already counted, a batch with a gap and a

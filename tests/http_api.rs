@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The HTTP API over a real `votestream serve`: every class of bad input
 //! gets its status and error body and is counted; Idempotency-Key
 //! replays; admin and read endpoints; the OpenAPI document.
@@ -265,7 +267,7 @@ fn read_endpoints_paginate_and_describe_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("r.db");
     let store = format!("sqlite://{}", store.display());
-    votestream(&[
+    votestream_ok(&[
         "run",
         "--store",
         &store,

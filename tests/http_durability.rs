@@ -1,8 +1,9 @@
+//! Needs: nothing.
+//!
 //! A ballot answered 202 is durable: SIGKILL the server right after the
 //! answer, or while many requests wait for their commit, restart it, and the
 //! ballot is counted exactly once.
 
-mod common;
 mod support;
 
 use std::time::Duration;
@@ -44,7 +45,7 @@ fn a_202_ballot_survives_sigkill_and_counts_once() {
     assert_eq!(r.header("idempotent-replayed"), Some("true"));
     drop(server);
 
-    let out = votestream(&["audit", "--store", &store]);
+    let out = votestream_ok(&["audit", "--store", &store]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("audit passed: 20 votes"), "{text}");
 }
@@ -107,7 +108,7 @@ fn sigkill_with_requests_in_flight_loses_no_answered_ballot() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_voters(dir.path(), VOTERS);
     let mut server = Server::start(&store, dir.path(), &[]);
-    let kill_after = common::KillMoments::new("in flight").between(300, 2000);
+    let kill_after = support::KillMoments::new("in flight").between(300, 2000);
     let addr = server.addr.clone();
     let answered = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -209,7 +210,7 @@ fn sigkill_with_requests_in_flight_loses_no_answered_ballot() {
     assert_eq!(totals["accepted"], total);
     assert_eq!(totals["received"], total);
     drop(server);
-    let out = votestream(&["audit", "--store", &store]);
+    let out = votestream_ok(&["audit", "--store", &store]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!("audit passed: {total} votes")),

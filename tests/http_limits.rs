@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! What a client may hold of a real `votestream serve`: half-sent headers, a
 //! stalled body and idle connections are closed after their timeouts; past the
 //! connection cap (and the open-file limit) a connection gets a clean 503, and
@@ -8,7 +10,6 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -146,30 +147,13 @@ fn past_the_connection_cap_a_connection_gets_a_clean_503_and_is_counted() {
 
 /// `votestream serve` under `ulimit`, like a server started from a default shell.
 fn serve_under_ulimit(ulimit: &str, store: &str, dir: &std::path::Path) -> Server {
-    let addr_file = dir.join("addr-ulimit");
-    let exe = env!("CARGO_BIN_EXE_votestream");
-    let script = format!(
-        "ulimit {ulimit} && exec \"$0\" serve --store \"$1\" --listen 127.0.0.1:0 --api-token {API_TOKEN} --admin-token {ADMIN_TOKEN} --addr-file \"$2\""
-    );
-    let child = Command::new("bash")
-        .args(["-c", &script, exe, store, addr_file.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bash runs");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        if let Ok(a) = std::fs::read_to_string(&addr_file) {
-            if !a.is_empty() {
-                break a;
-            }
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let s = Server { child, addr };
-    s.wait_until(|s| s.get("/readyz").0 == 200, "ready");
-    s
+    Server::start_with(store, dir, &[], |args| {
+        let mut cmd = scrubbed("bash");
+        cmd.args(["-c", &format!("ulimit {ulimit} && exec \"$0\" \"$@\"")])
+            .arg(bin())
+            .args(args);
+        cmd
+    })
 }
 
 #[test]

@@ -1,11 +1,13 @@
+//! Needs: nothing.
+//!
 //! Loading a registry instead of generating one: a CSV export round-trips
 //! into another store, a saved randomuser.me response (what the original
 //! tutorial fetched) imports and can vote, and a bad CSV row is named and
 //! imports nothing.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 /// Every column of the voters table but voter_no, in a stable order.
 const VOTER_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality, \

@@ -1,45 +1,35 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! Exact tallies when the broker restarts mid-run: the single
 //! broker `scripts/kafka.sh` started (a full outage; nothing else runs
 //! against it meanwhile: a test binary of its own), and one broker of a
 //! three-broker cluster (replication 3, min ISR 2) the same script starts
 //! beside it for this test.
 
-mod common;
-mod kafka_support;
-mod store_support;
+mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kafka_support::{sent, KafkaTest};
+use support::{script_ok, sent, KafkaTest};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh");
-
-fn script(args: &[&str]) -> String {
-    script_env(args, &[])
+fn kafka_sh(args: &[&str]) -> String {
+    kafka_sh_env(args, &[])
 }
 
-fn script_env(args: &[&str], env: &[(&str, String)]) -> String {
-    let out = Command::new("bash")
-        .arg(SCRIPT)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
-        .output()
-        .expect("scripts/kafka.sh runs");
-    assert!(
-        out.status.success(),
-        "scripts/kafka.sh {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+fn kafka_sh_env(args: &[&str], env: &[(&str, String)]) -> String {
+    script_ok(
+        support::script("kafka.sh")
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v.as_str()))),
+    )
 }
 
 #[test]
 fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
     let t = KafkaTest::new(4);
     assert_eq!(
-        script(&["status"]),
+        kafka_sh(&["status"]),
         t.bootstrap,
         "this test restarts the broker scripts/kafka.sh started; VOTESTREAM_TEST_KAFKA must name it"
     );
@@ -53,7 +43,7 @@ fn a_broker_restart_mid_run_loses_and_duplicates_nothing() {
         || t.counted() > 5_000,
     );
     let down = Instant::now();
-    script(&["restart", "1"]);
+    kafka_sh(&["restart", "1"]);
     eprintln!("broker restarted in {:?}", down.elapsed());
     let n = sent(&sim.join().expect("simulator"));
     t.wait_drained(n, Duration::from_secs(300));
@@ -84,19 +74,18 @@ impl Cluster {
             ),
             ("KAFKA_BASE_PORT", "29092".to_string()),
         ];
-        let bootstrap = script_env(&["start", "3"], &env);
+        let bootstrap = kafka_sh_env(&["start", "3"], &env);
         (Cluster(env), bootstrap)
     }
 
     fn restart(&self, node: &str) {
-        script_env(&["restart", node], &self.0);
+        kafka_sh_env(&["restart", node], &self.0);
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(SCRIPT)
+        let _ = support::script("kafka.sh")
             .arg("stop")
             .envs(self.0.iter().map(|(k, v)| (k, v.as_str())))
             .status();
@@ -106,7 +95,7 @@ impl Drop for Cluster {
 #[test]
 fn a_broker_of_three_restarting_mid_run_costs_nothing() {
     // The shared broker's jars, fetched by scripts/kafka.sh start.
-    assert!(!script(&["url"]).is_empty());
+    assert!(!kafka_sh(&["url"]).is_empty());
     let (cluster, bootstrap) = Cluster::start();
     assert_eq!(bootstrap.split(',').count(), 3, "{bootstrap}");
     let t = KafkaTest::with_bootstrap(4, bootstrap);

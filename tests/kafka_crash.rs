@@ -1,3 +1,5 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! Exact tallies on the Kafka shape: SIGKILL of the processor and of the
 //! aggregator, at the one moment that matters (store committed, Kafka not)
 //! and at random moments over several trials (from a printed seed that
@@ -7,24 +9,12 @@
 //! and a read_committed reader of `votes_topic` sees each accepted vote
 //! exactly once.
 
-mod common;
-mod kafka_support;
-mod store_support;
+mod support;
 
 use std::os::unix::process::ExitStatusExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::KillMoments;
-use kafka_support::{sent, KafkaTest};
-
-fn number_before(text: &str, word: &str) -> u64 {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    words
-        .windows(2)
-        .find(|w| w[1].starts_with(word))
-        .and_then(|w| w[0].parse().ok())
-        .unwrap_or_else(|| panic!("no number before {word:?} in {text:?}"))
-}
+use support::{number_before, sent, KafkaTest, KillMoments};
 
 #[test]
 fn a_processor_killed_between_the_store_and_kafka_publishes_the_batch_on_restart() {
@@ -37,15 +27,9 @@ fn a_processor_killed_between_the_store_and_kafka_publishes_the_batch_on_restart
         &["--instance", "p1"],
         &[("VOTESTREAM_CRASH_AFTER_RECORD", "1")],
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while doomed.is_running() {
-        assert!(
-            Instant::now() < deadline,
-            "the hook never fired\n{}",
-            t.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_for("the hook to fire", Duration::from_secs(120), || {
+        !doomed.is_running()
+    });
     let status = doomed
         .exit_status()
         .expect("the doomed processor has exited");
@@ -70,7 +54,7 @@ fn a_processor_killed_between_the_store_and_kafka_publishes_the_batch_on_restart
     aggregate.stop();
     let out = t.output("process");
     assert!(
-        number_before(&out, "outcomes") > 0,
+        number_before(&out, " outcomes") > 0,
         "the restarted processor published the recorded batch again: {out}"
     );
     t.assert_exact();

@@ -1,17 +1,15 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! The HTTP API in the Kafka shape: a ballot is answered 202 once
 //! the broker has it, then counted by the processor; what the server can
 //! tell at once is refused at once and still recorded; a retry with the
 //! same Idempotency-Key is not counted twice.
 
-mod common;
-mod kafka_support;
-mod store_support;
 mod support;
 
 use std::time::Duration;
 
-use kafka_support::KafkaTest;
-use support::{voter_id, Server};
+use support::{voter_id, KafkaTest, Server};
 
 #[test]
 fn ballots_cast_over_http_go_through_kafka_and_are_counted_once() {

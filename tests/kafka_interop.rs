@@ -1,31 +1,19 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! A migrating user's consumers, unchanged: a Kafka client with its default
 //! settings and no compression library (kafka-python from PyPI, no extras,
 //! in a venv `scripts/kafka-python.sh` makes) reads every topic with one of
 //! the original's names, and every value is JSON. And the run summary
 //! accounts for every ballot sent.
 
-mod common;
-mod kafka_support;
-mod store_support;
+mod support;
 
 use std::process::Command;
 
-use kafka_support::KafkaTest;
+use support::KafkaTest;
 
 fn kafka_python() -> String {
-    let out = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/kafka-python.sh"
-        ))
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "scripts/kafka-python.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    support::script_ok(&mut support::script("kafka-python.sh"))
 }
 
 #[test]
@@ -44,7 +32,7 @@ fn a_default_client_without_lz4_reads_every_topic_the_original_reads() {
             "127.0.0.1:0",
         ],
     );
-    let summary = common::stdout(&out);
+    let summary = support::run_summary(&out);
 
     let topics = [
         "votes_topic",
@@ -55,15 +43,16 @@ fn a_default_client_without_lz4_reads_every_topic_the_original_reads() {
         "aggregated_turnout_by_location",
     ];
     let python = kafka_python();
-    let out = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/default_consumer.py"
-        ))
-        .arg(&t.bootstrap)
-        .args(topics.iter().map(|n| t.topic(n)))
-        .output()
-        .expect("python runs");
+    let out = support::output_within(
+        Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/default_consumer.py"
+            ))
+            .arg(&t.bootstrap)
+            .args(topics.iter().map(|n| t.topic(n))),
+        support::DEADLINE,
+    );
     assert!(
         out.status.success(),
         "a default kafka-python consumer could not read the topics:\n{}",
@@ -85,13 +74,6 @@ fn a_default_client_without_lz4_reads_every_topic_the_original_reads() {
     assert!(count("aggregated_turnout_by_location") > 0, "{counts}");
 
     // sent = received by the election + no usable election + replays.
-    let line = summary
-        .lines()
-        .find(|l| l.starts_with("sent "))
-        .unwrap_or_else(|| panic!("{summary}"));
-    let sent = common::number_before(line, " ballots in");
-    let received = common::number_before(line, " received by election");
-    let orphans = common::number_before(line, " with no usable election");
-    let replays = common::number_before(line, " replays");
-    assert_eq!(sent, received + orphans + replays, "{line}");
+    let s = &summary;
+    assert_eq!(s.sent, s.received + s.orphans + s.replays, "{}", s.line);
 }

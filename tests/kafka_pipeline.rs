@@ -1,17 +1,17 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! The distributed shape against a real Kafka broker and PostgreSQL:
 //! end to end with 100,000 voters; two instances of each stage
 //! with one of each killed; bad messages on `ballots`; and a consumer
 //! written for the original's topics.
 
-mod common;
-mod kafka_support;
-mod store_support;
+mod support;
 
 use std::time::Duration;
 
-use kafka_support::{sent, KafkaTest};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
+use support::{sent, KafkaTest};
 
 #[test]
 fn end_to_end_100k_voters_exactly_once() {

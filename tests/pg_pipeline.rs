@@ -1,12 +1,14 @@
+//! Needs: PostgreSQL.
+//!
 //! The whole pipeline with PostgreSQL as the store: a clean run, and a run
 //! killed with SIGKILL mid-way and restarted. Each test has its own database.
 
-mod store_support;
+mod support;
 
 use std::time::Duration;
 
-use store_support::{
-    pg_votes_are_unique_and_gap_free, run_ok, votestream, wait_bounded, wait_until, TempDb,
+use support::{
+    pg_votes_are_unique_and_gap_free, spawn, stdout, votestream_ok_within, wait, TempDb,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -27,18 +29,18 @@ fn run_args<'a>(store: &'a str, rate: &'a str) -> Vec<&'a str> {
 }
 
 fn results(store: &str) -> serde_json::Value {
-    let (out, _) = run_ok(&["results", "--store", store, "--json"], LIMIT);
-    serde_json::from_str(&out).expect("results JSON")
+    let out = votestream_ok_within(&["results", "--store", store, "--json"], LIMIT);
+    serde_json::from_slice(&out.stdout).expect("results JSON")
 }
 
 fn audit_passes(store: &str) {
-    let (out, _) = run_ok(&["audit", "--store", store], LIMIT);
+    let out = stdout(&votestream_ok_within(&["audit", "--store", store], LIMIT));
     assert!(out.contains("audit passed"), "{out}");
 }
 
 /// Runs a clean pipeline into `db`; returns its accepted count.
 fn clean_run(db: &TempDb) -> i64 {
-    run_ok(&run_args(&db.url, "max"), LIMIT);
+    votestream_ok_within(&run_args(&db.url, "max"), LIMIT);
     audit_passes(&db.url);
     let r = results(&db.url);
     let accepted = r["accepted"].as_i64().expect("accepted");
@@ -65,7 +67,7 @@ fn run_until_done_then_audit_passes() {
             > 0
     );
     // Running again over the same store changes nothing: every ballot is a replay.
-    run_ok(&run_args(&db.url, "max"), LIMIT);
+    votestream_ok_within(&run_args(&db.url, "max"), LIMIT);
     let again = results(&db.url);
     assert_eq!(again["accepted"], r["accepted"]);
     assert_eq!(again["received"], r["received"]);
@@ -80,12 +82,10 @@ fn sigkill_mid_run_then_restart_loses_and_doubles_nothing() {
     let db = TempDb::new();
     let mut client = db.client();
     // Paced, so there is a "middle" to kill in.
-    let child = votestream(&run_args(&db.url, "40000"))
-        .spawn()
-        .expect("votestream starts");
-    let pid = child.id();
+    let mut child = spawn(&run_args(&db.url, "40000"));
+    let pid = child.child().id();
     let mut seen = 0i64;
-    wait_until(LIMIT, "votes to be recorded", || {
+    wait::until(LIMIT, "votes to be recorded", || {
         seen = client
             .query_one("SELECT COUNT(*) FROM votes", &[])
             .map(|r| r.get(0))
@@ -95,7 +95,7 @@ fn sigkill_mid_run_then_restart_loses_and_doubles_nothing() {
     // SAFETY: kill(2) on the pid of the child this test started and has not reaped.
     let killed = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     assert_eq!(killed, 0, "SIGKILL the run");
-    let out = wait_bounded(child, LIMIT);
+    let out = child.output_within(LIMIT, "the killed run");
     assert!(!out.status.success(), "the run was killed, not finished");
     let at_kill: i64 = client
         .query_one("SELECT COUNT(*) FROM votes", &[])
@@ -106,7 +106,7 @@ fn sigkill_mid_run_then_restart_loses_and_doubles_nothing() {
         "killed mid-run ({at_kill} of {expected} votes)"
     );
 
-    run_ok(&run_args(&db.url, "max"), LIMIT);
+    votestream_ok_within(&run_args(&db.url, "max"), LIMIT);
     audit_passes(&db.url);
     let r = results(&db.url);
     assert_eq!(r["accepted"].as_i64(), Some(expected));

@@ -1,22 +1,17 @@
+//! Needs: PostgreSQL.
+//!
 //! `results` and `audit` on PostgreSQL only read: they run as a role that may
 //! SELECT and nothing else (no schema change is attempted), and every session
 //! they open is read-only.
 
-mod store_support;
+mod support;
 
-use store_support::{votestream, TempDb};
+use support::{votestream, votestream_ok, TempDb};
 
 #[test]
 fn results_and_audit_work_as_a_select_only_role() {
     let db = TempDb::new();
-    let out = votestream(&["generate", "--store", &db.url, "--voters", "20"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    votestream_ok(&["generate", "--store", &db.url, "--voters", "20"]);
     let role = format!("reader_{}", std::process::id());
     let mut admin = db.client();
     admin
@@ -31,15 +26,10 @@ fn results_and_audit_work_as_a_select_only_role() {
         let scheme = scheme_user.split("//").next().unwrap();
         format!("{scheme}//{role}@{rest}")
     };
-    let results = votestream(&["results", "--store", &reader_url, "--json"])
-        .output()
-        .unwrap();
-    let audit = votestream(&["audit", "--store", &reader_url])
-        .output()
-        .unwrap();
+    let results = votestream(&["results", "--store", &reader_url, "--json"]);
+    let audit = votestream(&["audit", "--store", &reader_url]);
     drop(db); // drops the database, and with it the grants
-    let mut server =
-        postgres::Client::connect(&store_support::pg_server_url(), postgres::NoTls).unwrap();
+    let mut server = postgres::Client::connect(&support::pg_server_url(), postgres::NoTls).unwrap();
     let _ = server.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
 
     assert!(

@@ -1,19 +1,19 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! Connection loss: PostgreSQL restarted while `run` is writing, on the
 //! in-process bus and on Kafka. The stages retry with backoff and reconnect;
 //! the run completes, nothing is lost or counted twice. Its own test binary,
 //! so the restart cannot disturb another test (cargo runs test binaries one
 //! after another); its two tests take turns.
 
-mod common;
-mod kafka_support;
-mod store_support;
+mod support;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kafka_support::KafkaTest;
-use store_support::{
-    pg_votes_are_unique_and_gap_free, run_ok, votestream, wait_bounded, wait_until, TempDb,
+use support::{
+    pg_votes_are_unique_and_gap_free, script, spawn, status_within, stdout, votestream_ok_within,
+    wait, ChildGuard, KafkaTest, TempDb, SCRIPT_DEADLINE,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -41,14 +41,10 @@ fn lose_connections(db: &TempDb) {
          VOTESTREAM_TEST_PG_URL=$(bash scripts/pg.sh url); PGPORT picks its port)"
     );
     let before = postmaster_started(db).expect("the server is up before the restart");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh");
-    let status = std::process::Command::new("bash")
-        .args([script, "restart"])
-        .status()
-        .expect("scripts/pg.sh runs");
+    let status = status_within(script("pg.sh").arg("restart"), SCRIPT_DEADLINE);
     assert!(status.success(), "scripts/pg.sh restart failed");
     let mut after = None;
-    wait_until(LIMIT, "the server to take connections again", || {
+    wait::until(LIMIT, "the server to take connections again", || {
         after = postmaster_started(db);
         after.is_some()
     });
@@ -62,9 +58,9 @@ fn lose_connections(db: &TempDb) {
 
 /// Restarts the server under a running `run` and waits for it: it must
 /// finish on its own, successfully, having felt the restart.
-fn restart_during(child: std::process::Child, db: &TempDb) {
+fn restart_during(child: ChildGuard, db: &TempDb) {
     lose_connections(db);
-    let out = wait_bounded(child, LIMIT);
+    let out = child.output_within(LIMIT, "the run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -93,18 +89,18 @@ fn postgres_restart_mid_run_loses_nothing() {
         "--listen",
         "127.0.0.1:0",
     ];
-    let child = votestream(&args).spawn().expect("votestream starts");
-    wait_until(LIMIT, "votes to be recorded", || {
+    let child = spawn(&args);
+    wait::until(LIMIT, "votes to be recorded", || {
         client
             .query_one("SELECT COUNT(*) FROM votes", &[])
             .map(|r| r.get::<_, i64>(0) >= 15_000)
             .unwrap_or(false)
     });
     restart_during(child, &db);
-    let (audit, _) = run_ok(&["audit", "--store", &db.url], LIMIT);
+    let audit = stdout(&votestream_ok_within(&["audit", "--store", &db.url], LIMIT));
     assert!(audit.contains("audit passed"), "{audit}");
-    let (json, _) = run_ok(&["results", "--store", &db.url, "--json"], LIMIT);
-    let r: serde_json::Value = serde_json::from_str(&json).expect("results JSON");
+    let json = votestream_ok_within(&["results", "--store", &db.url, "--json"], LIMIT);
+    let r: serde_json::Value = serde_json::from_slice(&json.stdout).expect("results JSON");
     assert_eq!(
         r["accepted"].as_i64(),
         Some(80_000),
@@ -141,10 +137,10 @@ fn postgres_restart_mid_run_on_kafka_loses_and_duplicates_nothing() {
         "--listen",
         "127.0.0.1:0",
     ];
-    let child = votestream(&args).spawn().expect("votestream starts");
+    let child = spawn(&args);
     let mut client = t.db.client();
     // Until `run` has created the schema, the query fails: not yet.
-    wait_until(LIMIT, "votes counted before the restart", || {
+    wait::until(LIMIT, "votes counted before the restart", || {
         client
             .query_one(
                 "SELECT COALESCE(SUM(votes), 0)::int8 FROM results_candidate WHERE engine = 'builtin'",

@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! `votestream process --input -` fed through a pipe that stays open: a
 //! ballot is recorded as soon as it arrives (not once 65,536 lines have
 //! come), and SIGTERM records what was read before the process exits (a
@@ -6,10 +8,10 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use support::{store_with_voters, voter_id, ELECTION};
+use support::{command, store_with_voters, voter_id, wait, ChildGuard, ELECTION};
 
 fn line(ballot: u64, voter: u64) -> String {
     let t = (chrono::Utc::now() - chrono::Duration::seconds(5))
@@ -27,14 +29,14 @@ fn line(ballot: u64, voter: u64) -> String {
     )
 }
 
-fn process(store: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_votestream"))
-        .args(["process", "--store", store, "--input", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("votestream process starts")
+fn process(store: &str) -> ChildGuard {
+    ChildGuard::spawn(
+        command()
+            .args(["process", "--store", store, "--input", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
 }
 
 /// Ballots recorded so far (accepted or rejected), read beside the writer.
@@ -52,26 +54,12 @@ fn recorded(dir: &std::path::Path) -> i64 {
     .expect("count")
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    wait::until(Duration::from_secs(30), what, done);
 }
 
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("process did not exit within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_exit(child: &mut ChildGuard) -> std::process::ExitStatus {
+    child.wait_within(Duration::from_secs(60), "process")
 }
 
 #[test]
@@ -79,7 +67,7 @@ fn a_ballot_piped_in_is_recorded_while_the_pipe_stays_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_voters(dir.path(), 10);
     let mut child = process(&store);
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdin = child.child().stdin.take().expect("stdin");
     for i in 0..3 {
         stdin.write_all(line(i, i).as_bytes()).unwrap();
     }
@@ -97,7 +85,7 @@ fn sigterm_records_what_was_read_from_the_pipe_then_exits() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_voters(dir.path(), 20_000);
     let mut child = process(&store);
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdin = child.child().stdin.take().expect("stdin");
     stdin.write_all(line(0, 0).as_bytes()).unwrap();
     wait_for("the first ballot recorded", || recorded(dir.path()) == 1);
     // A burst, and the signal right behind it: some of it read, maybe not
@@ -111,14 +99,20 @@ fn sigterm_records_what_was_read_from_the_pipe_then_exits() {
     });
     std::thread::sleep(Duration::from_millis(30));
     // SAFETY: signals our own child, by its pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.child().id() as i32, libc::SIGTERM) };
     let status = wait_exit(&mut child);
     drop(writer.join());
     assert!(status.success(), "a stop is clean: {status}");
     let out = {
         use std::io::Read;
         let mut s = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+        child
+            .child()
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         s
     };
     // "processed N ballots: …": every ballot read was recorded.

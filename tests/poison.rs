@@ -1,12 +1,11 @@
+//! Needs: Kafka, PostgreSQL.
+//!
 //! A hostile ballot costs nothing but itself. Ballots whose text a store
 //! cannot keep (NUL in a field, in a malformed body, in the path's election
 //! id) are rejected with a reason and recorded; every other ballot sent
 //! meanwhile is answered and counted. Against a real `votestream serve`, in
 //! the embedded shape (SQLite) and the Kafka shape (Kafka + PostgreSQL).
 
-mod common;
-mod kafka_support;
-mod store_support;
 mod support;
 
 use std::io::{Read, Write};
@@ -14,8 +13,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use kafka_support::KafkaTest;
-use support::{metric, store_with_voters, voter_id, Server, API_TOKEN, ELECTION};
+use support::{metric, store_with_voters, voter_id, wait, KafkaTest, Server, API_TOKEN, ELECTION};
 
 /// Far longer than a healthy server needs for one ballot, far shorter than
 /// the ~160 s a poisoned batch used to be retried for.
@@ -121,12 +119,14 @@ fn a_nul_anywhere_in_a_ballot_is_rejected_and_the_next_ballot_is_counted() {
     );
 }
 
-/// One poisoned ballot a second for 60 s beside 1,000 good ballots a second:
-/// every good ballot is answered 202 and counted.
-fn poison_under_load(addr: &str, first_voter: u64, accepted: impl Fn() -> i64) {
+/// One poisoned ballot a second for 60 s beside 1,000 good ballots a second,
+/// against `server`: every good ballot is answered 202 and counted, and
+/// every poison is recorded with the reason its answer gave.
+fn poison_under_load(server: &Server) {
     const SECONDS: u64 = 60;
     const PER_SECOND: u64 = 1000;
     const SENDERS: u64 = 8;
+    let addr = server.addr.as_str();
     let started = Instant::now();
     let answered = AtomicU64::new(0);
     let failures = std::sync::Mutex::new(Vec::<String>::new());
@@ -141,7 +141,7 @@ fn poison_under_load(addr: &str, first_voter: u64, accepted: impl Fn() -> i64) {
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let voter = first_voter + t + i * SENDERS;
+                    let voter = t + i * SENDERS;
                     match post(addr, &ballots_path(ELECTION), &good(voter)) {
                         Ok((202, _)) => {
                             answered.fetch_add(1, Relaxed);
@@ -182,45 +182,45 @@ fn poison_under_load(addr: &str, first_voter: u64, accepted: impl Fn() -> i64) {
     );
     let sent = answered.load(Relaxed) as i64;
     assert_eq!(sent, (SECONDS * PER_SECOND) as i64);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while accepted() < sent {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {sent} answered 202 were counted",
-            accepted()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    assert_eq!(accepted(), sent);
-}
-
-/// Waits until the 60 poisons are recorded, each with the reason its
-/// answer gave.
-fn wait_for_poisons(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let metrics = server.get("/metrics").1;
-        let by = |why: &str| {
-            metric(
-                &metrics,
-                &format!("votestream_ballots_rejected_total{{reason=\"{why}\"}}"),
-            )
-        };
-        let (invalid, malformed) = (by("invalid_field"), by("malformed_json"));
-        if invalid + malformed >= 60.0 {
-            assert_eq!((invalid, malformed), (45.0, 15.0), "{metrics}");
-            assert_eq!(
-                metric(&metrics, "votestream_http_ballots_total{status=\"202\"}"),
-                60_000.0
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {invalid} + {malformed} of 60 poisons recorded:\n{metrics}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let results = format!("/api/v1/elections/{ELECTION}/results");
+    let accepted = || server.json(&results)["accepted"].as_i64().unwrap_or(-1);
+    wait::until_every(
+        Duration::from_secs(120),
+        Duration::from_millis(250),
+        "every ballot answered 202 to be counted",
+        || accepted() >= sent,
+        || format!("{} of {sent} answered 202 were counted", accepted()),
+    );
+    let r = server.json(&results);
+    assert_eq!(r["accepted"], 60_000, "{r}");
+    // Every poison was recorded as a rejection, with the reason it was
+    // answered with (on Kafka, refused ballots are still put on `ballots`).
+    let by = |metrics: &str, why: &str| {
+        metric(
+            metrics,
+            &format!("votestream_ballots_rejected_total{{reason=\"{why}\"}}"),
+        )
+    };
+    let recorded = |m: &String| by(m, "invalid_field") + by(m, "malformed_json");
+    let metrics = wait::settle(
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || server.get("/metrics").1,
+        |m| recorded(m) >= 60.0,
+    );
+    let (invalid, malformed) = (
+        by(&metrics, "invalid_field"),
+        by(&metrics, "malformed_json"),
+    );
+    assert!(
+        invalid + malformed >= 60.0,
+        "only {invalid} + {malformed} of 60 poisons recorded:\n{metrics}"
+    );
+    assert_eq!((invalid, malformed), (45.0, 15.0), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "votestream_http_ballots_total{status=\"202\"}"),
+        60_000.0
+    );
 }
 
 #[test]
@@ -228,15 +228,7 @@ fn poison_beside_a_thousand_ballots_a_second_costs_nothing_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_voters(dir.path(), 60_100);
     let server = Server::start(&store, dir.path(), &["--rate-limit", "0"]);
-    let accepted = || {
-        server.json(&format!("/api/v1/elections/{ELECTION}/results"))["accepted"]
-            .as_i64()
-            .unwrap_or(-1)
-    };
-    poison_under_load(&server.addr, 0, accepted);
-    let r = server.json(&format!("/api/v1/elections/{ELECTION}/results"));
-    assert_eq!(r["accepted"], 60_000, "{r}");
-    wait_for_poisons(&server);
+    poison_under_load(&server);
     assert_eq!(server.get("/healthz").0, 200);
 }
 
@@ -250,16 +242,6 @@ fn poison_beside_a_thousand_ballots_a_second_costs_nothing_on_kafka() {
         dir.path(),
         &["--bus", &t.bus, "--rate-limit", "0"],
     );
-    let accepted = || {
-        server.json(&format!("/api/v1/elections/{ELECTION}/results"))["accepted"]
-            .as_i64()
-            .unwrap_or(-1)
-    };
-    poison_under_load(&server.addr, 0, accepted);
-    let r = server.json(&format!("/api/v1/elections/{ELECTION}/results"));
-    assert_eq!(r["accepted"], 60_000, "{r}");
-    // Every poison was recorded as a rejection, with the reason it was
-    // answered with (on Kafka, refused ballots are still put on `ballots`).
-    wait_for_poisons(&server);
+    poison_under_load(&server);
     t.assert_exact();
 }

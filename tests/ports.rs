@@ -1,15 +1,18 @@
+//! Needs: nothing.
+//!
 //! Every port the scripts and compose.yaml listen on by default is below
 //! Linux's ephemeral range (32768-60999): a port in that range can be held by
 //! any outgoing connection, and the server then fails to bind.
 
-use std::process::Command;
+mod support;
+
+use support::{script, script_ok};
 
 const EPHEMERAL_LOW: u16 = 32768;
 
-fn script_output(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new("bash");
-    cmd.arg(format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR")))
-        .args(args);
+fn script_output(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = script(name);
+    cmd.args(args);
     for var in [
         "PGPORT",
         "DATABASE_URL",
@@ -21,9 +24,7 @@ fn script_output(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("running the script");
-    assert!(out.status.success(), "{script} {args:?} failed: {out:?}");
-    String::from_utf8(out.stdout).expect("utf-8")
+    script_ok(&mut cmd)
 }
 
 fn ports_in(bootstrap: &str) -> Vec<u16> {

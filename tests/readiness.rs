@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! `/readyz` tells the truth: a processor that cannot record while ballots
 //! wait turns it 503 (with the reason, and `/metrics` shows which stage),
 //! and it turns 200 again once the stage moves. Bounded waits, no timing

@@ -1,22 +1,22 @@
+//! Needs: nothing.
+//!
 //! The run summary accounts for every ballot the simulator sent: received by
 //! the election, rejected with no usable election (unknown or unreadable:
 //! no election's `received` counts them), or replays of earlier ballots.
 
-mod common;
+mod support;
 
 #[test]
 fn every_ballot_sent_is_counted_somewhere() {
-    let t = common::TestStore::new();
+    let t = support::TestStore::new();
     let out = t.run(3000, 7);
-    let text = common::stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("sent "))
-        .unwrap_or_else(|| panic!("{text}"));
-    let sent = common::number_before(line, " ballots in");
-    let received = common::number_before(line, " received by election");
-    let orphans = common::number_before(line, " with no usable election");
-    let replays = common::number_before(line, " replays");
+    let support::RunSummary {
+        line,
+        sent,
+        received,
+        orphans,
+        replays,
+    } = support::run_summary(&out);
     assert!(
         orphans > 0,
         "the simulator sends unreadable ballots: {line}"

@@ -1,23 +1,14 @@
+//! Needs: nothing.
+//!
 //! Several elections in one store: a voter votes once per election, and each
 //! election's tallies are exact on their own.
 
-use std::process::Command;
+mod support;
 
-fn votestream(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_votestream"))
-        .args(args)
-        .output()
-        .expect("votestream runs");
-    assert!(
-        out.status.success(),
-        "votestream {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use support::votestream_ok;
 
 fn results(store: &str, election: &str) -> serde_json::Value {
-    let out = votestream(&[
+    let out = votestream_ok(&[
         "results",
         "--store",
         store,
@@ -33,7 +24,7 @@ fn a_voter_votes_once_in_each_election() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("v.db").display());
     for election in ["general-2026", "city-2026"] {
-        votestream(&[
+        votestream_ok(&[
             "run",
             "--store",
             &store,
@@ -86,7 +77,7 @@ fn a_voter_votes_once_in_each_election() {
         let received = r["received"].as_i64().unwrap();
         let rejected = r["rejected"].as_i64().unwrap();
         assert_eq!(received, 3000 + rejected, "{election}");
-        votestream(&["audit", "--store", &store, "--election", election]);
+        votestream_ok(&["audit", "--store", &store, "--election", election]);
     }
     assert_eq!(
         by_reason[0], by_reason[1],

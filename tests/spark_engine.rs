@@ -1,3 +1,5 @@
+//! Needs: Spark, Kafka, PostgreSQL.
+//!
 //! The Apache Spark engine beside the built-in one, for real: Kafka
 //! and PostgreSQL (scripts/kafka.sh, scripts/pg.sh), Spark from PyPI's
 //! pyspark with the Kafka connector's jars (`bash scripts/spark.sh fetch`),
@@ -22,9 +24,7 @@
 //! Never skips: without Spark fetched, the tests fail and say
 //! `bash scripts/spark.sh fetch`.
 
-mod common;
-mod kafka_support;
-mod store_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -33,7 +33,7 @@ use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kafka_support::{sent, KafkaTest};
+use support::{sent, KafkaTest};
 
 /// One Spark job at a time: each is a JVM with `local[2]`, on 2 cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -86,7 +86,7 @@ impl SparkEngine {
             .append(true)
             .open(&log)
             .expect("spark log");
-        let mut cmd = common::command();
+        let mut cmd = support::command();
         cmd.args(["aggregate", "--engine", "spark", "--bus", &t.bus])
             .args(["--store", &t.db.url, "--checkpoint"])
             .arg(checkpoint)
@@ -394,7 +394,7 @@ fn spark_engine_sigkilled_mid_stream_resumes_exactly_from_its_checkpoint() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        move || common::votestream_ok(&args)
+        move || support::votestream_ok(&args)
     });
     // Kill the whole job in the middle of the stream (batches of ≤ 1,000).
     t.wait_for("Spark's first 3,000 votes", DRAIN, || {

@@ -1,12 +1,14 @@
+//! Needs: PostgreSQL.
+//!
 //! The store contract: the same scenarios against SQLite (a temp file) and a
-//! real PostgreSQL (a fresh database per test; see tests/common). A backend
-//! passes only if it behaves exactly like the other.
+//! real PostgreSQL (a fresh database per test; see tests/support/pg.rs). A
+//! backend passes only if it behaves exactly like the other.
 
-mod store_support;
+mod support;
 
 use std::sync::Arc;
 
-use store_support::{Raw, TempDb};
+use support::{Raw, TempDb};
 use votestream::aggregate::engine::{Engine, Feed};
 use votestream::aggregate::{Tallies, TallyKey, BUILTIN};
 use votestream::bus::Inbound;
@@ -1202,8 +1204,8 @@ fn ids_recorded_before_the_id_check_are_claimed_when_opened(b: &Backend) {
     }
     // As a store made before the id check: no claims, an older version.
     b.raw.execute(match b.raw {
-        store_support::Raw::Sqlite(_) => "DELETE FROM ballot_ids; PRAGMA user_version = 0;",
-        store_support::Raw::Postgres(_) => {
+        support::Raw::Sqlite(_) => "DELETE FROM ballot_ids; PRAGMA user_version = 0;",
+        support::Raw::Postgres(_) => {
             "DELETE FROM ballot_ids; DELETE FROM schema_version WHERE version = 3;"
         }
     });

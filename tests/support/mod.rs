@@ -1,244 +1,88 @@
-//! Test helpers: a `votestream serve` child process on a free port, and a
-//! tiny blocking HTTP/1.1 client (one request per connection).
+//! The integration tests' one toolkit. Each test file declares `mod support;`
+//! and takes what it needs; the first line of each file says which real
+//! services it needs (`//! Needs: …`).
+//!
+//! - [`run`]: the binary under test (`VOTESTREAM_TEST_BIN` picks another
+//!   build) and the repository's scripts as child processes, each with a
+//!   deadline;
+//! - [`wait`]: polling with a deadline;
+//! - [`sqlite`]: SQLite stores, read-only looks into them;
+//! - [`http`]: a `votestream serve` on a free port and a raw HTTP client;
+//! - [`pg`]: a fresh PostgreSQL database per test (VOTESTREAM_TEST_PG_URL);
+//! - [`kafka`]: a topic prefix per test on a real broker
+//!   (VOTESTREAM_TEST_KAFKA), the stages as child processes;
+//! - [`results`]: numbers from summaries and results JSON.
+//!
+//! A test that needs a service it cannot reach fails and says how to start
+//! it; none skips.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+pub mod http;
+pub mod kafka;
+pub mod pg;
+pub mod results;
+pub mod run;
+pub mod sqlite;
+pub mod wait;
 
+// Everything at `support::`, too (each test binary uses its own subset).
+#[allow(unused_imports)]
+pub use {http::*, kafka::*, pg::*, results::*, run::*, sqlite::*};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const ELECTION: &str = "general-2026";
+pub const CANDIDATES: [&str; 3] = ["c-management", "c-savior", "c-tech-republic"];
 pub const API_TOKEN: &str = "test-api-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const ELECTION: &str = "general-2026";
 
-/// The binary under test. `VOTESTREAM_TEST_BIN` runs the tests against
-/// another build (e.g. the code before a fix, to see a test fail).
-pub fn bin() -> String {
-    std::env::var("VOTESTREAM_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_votestream").into())
+/// A name no other test (in this process or another) has: the process id, a
+/// counter and the clock's nanoseconds, joined by `sep`.
+pub fn unique_name(sep: char) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}{sep}{}{sep}{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
-pub fn votestream(args: &[&str]) -> std::process::Output {
-    let out = Command::new(bin())
-        .args(args)
-        .output()
-        .expect("votestream runs");
-    assert!(
-        out.status.success(),
-        "votestream {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A store with the default election and `voters` generated voters.
-pub fn store_with_voters(dir: &Path, voters: u64) -> String {
-    let store = format!("sqlite://{}", dir.join("v.db").display());
-    votestream(&[
-        "generate",
-        "--store",
-        &store,
-        "--voters",
-        &voters.to_string(),
-    ]);
-    store
-}
-
+/// The id of generated voter `i` (seed 42, as `generate` makes them).
 pub fn voter_id(i: u64) -> String {
     votestream::generate::voter(42, i).voter_id
 }
 
-pub struct Server {
-    pub child: Child,
-    pub addr: String,
-}
+/// Pseudo-random numbers for kill moments, from a seed that is printed and
+/// can be replayed: `VOTESTREAM_TEST_SEED=<seed>` makes a run pick the same
+/// moments again (otherwise the seed comes from the clock).
+pub struct KillMoments(u64);
 
-impl Server {
-    /// `votestream serve` over `store` on a free port, with `extra` flags.
-    pub fn start(store: &str, dir: &Path, extra: &[&str]) -> Server {
-        let addr_file: PathBuf = dir.join(format!("addr-{}", std::process::id()));
-        let _ = std::fs::remove_file(&addr_file);
-        let mut args = vec![
-            "serve",
-            "--store",
-            store,
-            "--listen",
-            "127.0.0.1:0",
-            "--api-token",
-            API_TOKEN,
-            "--admin-token",
-            ADMIN_TOKEN,
-        ];
-        let addr_arg = addr_file.display().to_string();
-        args.extend(["--addr-file", &addr_arg]);
-        args.extend(extra);
-        let child = Command::new(bin())
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("votestream serve starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            if let Ok(a) = std::fs::read_to_string(&addr_file) {
-                if !a.is_empty() {
-                    break a;
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
+impl KillMoments {
+    pub fn new(test: &str) -> KillMoments {
+        let seed = match std::env::var("VOTESTREAM_TEST_SEED") {
+            Ok(s) => s
+                .parse()
+                .unwrap_or_else(|_| panic!("VOTESTREAM_TEST_SEED={s:?} is not a number")),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7),
         };
-        let s = Server { child, addr };
-        s.wait_until(|s| s.get("/readyz").0 == 200, "ready");
-        s
+        eprintln!("{test}: kill moments from seed {seed} (replay: VOTESTREAM_TEST_SEED={seed})");
+        KillMoments(seed)
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+    /// A number in `lo..hi`.
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + (self.0 >> 33) % (hi - lo)
     }
-
-    pub fn get(&self, path: &str) -> (u16, String) {
-        let r = request(&self.addr, "GET", path, &[], b"");
-        (r.status, r.body_text())
-    }
-
-    pub fn json(&self, path: &str) -> serde_json::Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).expect("JSON")
-    }
-
-    /// Casts a ballot with the API token (and an Idempotency-Key when given).
-    pub fn cast(&self, body: &[u8], key: Option<&str>) -> Response {
-        let auth = format!("Bearer {API_TOKEN}");
-        let mut headers = vec![("Authorization", auth.as_str())];
-        if let Some(k) = key {
-            headers.push(("Idempotency-Key", k));
-        }
-        request(
-            &self.addr,
-            "POST",
-            &format!("/api/v1/elections/{ELECTION}/ballots"),
-            &headers,
-            body,
-        )
-    }
-
-    /// Polls `cond` (no timing assertion: a generous deadline against hangs).
-    pub fn wait_until(&self, cond: impl Fn(&Server) -> bool, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cond(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body_text()))
-    }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-pub fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write");
-    // The server may answer (413) before reading a large body.
-    let _ = s.write_all(body);
-    // Read the head, then Content-Length bytes (some servers keep the
-    // connection open whatever we ask), or to the end.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    let split = loop {
-        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        let n = s.read(&mut buf).expect("read");
-        assert!(n > 0, "connection closed before a full response head");
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let length = String::from_utf8_lossy(&raw[..split])
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    match length {
-        Some(len) => {
-            while raw.len() < split + 4 + len {
-                let n = s.read(&mut buf).expect("read");
-                if n == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&buf[..n]);
-            }
-        }
-        None => {
-            let _ = s.read_to_end(&mut raw);
-        }
-    }
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
-/// A counter's value in `/metrics` text (0 when absent).
-pub fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }

@@ -1,8 +1,6 @@
-//! Helpers the integration tests share: a fresh PostgreSQL database per test,
-//! and direct SQL on either backend to check what a store actually wrote.
-#![allow(dead_code)] // each test binary uses a different part
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! PostgreSQL: a fresh database per test on the server VOTESTREAM_TEST_PG_URL
+//! names, and direct SQL on either backend to check what a store actually
+//! wrote.
 
 /// The server the PostgreSQL tests use. Never skips: without one the test
 /// fails and says how to get one.
@@ -28,18 +26,8 @@ pub struct TempDb {
 
 impl TempDb {
     pub fn new() -> TempDb {
-        static N: AtomicU64 = AtomicU64::new(0);
         let server = pg_server_url();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "test_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos
-        );
+        let name = format!("test_{}", super::unique_name('_'));
         let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
             panic!("cannot reach PostgreSQL at {server}: {e} (run `bash scripts/pg.sh start`)")
         });
@@ -155,91 +143,6 @@ impl Raw {
                 .unwrap()
                 .get(0),
         }
-    }
-}
-
-/// The votestream binary under test, with its output captured.
-pub fn votestream(args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_votestream"));
-    c.args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    c
-}
-
-/// Runs to completion (bounded: killed and failed after `limit`); returns
-/// stdout and stderr, failing the test on a non-zero exit.
-pub fn run_ok(args: &[&str], limit: std::time::Duration) -> (String, String) {
-    let child = votestream(args).spawn().expect("votestream starts");
-    let out = wait_bounded(child, limit);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        out.status.success(),
-        "votestream {args:?} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    (stdout, stderr)
-}
-
-/// Waits for a child we started, killing it (only it) if it outlives `limit`.
-pub fn wait_bounded(
-    mut child: std::process::Child,
-    limit: std::time::Duration,
-) -> std::process::Output {
-    // Drain the pipes meanwhile, so a chatty child never blocks on a full pipe.
-    let mut so = child.stdout.take();
-    let mut se = child.stderr.take();
-    let out_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(s) = so.as_mut() {
-            let _ = std::io::Read::read_to_end(s, &mut b);
-        }
-        b
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(s) = se.as_mut() {
-            let _ = std::io::Read::read_to_end(s, &mut b);
-        }
-        b
-    });
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for votestream") {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            // Its own account of where it stood is the only clue to a hang.
-            let stderr = err_reader.join().unwrap_or_default();
-            panic!(
-                "votestream did not finish within {limit:?}; its stderr:\n{}",
-                String::from_utf8_lossy(&stderr)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    std::process::Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
-/// Polls `f` until it is true, failing the test after `limit`.
-pub fn wait_until(limit: std::time::Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

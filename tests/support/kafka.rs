@@ -1,20 +1,19 @@
-//! Helpers for the tests of the Kafka shape: a real broker (started by
-//! `scripts/kafka.sh`, named by VOTESTREAM_TEST_KAFKA), a fresh PostgreSQL
-//! database and a topic prefix of its own per test, the stages as child
-//! processes, and a read_committed reader of whole topics.
-#![allow(dead_code)] // each test binary uses a different part
+//! The Kafka shape: a real broker (started by `scripts/kafka.sh`, named by
+//! VOTESTREAM_TEST_KAFKA), a fresh PostgreSQL database and a topic prefix of
+//! its own per test, the stages as child processes, and a read_committed
+//! reader of whole topics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use crate::common::{command, describe, ChildGuard};
-use crate::store_support::TempDb;
+use super::pg::TempDb;
+use super::run::{command, describe, votestream, votestream_ok, ChildGuard};
+use super::wait;
 
 /// The broker the tests use. Never skips: without one the test fails and
 /// says how to get one.
@@ -67,18 +66,12 @@ impl Stage {
             return;
         }
         let pid = self.pid() as i32;
-        // SAFETY: signals our own child, by its pid.
+        // SAFETY: signals our own child, by its pid (not yet reaped).
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.guard.child().try_wait() {
-                self.guard.0 = None;
-                assert!(status.success(), "{} exited with {status}", self.name);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{} did not stop within 60 s of SIGTERM", self.name);
+        let what = format!("{} (SIGTERM)", self.name);
+        let status = self.guard.wait_within(Duration::from_secs(60), &what);
+        self.guard.0 = None;
+        assert!(status.success(), "{} exited with {status}", self.name);
     }
 }
 
@@ -89,17 +82,7 @@ impl KafkaTest {
 
     /// A test against another cluster than the shared one.
     pub fn with_bootstrap(partitions: u32, bootstrap: String) -> KafkaTest {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let prefix = format!(
-            "t{}-{}-{}.",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos % 1_000_000_000
-        );
+        let prefix = format!("t{}.", super::unique_name('-'));
         let bus = format!("kafka://{bootstrap}?partitions={partitions}&prefix={prefix}");
         let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kafka-{prefix}"));
         std::fs::create_dir_all(&logs).expect("log directory");
@@ -130,13 +113,13 @@ impl KafkaTest {
 
     /// Runs a subcommand to completion; asserts it succeeds.
     pub fn run_ok(&self, sub: &str, extra: &[&str]) -> Output {
-        crate::common::votestream_ok(&self.args(sub, extra))
+        votestream_ok(&self.args(sub, extra))
     }
 
     /// `simulate --rate RATE` in a thread; join it for the output.
     pub fn simulate_in_background(&self, rate: &str) -> std::thread::JoinHandle<Output> {
         let args = self.args("simulate", &["--rate", rate]);
-        std::thread::spawn(move || crate::common::votestream_ok(&args))
+        std::thread::spawn(move || votestream_ok(&args))
     }
 
     /// Votes the built-in engine has counted.
@@ -225,17 +208,10 @@ impl KafkaTest {
     }
 
     /// Waits until `done`, at most `limit`; panics with the stages' logs.
-    pub fn wait_for(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done() {
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out after {limit:?} waiting for {what}\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    pub fn wait_for(&self, what: &str, limit: Duration, done: impl FnMut() -> bool) {
+        wait::until_every(limit, Duration::from_millis(200), what, done, || {
+            self.logs()
+        });
     }
 
     /// Waits until `sent` ballots are recorded (each as a vote or a
@@ -311,11 +287,7 @@ impl KafkaTest {
     /// `votes_topic` holds each accepted vote once and nothing else, and
     /// `rejected_ballots` holds each recorded rejection once.
     pub fn assert_exact(&self) {
-        let audit = crate::common::votestream(&[
-            "audit".to_string(),
-            "--store".into(),
-            self.db.url.clone(),
-        ]);
+        let audit = votestream(&["audit".to_string(), "--store".into(), self.db.url.clone()]);
         assert!(audit.status.success(), "audit failed: {}", describe(&audit));
 
         let mut stored: Vec<String> = self
@@ -375,16 +347,6 @@ impl KafkaTest {
             self.scalar("SELECT COUNT(*) FROM rejected_ballots")
         );
     }
-}
-
-/// The number before `word` in a line of output ("sent 123 ballots").
-pub fn sent(out: &Output) -> i64 {
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "sent")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no `sent N` in {text}"))
 }
 
 /// The partitions of a consumer protocol assignment (version: i16, then per
