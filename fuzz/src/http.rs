@@ -312,9 +312,34 @@ fn check_response(w: &World, r: &Parsed) {
             );
         }
         "rejected" => {
-            let reason = json["error"]
+            let reason = json["reason"]
                 .as_str()
                 .expect("a rejection names its reason");
+            let error = json["error"].as_str().expect("a rejection names its code");
+            if reason == "ballot_id_reused" {
+                // The id names other content: this request is recorded
+                // under an id the store derives from it, the id's first
+                // outcome stands under the id itself.
+                let n: i64 = w
+                    .db
+                    .query_row(
+                        "SELECT COUNT(*) FROM rejected_ballots WHERE reason = 'ballot_id_reused'
+                         AND substr(ballot_id, 1, length(?1) + 8) = ?1 || '~reused-'",
+                        [id],
+                        |row| row.get(0),
+                    )
+                    .expect("query");
+                assert!(n >= 1, "answered ballot_id_reused for {id:?}, none recorded");
+                // With an Idempotency-Key it is the key that was reused.
+                let (want_error, want_status) = if id.starts_with("http-key-") {
+                    ("idempotency_key_reused", 422)
+                } else {
+                    ("ballot_id_reused", 409)
+                };
+                assert_eq!((error, r.status), (want_error, want_status), "{text}");
+                return;
+            }
+            assert_eq!(error, reason, "{text}");
             let stored: Option<String> =
                 w.db.query_row(
                     "SELECT reason FROM rejected_ballots WHERE ballot_id = ?1",
