@@ -20,6 +20,7 @@
 //! [`results`] the read model, [`stats`] live counters and [`shutdown`] the
 //! two-step Ctrl-C.
 
+pub mod ack;
 pub mod aggregate;
 pub mod audit;
 pub mod bench;
@@ -27,6 +28,7 @@ pub mod bench_http;
 pub mod bus;
 pub mod edge;
 pub mod generate;
+pub mod metric_names;
 pub mod model;
 pub mod pipeline;
 pub mod process;
@@ -36,3 +38,4 @@ pub mod shutdown;
 pub mod simulate;
 pub mod stats;
 pub mod store;
+pub mod tally;

@@ -17,25 +17,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 
 mod kafka;
 
 pub use kafka::simulate as simulate_to_kafka;
+// The registry bootstrap lives with the generator (the server uses it too).
+pub use crate::generate::{ensure_registry, generate_voters};
 
 use crate::aggregate::engine::{Engine, Feed};
 use crate::aggregate::stream::StreamEngine;
-use crate::bus::kafka::intake::BallotProducer;
-use crate::bus::{memory, BusKind, VoteSink};
-use crate::generate;
+use crate::bus::kafka::intake::{BallotProducer, EarlyCheck};
+use crate::bus::{memory, BusKind, Inbound, VoteSink};
 use crate::model::{now_millis, Millis};
 use crate::process::{self, retry, Processor, Registry};
 use crate::results::Results;
 use crate::serve;
 use crate::shutdown::Shutdown;
 use crate::simulate::{Rate, SimConfig, Simulation};
-use crate::stats::Stats;
-use crate::store::{self, Store};
+use crate::stats::{progress_bar, Stats};
+use crate::store;
 
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -92,90 +92,6 @@ impl Summary {
     }
 }
 
-/// Makes sure the election (created with the original's three parties if
-/// missing) and a registry of at least `voters` exist.
-pub fn ensure_registry(
-    store: &mut dyn Store,
-    election_id: &str,
-    seed: u64,
-    voters: u64,
-    progress: bool,
-) -> anyhow::Result<()> {
-    let elections = store.elections()?;
-    if !elections
-        .iter()
-        .any(|e| e.election.election_id == election_id)
-    {
-        // Open a day ago, so the simulator's late ballots are after the opening.
-        let (mut election, mut candidates) = generate::default_election(now_millis() - 86_400_000);
-        if election_id != generate::DEFAULT_ELECTION_ID {
-            // Another election with the original's three parties.
-            election.name = format!("Election {election_id}");
-            election.election_id = election_id.to_string();
-            for c in &mut candidates {
-                c.election_id = election_id.to_string();
-            }
-        }
-        store.put_election(&election, &candidates)?;
-    }
-    let mut registered = 0u64;
-    store.scan_voters(&mut |_| registered += 1)?;
-    if registered < voters {
-        generate_voters(store, seed, registered, voters, progress)?;
-    }
-    Ok(())
-}
-
-/// Generates voters `from..to` of the electorate for `seed` into the store.
-/// One thread generates while this one writes.
-pub fn generate_voters(
-    store: &mut dyn Store,
-    seed: u64,
-    from: u64,
-    to: u64,
-    progress: bool,
-) -> anyhow::Result<u64> {
-    const CHUNK: u64 = 50_000;
-    let bar = progress_bar(progress, to - from, "generating voters");
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<crate::model::Voter>>(4);
-    let producer = std::thread::spawn(move || {
-        let mut start = from;
-        while start < to {
-            let end = (start + CHUNK).min(to);
-            let chunk: Vec<_> = (start..end).map(|i| generate::voter(seed, i)).collect();
-            if tx.send(chunk).is_err() {
-                break;
-            }
-            start = end;
-        }
-    });
-    let mut added = 0;
-    for chunk in rx {
-        added += store.put_voters(&chunk)?;
-        bar.inc(chunk.len() as u64);
-    }
-    producer
-        .join()
-        .map_err(|_| anyhow::anyhow!("voter generator thread panicked"))?;
-    bar.finish_and_clear();
-    Ok(added)
-}
-
-pub fn progress_bar(visible: bool, len: u64, what: &str) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} {{per_sec}} eta {{eta}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 /// Runs the whole embedded pipeline.
 pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
     run_with_stats(cfg, Arc::new(Stats::default()))
@@ -226,7 +142,7 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
                     store::open(&cfg.store_url)?,
                     cfg.sim.allowance_ms,
                 )?)),
-                serve::IntakeSink::Kafka(BallotProducer::new(bus, processor.clone())?),
+                serve::IntakeSink::Kafka(BallotProducer::new(bus, early_check(&processor))?),
             )
         }
     };
@@ -443,6 +359,18 @@ impl Aggregator {
         }
         Ok(())
     }
+}
+
+/// The Kafka intake's answer-at-once check: the processor's own validation,
+/// against the registry it holds now.
+fn early_check(processor: &Arc<Processor>) -> EarlyCheck {
+    let processor = processor.clone();
+    Arc::new(move |b| {
+        processor
+            .validate(Inbound::Ballot(b), now_millis())
+            .err()
+            .map(|r| (r.reason, r.detail))
+    })
 }
 
 /// Lateness allowance in milliseconds from seconds on the command line.

@@ -17,7 +17,7 @@ use super::postgres::{database_url, fresh, raw_copy_rate};
 use super::{bench_config, freshness_row, render, with_freshness_probe, Row};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::BusKind;
-use crate::generate::DEFAULT_ELECTION_ID;
+use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline;
 use crate::simulate::Rate;
 use crate::stats::Stats;
@@ -74,7 +74,7 @@ fn measure(
     let mut rows = Vec::new();
     fresh(admin, REGISTRY_DB, None)?;
     let mut st = store::open(&database_url(server_url, REGISTRY_DB))?;
-    pipeline::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
+    generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
     drop(st);
 
     // 1. End to end at full speed, with a reader polling the results.

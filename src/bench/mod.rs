@@ -21,7 +21,7 @@ use hdrhistogram::Histogram;
 use rusqlite::{params, Connection};
 
 use crate::aggregate::BUILTIN;
-use crate::generate::DEFAULT_ELECTION_ID;
+use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline::{self, RunConfig};
 use crate::process::{Processor, Registry, MAX_BATCH};
 use crate::simulate::{Rate, SimConfig, Simulation};
@@ -44,7 +44,7 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     let url = sqlite_url(&registry_db);
     let mut st = store::open(&url)?;
     let t = Instant::now();
-    pipeline::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
+    generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
     let secs = t.elapsed().as_secs_f64();
     drop(st);
     rows.push(Row {
@@ -163,7 +163,7 @@ fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> RunConfig
             },
             rate_limit: 0.0,
             rate_burst: 1.0,
-            max_body: crate::process::parse::MAX_MESSAGE_BYTES,
+            max_body: crate::edge::MAX_MESSAGE_BYTES,
             limits: crate::serve::Limits::default(),
         },
         http_workers: 1,

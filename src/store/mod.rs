@@ -10,19 +10,21 @@ mod error;
 pub mod ids;
 mod outcome;
 mod postgres;
+mod retry;
 mod sqlite;
 pub mod util;
 
 pub use error::ErrorClass;
 pub use outcome::{Fate, Recorded};
 pub use postgres::{PgStore, VOTE_COPY_TYPES};
+pub use retry::{retry, Backoff};
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;
 
-use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{Candidate, Election, Gender, Rejection, Vote, Voter};
 use crate::results::Results;
+use crate::tally::{Tallies, TallyKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

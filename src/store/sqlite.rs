@@ -16,11 +16,11 @@ use super::{
     check_batch, check_election, check_voter, sort_by_voter, unsort, Batch, ElectionEntry,
     OffsetMove, Recorded, Store, StoreError, VoterKey,
 };
-use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{
     format_voting_time, AgeBand, Candidate, Election, Gender, RejectReason, Source, Vote, Voter,
 };
 use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
+use crate::tally::{Tallies, TallyKey};
 
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
 
@@ -819,7 +819,7 @@ impl Store for SqliteStore {
                 state,
                 AgeBand::of_age(age.clamp(0, 200) as u32),
                 gender,
-                minute * crate::aggregate::MINUTE_MS,
+                minute * crate::tally::MINUTE_MS,
                 n,
             );
         }

@@ -23,9 +23,9 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, Recorded, Store, StoreError,
     VoterKey,
 };
-use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{Candidate, Election, Voter};
 use crate::results::Results;
+use crate::tally::{Tallies, TallyKey};
 
 const SCHEMA: &str = include_str!("../postgres_schema.sql");
 

@@ -9,11 +9,11 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{IsolationLevel, Row};
 
 use super::PgStore;
-use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{format_voting_time, AgeBand, Gender, Vote, Voter};
 use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
 use crate::store::util::Interner;
 use crate::store::{Store, StoreError, VoterKey};
+use crate::tally::{Tallies, TallyKey};
 
 fn age_of(years: i32) -> u32 {
     u32::try_from(years).unwrap_or(0)
@@ -345,7 +345,7 @@ pub(super) fn recount(store: &mut PgStore, election_id: &str) -> Result<Tallies,
                 state,
                 AgeBand::of_age(age.min(200)),
                 gender,
-                minute * crate::aggregate::MINUTE_MS,
+                minute * crate::tally::MINUTE_MS,
                 n,
             );
         }

@@ -27,7 +27,6 @@ pub const VOTE_COPY_TYPES: [Type; 9] = [
     Type::INT8,
 ];
 use super::ids;
-use crate::aggregate::TallyKey;
 use crate::model::{RejectReason, Rejection};
 use crate::model::{Source, Voter};
 use crate::store::outcome::{
@@ -36,6 +35,7 @@ use crate::store::outcome::{
 };
 use crate::store::util::TimeFormat;
 use crate::store::{check_batch, check_voter, Batch, OffsetMove, StoreError};
+use crate::tally::TallyKey;
 
 const VOTER_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality, \
     registration_number, address_street, address_city, address_state, address_country, \
