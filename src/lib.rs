@@ -24,7 +24,6 @@ pub mod ack;
 pub mod aggregate;
 pub mod audit;
 pub mod bench;
-pub mod bench_http;
 pub mod bus;
 pub mod edge;
 pub mod generate;

@@ -105,13 +105,13 @@ pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
     } else if let Some(url) = pg {
         votestream::bench::postgres::run(&url, a.voters, progress)?
     } else if a.http {
-        let cfg = votestream::bench_http::HttpBench {
+        let cfg = votestream::bench::http::HttpBench {
             voters: a.voters,
             connections: a.connections,
             viewers: a.viewers,
             seconds: a.seconds,
         };
-        votestream::bench_http::run(&cfg, &a.dir)?
+        votestream::bench::http::run(&cfg, &a.dir)?
     } else {
         votestream::bench::run(a.voters, &a.dir, progress)?
     };

@@ -10,6 +10,7 @@
 
 mod ids;
 mod read;
+mod tallies;
 mod write;
 
 pub use write::VOTE_COPY_TYPES;
@@ -260,7 +261,7 @@ impl Store for PgStore {
         topic: &str,
         moves: &[crate::store::OffsetMove],
     ) -> Result<(), StoreError> {
-        write::add_tallies(self, engine, deltas, topic, moves)
+        tallies::add_tallies(self, engine, deltas, topic, moves)
     }
 
     fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
@@ -292,7 +293,7 @@ impl Store for PgStore {
         from: i64,
         position: i64,
     ) -> Result<(), StoreError> {
-        write::save_tallies(self, engine, changed, from, position)
+        tallies::save_tallies(self, engine, changed, from, position)
     }
 
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
