@@ -67,7 +67,7 @@ fn measure(
 
     fresh(admin, E2E_DB, Some(REGISTRY_DB))?;
     let e2e_url = database_url(server_url, E2E_DB);
-    let summary = pipeline::run(bench_config(&e2e_url, voters, Rate::Max, progress))?;
+    let summary = pipeline::run(bench_config(&e2e_url, voters, Rate::Max, progress)?)?;
     let secs = summary.elapsed.as_secs_f64();
     let e2e = summary.results.accepted as f64 / secs;
     rows.push(Row {

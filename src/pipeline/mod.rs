@@ -33,11 +33,11 @@ use crate::results::Results;
 use crate::serve;
 use crate::simulate::{Rate, SimConfig};
 use crate::stats::Stats;
-use crate::store::retry;
+use crate::store::{retry, StoreUrl};
 
 #[derive(Clone, Debug)]
 pub struct RunConfig {
-    pub store_url: String,
+    pub store_url: StoreUrl,
     pub bus: BusKind,
     /// On Kafka: this process's name in its processor transactions (see
     /// `process --instance`).

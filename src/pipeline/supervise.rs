@@ -16,7 +16,7 @@ use crate::bus::{BusKind, VoteSink};
 use crate::process;
 use crate::shutdown::Shutdown;
 use crate::stats::{progress_bar, Stats};
-use crate::store::{self, Store};
+use crate::store::Store;
 
 pub(super) fn run(
     cfg: &RunConfig,
@@ -52,17 +52,20 @@ pub(super) fn run(
                     stats,
                     shutdown,
                 ),
-                BusKind::Kafka(bus) => store::open(&cfg.store_url)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|profiles| {
-                        let stage = kafka::Stage {
-                            bus,
-                            instance: &cfg.instance,
-                            stats,
-                            shutdown,
-                        };
-                        kafka::process(&stage, &processor, &mut *store, profiles)
-                    }),
+                BusKind::Kafka(bus) => {
+                    cfg.store_url
+                        .open()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|profiles| {
+                            let stage = kafka::Stage {
+                                bus,
+                                instance: &cfg.instance,
+                                stats,
+                                shutdown,
+                            };
+                            kafka::process(&stage, &processor, &mut *store, profiles)
+                        })
+                }
             }
         });
         let aggregating = s.spawn(|| {

@@ -24,7 +24,7 @@ use crate::serve;
 use crate::shutdown::Shutdown;
 use crate::simulate::Simulation;
 use crate::stats::Stats;
-use crate::store::{self, Store};
+use crate::store::Store;
 
 /// What a wired run hands on: what outlives the stages (the runtime, the
 /// main store connection, where the run started from) and the stages.
@@ -58,7 +58,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
     let shutdown = Shutdown::default();
     shutdown.listen(rt.handle());
 
-    let mut store = store::open(&cfg.store_url).context("opening the store")?;
+    let mut store = cfg.store_url.open().context("opening the store")?;
     ensure_registry(
         &mut *store,
         &cfg.election_id,
@@ -81,7 +81,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
     let (aggregator, sink) = match &cfg.bus {
         BusKind::Memory => (
             Aggregator::Memory(
-                Engine::open(store::open(&cfg.store_url)?, cfg.sim.allowance_ms)?,
+                Engine::open(cfg.store_url.open()?, cfg.sim.allowance_ms)?,
                 vote_rx,
             ),
             serve::IntakeSink::Memory(ballot_tx.clone()),
@@ -91,7 +91,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
             (
                 Aggregator::Kafka(Box::new(StreamEngine::open(
                     bus,
-                    store::open(&cfg.store_url)?,
+                    cfg.store_url.open()?,
                     cfg.sim.allowance_ms,
                 )?)),
                 serve::IntakeSink::Kafka(BallotProducer::new(bus, early_check(&processor))?),
@@ -106,12 +106,12 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
     let (intake, intake_stop) = serve::Intake::start(sink);
     let snapshots = {
         let _guard = rt.enter();
-        serve::snapshot::start(store::open(&cfg.store_url)?, stats.clone(), health.clone())
+        serve::snapshot::start(cfg.store_url.open()?, stats.clone(), health.clone())
     };
     let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let shared = serve::Shared::new(
-        store::open(&cfg.store_url)?,
+        cfg.store_url.open()?,
         snapshots,
         cfg.election_id.clone(),
         &cfg.http,
