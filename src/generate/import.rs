@@ -12,25 +12,8 @@ use serde_json::Value;
 use crate::edge::{self, Kind, TextError};
 use crate::model::{Gender, Voter};
 
-/// The `voters` table's columns, in the original's order.
-pub const CSV_COLUMNS: [&str; 16] = [
-    "voter_id",
-    "voter_name",
-    "date_of_birth",
-    "gender",
-    "nationality",
-    "registration_number",
-    "address_street",
-    "address_city",
-    "address_state",
-    "address_country",
-    "address_postcode",
-    "email",
-    "phone_number",
-    "cell_number",
-    "picture",
-    "registered_age",
-];
+/// The CSV header: the original's `voters` columns, in its order.
+pub const CSV_COLUMNS: [&str; 16] = crate::model::VOTER_COLUMNS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

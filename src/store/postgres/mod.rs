@@ -201,6 +201,8 @@ impl Store for PgStore {
                     name: r.try_get(1)?,
                     opens_at: r.try_get(2)?,
                 };
+                // The same row→Candidate mapping as the SQLite store's, in
+                // this client's row type: a deliberate pair, one per dialect.
                 let mut candidates = Vec::new();
                 for cr in &cands {
                     if cr.try_get::<_, &str>(1)? == election.election_id {
@@ -234,7 +236,7 @@ impl Store for PgStore {
             let r = c.query_opt(
                 &format!(
                     "SELECT {} FROM voters WHERE voter_id = $1",
-                    read::PROFILE_COLUMNS
+                    super::util::voter_columns()
                 ),
                 &[&voter_id],
             )?;

@@ -34,12 +34,8 @@ use crate::store::outcome::{
     by_voter, new_rejections, same_source, BatchOutcome, RejectionOutcome, StoredRejection,
     VoteOutcome,
 };
-use crate::store::util::TimeFormat;
+use crate::store::util::{voter_columns, TimeFormat};
 use crate::store::{check_batch, check_voter, Batch, StoreError};
-
-const VOTER_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality, \
-    registration_number, address_street, address_city, address_state, address_country, \
-    address_postcode, email, phone_number, cell_number, picture, registered_age";
 
 /// Adds voters, skipping ids already registered; returns how many were new.
 ///
@@ -79,14 +75,16 @@ pub(super) fn put_voters(store: &mut PgStore, voters: &[Voter]) -> Result<u64, S
     store.with(|c| {
         let mut tx = c.transaction()?;
         tx.batch_execute(&format!(
-            "CREATE TEMP TABLE voters_in ON COMMIT DROP AS SELECT 0::bigint AS ord, {VOTER_COLUMNS}
-             FROM voters WITH NO DATA"
+            "CREATE TEMP TABLE voters_in ON COMMIT DROP AS SELECT 0::bigint AS ord, {columns}
+             FROM voters WITH NO DATA",
+            columns = voter_columns()
         ))?;
         copy_voters(&mut tx, "voters_in", voters, &ages, true)?;
         let added = tx.execute(
             &format!(
-                "INSERT INTO voters ({VOTER_COLUMNS}) SELECT {VOTER_COLUMNS} FROM voters_in
-                 ORDER BY ord ON CONFLICT (voter_id) DO NOTHING"
+                "INSERT INTO voters ({columns}) SELECT {columns} FROM voters_in
+                 ORDER BY ord ON CONFLICT (voter_id) DO NOTHING",
+                columns = voter_columns()
             ),
             &[],
         )?;
@@ -112,9 +110,9 @@ fn copy_voters(
     with_ord: bool,
 ) -> Result<u64, postgres::Error> {
     let (columns, mut types) = if with_ord {
-        (format!("ord, {VOTER_COLUMNS}"), vec![Type::INT8])
+        (format!("ord, {}", voter_columns()), vec![Type::INT8])
     } else {
-        (VOTER_COLUMNS.to_string(), vec![])
+        (voter_columns().to_string(), vec![])
     };
     types.extend([Type::TEXT; 15]);
     types.push(Type::INT4);

@@ -214,6 +214,8 @@ impl Store for SqliteStore {
                 campaign_platform, photo_url FROM candidates WHERE election_id = ?1 ORDER BY candidate_id",
         )?;
         let mut out = Vec::with_capacity(elections.len());
+        // The PostgreSQL store maps the same row to a Candidate in its own
+        // client's row type: a deliberate pair, one per dialect.
         for (e, no) in elections {
             let cands = cstmt
                 .query_map([&e.election_id], |r| {
@@ -247,7 +249,7 @@ impl Store for SqliteStore {
             .query_row(
                 &format!(
                     "SELECT {} FROM voters WHERE voter_id = ?1",
-                    read::PROFILE_COLUMNS
+                    super::util::voter_columns()
                 ),
                 [voter_id],
                 |r| read::profile(r, 0),

@@ -8,17 +8,12 @@ use rusqlite::{params, OptionalExtension};
 
 use super::SqliteStore;
 use crate::model::{format_voting_time, AgeBand, Gender, Vote, Voter};
-use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
-use crate::store::util::Interner;
+use crate::results::{DemographicTally, MinuteTally, Results};
+use crate::store::util::{voter_columns, Interner};
 use crate::store::{Store, StoreError, VoterKey};
 use crate::tally::{Tallies, TallyKey};
 
-/// The voters table's columns, in [`profile`]'s order.
-pub(super) const PROFILE_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality,
-    registration_number, address_street, address_city, address_state, address_country,
-    address_postcode, email, phone_number, cell_number, picture, registered_age";
-
-/// A voter from [`PROFILE_COLUMNS`] starting at column `at`.
+/// A voter from [`voter_columns`] starting at column `at`.
 pub(super) fn profile(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Voter> {
     Ok(Voter {
         voter_id: r.get(at)?,
@@ -69,7 +64,8 @@ pub(super) fn profiles(
     voter_nos: &[i64],
 ) -> Result<Vec<(i64, Voter)>, StoreError> {
     let mut stmt = store.conn.prepare_cached(&format!(
-        "SELECT voter_no, {PROFILE_COLUMNS} FROM voters WHERE voter_no = ?1"
+        "SELECT voter_no, {} FROM voters WHERE voter_no = ?1",
+        voter_columns()
     ))?;
     let mut out = Vec::with_capacity(voter_nos.len());
     for no in voter_nos {
@@ -244,33 +240,14 @@ pub(super) fn results(
         let totals: HashMap<String, i64> = stmt
             .query_map([engine, election_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        for c in &mut res.candidates {
-            c.total_votes = totals.get(&c.candidate_id).copied().unwrap_or(0);
-        }
-        res.counted = totals.values().sum();
+        res.set_candidate_totals(&totals);
         let mut stmt = tx.prepare_cached(
             "SELECT state, candidate_id, votes FROM results_state WHERE engine = ?1 AND election_id = ?2
              ORDER BY state",
         )?;
         let mut rows = stmt.query([engine, election_id])?;
         while let Some(r) = rows.next()? {
-            let state: String = r.get(0)?;
-            let votes: i64 = r.get(2)?;
-            if res
-                .states
-                .last()
-                .map(|s: &StateTally| s.state != state)
-                .unwrap_or(true)
-            {
-                res.states.push(StateTally {
-                    state,
-                    ..StateTally::default()
-                });
-            }
-            if let Some(s) = res.states.last_mut() {
-                s.count += votes;
-                s.by_candidate.insert(r.get(1)?, votes);
-            }
+            res.add_state_votes(r.get(0)?, r.get(1)?, r.get(2)?);
         }
         let mut stmt = tx.prepare_cached(
             "SELECT age_band, gender, candidate_id, votes FROM results_demographic

@@ -12,7 +12,7 @@ use crate::store::outcome::{
     by_voter, new_rejections, same_source, BatchOutcome, RejectionOutcome, StoredRejection,
     VoteOutcome,
 };
-use crate::store::util::TimeFormat;
+use crate::store::util::{voter_columns, TimeFormat};
 use crate::store::{check_batch, check_voter, Batch, OffsetMove, StoreError};
 use crate::tally::TallyKey;
 
@@ -174,12 +174,11 @@ pub(super) fn put_voters(store: &mut SqliteStore, voters: &[Voter]) -> Result<u6
     let tx = store.conn.transaction()?;
     let mut added = 0u64;
     {
-        let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO voters (voter_id, voter_name, date_of_birth, gender, nationality,
-                registration_number, address_street, address_city, address_state, address_country,
-                address_postcode, email, phone_number, cell_number, picture, registered_age)
+        let mut stmt = tx.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO voters ({})
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?;
+            voter_columns()
+        ))?;
         for v in voters {
             added += stmt.execute(params![
                 v.voter_id,
