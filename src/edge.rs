@@ -110,10 +110,6 @@ impl Id {
         Ok(Id(value))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     pub fn into_string(self) -> String {
         self.0
     }

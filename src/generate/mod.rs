@@ -14,7 +14,7 @@ mod bootstrap;
 mod electorate;
 pub mod import;
 mod names;
-pub mod states;
+pub(crate) mod states;
 
 use std::ops::Range;
 

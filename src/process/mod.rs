@@ -7,7 +7,7 @@ pub mod ack;
 pub mod kafka;
 pub mod parse;
 mod record;
-pub mod registry;
+pub(crate) mod registry;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! crash between two calls never leaves half a batch behind.
 
 mod error;
-pub mod ids;
+pub(crate) mod ids;
 mod outcome;
 mod postgres;
 mod retry;
