@@ -32,17 +32,17 @@ only=("$@")
 mutants() {
   cat <<'EOF'
 audit-always-clean|src/audit.rs|        self.differences.is_empty()|        true
-lateness-off-by-one|src/aggregate/mod.rs|Some(max) => minute + MINUTE_MS > max - allowance,|Some(max) => minute + MINUTE_MS >= max - allowance,
+lateness-off-by-one|src/tally.rs|Some(max) => minute + MINUTE_MS > max - allowance,|Some(max) => minute + MINUTE_MS >= max - allowance,
 no-final-catch-up|src/aggregate/engine.rs|        // The bus may have closed before the last commits reached it.\n        self.catch_up(i64::MAX, shutdown)?;\n|
 counts-a-counted-vote|src/aggregate/engine.rs|            if v.seq <= self.position {\n                continue; // already counted (caught up from the store)\n            }\n|
 gap-not-filled|src/aggregate/engine.rs|                self.catch_up(v.seq - 1, shutdown)?;\n|
 answer-before-commit|src/process/mod.rs|                    if let Some(ack) = ack {\n                        pending.push(ack::Pending {\n                            slot: ack::Slot::Vote(batch.votes.len()),\n                            ballot_id: v.ballot_id.clone(),\n                            ack,\n                        });\n                    }|                    if let Some(ack) = ack {\n                        let _ = ack.0.send(ack::Decision {\n                            ballot_id: v.ballot_id.clone(),\n                            outcome: ack::Outcome::Accepted { replay: false },\n                        });\n                    }
 1-two-votes-per-voter|src/store/sqlite_schema.sql|    src_offset    INTEGER,\n    UNIQUE (election_no, voter_no)\n);|    src_offset    INTEGER\n);
-1-two-votes-per-voter|src/store/sqlite.rs| ON CONFLICT (election_no, voter_no) DO NOTHING",|",
-2-replay-counted-again|src/store/sqlite.rs|                    } else if first == v.ballot_id {\n                        VoteOutcome::Replay|                    } else if false {\n                        VoteOutcome::Replay
-3-counters-from-the-batch|src/store/sqlite.rs|                if inserted == 1 {\n                    *counts.entry((&v.election_id, "accepted")).or_default() += 1;|                *counts.entry((&v.election_id, "accepted")).or_default() += 1;\n                if inserted == 1 {
-4-save-without-compare-and-set|src/store/sqlite.rs|        if found != from {\n            return Err(StoreError::EngineMoved {|        if found != from && false {\n            return Err(StoreError::EngineMoved {
-5-watermark-never-advances|src/aggregate/mod.rs|        if max_cast.is_none_or(\|m\| vote.cast_at > m) {|        if max_cast.is_none() {
+1-two-votes-per-voter|src/store/sqlite/write.rs| ON CONFLICT (election_no, voter_no) DO NOTHING",|",
+2-replay-counted-again|src/store/sqlite/write.rs|                    } else if first == v.ballot_id {\n                        VoteOutcome::Replay|                    } else if false {\n                        VoteOutcome::Replay
+3-counters-from-the-batch|src/store/sqlite/write.rs|                if inserted == 1 {\n                    *counts.entry((&v.election_id, "accepted")).or_default() += 1;|                *counts.entry((&v.election_id, "accepted")).or_default() += 1;\n                if inserted == 1 {
+4-save-without-compare-and-set|src/store/sqlite/write.rs|    if found != from {\n        return Err(StoreError::EngineMoved {|    if found != from && false {\n        return Err(StoreError::EngineMoved {
+5-watermark-never-advances|src/tally.rs|        if max_cast.is_none_or(\|m\| vote.cast_at > m) {|        if max_cast.is_none() {
 6-failed-write-drops-the-batch|src/process/record.rs|                if !backoff.wait(&e, shutdown) {\n                    return Err((e, back));\n                }\n                batch = back;|                let _ = (&mut backoff, back);\n                return Err((e, Batch::default()));
 EOF
 }

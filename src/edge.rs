@@ -26,6 +26,8 @@ use crate::model::{Ballot, RejectReason, Rejection};
 
 /// Ids (ballot, election, voter, candidate): no registry id is longer.
 pub const MAX_ID_BYTES: usize = 128;
+/// Larger messages are rejected unread (`too_large`).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// Names (of an election, a candidate, a party, a voter).
 pub const MAX_NAME_BYTES: usize = 256;
 /// Any other text field (addresses, biographies, URLs, …).
@@ -106,10 +108,6 @@ impl Id {
         let value = value.into();
         check(Kind::Id, field, &value)?;
         Ok(Id(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     pub fn into_string(self) -> String {
@@ -223,6 +221,21 @@ pub fn invalid_ballot(b: &Ballot, e: &TextError, raw: String, now: i64) -> Rejec
         received_at: now,
         source: None,
     })
+}
+
+/// The JSON line for a ballot, as the simulator and the API put it on the
+/// bus: the one wire shape every path into the processor reads.
+pub fn ballot_json(b: &Ballot) -> String {
+    serde_json::json!({
+        "ballot_id": b.ballot_id,
+        "election_id": b.election_id,
+        "voter_id": b.voter_id,
+        "candidate_id": b.candidate_id,
+        "voting_time": chrono::DateTime::from_timestamp_millis(b.cast_at)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default(),
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -1,38 +1,54 @@
 //! votestream: a real-time voting data pipeline.
 //!
-//! The modules follow the data flow (docs/ARCHITECTURE.md):
+//! The modules sit in layers, and each imports only from its own layer or
+//! the ones below it (docs/ARCHITECTURE.md draws them). In layer order,
+//! bottom first:
 //!
-//! - [`generate`]: the electorate (elections, candidates, voters), offline and
-//!   deterministic, plus CSV and randomuser.me imports and avatars.
-//! - [`simulate`]: a deterministic stream of ballots, good and bad.
-//! - [`process`]: parse and validate ballots, one vote per voter, enrich.
-//! - [`aggregate`]: the built-in engine's live tallies, persisted exactly.
-//! - [`serve`]: the live dashboard, ballot and read APIs, SSE, metrics.
-//! - [`pipeline`]: wires the stages together for `votestream run`, on either bus.
-//! - [`audit`]: recomputes every tally from the votes table.
-//! - [`bench`]: `votestream bench`; [`bench_http`]: `votestream bench --http`.
+//! 1. Shared types: [`model`] (the domain types), `edge` (the rules text
+//!    from outside must meet, one place for every path, and the ballot's
+//!    JSON wire shape), `tally` (the results tables' keys and counters),
+//!    `ack` (what a waiting request is told), `metric_names`, `results`
+//!    (the read model), [`stats`] (live counters) and [`shutdown`] (the
+//!    two-step Ctrl-C).
+//! 2. Seams, each chosen by a URL parsed once at the edge: [`bus`]
+//!    (in-process channels, or Apache Kafka with exactly-once
+//!    transactions) and [`store`] (SQLite or PostgreSQL).
+//! 3. Stages: [`generate`] (the electorate, offline and deterministic,
+//!    CSV and randomuser.me imports, avatars, the registry bootstrap),
+//!    [`simulate`] (a deterministic stream of ballots, good and bad),
+//!    [`process`] (parse and validate ballots, one vote per voter, enrich)
+//!    and [`aggregate`] (the built-in engine's live tallies, persisted
+//!    exactly).
+//! 4. Edges: [`serve`] (the live dashboard, ballot and read APIs, SSE,
+//!    metrics), [`pipeline`] (wires the stages together for `votestream
+//!    run`, on either bus), [`audit`] (recomputes every tally from the
+//!    votes table) and [`bench`] (`votestream bench`, `--http` included).
 //!
-//! Two seams, each chosen by URL: [`bus`] (in-process channels, or Apache
-//! Kafka with exactly-once transactions) and [`store`] (SQLite or
-//! PostgreSQL).
-//! Everything else is concrete. [`model`] holds the domain types, [`edge`]
-//! the rules text from outside must meet (one place for every path),
-//! [`results`] the read model, [`stats`] live counters and [`shutdown`] the
-//! two-step Ctrl-C.
+//! Only what the binary, the tests and the fuzz targets use is public; the
+//! rest is crate-private, so the compiler reports what nothing uses.
 
+// Bottom: shared types.
+pub(crate) mod ack;
+pub(crate) mod edge;
+pub(crate) mod metric_names;
+pub mod model;
+pub(crate) mod results;
+pub mod shutdown;
+pub mod stats;
+pub(crate) mod tally;
+
+// Seams.
+pub mod bus;
+pub mod store;
+
+// Stages.
 pub mod aggregate;
+pub mod generate;
+pub mod process;
+pub mod simulate;
+
+// Edges.
 pub mod audit;
 pub mod bench;
-pub mod bench_http;
-pub mod bus;
-pub mod edge;
-pub mod generate;
-pub mod model;
 pub mod pipeline;
-pub mod process;
-pub mod results;
 pub mod serve;
-pub mod shutdown;
-pub mod simulate;
-pub mod stats;
-pub mod store;

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use votestream::generate;
 use votestream::pipeline::allowance_ms;
 use votestream::simulate::{Rate, SimConfig};
+use votestream::store::StoreUrl;
 
 #[derive(Parser)]
 #[command(name = "votestream", version, about = "A real-time voting data pipeline", long_about = None)]
@@ -35,6 +36,13 @@ struct Common {
     /// The election to work on.
     #[arg(long, env = "VOTESTREAM_ELECTION", default_value = generate::DEFAULT_ELECTION_ID)]
     election: String,
+}
+
+impl Common {
+    /// The store URL, parsed once here at the edge, beside the bus's.
+    fn store_url(&self) -> Result<StoreUrl, votestream::store::StoreError> {
+        StoreUrl::parse(&self.store)
+    }
 }
 
 #[derive(Args, Clone)]

@@ -147,6 +147,28 @@ pub struct Candidate {
     pub photo_url: String,
 }
 
+/// A voter's sixteen fields in the registry's order: the CSV header, the
+/// `voters` table's columns, and the order every store reads them back in.
+/// One list, so the places that spell a voter out cannot drift apart.
+pub const VOTER_COLUMNS: [&str; 16] = [
+    "voter_id",
+    "voter_name",
+    "date_of_birth",
+    "gender",
+    "nationality",
+    "registration_number",
+    "address_street",
+    "address_city",
+    "address_state",
+    "address_country",
+    "address_postcode",
+    "email",
+    "phone_number",
+    "cell_number",
+    "picture",
+    "registered_age",
+];
+
 /// A row of the `voters` table. The topic shape nests the address (see
 /// [`Voter::to_topic_json`]); the table keeps the original's flat columns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

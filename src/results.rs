@@ -1,7 +1,7 @@
 //! The read model: what the results API, `votestream results` and the
 //! dashboard show for one election.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -95,6 +95,30 @@ impl Results {
             self.rejected_by_reason.insert(outcome, n);
         }
         self.received = self.accepted + self.rejected;
+    }
+
+    /// Sets each candidate's total from the `results_candidate` rows; the
+    /// counted votes are their sum. Both stores read the table this way.
+    pub fn set_candidate_totals(&mut self, totals: &HashMap<String, i64>) {
+        for c in &mut self.candidates {
+            c.total_votes = totals.get(&c.candidate_id).copied().unwrap_or(0);
+        }
+        self.counted = totals.values().sum();
+    }
+
+    /// Adds one `results_state` row. Rows come ordered by state, so a
+    /// state other than the last one starts a new entry.
+    pub fn add_state_votes(&mut self, state: String, candidate_id: String, votes: i64) {
+        if self.states.last().is_none_or(|s| s.state != state) {
+            self.states.push(StateTally {
+                state,
+                ..StateTally::default()
+            });
+        }
+        if let Some(s) = self.states.last_mut() {
+            s.count += votes;
+            s.by_candidate.insert(candidate_id, votes);
+        }
     }
 
     /// Turnout as a share of the registry, 0..=1.

@@ -337,7 +337,7 @@ impl Simulation {
             }
             Invalid::TooLarge => raw(format!(
                 r#"{{"ballot_id":"{ballot_id}","padding":"{}"}}"#,
-                "x".repeat(crate::process::parse::MAX_MESSAGE_BYTES)
+                "x".repeat(crate::edge::MAX_MESSAGE_BYTES)
             )),
         }
     }

@@ -4,10 +4,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::model::RejectReason;
-use crate::store::Recorded;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::model::{RejectReason, Rejection, Vote};
 
 #[derive(Default)]
 pub struct Stats {
@@ -41,18 +42,26 @@ pub struct Stats {
 const RECENT_COMMITS: usize = 4096;
 
 impl Stats {
-    pub fn record_batch(&self, consumed: u64, r: &Recorded) {
+    /// Counts one committed batch: the votes and rejections the store
+    /// recorded, and how many ballots it saw again. Takes the parts, not the
+    /// store's `Recorded`, so the counters sit below the store.
+    pub fn record_batch(
+        &self,
+        consumed: u64,
+        votes: &[Vote],
+        rejections: &[Rejection],
+        replays: usize,
+    ) {
         self.consumed.fetch_add(consumed, Relaxed);
-        self.accepted.fetch_add(r.votes.len() as u64, Relaxed);
-        self.rejected.fetch_add(r.rejections.len() as u64, Relaxed);
-        let orphans = r
-            .rejections
+        self.accepted.fetch_add(votes.len() as u64, Relaxed);
+        self.rejected.fetch_add(rejections.len() as u64, Relaxed);
+        let orphans = rejections
             .iter()
             .filter(|rej| rej.election_id.is_none() || rej.reason == RejectReason::UnknownElection)
             .count();
         self.no_election.fetch_add(orphans as u64, Relaxed);
-        self.replays.fetch_add(r.replays as u64, Relaxed);
-        if let Some(last) = r.votes.last() {
+        self.replays.fetch_add(replays as u64, Relaxed);
+        if let Some(last) = votes.last() {
             self.recorded_seq.fetch_max(last.seq, Relaxed);
             if let Ok(mut c) = self.recent_commits.lock() {
                 if c.len() == RECENT_COMMITS {
@@ -62,9 +71,25 @@ impl Stats {
             }
             if self.track_commits.load(Relaxed) {
                 if let Ok(mut c) = self.commits.lock() {
-                    c.push((last.seq, r.votes.len() as u64, Instant::now()));
+                    c.push((last.seq, votes.len() as u64, Instant::now()));
                 }
             }
         }
     }
+}
+
+/// A progress bar on stderr, or a hidden one (`--quiet`, or nothing to show).
+pub fn progress_bar(visible: bool, len: u64, what: &str) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} {{per_sec}} eta {{eta}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }

@@ -11,10 +11,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Tallies, BUILTIN};
 use crate::model::{Millis, Vote};
-use crate::process::{retry, Backoff};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::store::{Store, StoreError};
+use crate::store::{retry, Backoff, Store, StoreError};
 
 /// Votes read from the store per catch-up query.
 const CATCH_UP_BATCH: usize = 50_000;
@@ -146,7 +145,7 @@ impl Engine {
             {
                 Ok(()) => {
                     self.saved = self.position;
-                    metrics::histogram!(crate::serve::metrics::AGGREGATOR_SAVE_SECONDS)
+                    metrics::histogram!(crate::metric_names::AGGREGATOR_SAVE_SECONDS)
                         .record(started.elapsed().as_secs_f64());
                     return Ok(());
                 }

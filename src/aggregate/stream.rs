@@ -19,11 +19,10 @@ use crate::bus::kafka::messages::parse_vote;
 use crate::bus::kafka::votes::{Delivered, KafkaVotes};
 use crate::bus::kafka::{KafkaBus, Publisher, Topic};
 use crate::model::Millis;
-use crate::process::{retry, Backoff};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::store::util::Interner;
-use crate::store::{OffsetMove, Store, StoreError};
+use crate::store::{retry, Backoff, OffsetMove, Store, StoreError};
 
 /// Messages counted per store transaction, at most.
 const BATCH: usize = 50_000;
@@ -99,7 +98,7 @@ impl StreamEngine {
             if let Some((seq, n)) = self.count(batch, shutdown)? {
                 stats.aggregated_seq.fetch_max(seq, Relaxed);
                 stats.counted.fetch_add(n, Relaxed);
-                metrics::histogram!(crate::serve::metrics::AGGREGATOR_SAVE_SECONDS)
+                metrics::histogram!(crate::metric_names::AGGREGATOR_SAVE_SECONDS)
                     .record(started.elapsed().as_secs_f64());
             }
             self.publish_aggregates(false);

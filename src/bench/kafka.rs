@@ -17,7 +17,7 @@ use super::postgres::{database_url, fresh, raw_copy_rate};
 use super::{bench_config, freshness_row, render, with_freshness_probe, Row};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::BusKind;
-use crate::generate::DEFAULT_ELECTION_ID;
+use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline;
 use crate::simulate::Rate;
 use crate::stats::Stats;
@@ -74,7 +74,7 @@ fn measure(
     let mut rows = Vec::new();
     fresh(admin, REGISTRY_DB, None)?;
     let mut st = store::open(&database_url(server_url, REGISTRY_DB))?;
-    pipeline::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
+    generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
     drop(st);
 
     // 1. End to end at full speed, with a reader polling the results.
@@ -83,7 +83,7 @@ fn measure(
     let stats = Arc::new(Stats::default());
     stats.track_commits.store(true, Relaxed);
     let (summary, fresh_max) = with_freshness_probe(&e2e_url, stats, |url, stats| {
-        let mut cfg = bench_config(url, voters, Rate::Max, progress);
+        let mut cfg = bench_config(url, voters, Rate::Max, progress)?;
         cfg.bus = BusKind::Kafka(buses[0].clone());
         pipeline::run_with_stats(cfg, stats)
     })?;
@@ -107,7 +107,7 @@ fn measure(
     stats.track_commits.store(true, Relaxed);
     let live_url = database_url(server_url, LIVE_DB);
     let (_, fresh_live) = with_freshness_probe(&live_url, stats, |url, stats| {
-        let mut cfg = bench_config(url, voters, Rate::PerSecond(live_rate), progress);
+        let mut cfg = bench_config(url, voters, Rate::PerSecond(live_rate), progress)?;
         cfg.bus = BusKind::Kafka(buses[1].clone());
         cfg.sim.turnout = live_voters as f64 / voters as f64;
         pipeline::run_with_stats(cfg, stats)

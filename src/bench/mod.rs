@@ -7,6 +7,7 @@
 //! of that ceiling is visible. [`postgres`] is the same for a PostgreSQL
 //! store (`votestream bench --store postgres://…`).
 
+pub mod http;
 pub mod kafka;
 pub mod postgres;
 
@@ -21,12 +22,12 @@ use hdrhistogram::Histogram;
 use rusqlite::{params, Connection};
 
 use crate::aggregate::BUILTIN;
-use crate::generate::DEFAULT_ELECTION_ID;
+use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline::{self, RunConfig};
 use crate::process::{Processor, Registry, MAX_BATCH};
 use crate::simulate::{Rate, SimConfig, Simulation};
 use crate::stats::Stats;
-use crate::store;
+use crate::store::{self, StoreUrl};
 
 struct Row {
     what: String,
@@ -44,7 +45,7 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     let url = sqlite_url(&registry_db);
     let mut st = store::open(&url)?;
     let t = Instant::now();
-    pipeline::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
+    generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
     let secs = t.elapsed().as_secs_f64();
     drop(st);
     rows.push(Row {
@@ -67,7 +68,7 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
         voters,
         Rate::Max,
         progress,
-    ))?;
+    )?)?;
     let secs = summary.elapsed.as_secs_f64();
     let e2e_votes = summary.results.accepted as f64 / secs;
     rows.push(Row {
@@ -88,7 +89,7 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     let stats = Arc::new(Stats::default());
     stats.track_commits.store(true, Relaxed);
     let (_, fresh_max) = with_freshness_probe(&sqlite_url(&fresh_db), stats, |url, stats| {
-        pipeline::run_with_stats(bench_config(url, voters, Rate::Max, progress), stats)
+        pipeline::run_with_stats(bench_config(url, voters, Rate::Max, progress)?, stats)
     })?;
     rows.push(freshness_row("freshness at rate max", &fresh_max));
 
@@ -100,7 +101,7 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     let stats = Arc::new(Stats::default());
     stats.track_commits.store(true, Relaxed);
     let (_, fresh_live) = with_freshness_probe(&sqlite_url(&live_db), stats, |url, stats| {
-        let mut cfg = bench_config(url, voters, Rate::PerSecond(live_rate), progress);
+        let mut cfg = bench_config(url, voters, Rate::PerSecond(live_rate), progress)?;
         cfg.sim.turnout = live_voters as f64 / voters as f64;
         pipeline::run_with_stats(cfg, stats)
     })?;
@@ -144,9 +145,9 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
 }
 
-fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> RunConfig {
-    RunConfig {
-        store_url: url.to_string(),
+fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> anyhow::Result<RunConfig> {
+    Ok(RunConfig {
+        store_url: StoreUrl::parse(url)?,
         bus: crate::bus::BusKind::Memory,
         instance: "bench".into(),
         election_id: DEFAULT_ELECTION_ID.to_string(),
@@ -163,13 +164,13 @@ fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> RunConfig
             },
             rate_limit: 0.0,
             rate_burst: 1.0,
-            max_body: crate::process::parse::MAX_MESSAGE_BYTES,
+            max_body: crate::edge::MAX_MESSAGE_BYTES,
             limits: crate::serve::Limits::default(),
         },
         http_workers: 1,
         addr_file: None,
         progress,
-    }
+    })
 }
 
 /// Runs `f` while a reader polls the results read model (what the API

@@ -10,7 +10,7 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::{Client, NoTls};
 
 use super::{bench_config, processing_rate, render, Row};
-use crate::generate::DEFAULT_ELECTION_ID;
+use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline;
 use crate::process::MAX_BATCH;
 use crate::simulate::Rate;
@@ -49,7 +49,7 @@ fn measure(
     let registry_url = database_url(server_url, REGISTRY_DB);
     let mut st = store::open(&registry_url)?;
     let t = Instant::now();
-    pipeline::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
+    generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
     let secs = t.elapsed().as_secs_f64();
     drop(st);
     rows.push(Row {
@@ -67,7 +67,7 @@ fn measure(
 
     fresh(admin, E2E_DB, Some(REGISTRY_DB))?;
     let e2e_url = database_url(server_url, E2E_DB);
-    let summary = pipeline::run(bench_config(&e2e_url, voters, Rate::Max, progress))?;
+    let summary = pipeline::run(bench_config(&e2e_url, voters, Rate::Max, progress)?)?;
     let secs = summary.elapsed.as_secs_f64();
     let e2e = summary.results.accepted as f64 / secs;
     rows.push(Row {

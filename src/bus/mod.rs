@@ -11,8 +11,8 @@ pub mod memory;
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
+use crate::ack::Ack;
 use crate::model::{Ballot, Rejection, Source, Vote};
-use crate::process::ack::Ack;
 
 /// A closed set of buses.
 #[derive(Clone, Debug, PartialEq, Eq)]

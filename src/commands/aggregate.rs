@@ -15,7 +15,7 @@ use votestream::bus::BusKind;
 use votestream::pipeline::allowance_ms;
 use votestream::shutdown::Shutdown;
 use votestream::stats::Stats;
-use votestream::store;
+use votestream::store::{StoreKind, StoreUrl};
 
 use super::signals;
 use crate::Common;
@@ -46,21 +46,19 @@ pub fn aggregate(a: AggregateArgs) -> anyhow::Result<ExitCode> {
     if a.engine == "spark" {
         return spark(&a);
     }
-    match BusKind::parse(&a.common.bus)? {
-        BusKind::Kafka(bus) => from_kafka(&a, &bus)?,
-        BusKind::Memory => from_store(&a)?,
+    let bus = BusKind::parse(&a.common.bus)?;
+    let url = a.common.store_url()?;
+    match bus {
+        BusKind::Kafka(bus) => from_kafka(&a, &bus, &url)?,
+        BusKind::Memory => from_store(&a, &url)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn from_kafka(a: &AggregateArgs, bus: &KafkaBus) -> anyhow::Result<()> {
+fn from_kafka(a: &AggregateArgs, bus: &KafkaBus, url: &StoreUrl) -> anyhow::Result<()> {
     let (_rt, shutdown) = signals()?;
     bus.ensure_topics()?;
-    let mut engine = StreamEngine::open(
-        bus,
-        store::open(&a.common.store)?,
-        allowance_ms(a.allowance_secs),
-    )?;
+    let mut engine = StreamEngine::open(bus, url.open()?, allowance_ms(a.allowance_secs))?;
     let stats = Stats::default();
     let idle = (!a.follow).then(|| Duration::from_secs_f64(a.until_idle));
     engine.run(&stats, &shutdown, idle)?;
@@ -74,17 +72,14 @@ fn from_kafka(a: &AggregateArgs, bus: &KafkaBus) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn from_store(a: &AggregateArgs) -> anyhow::Result<()> {
+fn from_store(a: &AggregateArgs, url: &StoreUrl) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let shutdown = Shutdown::default();
     let _guard = rt.enter();
     shutdown.listen(rt.handle());
-    let mut engine = Engine::open(
-        store::open(&a.common.store)?,
-        allowance_ms(a.allowance_secs),
-    )?;
+    let mut engine = Engine::open(url.open()?, allowance_ms(a.allowance_secs))?;
     let before = engine.position();
     let stats = Stats::default();
     let follow = a.follow;
@@ -108,7 +103,8 @@ fn spark(a: &AggregateArgs) -> anyhow::Result<ExitCode> {
     if !matches!(BusKind::parse(&common.bus)?, BusKind::Kafka(_)) {
         anyhow::bail!("--engine spark reads Kafka's votes_topic: give --bus kafka://HOST:PORT");
     }
-    if !common.store.starts_with("postgres://") && !common.store.starts_with("postgresql://") {
+    let postgres = common.store_url().map(|u| *u.kind() == StoreKind::Postgres);
+    if !matches!(postgres, Ok(true)) {
         anyhow::bail!("--engine spark writes PostgreSQL: give --store postgres://…");
     }
     let script = std::env::var_os("VOTESTREAM_SPARK_SCRIPT")

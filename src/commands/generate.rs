@@ -51,7 +51,7 @@ pub struct SimulateArgs {
 
 pub fn generate(a: GenerateArgs, progress: bool) -> anyhow::Result<ExitCode> {
     let bus = BusKind::parse(&a.common.bus)?;
-    let mut st = store::open(&a.common.store)?;
+    let mut st = a.common.store_url()?.open()?;
     let started = std::time::Instant::now();
     pipeline::ensure_registry(&mut *st, &a.common.election, a.seed, 0, progress)?;
     let imported = match (&a.from_csv, &a.from_randomuser) {
@@ -118,7 +118,7 @@ fn publish_registry(
 
 pub fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let bus = BusKind::parse(&a.common.bus)?;
-    let mut st = store::open(&a.common.store)?;
+    let mut st = a.common.store_url()?.open()?;
     let simulation = Simulation::load(&mut *st, &a.common.election, &a.sim.config())?;
     if let BusKind::Kafka(bus) = bus {
         let (_rt, shutdown) = signals()?;

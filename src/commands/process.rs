@@ -11,7 +11,7 @@ use votestream::bus::kafka::KafkaBus;
 use votestream::bus::{BallotSource, BusKind, LinesSource};
 use votestream::process::{self, Processor, Registry};
 use votestream::stats::Stats;
-use votestream::store;
+use votestream::store::StoreUrl;
 
 use super::{open_file, signals};
 use crate::Common;
@@ -32,21 +32,23 @@ pub struct ProcessArgs {
 }
 
 pub fn process(a: ProcessArgs) -> anyhow::Result<ExitCode> {
-    match BusKind::parse(&a.common.bus)? {
-        BusKind::Kafka(bus) => from_kafka(&a, &bus)?,
-        BusKind::Memory => from_lines(&a)?,
+    let bus = BusKind::parse(&a.common.bus)?;
+    let url = a.common.store_url()?;
+    match bus {
+        BusKind::Kafka(bus) => from_kafka(&a, &bus, &url)?,
+        BusKind::Memory => from_lines(&a, &url)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn from_kafka(a: &ProcessArgs, bus: &KafkaBus) -> anyhow::Result<()> {
+fn from_kafka(a: &ProcessArgs, bus: &KafkaBus, url: &StoreUrl) -> anyhow::Result<()> {
     let (_rt, shutdown) = signals()?;
-    let mut st = store::open(&a.common.store)?;
+    let mut st = url.open()?;
     let processor = Processor::new(Registry::load(&mut *st)?);
     bus.ensure_topics()?;
     let ballots = KafkaBallots::open(bus)?;
     let mut publisher = VotePublisher::open(bus, &a.instance)?;
-    let mut profiles = store::open(&a.common.store)?;
+    let mut profiles = url.open()?;
     let stats = Stats::default();
     process::kafka::run(
         &processor,
@@ -65,9 +67,9 @@ fn from_kafka(a: &ProcessArgs, bus: &KafkaBus) -> anyhow::Result<()> {
 /// The same processor as every other path (same validation, same store
 /// rules for ballot ids). Ctrl-C or SIGTERM records what was already read
 /// (a pipe cannot be read again), then exits.
-fn from_lines(a: &ProcessArgs) -> anyhow::Result<()> {
+fn from_lines(a: &ProcessArgs, url: &StoreUrl) -> anyhow::Result<()> {
     let (_rt, shutdown) = signals()?;
-    let mut st = store::open(&a.common.store)?;
+    let mut st = url.open()?;
     let processor = Processor::new(Registry::load(&mut *st)?);
     let mut source: Box<dyn BallotSource> = if a.input == "-" {
         Box::new(LinesSource::new(std::io::stdin()))

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use votestream::aggregate::BUILTIN;
 use votestream::bus::BusKind;
-use votestream::store;
+use votestream::store::{self, StoreKind, StoreUrl};
 
 use crate::Common;
 
@@ -57,7 +57,7 @@ pub struct BenchArgs {
 }
 
 pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
-    let mut st = open_existing(&a.common.store)?;
+    let mut st = open_existing(&a.common)?;
     let r = st.results(&a.common.election, BUILTIN)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -68,7 +68,7 @@ pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
-    let mut st = open_existing(&a.common.store)?;
+    let mut st = open_existing(&a.common)?;
     let report = votestream::audit::audit(&mut *st, &a.common.election, BUILTIN)?;
     if report.is_clean() {
         println!(
@@ -86,32 +86,38 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
 
 /// `results` and `audit` only read: they open the store read-only and never
 /// create one (a mistyped path is an error, not an empty election).
-fn open_existing(url: &str) -> anyhow::Result<Box<dyn store::Store>> {
-    if let Some(path) = url.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
+fn open_existing(common: &Common) -> anyhow::Result<Box<dyn store::Store>> {
+    let opening = || format!("opening {} read-only", common.store);
+    let url = common.store_url().with_context(opening)?;
+    if let StoreKind::SqliteFile(path) = url.kind() {
         if !std::path::Path::new(path).exists() {
             anyhow::bail!("no store at {path}: `results` and `audit` read an existing store and never create one");
         }
     }
-    store::open_read_only(url).with_context(|| format!("opening {url} read-only"))
+    url.open_read_only().with_context(opening)
 }
 
 pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
+    // Only a PostgreSQL --store changes what is benchmarked; any other is
+    // ignored (the embedded benchmark makes its own scratch files).
     let pg = a
         .store
-        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+        .as_deref()
+        .and_then(|u| StoreUrl::parse(u).ok())
+        .filter(|u| *u.kind() == StoreKind::Postgres);
     let report = if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
         let pg = pg.context("--bus kafka://… needs --store postgres://…")?;
-        votestream::bench::kafka::run(&a.bus, &pg, a.voters, progress)?
+        votestream::bench::kafka::run(&a.bus, pg.as_str(), a.voters, progress)?
     } else if let Some(url) = pg {
-        votestream::bench::postgres::run(&url, a.voters, progress)?
+        votestream::bench::postgres::run(url.as_str(), a.voters, progress)?
     } else if a.http {
-        let cfg = votestream::bench_http::HttpBench {
+        let cfg = votestream::bench::http::HttpBench {
             voters: a.voters,
             connections: a.connections,
             viewers: a.viewers,
             seconds: a.seconds,
         };
-        votestream::bench_http::run(&cfg, &a.dir)?
+        votestream::bench::http::run(&cfg, &a.dir)?
     } else {
         votestream::bench::run(a.voters, &a.dir, progress)?
     };

@@ -3,10 +3,12 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 use votestream::bus::BusKind;
 use votestream::pipeline::{self, allowance_ms, RunConfig};
 use votestream::simulate::{Rate, SimConfig};
+use votestream::store::StoreUrl;
 
 use crate::{Common, HttpArgs, SimArgs};
 
@@ -40,7 +42,6 @@ pub fn run(a: RunArgs, progress: bool) -> anyhow::Result<ExitCode> {
     let summary = pipeline::run(RunConfig {
         bus: BusKind::parse(&a.common.bus)?,
         instance: a.http.instance.clone(),
-        store_url: a.common.store,
         election_id: a.common.election,
         voters: a.voters,
         sim: a.sim.config(),
@@ -48,6 +49,8 @@ pub fn run(a: RunArgs, progress: bool) -> anyhow::Result<ExitCode> {
         until_done: a.until_done,
         simulate: true,
         http: a.http.options(),
+        // After the HTTP options: they print the generated tokens first.
+        store_url: StoreUrl::parse(&a.common.store).context("opening the store")?,
         http_workers: a.http.http_workers,
         addr_file: a.http.addr_file.clone(),
         progress,
@@ -64,7 +67,6 @@ pub fn serve(a: ServeArgs, progress: bool) -> anyhow::Result<ExitCode> {
     let summary = pipeline::run(RunConfig {
         bus: BusKind::parse(&a.common.bus)?,
         instance: a.http.instance.clone(),
-        store_url: a.common.store,
         election_id: a.common.election,
         voters: 0,
         sim,
@@ -72,6 +74,8 @@ pub fn serve(a: ServeArgs, progress: bool) -> anyhow::Result<ExitCode> {
         until_done: false,
         simulate: false,
         http: a.http.options(),
+        // After the HTTP options: they print the generated tokens first.
+        store_url: StoreUrl::parse(&a.common.store).context("opening the store")?,
         http_workers: a.http.http_workers,
         addr_file: a.http.addr_file.clone(),
         progress,

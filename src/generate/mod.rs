@@ -10,16 +10,18 @@
 //! instead.
 
 mod avatar;
+mod bootstrap;
 mod electorate;
 pub mod import;
 mod names;
-pub mod states;
+pub(crate) mod states;
 
 use std::ops::Range;
 
 use crate::model::{Candidate, Election, Millis, Voter};
 
 pub use avatar::avatar_svg;
+pub use bootstrap::{ensure_registry, generate_voters};
 pub use electorate::REFERENCE_DATE;
 pub use import::{from_csv, from_randomuser_json, write_csv, ImportError, CSV_COLUMNS};
 pub use states::{state_by_code, state_by_name, UsState, STATES};

@@ -192,10 +192,10 @@ fn publish_all(
                 aborts = 0;
                 failing_since = None;
                 let r = &ready.recorded;
-                metrics::histogram!(crate::serve::metrics::BATCH_COMMIT_SECONDS)
+                metrics::histogram!(crate::metric_names::BATCH_COMMIT_SECONDS)
                     .record(ready.started.elapsed().as_secs_f64());
-                crate::serve::metrics::count_batch(r);
-                stats.record_batch(ready.consumed, r);
+                super::count_batch(r);
+                stats.record_batch(ready.consumed, &r.votes, &r.rejections, r.replays);
                 stats
                     .republished
                     .fetch_add(r.republish_votes.len() as u64, Relaxed);

@@ -7,18 +7,21 @@ pub mod ack;
 pub mod kafka;
 pub mod parse;
 mod record;
-pub mod registry;
+pub(crate) mod registry;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::bus::{BallotSource, Inbound, VoteSink};
 use crate::edge;
+use crate::metric_names;
 use crate::model::{Ballot, Millis, RejectReason, Rejection, Vote};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::store::{Batch, Store};
-pub use record::{record_with_retry, retry, Backoff};
+use crate::store::{Batch, Recorded, Store};
+pub use record::record_with_retry;
+// Kept here for the callers that know it by this name; it lives with the store.
+pub use crate::store::{retry, Backoff};
 pub use registry::Registry;
 
 /// How far in the future (the processor's clock) a cast time may be: clocks drift.
@@ -254,12 +257,12 @@ pub fn run(
             for (n, validated, pending) in rx {
                 let started = Instant::now();
                 let recorded = record_with_retry(store, validated, shutdown)?;
-                metrics::histogram!(crate::serve::metrics::BATCH_COMMIT_SECONDS)
+                metrics::histogram!(metric_names::BATCH_COMMIT_SECONDS)
                     .record(started.elapsed().as_secs_f64());
-                crate::serve::metrics::count_batch(&recorded);
+                count_batch(&recorded);
                 // Only now, with the batch committed, may anyone hear "accepted".
                 ack::resolve(pending, &recorded);
-                stats.record_batch(n, &recorded);
+                stats.record_batch(n, &recorded.votes, &recorded.rejections, recorded.replays);
                 if let Some(sink) = sink {
                     sink.send(recorded.votes, recorded.rejections);
                 }
@@ -271,6 +274,22 @@ pub fn run(
             .map_err(|_| anyhow::anyhow!("ballot validation thread panicked"))?;
         writing.and(validated)
     })
+}
+
+/// Counts what one batch recorded, for `/metrics`.
+pub(crate) fn count_batch(r: &Recorded) {
+    metrics::counter!(metric_names::BALLOTS_ACCEPTED).increment(r.votes.len() as u64);
+    metrics::counter!(metric_names::BALLOTS_REPLAYED).increment(r.replays as u64);
+    let mut by_reason = [0u64; RejectReason::ALL.len()];
+    for rej in &r.rejections {
+        by_reason[rej.reason as usize] += 1;
+    }
+    for (reason, n) in RejectReason::ALL.iter().zip(by_reason) {
+        if n > 0 {
+            metrics::counter!(metric_names::BALLOTS_REJECTED, "reason" => reason.as_str())
+                .increment(n);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,8 @@
 use serde::Deserialize;
 
 use crate::edge::{self, Kind};
-pub use crate::edge::{content_id, MAX_ID_BYTES, RAW_KEPT_BYTES};
+pub use crate::edge::{ballot_json, content_id, MAX_ID_BYTES, MAX_MESSAGE_BYTES, RAW_KEPT_BYTES};
 use crate::model::{parse_time, Ballot, Millis, RejectReason, Rejection};
-
-/// Larger messages are rejected unread (`too_large`).
-pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// The `ballots` topic's JSON shape. Extra fields are allowed and ignored.
 #[derive(Deserialize)]
@@ -83,20 +80,6 @@ pub fn json_error_reason(e: &serde_json::Error) -> RejectReason {
     } else {
         RejectReason::InvalidField
     }
-}
-
-/// The JSON line for a ballot, as the simulator and the API put it on the bus.
-pub fn ballot_json(b: &Ballot) -> String {
-    serde_json::json!({
-        "ballot_id": b.ballot_id,
-        "election_id": b.election_id,
-        "voter_id": b.voter_id,
-        "candidate_id": b.candidate_id,
-        "voting_time": chrono::DateTime::from_timestamp_millis(b.cast_at)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default(),
-    })
-    .to_string()
 }
 
 /// A rejection for a message we could not fully parse: keep whatever ids it

@@ -4,12 +4,10 @@
 //! is split until the offending ballots are found, each recorded as a
 //! rejection that says why; the rest commit.
 
-use std::time::Duration;
-
 use crate::edge;
 use crate::model::{RejectReason, Rejection, Vote};
 use crate::shutdown::Shutdown;
-use crate::store::{Batch, ErrorClass, Recorded, Store, StoreError};
+use crate::store::{Backoff, Batch, ErrorClass, Recorded, Store, StoreError};
 
 /// Records a batch: transient errors are retried with backoff; a content
 /// error isolates the ballots that cause it (see the module doc). Only a
@@ -211,52 +209,6 @@ fn merge(into: &mut Recorded, from: Recorded) {
     into.rejection_fates.extend(from.rejection_fates);
 }
 
-/// Runs a store call, retrying with backoff while its error is transient:
-/// every stage's reads must ride out a database restart the same way its
-/// writes do.
-pub fn retry<T>(
-    shutdown: &Shutdown,
-    mut op: impl FnMut() -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let mut backoff = Backoff::default();
-    loop {
-        match op() {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                if !backoff.wait(&e, shutdown) {
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-/// Exponential backoff for store retries, bounded in attempts. Only a
-/// transient error is waited for: any other would fail the same way again.
-#[derive(Default)]
-pub struct Backoff {
-    attempts: u32,
-}
-
-impl Backoff {
-    /// Sleeps before the next attempt; false when it is time to give up
-    /// (the error cannot clear by waiting, or has not in 30 attempts).
-    pub fn wait(&mut self, error: &StoreError, shutdown: &Shutdown) -> bool {
-        if !error.is_transient() {
-            tracing::debug!(%error, class = ?error.class(), "store error not retried");
-            return false;
-        }
-        if self.attempts >= 30 || shutdown.is_forced() {
-            return false;
-        }
-        self.attempts += 1;
-        let delay = Duration::from_millis(50 << self.attempts.min(7));
-        tracing::warn!(%error, attempt = self.attempts, ?delay, "store operation failed; retrying");
-        std::thread::sleep(delay);
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,7 +299,7 @@ mod tests {
                 .count(),
             2
         );
-        let results = store.results("e", crate::aggregate::BUILTIN).unwrap();
+        let results = store.results("e", crate::tally::BUILTIN).unwrap();
         assert_eq!((results.accepted, results.rejected), (8, 3));
     }
 
@@ -392,13 +344,13 @@ mod tests {
         fn load_tallies(
             &mut self,
             engine: &str,
-        ) -> Result<(crate::aggregate::Tallies, i64), StoreError> {
+        ) -> Result<(crate::tally::Tallies, i64), StoreError> {
             self.inner.load_tallies(engine)
         }
         fn save_tallies(
             &mut self,
             engine: &str,
-            changed: &[(crate::aggregate::TallyKey, i64)],
+            changed: &[(crate::tally::TallyKey, i64)],
             from: i64,
             position: i64,
         ) -> Result<(), StoreError> {
@@ -407,7 +359,7 @@ mod tests {
         fn add_tallies(
             &mut self,
             engine: &str,
-            deltas: &[(crate::aggregate::TallyKey, i64)],
+            deltas: &[(crate::tally::TallyKey, i64)],
             topic: &str,
             moves: &[crate::store::OffsetMove],
         ) -> Result<(), StoreError> {
@@ -430,7 +382,7 @@ mod tests {
         ) -> Result<crate::results::Results, StoreError> {
             self.inner.results(election_id, engine)
         }
-        fn recount(&mut self, election_id: &str) -> Result<crate::aggregate::Tallies, StoreError> {
+        fn recount(&mut self, election_id: &str) -> Result<crate::tally::Tallies, StoreError> {
             self.inner.recount(election_id)
         }
     }
@@ -462,7 +414,7 @@ mod tests {
             "every attempt had the whole batch"
         );
         assert_eq!(recorded.votes.len(), 10);
-        let results = flaky.inner.results("e", crate::aggregate::BUILTIN).unwrap();
+        let results = flaky.inner.results("e", crate::tally::BUILTIN).unwrap();
         assert_eq!((results.accepted, results.rejected), (10, 0));
     }
 

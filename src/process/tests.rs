@@ -11,8 +11,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::aggregate::engine::{Engine, Feed};
-use crate::aggregate::{TallyKey, BUILTIN, MINUTE_MS};
 use crate::model::{Ballot, Candidate, Election};
+use crate::tally::{TallyKey, BUILTIN, MINUTE_MS};
 
 const BASE: Millis = 1_780_000_000_000;
 /// The processor's clock in the property test.

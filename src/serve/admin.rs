@@ -161,7 +161,7 @@ pub async fn generate_voters(
             let mut have = 0u64;
             s.scan_voters(&mut |_| have += 1)?;
             let added =
-                crate::pipeline::generate_voters(s, req.seed, have, have + req.count, false)
+                crate::generate::generate_voters(s, req.seed, have, have + req.count, false)
                     .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
             Ok((added, have + added))
         })

@@ -6,31 +6,8 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::model::RejectReason;
-use crate::store::Recorded;
-
-pub const BALLOTS_ACCEPTED: &str = "votestream_ballots_accepted_total";
-pub const BALLOTS_REJECTED: &str = "votestream_ballots_rejected_total";
-pub const BALLOTS_REPLAYED: &str = "votestream_ballots_replayed_total";
-/// HTTP requests refused before they became a ballot (auth, rate limit, …).
-pub const HTTP_REFUSED: &str = "votestream_http_refused_total";
-pub const HTTP_BALLOTS: &str = "votestream_http_ballots_total";
-pub const BATCH_COMMIT_SECONDS: &str = "votestream_processor_batch_commit_seconds";
-pub const AGGREGATOR_SAVE_SECONDS: &str = "votestream_aggregator_save_seconds";
-pub const VOTE_VISIBLE_SECONDS: &str = "votestream_vote_to_visible_seconds";
-pub const LAG_VOTES: &str = "votestream_lag_votes";
-pub const SSE_VIEWERS: &str = "votestream_sse_viewers";
-/// Idempotency-Key requests waiting for their answer.
-pub const HTTP_KEYS_IN_FLIGHT: &str = "votestream_http_idempotency_keys_in_flight";
-pub const SSE_REFUSED: &str = "votestream_sse_refused_total";
-pub const HTTP_CONNECTIONS: &str = "votestream_http_connections";
-pub const HTTP_MAX_CONNECTIONS: &str = "votestream_http_max_connections";
-pub const HTTP_CONNECTIONS_REFUSED: &str = "votestream_http_connections_refused_total";
-pub const HTTP_CONNECTIONS_CLOSED: &str = "votestream_http_connections_closed_total";
-pub const OPEN_FILES_LIMIT: &str = "votestream_open_files_limit";
-pub const READY: &str = "votestream_ready";
-pub const STAGE_READY: &str = "votestream_stage_ready";
-pub const STAGE_STALLED_SECONDS: &str = "votestream_stage_stalled_seconds";
+// The names live a layer down, where the stages can reach them.
+pub use crate::metric_names::*;
 
 /// The process-wide recorder (installed once; later calls share it).
 pub fn handle() -> PrometheusHandle {
@@ -116,19 +93,4 @@ fn describe() {
         OPEN_FILES_LIMIT,
         "The process's open-file limit after raising the soft limit to the hard one"
     );
-}
-
-/// Counts what one batch recorded.
-pub fn count_batch(r: &Recorded) {
-    metrics::counter!(BALLOTS_ACCEPTED).increment(r.votes.len() as u64);
-    metrics::counter!(BALLOTS_REPLAYED).increment(r.replays as u64);
-    let mut by_reason = [0u64; RejectReason::ALL.len()];
-    for rej in &r.rejections {
-        by_reason[rej.reason as usize] += 1;
-    }
-    for (reason, n) in RejectReason::ALL.iter().zip(by_reason) {
-        if n > 0 {
-            metrics::counter!(BALLOTS_REJECTED, "reason" => reason.as_str()).increment(n);
-        }
-    }
 }

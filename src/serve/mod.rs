@@ -6,16 +6,16 @@
 //! store ─► snapshot thread (one per tick) ─watch─► SSE viewers, read API
 //! ```
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod ballots;
-pub mod error;
-pub mod guard;
+pub(crate) mod error;
+pub(crate) mod guard;
 pub mod intake;
-pub mod limits;
-pub mod metrics;
-pub mod read;
+pub(crate) mod limits;
+pub(crate) mod metrics;
+pub(crate) mod read;
 pub mod snapshot;
-pub mod sse;
+pub(crate) mod sse;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -7,22 +7,26 @@
 //! crash between two calls never leaves half a batch behind.
 
 mod error;
-pub mod ids;
+pub(crate) mod ids;
 mod outcome;
 mod postgres;
+mod retry;
 mod sqlite;
+mod url;
 pub mod util;
 
 pub use error::ErrorClass;
 pub use outcome::{Fate, Recorded};
 pub use postgres::{PgStore, VOTE_COPY_TYPES};
+pub use retry::{retry, Backoff};
 pub use sqlite::SqliteStore;
+pub use url::{StoreKind, StoreUrl};
 
 use std::collections::HashMap;
 
-use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{Candidate, Election, Gender, Rejection, Vote, Voter};
 use crate::results::Results;
+use crate::tally::{Tallies, TallyKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -252,35 +256,10 @@ pub trait Store: Send {
 
 /// Opens the store a URL names, creating its schema if needed.
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        // SQLite reads an empty path as a private temporary database: every
-        // election would then be "unknown", which hides the real mistake.
-        if path.is_empty() {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
-        }
-        return Ok(Box::new(SqliteStore::open(path)?));
-    }
-    if url == "sqlite::memory:" {
-        return Ok(Box::new(SqliteStore::open(":memory:")?));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Box::new(PgStore::open(url)?));
-    }
-    Err(StoreError::UnsupportedUrl(url.to_string()))
+    StoreUrl::parse(url)?.open()
 }
 
-/// Opens an existing store for reading only (`results`, `audit`): nothing is
-/// created, migrated or written. A SQLite file that does not exist is an
-/// error here, not a new empty database.
+/// Opens an existing store for reading only (see [`StoreUrl::open_read_only`]).
 pub fn open_read_only(url: &str) -> Result<Box<dyn Store>, StoreError> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
-        }
-        return Ok(Box::new(SqliteStore::open_read_only(path)?));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Box::new(PgStore::open_read_only(url)?));
-    }
-    Err(StoreError::UnsupportedUrl(url.to_string()))
+    StoreUrl::parse(url)?.open_read_only()
 }

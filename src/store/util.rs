@@ -3,7 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::format_voting_time;
+use crate::model::{format_voting_time, VOTER_COLUMNS};
+
+/// [`VOTER_COLUMNS`] as an SQL column list, the same in both dialects.
+pub fn voter_columns() -> &'static str {
+    static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| VOTER_COLUMNS.join(", "))
+}
 
 /// Turns repeated strings into shared ones while reading many rows.
 #[derive(Default)]

@@ -14,11 +14,15 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use super::messages::{edge_rejection_header, EDGE_REJECTION_HEADER};
 use super::{send_with_headers, KafkaBus, Topic};
+use crate::ack::{Ack, Decision, Outcome};
 use crate::bus::{BusError, Inbound};
-use crate::model::now_millis;
-use crate::process::ack::{Ack, Decision, Outcome};
-use crate::process::parse::ballot_json;
-use crate::process::Processor;
+use crate::edge::ballot_json;
+use crate::model::{Ballot, RejectReason};
+
+/// What the server can tell of a ballot at once (the processor's registry
+/// check): the reason and detail it would be rejected with, if any. A
+/// function, not the processor itself, so the bus stays below the stages.
+pub type EarlyCheck = Arc<dyn Fn(Ballot) -> Option<(RejectReason, String)> + Send + Sync>;
 
 /// Answers each waiter when its message is acknowledged; an undelivered
 /// message drops its `Ack`, which the waiter reads as "not recorded".
@@ -42,11 +46,11 @@ impl ProducerContext for Answers {
 pub struct BallotProducer {
     producer: ThreadedProducer<Answers>,
     topic: String,
-    processor: Arc<Processor>,
+    check: EarlyCheck,
 }
 
 impl BallotProducer {
-    pub fn new(bus: &KafkaBus, processor: Arc<Processor>) -> Result<BallotProducer, BusError> {
+    pub fn new(bus: &KafkaBus, check: EarlyCheck) -> Result<BallotProducer, BusError> {
         let producer = bus
             .config()
             .set("enable.idempotence", "true")
@@ -57,7 +61,7 @@ impl BallotProducer {
         Ok(BallotProducer {
             producer,
             topic: bus.topic(Topic::Ballots),
-            processor,
+            check,
         })
     }
 
@@ -72,11 +76,7 @@ impl BallotProducer {
             Inbound::Ballot(b) => {
                 let payload = ballot_json(&b).into_bytes();
                 let (key, id) = (b.voter_id.clone(), b.ballot_id.clone());
-                let early = self
-                    .processor
-                    .validate(Inbound::Ballot(b), now_millis())
-                    .err()
-                    .map(|r| (r.reason, r.detail));
+                let early = (self.check)(b);
                 (Some(key), payload, id, early)
             }
             Inbound::Rejected(r) => {

@@ -14,9 +14,9 @@
 //!   aggregate topics).
 
 pub mod ballots;
-pub mod intake;
+pub(crate) mod intake;
 pub mod messages;
-pub mod votes;
+pub(crate) mod votes;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;

@@ -10,6 +10,7 @@
 
 mod ids;
 mod read;
+mod tallies;
 mod write;
 
 pub use write::VOTE_COPY_TYPES;
@@ -23,9 +24,9 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, Recorded, Store, StoreError,
     VoterKey,
 };
-use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{Candidate, Election, Voter};
 use crate::results::Results;
+use crate::tally::{Tallies, TallyKey};
 
 const SCHEMA: &str = include_str!("../postgres_schema.sql");
 
@@ -200,6 +201,8 @@ impl Store for PgStore {
                     name: r.try_get(1)?,
                     opens_at: r.try_get(2)?,
                 };
+                // The same row→Candidate mapping as the SQLite store's, in
+                // this client's row type: a deliberate pair, one per dialect.
                 let mut candidates = Vec::new();
                 for cr in &cands {
                     if cr.try_get::<_, &str>(1)? == election.election_id {
@@ -233,7 +236,7 @@ impl Store for PgStore {
             let r = c.query_opt(
                 &format!(
                     "SELECT {} FROM voters WHERE voter_id = $1",
-                    read::PROFILE_COLUMNS
+                    super::util::voter_columns()
                 ),
                 &[&voter_id],
             )?;
@@ -260,7 +263,7 @@ impl Store for PgStore {
         topic: &str,
         moves: &[crate::store::OffsetMove],
     ) -> Result<(), StoreError> {
-        write::add_tallies(self, engine, deltas, topic, moves)
+        tallies::add_tallies(self, engine, deltas, topic, moves)
     }
 
     fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
@@ -292,7 +295,7 @@ impl Store for PgStore {
         from: i64,
         position: i64,
     ) -> Result<(), StoreError> {
-        write::save_tallies(self, engine, changed, from, position)
+        tallies::save_tallies(self, engine, changed, from, position)
     }
 
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {

@@ -9,11 +9,11 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{IsolationLevel, Row};
 
 use super::PgStore;
-use crate::aggregate::{Tallies, TallyKey};
 use crate::model::{format_voting_time, AgeBand, Gender, Vote, Voter};
-use crate::results::{DemographicTally, MinuteTally, Results, StateTally};
-use crate::store::util::Interner;
+use crate::results::{DemographicTally, MinuteTally, Results};
+use crate::store::util::{voter_columns, Interner};
 use crate::store::{Store, StoreError, VoterKey};
+use crate::tally::{Tallies, TallyKey};
 
 fn age_of(years: i32) -> u32 {
     u32::try_from(years).unwrap_or(0)
@@ -42,12 +42,7 @@ pub(super) fn scan_voters(
     })
 }
 
-/// The voters table's columns, in [`profile`]'s order.
-pub(super) const PROFILE_COLUMNS: &str = "voter_id, voter_name, date_of_birth, gender, nationality,
-    registration_number, address_street, address_city, address_state, address_country,
-    address_postcode, email, phone_number, cell_number, picture, registered_age";
-
-/// A voter from [`PROFILE_COLUMNS`] starting at column `at`.
+/// A voter from [`voter_columns`] starting at column `at`.
 pub(super) fn profile(r: &Row, at: usize) -> Result<Voter, postgres::Error> {
     Ok(Voter {
         voter_id: r.try_get(at)?,
@@ -79,7 +74,8 @@ pub(super) fn profiles(
     store.with(|c| {
         let rows = c.query(
             &format!(
-                "SELECT voter_no, {PROFILE_COLUMNS} FROM voters WHERE voter_no = ANY($1::int8[])"
+                "SELECT voter_no, {} FROM voters WHERE voter_no = ANY($1::int8[])",
+                voter_columns()
             ),
             &[&sorted],
         )?;
@@ -253,27 +249,13 @@ pub(super) fn results(
         )? {
             totals.insert(r.try_get(0)?, r.try_get(1)?);
         }
-        for cand in &mut res.candidates {
-            cand.total_votes = totals.get(&cand.candidate_id).copied().unwrap_or(0);
-        }
-        res.counted = totals.values().sum();
+        res.set_candidate_totals(&totals);
         for r in tx.query(
             "SELECT state, candidate_id, votes FROM results_state WHERE engine = $1 AND election_id = $2
              ORDER BY state COLLATE \"C\"",
             &args,
         )? {
-            let state: String = r.try_get(0)?;
-            let votes: i64 = r.try_get(2)?;
-            if res.states.last().is_none_or(|s: &StateTally| s.state != state) {
-                res.states.push(StateTally {
-                    state,
-                    ..StateTally::default()
-                });
-            }
-            if let Some(s) = res.states.last_mut() {
-                s.count += votes;
-                s.by_candidate.insert(r.try_get(1)?, votes);
-            }
+            res.add_state_votes(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
         }
         res.demographics = tx
             .query(
@@ -345,7 +327,7 @@ pub(super) fn recount(store: &mut PgStore, election_id: &str) -> Result<Tallies,
                 state,
                 AgeBand::of_age(age.min(200)),
                 gender,
-                minute * crate::aggregate::MINUTE_MS,
+                minute * crate::tally::MINUTE_MS,
                 n,
             );
         }

@@ -41,7 +41,7 @@ pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<String> {
     }
     let url = format!("sqlite://{}", db.display());
     let mut st = crate::store::open(&url)?;
-    crate::pipeline::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, cfg.voters, false)?;
+    crate::generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, cfg.voters, false)?;
     drop(st);
     let mut server = Server::start(&url, dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,132 @@
+//! `votestream run`: every stage of the embedded shape in one process.
+//!
+//! Threads, not tasks, for the stages: each one is a tight loop over big
+//! batches and a blocking store. The tokio runtime only serves HTTP.
+//! `votestream serve` is the same without the simulator. With `--bus
+//! kafka://…` the arrows are Kafka topics ([`kafka`]): the same stages, as
+//! members of the consumer groups any other instance joins.
+//!
+//! `wiring.rs` builds the stages and starts the server; `supervise.rs` runs
+//! the stages on threads and decides when the run is over.
+//!
+//! ```text
+//! simulator ─┬─ballots─► processor ─votes─► aggregator
+//! HTTP intake┘  (acks after commit)  │           │
+//!                    store: votes, results, progress ──► snapshots ──► HTTP
+//! ```
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod kafka;
+mod supervise;
+mod wiring;
+
+pub use kafka::simulate as simulate_to_kafka;
+// The registry bootstrap lives with the generator (the server uses it too).
+pub use crate::generate::{ensure_registry, generate_voters};
+
+use crate::bus::BusKind;
+use crate::model::Millis;
+use crate::results::Results;
+use crate::serve;
+use crate::simulate::{Rate, SimConfig};
+use crate::stats::Stats;
+use crate::store::{retry, StoreUrl};
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub store_url: StoreUrl,
+    pub bus: BusKind,
+    /// On Kafka: this process's name in its processor transactions (see
+    /// `process --instance`).
+    pub instance: String,
+    pub election_id: String,
+    pub voters: u64,
+    pub sim: SimConfig,
+    pub rate: Rate,
+    pub until_done: bool,
+    /// False for `serve`: ballots come only over HTTP.
+    pub simulate: bool,
+    pub http: serve::HttpOptions,
+    /// Threads serving HTTP.
+    pub http_workers: usize,
+    /// Where to write the bound address (useful with port 0).
+    pub addr_file: Option<std::path::PathBuf>,
+    pub progress: bool,
+}
+
+/// What a finished run reports.
+pub struct Summary {
+    pub results: Results,
+    pub elapsed: Duration,
+    pub sent: u64,
+    pub replays: u64,
+    /// Ballots the election received during this run (its `received` now,
+    /// less what it had at the start).
+    pub received: u64,
+    /// Ballots rejected with no usable election (none named, or unknown):
+    /// no election's `received` counts them.
+    pub no_election: u64,
+}
+
+impl Summary {
+    /// Every ballot sent is accounted for: sent = received by the election
+    /// + with no usable election + replays (once everything was processed).
+    pub fn render(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        format!(
+            "{}\nsent {} ballots in {:.1} s ({:.0} ballots/s): {} received by election {}, {} with no usable election (unknown or unreadable); {} replays of earlier ballots skipped\n",
+            self.results.render_text(),
+            self.sent,
+            secs,
+            self.sent as f64 / secs,
+            self.received,
+            self.results.election.election_id,
+            self.no_election,
+            self.replays
+        )
+    }
+}
+
+/// Runs the whole embedded pipeline.
+pub fn run(cfg: RunConfig) -> anyhow::Result<Summary> {
+    run_with_stats(cfg, Arc::new(Stats::default()))
+}
+
+/// [`run`], with counters the caller can watch (the benchmark does).
+pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summary> {
+    let wiring::Wired {
+        rt,
+        shutdown,
+        mut store,
+        already,
+        stages,
+    } = wiring::wire(&cfg, &stats)?;
+    let started = Instant::now();
+    let stages = supervise::run(&cfg, &stats, &shutdown, &mut *store, already, stages);
+    let elapsed = started.elapsed();
+    let results = stages.and_then(|()| {
+        Ok(retry(&shutdown, || {
+            store.results(&cfg.election_id, crate::aggregate::BUILTIN)
+        })?)
+    });
+    // Bounded, on failure too: a request still waiting on the store must
+    // not hold the process up.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let results = results?;
+    Ok(Summary {
+        received: (results.received as u64).saturating_sub(already as u64),
+        results,
+        elapsed,
+        sent: stats.sent.load(Relaxed),
+        replays: stats.replays.load(Relaxed),
+        no_election: stats.no_election.load(Relaxed),
+    })
+}
+
+/// Lateness allowance in milliseconds from seconds on the command line.
+pub fn allowance_ms(seconds: u64) -> Millis {
+    (seconds as i64).saturating_mul(1000)
+}

@@ -1,0 +1,171 @@
+//! Building a run: the store and its registry, the processor, the
+//! aggregator on the chosen bus, the snapshots and the HTTP server. Each
+//! stage gets a connection of its own because each runs on a thread of its
+//! own and a store connection serves one caller at a time.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::supervise::Aggregator;
+use super::RunConfig;
+use crate::aggregate::engine::Engine;
+use crate::aggregate::stream::StreamEngine;
+use crate::bus::kafka::intake::{BallotProducer, EarlyCheck};
+use crate::bus::memory::{self, BallotSender, MemoryBallots, VoteSender};
+use crate::bus::{BusKind, Inbound};
+use crate::generate::ensure_registry;
+use crate::model::now_millis;
+use crate::process::{Processor, Registry};
+use crate::serve;
+use crate::shutdown::Shutdown;
+use crate::simulate::Simulation;
+use crate::stats::Stats;
+use crate::store::Store;
+
+/// What a wired run hands on: what outlives the stages (the runtime, the
+/// main store connection, where the run started from) and the stages.
+pub(super) struct Wired {
+    pub rt: tokio::runtime::Runtime,
+    pub shutdown: Shutdown,
+    pub store: Box<dyn Store>,
+    /// Ballots the election had already received (replayed at full speed).
+    pub already: usize,
+    pub stages: Stages,
+}
+
+/// The stages, built and not yet running.
+pub(super) struct Stages {
+    pub sim: Option<Simulation>,
+    pub processor: Arc<Processor>,
+    pub ballot_tx: BallotSender,
+    pub ballot_rx: MemoryBallots,
+    pub vote_tx: VoteSender,
+    pub aggregator: Aggregator,
+    pub health: Arc<serve::Health>,
+    pub intake_stop: serve::IntakeStop,
+    pub addr: SocketAddr,
+}
+
+pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.http_workers.max(1))
+        .enable_all()
+        .build()?;
+    let shutdown = Shutdown::default();
+    shutdown.listen(rt.handle());
+
+    let mut store = cfg.store_url.open().context("opening the store")?;
+    ensure_registry(
+        &mut *store,
+        &cfg.election_id,
+        cfg.sim.seed,
+        cfg.voters,
+        cfg.progress,
+    )?;
+    let sim = if cfg.simulate {
+        Some(Simulation::load(&mut *store, &cfg.election_id, &cfg.sim)?)
+    } else {
+        None
+    };
+    // After a restart, what was already received is replayed at full speed.
+    let already = store
+        .results(&cfg.election_id, crate::aggregate::BUILTIN)?
+        .received as usize;
+    let processor = Arc::new(Processor::new(Registry::load(&mut *store)?));
+    let (ballot_tx, ballot_rx) = memory::ballots();
+    let (vote_tx, vote_rx) = memory::votes();
+    let (aggregator, sink) = match &cfg.bus {
+        BusKind::Memory => (
+            Aggregator::Memory(
+                Engine::open(cfg.store_url.open()?, cfg.sim.allowance_ms)?,
+                vote_rx,
+            ),
+            serve::IntakeSink::Memory(ballot_tx.clone()),
+        ),
+        BusKind::Kafka(bus) => {
+            bus.ensure_topics().context("creating the Kafka topics")?;
+            (
+                Aggregator::Kafka(Box::new(StreamEngine::open(
+                    bus,
+                    cfg.store_url.open()?,
+                    cfg.sim.allowance_ms,
+                )?)),
+                serve::IntakeSink::Kafka(BallotProducer::new(bus, early_check(&processor))?),
+            )
+        }
+    };
+    let health = Arc::new(serve::Health::default());
+    // On the in-process bus every simulated ballot is this processor's work.
+    health
+        .sent_is_local
+        .store(matches!(cfg.bus, BusKind::Memory), Relaxed);
+    let (intake, intake_stop) = serve::Intake::start(sink);
+    let snapshots = {
+        let _guard = rt.enter();
+        serve::snapshot::start(cfg.store_url.open()?, stats.clone(), health.clone())
+    };
+    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.http.listen))?;
+    let addr = listener.local_addr()?;
+    let shared = serve::Shared::new(
+        cfg.store_url.open()?,
+        snapshots,
+        cfg.election_id.clone(),
+        &cfg.http,
+        serve::Pipeline {
+            intake: Some(intake),
+            processor: Some(processor.clone()),
+            health: health.clone(),
+        },
+    );
+    let stop_http = shutdown.clone();
+    rt.spawn(async move {
+        let stop = async move {
+            while !stop_http.is_requested() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if let Err(e) = serve::serve(listener, shared, stop).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    if let Some(path) = &cfg.addr_file {
+        std::fs::write(path, addr.to_string()).context("writing --addr-file")?;
+    }
+    eprintln!(
+        "dashboard: http://{addr}/  (results API: http://{addr}/api/v1/elections/{}/results)",
+        cfg.election_id
+    );
+    Ok(Wired {
+        rt,
+        shutdown,
+        store,
+        already,
+        stages: Stages {
+            sim,
+            processor,
+            ballot_tx,
+            ballot_rx,
+            vote_tx,
+            aggregator,
+            health,
+            intake_stop,
+            addr,
+        },
+    })
+}
+
+/// The Kafka intake's answer-at-once check: the processor's own validation,
+/// against the registry it holds now.
+fn early_check(processor: &Arc<Processor>) -> EarlyCheck {
+    let processor = processor.clone();
+    Arc::new(move |b| {
+        processor
+            .validate(Inbound::Ballot(b), now_millis())
+            .err()
+            .map(|r| (r.reason, r.detail))
+    })
+}

@@ -1,0 +1,314 @@
+//! The embedded store: one SQLite file in WAL mode, `synchronous = FULL`, so
+//! a committed batch survives a crash of the process (and of the machine).
+//!
+//! Split as the PostgreSQL store is: this file the connection, the schema
+//! and the registry; `write.rs` the batch and tally writes; `read.rs` the
+//! rest. The SQL is the same tables in another dialect, so the two stores
+//! repeat each other's shape on purpose.
+
+mod read;
+mod write;
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::ids;
+use super::{
+    check_election, sort_by_voter, unsort, Batch, ElectionEntry, OffsetMove, Recorded, Store,
+    StoreError, VoterKey,
+};
+use crate::model::{Candidate, Election, Vote, Voter};
+use crate::results::Results;
+use crate::tally::{Tallies, TallyKey};
+
+const SCHEMA: &str = include_str!("../sqlite_schema.sql");
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Big batches and a big page cache: the votes index takes random inserts.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA cache_size = -262144;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA wal_autocheckpoint = 16384;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        add_source_columns(&conn)?;
+        let mut store = SqliteStore { conn };
+        store.claim_recorded_ids()?;
+        Ok(store)
+    }
+}
+
+impl SqliteStore {
+    /// Opens an existing database for reading only (`results`, `audit`):
+    /// never creates the file, never changes the schema or the journal mode,
+    /// and works on a file the process may not write. A WAL database needs
+    /// its `-shm` index; when that cannot be created beside a read-only file,
+    /// the file is read as immutable (nothing else can be writing it then).
+    pub fn open_read_only(path: &str) -> Result<SqliteStore, StoreError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let probe = |uri: &str| -> Result<Connection, StoreError> {
+            let conn = Connection::open_with_flags(uri, flags)?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(conn)
+        };
+        let file = uri_path(path);
+        let conn = match probe(&format!("file:{file}?mode=ro")) {
+            Ok(conn) => conn,
+            Err(first) => probe(&format!("file:{file}?mode=ro&immutable=1")).map_err(|_| first)?,
+        };
+        Ok(SqliteStore { conn })
+    }
+}
+
+/// A path as the path part of an SQLite `file:` URI.
+fn uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Brings a database made before the bus positions were kept up to date
+/// (SQLite has no `ADD COLUMN IF NOT EXISTS`).
+fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
+    for table in ["votes", "rejected_ballots"] {
+        let has: bool = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = 'src_offset'"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN src_partition INTEGER;
+                 ALTER TABLE {table} ADD COLUMN src_offset INTEGER;"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Version 3: fills `ballot_ids` from the votes and rejections a store
+    /// made before it existed (the first of an id wins), once.
+    fn claim_recorded_ids(&mut self) -> Result<(), StoreError> {
+        let version = |c: &Connection| -> rusqlite::Result<i64> {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        };
+        if version(&self.conn)? >= 3 || self.conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if version(&tx)? < 3 {
+            let mut claim = tx.prepare(
+                "INSERT INTO ballot_ids (ballot_id, fingerprint) VALUES (?1, ?2)
+                 ON CONFLICT (ballot_id) DO NOTHING",
+            )?;
+            let mut votes = tx.prepare(
+                "SELECT ballot_id, election_id, voter_id, candidate_id FROM votes ORDER BY seq",
+            )?;
+            let mut rows = votes.query([])?;
+            while let Some(r) = rows.next()? {
+                let print = ids::content_fingerprint(
+                    r.get_ref(1)?.as_str()?,
+                    r.get_ref(2)?.as_str()?,
+                    r.get_ref(3)?.as_str()?,
+                );
+                claim.execute(params![r.get_ref(0)?.as_str()?, print])?;
+            }
+            let mut rejected = tx.prepare(
+                "SELECT ballot_id, election_id, reason, raw FROM rejected_ballots ORDER BY id",
+            )?;
+            let mut rows = rejected.query([])?;
+            while let Some(r) = rows.next()? {
+                let election: Option<String> = r.get(1)?;
+                let (reason, raw) = (r.get_ref(2)?.as_str()?, r.get_ref(3)?.as_str()?);
+                let print = ids::recorded_fingerprint(election.as_deref(), reason, raw);
+                claim.execute(params![r.get_ref(0)?.as_str()?, print])?;
+            }
+        }
+        tx.execute_batch("PRAGMA user_version = 3")?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn put_election(&mut self, e: &Election, candidates: &[Candidate]) -> Result<(), StoreError> {
+        check_election(e, candidates)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO elections (election_id, name, opens_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (election_id) DO UPDATE SET name = excluded.name, opens_at = excluded.opens_at",
+            params![e.election_id, e.name, e.opens_at],
+        )?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO candidates (candidate_id, election_id, candidate_name, party_affiliation,
+                    biography, campaign_platform, photo_url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (election_id, candidate_id) DO UPDATE SET candidate_name = excluded.candidate_name,
+                    party_affiliation = excluded.party_affiliation, biography = excluded.biography,
+                    campaign_platform = excluded.campaign_platform, photo_url = excluded.photo_url",
+            )?;
+            for c in candidates {
+                stmt.execute(params![
+                    c.candidate_id,
+                    e.election_id,
+                    c.candidate_name,
+                    c.party_affiliation,
+                    c.biography,
+                    c.campaign_platform,
+                    c.photo_url
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn put_voters(&mut self, voters: &[Voter]) -> Result<u64, StoreError> {
+        write::put_voters(self, voters)
+    }
+
+    fn elections(&mut self) -> Result<Vec<ElectionEntry>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT election_id, name, opens_at, election_no FROM elections ORDER BY election_id",
+        )?;
+        let elections: Vec<(Election, i64)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    Election {
+                        election_id: r.get(0)?,
+                        name: r.get(1)?,
+                        opens_at: r.get(2)?,
+                    },
+                    r.get(3)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut cstmt = self.conn.prepare(
+            "SELECT candidate_id, election_id, candidate_name, party_affiliation, biography,
+                campaign_platform, photo_url FROM candidates WHERE election_id = ?1 ORDER BY candidate_id",
+        )?;
+        let mut out = Vec::with_capacity(elections.len());
+        // The PostgreSQL store maps the same row to a Candidate in its own
+        // client's row type: a deliberate pair, one per dialect.
+        for (e, no) in elections {
+            let cands = cstmt
+                .query_map([&e.election_id], |r| {
+                    Ok(Candidate {
+                        candidate_id: r.get(0)?,
+                        election_id: r.get(1)?,
+                        candidate_name: r.get(2)?,
+                        party_affiliation: r.get(3)?,
+                        biography: r.get(4)?,
+                        campaign_platform: r.get(5)?,
+                        photo_url: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            out.push(ElectionEntry {
+                no,
+                election: e,
+                candidates: cands,
+            });
+        }
+        Ok(out)
+    }
+
+    fn scan_voters(&mut self, f: &mut dyn FnMut(VoterKey<'_>)) -> Result<(), StoreError> {
+        read::scan_voters(self, f)
+    }
+
+    fn voter(&mut self, voter_id: &str) -> Result<Option<Voter>, StoreError> {
+        let v = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM voters WHERE voter_id = ?1",
+                    super::util::voter_columns()
+                ),
+                [voter_id],
+                |r| read::profile(r, 0),
+            )
+            .optional()?;
+        Ok(v)
+    }
+
+    fn profiles(&mut self, voter_nos: &[i64]) -> Result<Vec<(i64, Voter)>, StoreError> {
+        read::profiles(self, voter_nos)
+    }
+
+    fn load_offsets(&mut self, engine: &str, topic: &str) -> Result<HashMap<i32, i64>, StoreError> {
+        read::load_offsets(self, engine, topic)
+    }
+
+    fn add_tallies(
+        &mut self,
+        engine: &str,
+        deltas: &[(TallyKey, i64)],
+        topic: &str,
+        moves: &[OffsetMove],
+    ) -> Result<(), StoreError> {
+        write::add_tallies(self, engine, deltas, topic, moves)
+    }
+
+    fn record(&mut self, mut batch: Batch) -> Result<Recorded, (StoreError, Batch)> {
+        // In key order the uniqueness index is walked forward instead of at
+        // random. Stable, so one voter's ballots keep their arrival order.
+        let (positions, arrival) = sort_by_voter(&mut batch);
+        match self.try_record(&batch, &arrival) {
+            Ok(outcome) => Ok(outcome.apply(batch, &positions)),
+            Err(e) => Err((e, unsort(batch, &positions))),
+        }
+    }
+
+    fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError> {
+        read::votes_after(self, after, limit)
+    }
+
+    fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError> {
+        read::load_tallies(self, engine)
+    }
+
+    fn save_tallies(
+        &mut self,
+        engine: &str,
+        changed: &[(TallyKey, i64)],
+        from: i64,
+        position: i64,
+    ) -> Result<(), StoreError> {
+        write::save_tallies(self, engine, changed, from, position)
+    }
+
+    fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
+        read::results(self, election_id, engine)
+    }
+
+    fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError> {
+        read::recount(self, election_id)
+    }
+}
