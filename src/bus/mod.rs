@@ -83,20 +83,69 @@ impl BusKind {
     }
 }
 
-/// A message of the `ballots` topic: typed when it comes from inside the
+/// A message of the `ballots` topic, with what travels beside it: who
+/// waits for its answer, and where on the bus it was read. Both are
+/// optional and independent, so no stage has to unwrap layers to reach the
+/// ballot.
+#[derive(Debug)]
+pub struct Inbound {
+    pub body: Payload,
+    /// Someone waiting for the answer (the HTTP API). It is answered only
+    /// once the ballot is committed, from the ballot's own place in its
+    /// batch.
+    pub ack: Option<Ack>,
+    /// The bus position it was read from (Kafka): the store keeps it with
+    /// the outcome, to recognise the message when it is read again.
+    pub source: Option<Source>,
+}
+
+/// What a ballot message holds: typed when it comes from inside the
 /// process, raw bytes when it crossed a wire and still has to be parsed,
 /// already refused when the edge (the HTTP API) found it bad but it must
-/// still be recorded and counted. `Acked` wraps any of them when someone
-/// waits for the answer, which comes once the ballot is committed;
-/// `Sourced` when it was read from a bus position (Kafka), which the store
-/// keeps with the outcome.
-#[derive(Debug)]
-pub enum Inbound {
+/// still be recorded and counted.
+#[derive(Clone, Debug)]
+pub enum Payload {
     Ballot(Ballot),
     Raw(Vec<u8>),
     Rejected(Box<Rejection>),
-    Acked(Box<Inbound>, Ack),
-    Sourced(Box<Inbound>, Source),
+}
+
+impl Inbound {
+    pub fn ballot(b: Ballot) -> Inbound {
+        Payload::Ballot(b).into()
+    }
+
+    pub fn raw(bytes: Vec<u8>) -> Inbound {
+        Payload::Raw(bytes).into()
+    }
+
+    pub fn rejected(r: Rejection) -> Inbound {
+        Payload::Rejected(Box::new(r)).into()
+    }
+
+    pub fn with_ack(self, ack: Ack) -> Inbound {
+        Inbound {
+            ack: Some(ack),
+            ..self
+        }
+    }
+
+    pub fn read_at(self, source: Source) -> Inbound {
+        Inbound {
+            source: Some(source),
+            ..self
+        }
+    }
+}
+
+impl From<Payload> for Inbound {
+    fn from(body: Payload) -> Inbound {
+        Inbound {
+            body,
+            ack: None,
+            source: None,
+        }
+    }
 }
 
 /// Where the processor takes ballots from.
@@ -233,7 +282,7 @@ impl BallotSource for LinesSource {
             }
         }
         let n = self.pending.len().min(max);
-        Ok(Some(self.pending.drain(..n).map(Inbound::Raw).collect()))
+        Ok(Some(self.pending.drain(..n).map(Inbound::raw).collect()))
     }
 
     fn stop(&mut self) {

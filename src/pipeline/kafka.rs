@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::bus::kafka::ballots::{KafkaBallots, VotePublisher};
 use crate::bus::kafka::{KafkaBus, Topic};
-use crate::bus::Inbound;
+use crate::bus::Payload;
 use crate::process::{self, parse::ballot_json, Processor};
 use crate::shutdown::Shutdown;
 use crate::simulate::{Rate, Simulation};
@@ -39,14 +39,14 @@ pub fn simulate(
     sim.run(unpaced, rate, shutdown, |batch| {
         let n = batch.len() as u64;
         for b in batch {
-            let sent = match b {
-                Inbound::Ballot(b) => publisher.send(
+            let sent = match b.body {
+                Payload::Ballot(b) => publisher.send(
                     &topic,
                     Some(b.voter_id.as_bytes()),
                     ballot_json(&b).as_bytes(),
                 ),
-                Inbound::Raw(bytes) => publisher.send(&topic, None, &bytes),
-                Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
+                Payload::Raw(bytes) => publisher.send(&topic, None, &bytes),
+                Payload::Rejected(_) => Ok(()),
             };
             if let Err(e) = sent {
                 failed = Some(e);

@@ -164,7 +164,7 @@ fn early_check(processor: &Arc<Processor>) -> EarlyCheck {
     let processor = processor.clone();
     Arc::new(move |b| {
         processor
-            .validate(Inbound::Ballot(b), now_millis())
+            .validate(Inbound::ballot(b), now_millis())
             .err()
             .map(|r| (r.reason, r.detail))
     })

@@ -130,7 +130,7 @@ impl Intake {
     pub async fn submit(&self, ballot: Inbound) -> Result<Decision, IntakeError> {
         let (ack, answer) = oneshot::channel();
         self.tx
-            .send(Msg::Ballot(Inbound::Acked(Box::new(ballot), Ack(ack))))
+            .send(Msg::Ballot(ballot.with_ack(Ack(ack))))
             .await
             .map_err(|_| IntakeError::Closed)?;
         answer.await.map_err(|_| IntakeError::NotRecorded)

@@ -15,7 +15,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use super::messages::{edge_rejection_header, EDGE_REJECTION_HEADER};
 use super::{send_with_headers, KafkaBus, Topic};
 use crate::ack::{Ack, Decision, Outcome};
-use crate::bus::{BusError, Inbound};
+use crate::bus::{BusError, Inbound, Payload};
 use crate::edge::ballot_json;
 use crate::model::{Ballot, RejectReason};
 
@@ -67,19 +67,15 @@ impl BallotProducer {
 
     /// Queues one ballot; its waiter (if any) hears back on delivery.
     pub fn send(&self, inbound: Inbound) {
-        let (inner, ack) = match inbound {
-            Inbound::Acked(inner, ack) => (*inner, Some(ack)),
-            other => (other, None),
-        };
         let mut headers = None;
-        let (key, payload, ballot_id, early) = match inner {
-            Inbound::Ballot(b) => {
+        let (key, payload, ballot_id, early) = match inbound.body {
+            Payload::Ballot(b) => {
                 let payload = ballot_json(&b).into_bytes();
                 let (key, id) = (b.voter_id.clone(), b.ballot_id.clone());
                 let early = (self.check)(b);
                 (Some(key), payload, id, early)
             }
-            Inbound::Rejected(r) => {
+            Payload::Rejected(r) => {
                 let header = edge_rejection_header(&r);
                 headers = Some(OwnedHeaders::new().insert(Header {
                     key: EDGE_REJECTION_HEADER,
@@ -92,17 +88,13 @@ impl BallotProducer {
                     Some((r.reason, r.detail)),
                 )
             }
-            Inbound::Raw(raw) => (None, raw, String::new(), None),
-            Inbound::Acked(..) | Inbound::Sourced(..) => {
-                tracing::error!("a nested ballot reached the Kafka intake");
-                return;
-            }
+            Payload::Raw(raw) => (None, raw, String::new(), None),
         };
         let outcome = match early {
             Some((reason, detail)) => Outcome::Rejected { reason, detail },
             None => Outcome::Queued,
         };
-        let Some(ack) = ack else {
+        let Some(ack) = inbound.ack else {
             tracing::warn!("a ballot without a waiter reached the Kafka intake");
             return;
         };
