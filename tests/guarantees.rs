@@ -139,7 +139,7 @@ fn engine_with_bus(
     let stats = Stats::default();
     stats.aggregated_seq.store(-1, SeqCst);
     std::thread::scope(|s| {
-        let running = s.spawn(|| engine.run(Feed::Memory(rx), &stats, &Shutdown::default()));
+        let running = s.spawn(|| engine.run(Feed::Bus(Box::new(rx)), &stats, &Shutdown::default()));
         while stats.aggregated_seq.load(SeqCst) != caught_up {
             assert!(!running.is_finished(), "the engine stopped early");
             std::thread::sleep(Duration::from_millis(2));

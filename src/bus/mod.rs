@@ -159,21 +159,33 @@ pub trait BallotSource: Send {
     fn stop(&mut self) {}
 }
 
-/// Where the processor puts what it recorded (`votes_topic`, `rejected_ballots`).
-pub enum VoteSink {
-    Memory(memory::VoteSender),
+/// Where ballots are handed on: the in-process processor's channel, or
+/// Kafka's `ballots` topic. The HTTP intake and the simulator write to one
+/// of these without knowing which; a waiter's answer comes from whoever
+/// decides (the processor after its commit, Kafka once it has the ballot).
+pub trait BallotSink: Send {
+    /// `Ok(false)` once nobody takes ballots any more (the processor has
+    /// gone), which ends the writer without being the sink's failure.
+    fn send(&self, batch: Vec<Inbound>) -> Result<bool, BusError>;
+    /// Waits until everything sent is durably handed on.
+    fn flush(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
-impl VoteSink {
-    pub fn send(&self, votes: Vec<Vote>, rejections: Vec<Rejection>) {
-        match self {
-            // In process nobody consumes rejections: the store keeps them.
-            VoteSink::Memory(tx) => {
-                drop(rejections);
-                tx.send(votes);
-            }
-        }
-    }
+/// Where the processor puts what it recorded (`votes_topic`,
+/// `rejected_ballots`), outside a transaction with its input: on Kafka the
+/// processor publishes in one transaction with its consumer offsets
+/// instead (`process::kafka`), which this cannot express.
+pub trait VoteSink: Send + Sync {
+    fn send(&self, votes: Vec<Vote>, rejections: Vec<Rejection>);
+}
+
+/// Where an aggregator takes accepted votes from, in seq order.
+pub trait VoteSource: Send {
+    /// Up to about `max` votes; an empty batch when none came within
+    /// `wait`; `None` once the source has ended.
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Option<Vec<Vote>>;
 }
 
 /// Ballots as JSON lines from a file or stdin: one message per line.

@@ -229,7 +229,7 @@ pub fn run(
     processor: &Processor,
     store: &mut dyn Store,
     source: &mut dyn BallotSource,
-    sink: Option<&VoteSink>,
+    sink: Option<&dyn VoteSink>,
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
