@@ -257,7 +257,7 @@ impl Simulation {
                 .clone()
         };
         let typed = |voter: u32, candidate: String, cast_at: Millis| {
-            Inbound::Ballot(Ballot {
+            Inbound::ballot(Ballot {
                 ballot_id: ballot_id.clone(),
                 election_id: e.clone(),
                 voter_id: self.voters[voter as usize].id.clone(),
@@ -293,7 +293,7 @@ impl Simulation {
             .map(|c| c.candidate_id.clone())
             .unwrap_or_default();
         let ballot = |voter_id: String, election_id: String, candidate_id: String, cast_at| {
-            Inbound::Ballot(Ballot {
+            Inbound::ballot(Ballot {
                 ballot_id: ballot_id.clone(),
                 election_id,
                 voter_id,
@@ -301,7 +301,7 @@ impl Simulation {
                 cast_at,
             })
         };
-        let raw = |s: String| Inbound::Raw(s.into_bytes());
+        let raw = |s: String| Inbound::raw(s.into_bytes());
         match kind {
             Invalid::UnknownVoter => {
                 ballot(format!("unregistered-{ballot_id}"), e, candidate_id, now)
@@ -333,7 +333,7 @@ impl Simulation {
             Invalid::InvalidUtf8 => {
                 let mut b = format!(r#"{{"ballot_id":"{ballot_id}","voter_id":""#).into_bytes();
                 b.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
-                Inbound::Raw(b)
+                Inbound::raw(b)
             }
             Invalid::TooLarge => raw(format!(
                 r#"{{"ballot_id":"{ballot_id}","padding":"{}"}}"#,

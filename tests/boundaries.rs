@@ -140,7 +140,7 @@ fn verdict(p: &Processor, voter: &str, cast_at: Millis, now: Millis) -> Result<(
         candidate_id: "a".into(),
         cast_at,
     };
-    p.validate(Inbound::Ballot(b), now)
+    p.validate(Inbound::ballot(b), now)
         .map(|_| ())
         .map_err(|r| r.reason)
 }

@@ -91,7 +91,7 @@ impl Fixture {
     fn record_votes(&self, voters: std::ops::Range<usize>) -> Vec<Vote> {
         let p = self.processor();
         let batch = voters
-            .map(|i| Inbound::Ballot(self.ballot(&format!("b{i}"), i, "a")))
+            .map(|i| Inbound::ballot(self.ballot(&format!("b{i}"), i, "a")))
             .collect();
         let r = self
             .store()
@@ -141,7 +141,7 @@ fn engine_with_bus(
     let stats = Stats::default();
     stats.aggregated_seq.store(-1, SeqCst);
     std::thread::scope(|s| {
-        let running = s.spawn(|| engine.run(Feed::Memory(rx), &stats, &Shutdown::default()));
+        let running = s.spawn(|| engine.run(Feed::Bus(Box::new(rx)), &stats, &Shutdown::default()));
         while stats.aggregated_seq.load(SeqCst) != caught_up {
             assert!(!running.is_finished(), "the engine stopped early");
             std::thread::sleep(Duration::from_millis(2));
@@ -215,10 +215,10 @@ fn one_vote_per_voter_replays_change_nothing_and_counters_add_up() {
     let now = OPENS + 60_000;
     let input = || {
         vec![
-            Inbound::Ballot(f.ballot("first", 0, "a")),
-            Inbound::Ballot(f.ballot("second", 0, "b")), // same voter, another ballot
-            Inbound::Ballot(f.ballot("other", 1, "b")),
-            Inbound::Raw(b"{not json".to_vec()),
+            Inbound::ballot(f.ballot("first", 0, "a")),
+            Inbound::ballot(f.ballot("second", 0, "b")), // same voter, another ballot
+            Inbound::ballot(f.ballot("other", 1, "b")),
+            Inbound::raw(b"{not json".to_vec()),
         ]
     };
     let r = st
@@ -271,7 +271,7 @@ fn a_blocked_write_waits_with_its_batch_whole() {
     let mut st = f.store();
     let batch = p.validate_batch(
         (0..5)
-            .map(|i| Inbound::Ballot(f.ballot(&format!("b{i}"), i, "a")))
+            .map(|i| Inbound::ballot(f.ballot(&format!("b{i}"), i, "a")))
             .collect(),
         OPENS + 60_000,
     );
@@ -333,14 +333,14 @@ fn an_answer_comes_only_after_the_commit() {
     let p = f.processor();
     let mut st = f.store();
     let (answer_tx, mut answer) = tokio::sync::oneshot::channel::<Decision>();
-    let ballot = Inbound::Ballot(Ballot {
+    let ballot = Inbound::ballot(Ballot {
         cast_at: votestream::model::now_millis(),
         ..f.ballot("acked", 0, "b")
     });
     let (asked_tx, asked) = std::sync::mpsc::channel();
     let (release_tx, release) = std::sync::mpsc::channel();
     let mut source = OneBatch {
-        batch: Some(vec![Inbound::Acked(Box::new(ballot), Ack(answer_tx))]),
+        batch: Some(vec![ballot.with_ack(Ack(answer_tx))]),
         asked_again: asked_tx,
         release,
     };

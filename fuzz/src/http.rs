@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use votestream::bus::memory;
 use votestream::process::{self, Processor, Registry};
-use votestream::serve::{self, HttpOptions, Intake, IntakeSink, Pipeline, Shared, Tokens};
+use votestream::serve::{self, HttpOptions, Intake, Pipeline, Shared, Tokens};
 use votestream::shutdown::Shutdown;
 use votestream::stats::Stats;
 use votestream::store;
@@ -89,7 +89,7 @@ fn world() -> World {
             }
         });
     }
-    let (intake, stop) = Intake::start(IntakeSink::Memory(ballot_tx));
+    let (intake, stop) = Intake::start(Box::new(ballot_tx));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

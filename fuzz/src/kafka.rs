@@ -48,7 +48,7 @@ fn check_ballot_message(w: &mut World, data: &[u8]) {
         partition: 0,
         offset: w.offset,
     };
-    let inbound = Inbound::Sourced(Box::new(Inbound::Raw(data.to_vec())), source);
+    let inbound = Inbound::raw(data.to_vec()).read_at(source);
     let batch = w
         .processor
         .validate_batch(vec![inbound], votestream::model::now_millis());

@@ -7,9 +7,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-
 use super::{Tallies, BUILTIN};
+use crate::bus::VoteSource;
 use crate::model::{Millis, Vote};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
@@ -30,8 +29,8 @@ pub struct Engine {
 
 /// Where new votes come from.
 pub enum Feed {
-    /// The in-process bus; the engine stops when it closes.
-    Memory(Receiver<Vec<Vote>>),
+    /// The bus; the engine stops when it ends.
+    Bus(Box<dyn VoteSource>),
     /// Tail the store's votes log (a separate `aggregate` process); with
     /// `follow`, keep waiting for new votes until shutdown.
     Store { follow: bool },
@@ -63,21 +62,16 @@ impl Engine {
         self.catch_up(i64::MAX, shutdown)?;
         stats.aggregated_seq.store(self.position, Relaxed);
         match feed {
-            Feed::Memory(rx) => loop {
-                let mut batch = match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(b) => b,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                };
-                while let Ok(more) = rx.try_recv() {
-                    batch.extend(more);
-                    if batch.len() >= CATCH_UP_BATCH {
-                        break;
+            Feed::Bus(mut votes) => {
+                let wait = Duration::from_millis(200);
+                while let Some(batch) = votes.next_batch(CATCH_UP_BATCH, wait) {
+                    if batch.is_empty() {
+                        continue;
                     }
+                    self.apply_batch(&batch, shutdown)?;
+                    stats.aggregated_seq.store(self.position, Relaxed);
                 }
-                self.apply_batch(&batch, shutdown)?;
-                stats.aggregated_seq.store(self.position, Relaxed);
-            },
+            }
             Feed::Store { follow } => loop {
                 let n = self.catch_up(i64::MAX, shutdown)?;
                 stats.aggregated_seq.store(self.position, Relaxed);

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
-use super::{BallotSource, BusError, Inbound};
-use crate::model::Vote;
+use super::{BallotSink, BallotSource, BusError, Inbound, VoteSink, VoteSource};
+use crate::model::{Rejection, Vote};
 
 /// Batches in flight per channel.
 const CAPACITY: usize = 128;
@@ -28,6 +28,12 @@ impl BallotSender {
     /// False once the processor has gone.
     pub fn send(&self, batch: Vec<Inbound>) -> bool {
         self.0.send(batch).is_ok()
+    }
+}
+
+impl BallotSink for BallotSender {
+    fn send(&self, batch: Vec<Inbound>) -> Result<bool, BusError> {
+        Ok(BallotSender::send(self, batch))
     }
 }
 
@@ -53,11 +59,30 @@ impl BallotSource for MemoryBallots {
 #[derive(Clone)]
 pub struct VoteSender(Sender<Vec<Vote>>);
 
-impl VoteSender {
-    pub fn send(&self, votes: Vec<Vote>) {
+impl VoteSink for VoteSender {
+    fn send(&self, votes: Vec<Vote>, rejections: Vec<Rejection>) {
+        // In process nobody consumes rejections: the store keeps them.
+        drop(rejections);
         if !votes.is_empty() {
             // A gone aggregator is not an error: it catches up from the store.
             let _ = self.0.send(votes);
         }
+    }
+}
+
+impl VoteSource for Receiver<Vec<Vote>> {
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Option<Vec<Vote>> {
+        let mut batch = match self.recv_timeout(wait) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => return Some(Vec::new()),
+            Err(RecvTimeoutError::Disconnected) => return None,
+        };
+        while let Ok(more) = self.try_recv() {
+            batch.extend(more);
+            if batch.len() >= max {
+                break;
+            }
+        }
+        Some(batch)
     }
 }

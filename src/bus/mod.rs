@@ -83,20 +83,69 @@ impl BusKind {
     }
 }
 
-/// A message of the `ballots` topic: typed when it comes from inside the
+/// A message of the `ballots` topic, with what travels beside it: who
+/// waits for its answer, and where on the bus it was read. Both are
+/// optional and independent, so no stage has to unwrap layers to reach the
+/// ballot.
+#[derive(Debug)]
+pub struct Inbound {
+    pub body: Payload,
+    /// Someone waiting for the answer (the HTTP API). It is answered only
+    /// once the ballot is committed, from the ballot's own place in its
+    /// batch.
+    pub ack: Option<Ack>,
+    /// The bus position it was read from (Kafka): the store keeps it with
+    /// the outcome, to recognise the message when it is read again.
+    pub source: Option<Source>,
+}
+
+/// What a ballot message holds: typed when it comes from inside the
 /// process, raw bytes when it crossed a wire and still has to be parsed,
 /// already refused when the edge (the HTTP API) found it bad but it must
-/// still be recorded and counted. `Acked` wraps any of them when someone
-/// waits for the answer, which comes once the ballot is committed;
-/// `Sourced` when it was read from a bus position (Kafka), which the store
-/// keeps with the outcome.
-#[derive(Debug)]
-pub enum Inbound {
+/// still be recorded and counted.
+#[derive(Clone, Debug)]
+pub enum Payload {
     Ballot(Ballot),
     Raw(Vec<u8>),
     Rejected(Box<Rejection>),
-    Acked(Box<Inbound>, Ack),
-    Sourced(Box<Inbound>, Source),
+}
+
+impl Inbound {
+    pub fn ballot(b: Ballot) -> Inbound {
+        Payload::Ballot(b).into()
+    }
+
+    pub fn raw(bytes: Vec<u8>) -> Inbound {
+        Payload::Raw(bytes).into()
+    }
+
+    pub fn rejected(r: Rejection) -> Inbound {
+        Payload::Rejected(Box::new(r)).into()
+    }
+
+    pub fn with_ack(self, ack: Ack) -> Inbound {
+        Inbound {
+            ack: Some(ack),
+            ..self
+        }
+    }
+
+    pub fn read_at(self, source: Source) -> Inbound {
+        Inbound {
+            source: Some(source),
+            ..self
+        }
+    }
+}
+
+impl From<Payload> for Inbound {
+    fn from(body: Payload) -> Inbound {
+        Inbound {
+            body,
+            ack: None,
+            source: None,
+        }
+    }
 }
 
 /// Where the processor takes ballots from.
@@ -110,21 +159,33 @@ pub trait BallotSource: Send {
     fn stop(&mut self) {}
 }
 
-/// Where the processor puts what it recorded (`votes_topic`, `rejected_ballots`).
-pub enum VoteSink {
-    Memory(memory::VoteSender),
+/// Where ballots are handed on: the in-process processor's channel, or
+/// Kafka's `ballots` topic. The HTTP intake and the simulator write to one
+/// of these without knowing which; a waiter's answer comes from whoever
+/// decides (the processor after its commit, Kafka once it has the ballot).
+pub trait BallotSink: Send {
+    /// `Ok(false)` once nobody takes ballots any more (the processor has
+    /// gone), which ends the writer without being the sink's failure.
+    fn send(&self, batch: Vec<Inbound>) -> Result<bool, BusError>;
+    /// Waits until everything sent is durably handed on.
+    fn flush(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
-impl VoteSink {
-    pub fn send(&self, votes: Vec<Vote>, rejections: Vec<Rejection>) {
-        match self {
-            // In process nobody consumes rejections: the store keeps them.
-            VoteSink::Memory(tx) => {
-                drop(rejections);
-                tx.send(votes);
-            }
-        }
-    }
+/// Where the processor puts what it recorded (`votes_topic`,
+/// `rejected_ballots`), outside a transaction with its input: on Kafka the
+/// processor publishes in one transaction with its consumer offsets
+/// instead (`process::kafka`), which this cannot express.
+pub trait VoteSink: Send + Sync {
+    fn send(&self, votes: Vec<Vote>, rejections: Vec<Rejection>);
+}
+
+/// Where an aggregator takes accepted votes from, in seq order.
+pub trait VoteSource: Send {
+    /// Up to about `max` votes; an empty batch when none came within
+    /// `wait`; `None` once the source has ended.
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Option<Vec<Vote>>;
 }
 
 /// Ballots as JSON lines from a file or stdin: one message per line.
@@ -233,7 +294,7 @@ impl BallotSource for LinesSource {
             }
         }
         let n = self.pending.len().min(max);
-        Ok(Some(self.pending.drain(..n).map(Inbound::Raw).collect()))
+        Ok(Some(self.pending.drain(..n).map(Inbound::raw).collect()))
     }
 
     fn stop(&mut self) {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use votestream::bus::kafka::{KafkaBus, Topic};
-use votestream::bus::{BusKind, Inbound};
+use votestream::bus::{BusKind, Payload};
 use votestream::pipeline;
 use votestream::process::parse::ballot_json;
 use votestream::shutdown::Shutdown;
@@ -136,11 +136,11 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let mut failed = None;
     simulation.run(0, a.sim.rate, &Shutdown::default(), |batch| {
         for b in batch {
-            let r = match b {
-                Inbound::Ballot(b) => writeln!(w, "{}", ballot_json(&b)),
-                Inbound::Raw(bytes) => w.write_all(&bytes).and_then(|_| w.write_all(b"\n")),
+            let r = match b.body {
+                Payload::Ballot(b) => writeln!(w, "{}", ballot_json(&b)),
+                Payload::Raw(bytes) => w.write_all(&bytes).and_then(|_| w.write_all(b"\n")),
                 // The simulator only makes typed and raw ballots.
-                Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
+                Payload::Rejected(_) => Ok(()),
             };
             if let Err(e) = r {
                 failed = Some(e);

@@ -4,12 +4,11 @@
 //! processes can share the work).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use crate::bus::kafka::ballots::{KafkaBallots, VotePublisher};
-use crate::bus::kafka::{KafkaBus, Topic};
-use crate::bus::Inbound;
-use crate::process::{self, parse::ballot_json, Processor};
+use crate::bus::kafka::intake::BallotWriter;
+use crate::bus::kafka::KafkaBus;
+use crate::process::{self, Processor};
 use crate::shutdown::Shutdown;
 use crate::simulate::{Rate, Simulation};
 use crate::stats::Stats;
@@ -33,34 +32,8 @@ pub fn simulate(
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let publisher = bus.publisher()?;
-    let topic = bus.topic(Topic::Ballots);
-    let mut failed = None;
-    sim.run(unpaced, rate, shutdown, |batch| {
-        let n = batch.len() as u64;
-        for b in batch {
-            let sent = match b {
-                Inbound::Ballot(b) => publisher.send(
-                    &topic,
-                    Some(b.voter_id.as_bytes()),
-                    ballot_json(&b).as_bytes(),
-                ),
-                Inbound::Raw(bytes) => publisher.send(&topic, None, &bytes),
-                Inbound::Rejected(_) | Inbound::Acked(..) | Inbound::Sourced(..) => Ok(()),
-            };
-            if let Err(e) = sent {
-                failed = Some(e);
-                return false;
-            }
-        }
-        stats.sent.fetch_add(n, Relaxed);
-        true
-    });
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    publisher.flush(Duration::from_secs(60))?;
-    Ok(())
+    let sink = BallotWriter::new(bus)?;
+    super::simulate_into(sim, &sink, unpaced, rate, stats, shutdown)
 }
 
 /// `profiles` is a second connection to the store (see `process::kafka`).

@@ -27,11 +27,12 @@ pub use kafka::simulate as simulate_to_kafka;
 // The registry bootstrap lives with the generator (the server uses it too).
 pub use crate::generate::{ensure_registry, generate_voters};
 
-use crate::bus::BusKind;
+use crate::bus::{BallotSink, BusKind};
 use crate::model::Millis;
 use crate::results::Results;
 use crate::serve;
-use crate::simulate::{Rate, SimConfig};
+use crate::shutdown::Shutdown;
+use crate::simulate::{Rate, SimConfig, Simulation};
 use crate::stats::Stats;
 use crate::store::{retry, StoreUrl};
 
@@ -124,6 +125,39 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         replays: stats.replays.load(Relaxed),
         no_election: stats.no_election.load(Relaxed),
     })
+}
+
+/// Runs the simulator into `sink` (the first `unpaced` ballots at full
+/// speed: a restart's replay of what was sent before), then waits until the
+/// sink has everything.
+pub(crate) fn simulate_into(
+    sim: &Simulation,
+    sink: &dyn BallotSink,
+    unpaced: usize,
+    rate: Rate,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut failed = None;
+    sim.run(unpaced, rate, shutdown, |batch| {
+        let n = batch.len() as u64;
+        // Counted before it can be consumed, so "sent" never trails what
+        // the processor has seen.
+        stats.sent.fetch_add(n, Relaxed);
+        match sink.send(batch) {
+            Ok(open) => open,
+            Err(e) => {
+                stats.sent.fetch_sub(n, Relaxed);
+                failed = Some(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    sink.flush()?;
+    Ok(())
 }
 
 /// Lateness allowance in milliseconds from seconds on the command line.

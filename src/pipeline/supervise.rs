@@ -12,7 +12,8 @@ use super::wiring::Stages;
 use super::{kafka, RunConfig};
 use crate::aggregate::engine::{Engine, Feed};
 use crate::aggregate::stream::StreamEngine;
-use crate::bus::{BusKind, VoteSink};
+use crate::bus::kafka::KafkaBus;
+use crate::bus::{BallotSource, VoteSink, VoteSource};
 use crate::process;
 use crate::shutdown::Shutdown;
 use crate::stats::{progress_bar, Stats};
@@ -29,69 +30,53 @@ pub(super) fn run(
     let Stages {
         sim,
         processor,
-        ballot_tx,
-        ballot_rx,
-        vote_tx,
+        processing,
         aggregator,
+        in_process,
         health,
         intake_stop,
         addr,
     } = stages;
+    let (sim, sim_sink) = sim.unzip();
     std::thread::scope(|s| -> anyhow::Result<()> {
         let processing = s.spawn(|| {
             // Owned here, so a failed processor closes the channel and a
             // simulator waiting to send is not left blocked on it.
-            let mut ballot_rx = ballot_rx;
+            let processing = processing;
             let _running = Running::new(&health.processor_running);
-            match &cfg.bus {
-                BusKind::Memory => process::run(
+            match processing {
+                Processing::Plain { mut ballots, votes } => process::run(
                     &processor,
                     &mut *store,
-                    &mut ballot_rx,
-                    Some(&VoteSink::Memory(vote_tx)),
+                    &mut *ballots,
+                    Some(&*votes),
                     stats,
                     shutdown,
                 ),
-                BusKind::Kafka(bus) => {
-                    cfg.store_url
-                        .open()
-                        .map_err(anyhow::Error::from)
-                        .and_then(|profiles| {
-                            let stage = kafka::Stage {
-                                bus,
-                                instance: &cfg.instance,
-                                stats,
-                                shutdown,
-                            };
-                            kafka::process(&stage, &processor, &mut *store, profiles)
-                        })
-                }
+                Processing::Transactional(bus) => cfg
+                    .store_url
+                    .open()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|profiles| {
+                        let stage = kafka::Stage {
+                            bus: &bus,
+                            instance: &cfg.instance,
+                            stats,
+                            shutdown,
+                        };
+                        kafka::process(&stage, &processor, &mut *store, profiles)
+                    }),
             }
         });
         let aggregating = s.spawn(|| {
             let _running = Running::new(&health.aggregator_running);
             aggregator.run(stats, shutdown)
         });
-        let simulating = sim.as_ref().map(|sim| {
-            let ballot_tx = ballot_tx.clone();
-            let bus = &cfg.bus;
-            s.spawn(move || -> anyhow::Result<()> {
-                match bus {
-                    BusKind::Memory => {
-                        sim.run(already, cfg.rate, shutdown, |batch| {
-                            stats.sent.fetch_add(batch.len() as u64, Relaxed);
-                            ballot_tx.send(batch)
-                        });
-                        Ok(())
-                    }
-                    BusKind::Kafka(bus) => {
-                        kafka::simulate(bus, sim, already, cfg.rate, stats, shutdown)
-                    }
-                }
-            })
+        // The simulator owns its sink: once it is done, only the HTTP
+        // intake holds the processor's channel.
+        let simulating = sim.as_ref().zip(sim_sink).map(|(sim, sink)| {
+            s.spawn(move || super::simulate_into(sim, &*sink, already, cfg.rate, stats, shutdown))
         });
-        // From here only the simulator and the HTTP intake hold the channel.
-        drop(ballot_tx);
         let bar = progress_bar(
             cfg.progress && sim.is_some(),
             sim.as_ref().map_or(0, |s| s.len() as u64),
@@ -117,7 +102,7 @@ pub(super) fn run(
                 }
                 // Kafka consumers do not see the end of a stream: stop them
                 // once everything sent is recorded and counted.
-                if matches!(cfg.bus, BusKind::Kafka(_)) && kafka::drained(stats) {
+                if !in_process && kafka::drained(stats) {
                     shutdown.request();
                 }
             }
@@ -178,16 +163,32 @@ impl Drop for Running<'_> {
     }
 }
 
-/// The built-in engine, fed by the in-process bus or by Kafka.
+/// How the processor stage runs.
+pub(super) enum Processing {
+    /// Records what the source brings, then hands the votes on.
+    Plain {
+        ballots: Box<dyn BallotSource>,
+        votes: Box<dyn VoteSink>,
+    },
+    /// Kafka's consume–process–produce loop, which commits its input
+    /// offsets in the transaction that publishes its output (see
+    /// `process::kafka`): no plain source and sink can say that.
+    Transactional(KafkaBus),
+}
+
+/// The built-in engine, fed by the in-process bus or by Kafka (where it
+/// keeps its own offsets in the store, see `aggregate::stream`).
 pub(super) enum Aggregator {
-    Memory(Engine, crossbeam_channel::Receiver<Vec<crate::model::Vote>>),
+    InProcess(Engine, Box<dyn VoteSource>),
     Kafka(Box<StreamEngine>),
 }
 
 impl Aggregator {
     pub(super) fn run(self, stats: &Stats, shutdown: &Shutdown) -> anyhow::Result<()> {
         match self {
-            Aggregator::Memory(mut engine, rx) => engine.run(Feed::Memory(rx), stats, shutdown)?,
+            Aggregator::InProcess(mut engine, votes) => {
+                engine.run(Feed::Bus(votes), stats, shutdown)?
+            }
             Aggregator::Kafka(mut engine) => engine.run(stats, shutdown, None)?,
         }
         Ok(())

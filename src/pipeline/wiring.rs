@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::supervise::Aggregator;
+use super::supervise::{Aggregator, Processing};
 use super::RunConfig;
 use crate::aggregate::engine::Engine;
 use crate::aggregate::stream::StreamEngine;
-use crate::bus::kafka::intake::{BallotProducer, EarlyCheck};
-use crate::bus::memory::{self, BallotSender, MemoryBallots, VoteSender};
-use crate::bus::{BusKind, Inbound};
+use crate::bus::kafka::intake::{BallotProducer, BallotWriter, EarlyCheck};
+use crate::bus::memory;
+use crate::bus::{BallotSink, BusKind, Inbound};
 use crate::generate::ensure_registry;
 use crate::model::now_millis;
 use crate::process::{Processor, Registry};
@@ -39,15 +39,66 @@ pub(super) struct Wired {
 
 /// The stages, built and not yet running.
 pub(super) struct Stages {
-    pub sim: Option<Simulation>,
+    /// The simulator and where its ballots go.
+    pub sim: Option<(Simulation, Box<dyn BallotSink>)>,
     pub processor: Arc<Processor>,
-    pub ballot_tx: BallotSender,
-    pub ballot_rx: MemoryBallots,
-    pub vote_tx: VoteSender,
+    pub processing: Processing,
     pub aggregator: Aggregator,
+    /// Whether every ballot sent is this process's to record (the
+    /// in-process bus), so the run can tell when it is drained by itself.
+    pub in_process: bool,
     pub health: Arc<serve::Health>,
     pub intake_stop: serve::IntakeStop,
     pub addr: SocketAddr,
+}
+
+/// What the bus decides of a run, decided once: the stages below only see
+/// what they read from and write to.
+struct Bus {
+    processing: Processing,
+    aggregator: Aggregator,
+    intake: Box<dyn BallotSink>,
+    simulated: Option<Box<dyn BallotSink>>,
+    in_process: bool,
+}
+
+fn bus(cfg: &RunConfig, processor: &Arc<Processor>) -> anyhow::Result<Bus> {
+    Ok(match &cfg.bus {
+        BusKind::Memory => {
+            let (ballot_tx, ballot_rx) = memory::ballots();
+            let (vote_tx, vote_rx) = memory::votes();
+            let engine = Engine::open(cfg.store_url.open()?, cfg.sim.allowance_ms)?;
+            Bus {
+                processing: Processing::Plain {
+                    ballots: Box::new(ballot_rx),
+                    votes: Box::new(vote_tx),
+                },
+                aggregator: Aggregator::InProcess(engine, Box::new(vote_rx)),
+                intake: Box::new(ballot_tx.clone()),
+                // Without a simulator only the intake holds the channel,
+                // so closing the intake ends the processor.
+                simulated: cfg
+                    .simulate
+                    .then(|| Box::new(ballot_tx) as Box<dyn BallotSink>),
+                in_process: true,
+            }
+        }
+        BusKind::Kafka(bus) => {
+            bus.ensure_topics().context("creating the Kafka topics")?;
+            let engine = StreamEngine::open(bus, cfg.store_url.open()?, cfg.sim.allowance_ms)?;
+            let simulated = match cfg.simulate {
+                true => Some(Box::new(BallotWriter::new(bus)?) as Box<dyn BallotSink>),
+                false => None,
+            };
+            Bus {
+                processing: Processing::Transactional(bus.clone()),
+                aggregator: Aggregator::Kafka(Box::new(engine)),
+                intake: Box::new(BallotProducer::new(bus, early_check(processor))?),
+                simulated,
+                in_process: false,
+            }
+        }
+    })
 }
 
 pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired> {
@@ -76,34 +127,17 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
         .results(&cfg.election_id, crate::aggregate::BUILTIN)?
         .received as usize;
     let processor = Arc::new(Processor::new(Registry::load(&mut *store)?));
-    let (ballot_tx, ballot_rx) = memory::ballots();
-    let (vote_tx, vote_rx) = memory::votes();
-    let (aggregator, sink) = match &cfg.bus {
-        BusKind::Memory => (
-            Aggregator::Memory(
-                Engine::open(cfg.store_url.open()?, cfg.sim.allowance_ms)?,
-                vote_rx,
-            ),
-            serve::IntakeSink::Memory(ballot_tx.clone()),
-        ),
-        BusKind::Kafka(bus) => {
-            bus.ensure_topics().context("creating the Kafka topics")?;
-            (
-                Aggregator::Kafka(Box::new(StreamEngine::open(
-                    bus,
-                    cfg.store_url.open()?,
-                    cfg.sim.allowance_ms,
-                )?)),
-                serve::IntakeSink::Kafka(BallotProducer::new(bus, early_check(&processor))?),
-            )
-        }
-    };
+    let Bus {
+        processing,
+        aggregator,
+        intake,
+        simulated,
+        in_process,
+    } = bus(cfg, &processor)?;
     let health = Arc::new(serve::Health::default());
     // On the in-process bus every simulated ballot is this processor's work.
-    health
-        .sent_is_local
-        .store(matches!(cfg.bus, BusKind::Memory), Relaxed);
-    let (intake, intake_stop) = serve::Intake::start(sink);
+    health.sent_is_local.store(in_process, Relaxed);
+    let (intake, intake_stop) = serve::Intake::start(intake);
     let snapshots = {
         let _guard = rt.enter();
         serve::snapshot::start(cfg.store_url.open()?, stats.clone(), health.clone())
@@ -145,12 +179,11 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
         store,
         already,
         stages: Stages {
-            sim,
+            sim: sim.zip(simulated),
             processor,
-            ballot_tx,
-            ballot_rx,
-            vote_tx,
+            processing,
             aggregator,
+            in_process,
             health,
             intake_stop,
             addr,
@@ -164,7 +197,7 @@ fn early_check(processor: &Arc<Processor>) -> EarlyCheck {
     let processor = processor.clone();
     Arc::new(move |b| {
         processor
-            .validate(Inbound::Ballot(b), now_millis())
+            .validate(Inbound::ballot(b), now_millis())
             .err()
             .map(|r| (r.reason, r.detail))
     })

@@ -12,7 +12,7 @@ pub(crate) mod registry;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::bus::{BallotSource, Inbound, VoteSink};
+use crate::bus::{BallotSource, Inbound, Payload, VoteSink};
 use crate::edge;
 use crate::metric_names;
 use crate::model::{Ballot, Millis, RejectReason, Rejection, Vote};
@@ -71,25 +71,34 @@ impl Processor {
         inbound: Inbound,
         now: Millis,
     ) -> Result<Vote, Box<Rejection>> {
-        let ballot = match inbound {
-            Inbound::Ballot(b) => b,
-            Inbound::Raw(bytes) => parse::parse_ballot(&bytes, now)?,
+        let checked = self.validate_payload(registry, inbound.body, now);
+        let Some(source) = inbound.source else {
+            return checked;
+        };
+        match checked {
+            Ok(v) => Ok(Vote {
+                source: Some(source),
+                ..v
+            }),
+            Err(mut r) => {
+                r.source = Some(source);
+                Err(r)
+            }
+        }
+    }
+
+    fn validate_payload(
+        &self,
+        registry: &Registry,
+        body: Payload,
+        now: Millis,
+    ) -> Result<Vote, Box<Rejection>> {
+        let ballot = match body {
+            Payload::Ballot(b) => b,
+            Payload::Raw(bytes) => parse::parse_ballot(&bytes, now)?,
             // Whoever built it, a rejection reaches the store only in a
             // shape every store can keep.
-            Inbound::Rejected(r) => return Err(Box::new(edge::storable_rejection(*r))),
-            Inbound::Acked(inner, _) => return self.validate_with(registry, *inner, now),
-            Inbound::Sourced(inner, source) => {
-                return match self.validate_with(registry, *inner, now) {
-                    Ok(v) => Ok(Vote {
-                        source: Some(source),
-                        ..v
-                    }),
-                    Err(mut r) => {
-                        r.source = Some(source);
-                        Err(r)
-                    }
-                }
-            }
+            Payload::Rejected(r) => return Err(Box::new(edge::storable_rejection(*r))),
         };
         let reject = |b: &Ballot, reason, detail: String| {
             Box::new(Rejection {
@@ -182,12 +191,9 @@ impl Processor {
             ..Batch::default()
         };
         let mut pending = Vec::new();
-        for i in inbound {
-            let (inner, ack) = match i {
-                Inbound::Acked(inner, ack) => (*inner, Some(ack)),
-                other => (other, None),
-            };
-            match self.validate_with(&registry, inner, now) {
+        for mut i in inbound {
+            let ack = i.ack.take();
+            match self.validate_with(&registry, i, now) {
                 Ok(v) => {
                     if let Some(ack) = ack {
                         pending.push(ack::Pending {
@@ -223,7 +229,7 @@ pub fn run(
     processor: &Processor,
     store: &mut dyn Store,
     source: &mut dyn BallotSource,
-    sink: Option<&VoteSink>,
+    sink: Option<&dyn VoteSink>,
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {

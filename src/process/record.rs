@@ -251,7 +251,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                Inbound::Ballot(Ballot {
+                Inbound::ballot(Ballot {
                     ballot_id: format!("b{i}"),
                     election_id: "e".into(),
                     voter_id: v.clone(),

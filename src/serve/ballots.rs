@@ -78,7 +78,7 @@ pub async fn cast(
                 None => random_id(),
             };
             let detail = format!("the body is larger than {} bytes", st.max_body);
-            Inbound::Rejected(Box::new(rejection(
+            Inbound::rejected(rejection(
                 &election_id,
                 id,
                 None,
@@ -86,7 +86,7 @@ pub async fn cast(
                 detail,
                 b"",
                 now,
-            )))
+            ))
         }
         Err(e) => {
             return Err(ApiError::BadRequest {
@@ -201,15 +201,7 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
             None => content_id(election_id, raw),
         };
         let voter = voter.map(str::to_string);
-        Inbound::Rejected(Box::new(rejection(
-            election_id,
-            id,
-            voter,
-            reason,
-            detail,
-            raw,
-            now,
-        )))
+        Inbound::rejected(rejection(election_id, id, voter, reason, detail, raw, now))
     };
     if let Err(e) = edge::check(Kind::Id, "the path's election id", election_id) {
         return reject(RejectReason::InvalidField, e.to_string(), None);
@@ -258,7 +250,7 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
         (None, Some(id)) => id.to_string(),
         (None, None) => random_id(),
     };
-    Inbound::Ballot(Ballot {
+    Inbound::ballot(Ballot {
         ballot_id,
         election_id: election_id.to_string(),
         voter_id: b.voter_id,

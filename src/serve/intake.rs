@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::HTTP_KEYS_IN_FLIGHT;
-use crate::bus::kafka::intake::BallotProducer;
-use crate::bus::{memory::BallotSender, Inbound};
+use crate::bus::{BallotSink, Inbound};
 use crate::process::ack::{Ack, Decision};
 
 /// Most ballots forwarded as one batch.
@@ -47,14 +46,6 @@ impl Drop for InFlight {
     }
 }
 
-/// Where the intake forwards ballots: the in-process processor (which
-/// answers once the batch is committed) or the Kafka `ballots` topic (which
-/// answers once the broker has the ballot).
-pub enum IntakeSink {
-    Memory(BallotSender),
-    Kafka(BallotProducer),
-}
-
 /// Closes the intake (the processor can then drain and stop).
 pub struct IntakeStop {
     tx: mpsc::Sender<Msg>,
@@ -70,7 +61,7 @@ pub enum IntakeError {
 
 impl Intake {
     /// Starts the forwarder thread in front of the processor's channel.
-    pub fn start(sink: IntakeSink) -> (Intake, IntakeStop) {
+    pub fn start(sink: Box<dyn BallotSink>) -> (Intake, IntakeStop) {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         std::thread::Builder::new()
             .name("http-intake".into())
@@ -89,15 +80,13 @@ impl Intake {
                         }
                     }
                     if !group.is_empty() {
-                        match &sink {
-                            IntakeSink::Memory(processor) => {
-                                if !processor.send(group) {
-                                    break;
-                                }
-                            }
-                            IntakeSink::Kafka(producer) => {
-                                group.into_iter().for_each(|b| producer.send(b))
-                            }
+                        match sink.send(group) {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            // Each waiter of the group has been dropped, so
+                            // it hears "not recorded"; later ballots may fare
+                            // better.
+                            Err(e) => tracing::warn!(error = %e, "forwarding ballots"),
                         }
                     }
                     if stop {
@@ -130,7 +119,7 @@ impl Intake {
     pub async fn submit(&self, ballot: Inbound) -> Result<Decision, IntakeError> {
         let (ack, answer) = oneshot::channel();
         self.tx
-            .send(Msg::Ballot(Inbound::Acked(Box::new(ballot), Ack(ack))))
+            .send(Msg::Ballot(ballot.with_ack(Ack(ack))))
             .await
             .map_err(|_| IntakeError::Closed)?;
         answer.await.map_err(|_| IntakeError::NotRecorded)

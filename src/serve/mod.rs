@@ -32,7 +32,7 @@ use crate::process::{Processor, Registry};
 use crate::store::Store;
 pub use error::ApiError;
 pub use guard::{RateLimiter, Tokens};
-pub use intake::{Intake, IntakeSink, IntakeStop};
+pub use intake::{Intake, IntakeStop};
 pub use limits::Limits;
 pub use snapshot::{Health, Snapshot};
 

@@ -131,12 +131,10 @@ impl KafkaBallots {
                     .and_then(|h| parse_edge_rejection(h.value?, payload))
             });
             let inbound = match refused {
-                Some(r) => Inbound::Rejected(Box::new(r)),
-                None => Inbound::Raw(payload.to_vec()),
+                Some(r) => Inbound::rejected(r),
+                None => Inbound::raw(payload.to_vec()),
             };
-            polled
-                .inbound
-                .push(Inbound::Sourced(Box::new(inbound), source));
+            polled.inbound.push(inbound.read_at(source));
             if epoch == Some(u64::MAX) {
                 break;
             }

@@ -6,6 +6,7 @@
 //! topic, so that it is still recorded and counted as rejected.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -13,9 +14,9 @@ use rdkafka::ClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
 
 use super::messages::{edge_rejection_header, EDGE_REJECTION_HEADER};
-use super::{send_with_headers, KafkaBus, Topic};
+use super::{send_with_headers, KafkaBus, Publisher, Topic};
 use crate::ack::{Ack, Decision, Outcome};
-use crate::bus::{BusError, Inbound};
+use crate::bus::{BallotSink, BusError, Inbound, Payload};
 use crate::edge::ballot_json;
 use crate::model::{Ballot, RejectReason};
 
@@ -66,20 +67,16 @@ impl BallotProducer {
     }
 
     /// Queues one ballot; its waiter (if any) hears back on delivery.
-    pub fn send(&self, inbound: Inbound) {
-        let (inner, ack) = match inbound {
-            Inbound::Acked(inner, ack) => (*inner, Some(ack)),
-            other => (other, None),
-        };
+    fn send_one(&self, inbound: Inbound) {
         let mut headers = None;
-        let (key, payload, ballot_id, early) = match inner {
-            Inbound::Ballot(b) => {
+        let (key, payload, ballot_id, early) = match inbound.body {
+            Payload::Ballot(b) => {
                 let payload = ballot_json(&b).into_bytes();
                 let (key, id) = (b.voter_id.clone(), b.ballot_id.clone());
                 let early = (self.check)(b);
                 (Some(key), payload, id, early)
             }
-            Inbound::Rejected(r) => {
+            Payload::Rejected(r) => {
                 let header = edge_rejection_header(&r);
                 headers = Some(OwnedHeaders::new().insert(Header {
                     key: EDGE_REJECTION_HEADER,
@@ -92,17 +89,13 @@ impl BallotProducer {
                     Some((r.reason, r.detail)),
                 )
             }
-            Inbound::Raw(raw) => (None, raw, String::new(), None),
-            Inbound::Acked(..) | Inbound::Sourced(..) => {
-                tracing::error!("a nested ballot reached the Kafka intake");
-                return;
-            }
+            Payload::Raw(raw) => (None, raw, String::new(), None),
         };
         let outcome = match early {
             Some((reason, detail)) => Outcome::Rejected { reason, detail },
             None => Outcome::Queued,
         };
-        let Some(ack) = ack else {
+        let Some(ack) = inbound.ack else {
             tracing::warn!("a ballot without a waiter reached the Kafka intake");
             return;
         };
@@ -113,5 +106,52 @@ impl BallotProducer {
         {
             tracing::warn!(error = %e, "a ballot could not be queued for Kafka");
         }
+    }
+}
+
+impl BallotSink for BallotProducer {
+    /// Never refuses the batch as a whole: each ballot's waiter hears of
+    /// its own delivery.
+    fn send(&self, batch: Vec<Inbound>) -> Result<bool, BusError> {
+        batch.into_iter().for_each(|b| self.send_one(b));
+        Ok(true)
+    }
+}
+
+/// Ballots nobody waits on (the simulator's) onto the `ballots` topic,
+/// keyed by voter so that one voter's ballots keep their order.
+pub struct BallotWriter {
+    publisher: Publisher,
+    topic: String,
+}
+
+impl BallotWriter {
+    pub fn new(bus: &KafkaBus) -> Result<BallotWriter, BusError> {
+        Ok(BallotWriter {
+            publisher: bus.publisher()?,
+            topic: bus.topic(Topic::Ballots),
+        })
+    }
+}
+
+impl BallotSink for BallotWriter {
+    fn send(&self, batch: Vec<Inbound>) -> Result<bool, BusError> {
+        for b in batch {
+            match b.body {
+                Payload::Ballot(b) => self.publisher.send(
+                    &self.topic,
+                    Some(b.voter_id.as_bytes()),
+                    ballot_json(&b).as_bytes(),
+                )?,
+                Payload::Raw(bytes) => self.publisher.send(&self.topic, None, &bytes)?,
+                // Refused at an edge that waits for the answer: not this path.
+                Payload::Rejected(_) => {}
+            }
+        }
+        Ok(true)
+    }
+
+    fn flush(&self) -> Result<(), BusError> {
+        self.publisher.flush(Duration::from_secs(60))
     }
 }
