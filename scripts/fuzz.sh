@@ -64,7 +64,10 @@ for t in "${targets[@]}"; do
     continue
   fi
   val() { awk -F' *: *' -v k="$1" '$1 == k {print $2}' "$stats"; }
-  execs=$(val execs_done); crashes=$(val saved_crashes); hangs=$(val saved_hangs)
+  # A resumed run's fuzzer_stats carry the earlier runs' crash counts: what
+  # this run found is what lies in crashes/ and hangs/ now.
+  found() { find "$out/default/$1" -maxdepth 1 -name 'id*' 2>/dev/null | wc -l; }
+  execs=$(val execs_done); crashes=$(found crashes); hangs=$(found hangs)
   echo "   $t: $execs executions ($(val execs_per_sec)/s), corpus $(val corpus_count), crashes $crashes, hangs $hangs"
   total=$((total + execs))
   if [[ ${crashes:-0} != 0 || ${hangs:-0} != 0 ]]; then
