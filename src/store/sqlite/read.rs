@@ -199,15 +199,19 @@ pub(super) fn load_tallies(
             t.insert(TallyKey::MaxCastAt { election }, max);
         }
     }
-    let position = c
-        .query_row(
-            "SELECT position FROM agg_progress WHERE engine = ?1",
-            [engine],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
-    Ok((t, position))
+    Ok((t, position(c, engine)?))
+}
+
+/// The seq an engine's saved results are exact up to (0 before its first
+/// save): what a start loads, and what a save compares and sets.
+pub(super) fn position(c: &rusqlite::Connection, engine: &str) -> Result<i64, StoreError> {
+    Ok(c.query_row(
+        "SELECT position FROM agg_progress WHERE engine = ?1",
+        [engine],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(0))
 }
 
 pub(super) fn results(

@@ -256,14 +256,7 @@ pub(super) fn save_tallies(
     let tx = store
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let found: i64 = tx
-        .query_row(
-            "SELECT position FROM agg_progress WHERE engine = ?1",
-            [engine],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
+    let found = super::read::position(&tx, engine)?;
     if found != from {
         return Err(StoreError::EngineMoved {
             engine: engine.to_string(),
