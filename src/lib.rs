@@ -8,7 +8,8 @@
 //!    from outside must meet, one place for every path, and the ballot's
 //!    JSON wire shape), `tally` (the results tables' keys and counters),
 //!    `ack` (what a waiting request is told), `metric_names`, `results`
-//!    (the read model), [`stats`] (live counters) and [`shutdown`] (the
+//!    (the read model), [`states`] (the 50 states and DC as public
+//!    constants), [`stats`] (live counters) and [`shutdown`] (the
 //!    two-step Ctrl-C).
 //! 2. Seams, each chosen by a URL parsed once at the edge: [`bus`]
 //!    (in-process channels, or Apache Kafka with exactly-once
@@ -34,6 +35,7 @@ pub(crate) mod metric_names;
 pub mod model;
 pub(crate) mod results;
 pub mod shutdown;
+pub mod states;
 pub mod stats;
 pub(crate) mod tally;
 

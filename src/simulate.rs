@@ -156,7 +156,7 @@ impl Simulation {
         store.scan_voters(&mut |v: VoterKey<'_>| {
             voters.push(SimVoter {
                 id: v.voter_id.to_string(),
-                lean: crate::generate::states::state_by_name(v.state).map_or(0.0, |s| s.lean),
+                lean: crate::states::state_by_name(v.state).map_or(0.0, |s| s.lean),
                 age: v.age,
                 gender: v.gender,
             })

@@ -17,7 +17,7 @@ use super::names::{
     rare_last_names, COMMON_LAST, EMAIL_DOMAINS, FEMALE_FIRST, MALE_FIRST, STREET_NAMES,
     STREET_SUFFIXES, UNISEX_FIRST,
 };
-use super::states::{self, UsState};
+use crate::states::{self, UsState};
 use crate::model::{Gender, Voter};
 
 /// Ages are counted on this day (election day 2026), never on the wall

@@ -14,7 +14,6 @@ mod bootstrap;
 mod electorate;
 pub mod import;
 mod names;
-pub(crate) mod states;
 
 use std::ops::Range;
 
@@ -24,7 +23,7 @@ pub use avatar::avatar_svg;
 pub use bootstrap::{ensure_registry, generate_voters};
 pub use electorate::REFERENCE_DATE;
 pub use import::{from_csv, from_randomuser_json, write_csv, ImportError, CSV_COLUMNS};
-pub use states::{state_by_code, state_by_name, UsState, STATES};
+pub use crate::states::{state_by_code, state_by_name, UsState, STATES};
 
 pub const DEFAULT_ELECTION_ID: &str = "general-2026";
 
