@@ -133,6 +133,31 @@ pub struct Election {
     pub name: String,
     /// Ballots cast before this are rejected (`cast_before_open`).
     pub opens_at: Millis,
+    /// When each state's polls close, if the election has a schedule: a
+    /// ballot cast after its state's close is rejected (`polls_closed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<PollClose>,
+}
+
+/// A poll-closing schedule in the real waves: the first wave closes at
+/// `first_close`, and a state whose `close_step` is n closes n steps later.
+/// Real nights have half-hour steps; a rehearsal can compress them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollClose {
+    pub first_close: Millis,
+    pub step_ms: Millis,
+}
+
+impl Election {
+    /// When polls close in the state named `state` (full name, as voters'
+    /// `address_state`), or None when the election has no schedule. A state
+    /// the table does not know closes with the last wave.
+    pub fn closes_at(&self, state: &str) -> Option<Millis> {
+        let polls = self.polls?;
+        let step = crate::states::state_by_name(state)
+            .map_or(crate::states::LAST_CLOSE_STEP, |s| s.close_step);
+        Some(polls.first_close + i64::from(step) * polls.step_ms)
+    }
 }
 
 /// A row of the `candidates` table (and a `candidates_topic` message).
@@ -247,10 +272,13 @@ pub enum RejectReason {
     /// The ballot id already names a ballot with other content (another
     /// election, voter or candidate): one id, one ballot.
     BallotIdReused,
+    /// Cast after the polls closed in the voter's state, or arriving once
+    /// the state's count was sealed.
+    PollsClosed,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::MalformedJson,
         RejectReason::InvalidUtf8,
         RejectReason::WrongType,
@@ -264,6 +292,7 @@ impl RejectReason {
         RejectReason::CastInFuture,
         RejectReason::CastBeforeOpen,
         RejectReason::BallotIdReused,
+        RejectReason::PollsClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -281,6 +310,7 @@ impl RejectReason {
             RejectReason::CastInFuture => "cast_in_future",
             RejectReason::CastBeforeOpen => "cast_before_open",
             RejectReason::BallotIdReused => "ballot_id_reused",
+            RejectReason::PollsClosed => "polls_closed",
         }
     }
 

@@ -114,6 +114,7 @@ fn processor() -> (tempfile::TempDir, Processor, String) {
         election_id: "e".into(),
         name: "E".into(),
         opens_at: OPENS,
+        polls: None,
     };
     let candidate = Candidate {
         candidate_id: "a".into(),

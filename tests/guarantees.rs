@@ -44,6 +44,7 @@ impl Fixture {
             election_id: ELECTION.into(),
             name: "Election".into(),
             opens_at: OPENS,
+            polls: None,
         };
         let candidates: Vec<Candidate> = ["a", "b"]
             .iter()

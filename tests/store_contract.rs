@@ -101,6 +101,7 @@ fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
         election_id: id.into(),
         name: name.into(),
         opens_at: OPENS,
+        polls: None,
     };
     let cands = (0..3)
         .map(|i| Candidate {

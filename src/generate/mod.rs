@@ -19,11 +19,11 @@ use std::ops::Range;
 
 use crate::model::{Candidate, Election, Millis, Voter};
 
+pub use crate::states::{state_by_code, state_by_name, UsState, STATES};
 pub use avatar::avatar_svg;
 pub use bootstrap::{ensure_registry, generate_voters};
 pub use electorate::REFERENCE_DATE;
 pub use import::{from_csv, from_randomuser_json, write_csv, ImportError, CSV_COLUMNS};
-pub use crate::states::{state_by_code, state_by_name, UsState, STATES};
 
 pub const DEFAULT_ELECTION_ID: &str = "general-2026";
 
@@ -34,6 +34,7 @@ pub fn default_election(opens_at: Millis) -> (Election, Vec<Candidate>) {
         election_id: DEFAULT_ELECTION_ID.to_owned(),
         name: "2026 General Election".to_owned(),
         opens_at,
+        polls: None,
     };
     let candidate = |id: &str, name: &str, party: &str, bio: &str, platform: &str| Candidate {
         candidate_id: id.to_owned(),

@@ -157,6 +157,19 @@ impl Processor {
                 ),
             ));
         }
+        if let Some(close) = election.closes_at(voter.close_step) {
+            if ballot.cast_at > close {
+                return Err(reject(
+                    &ballot,
+                    RejectReason::PollsClosed,
+                    format!(
+                        "cast {} ms after the polls closed in {}",
+                        ballot.cast_at - close,
+                        voter.state
+                    ),
+                ));
+            }
+        }
         Ok(Vote {
             seq: 0,
             election_id: election.id.clone(),

@@ -224,6 +224,7 @@ mod tests {
             election_id: "e".into(),
             name: "E".into(),
             opens_at: OPENS,
+            polls: None,
         };
         let candidate = Candidate {
             candidate_id: "c".into(),

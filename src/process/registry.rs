@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::model::{AgeBand, Candidate, Election, Gender, Millis};
+use crate::model::{AgeBand, Candidate, Election, Gender, Millis, PollClose};
 use crate::store::{Store, StoreError, VoterKey};
 
 /// The key is already a seeded hash: hashing it again would be wasted work.
@@ -39,18 +39,27 @@ pub struct VoterInfo {
     pub state: Arc<str>,
     pub age_band: AgeBand,
     pub gender: Gender,
+    /// The state's poll-closing wave (`UsState::close_step`).
+    pub close_step: u8,
 }
 
 pub struct ElectionInfo {
     pub no: i64,
     pub id: Arc<str>,
     pub opens_at: Millis,
+    pub polls: Option<PollClose>,
     candidates: HashMap<String, Arc<str>>,
 }
 
 impl ElectionInfo {
     pub fn candidate(&self, id: &str) -> Option<&Arc<str>> {
         self.candidates.get(id)
+    }
+
+    /// When polls close for a voter of this wave, if the election has a schedule.
+    pub fn closes_at(&self, close_step: u8) -> Option<Millis> {
+        self.polls
+            .map(|p| p.first_close + i64::from(close_step) * p.step_ms)
     }
 }
 
@@ -61,6 +70,8 @@ pub struct Registry {
     index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
     voters: Vec<VoterAttrs>,
     states: Vec<Arc<str>>,
+    /// Parallel to `states`: each one's poll-closing wave.
+    close_steps: Vec<u8>,
     elections: HashMap<String, ElectionInfo>,
 }
 
@@ -80,6 +91,7 @@ impl Registry {
             no,
             id: Arc::from(e.election_id.as_str()),
             opens_at: e.opens_at,
+            polls: e.polls,
             candidates: candidates
                 .iter()
                 .map(|c| (c.candidate_id.clone(), Arc::from(c.candidate_id.as_str())))
@@ -94,6 +106,10 @@ impl Registry {
             None => {
                 let s = self.states.len() as u16;
                 self.states.push(Arc::from(v.state));
+                self.close_steps.push(
+                    crate::states::state_by_name(v.state)
+                        .map_or(crate::states::LAST_CLOSE_STEP, |s| s.close_step),
+                );
                 state_ids.insert(v.state.to_string(), s);
                 s
             }
@@ -129,6 +145,7 @@ impl Registry {
             state: self.states[a.state as usize].clone(),
             age_band: a.age_band,
             gender: a.gender,
+            close_step: self.close_steps[a.state as usize],
         })
     }
 }

@@ -27,6 +27,7 @@ fn setup(dir: &std::path::Path) -> (String, Vec<crate::model::Voter>) {
             election_id: e.into(),
             name: format!("Election {e}"),
             opens_at: BASE,
+            polls: None,
         };
         let candidates: Vec<Candidate> = (0..3)
             .map(|c| Candidate {

@@ -174,7 +174,8 @@ pub fn status_for(reason: RejectReason) -> StatusCode {
         | RejectReason::UnknownVoter
         | RejectReason::UnknownCandidate
         | RejectReason::CastInFuture
-        | RejectReason::CastBeforeOpen => StatusCode::UNPROCESSABLE_ENTITY,
+        | RejectReason::CastBeforeOpen
+        | RejectReason::PollsClosed => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

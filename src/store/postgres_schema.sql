@@ -147,3 +147,26 @@ CREATE TABLE IF NOT EXISTS ballot_ids (
     ballot_id   TEXT PRIMARY KEY,
     fingerprint BIGINT
 );
+
+-- Version 4: the race desk. A state's count is sealed once its polls closed
+-- and the lateness allowance passed: from then on the store refuses any new
+-- vote there (`polls_closed`), so `final_votes`, counted in the sealing
+-- transaction, is the number of votes that will ever count in that state.
+ALTER TABLE elections ADD COLUMN IF NOT EXISTS polls_first_close BIGINT;
+ALTER TABLE elections ADD COLUMN IF NOT EXISTS polls_step_ms BIGINT;
+CREATE TABLE IF NOT EXISTS poll_seals (
+    election_no BIGINT NOT NULL,
+    state       TEXT NOT NULL,
+    sealed_at   BIGINT NOT NULL,
+    final_votes BIGINT NOT NULL,
+    PRIMARY KEY (election_no, state)
+);
+-- The desk's calls and projections, each recorded once, numbered densely
+-- per election (the body is the event's JSON, with the position it was made at).
+CREATE TABLE IF NOT EXISTS desk_events (
+    election_id TEXT NOT NULL,
+    event_no    BIGINT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (election_id, event_no)
+);
+INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;

@@ -6,7 +6,10 @@ CREATE TABLE IF NOT EXISTS elections (
     election_no INTEGER PRIMARY KEY,
     election_id TEXT NOT NULL UNIQUE,
     name        TEXT NOT NULL,
-    opens_at    INTEGER NOT NULL
+    opens_at    INTEGER NOT NULL,
+    -- The poll-closing schedule (model.rs `PollClose`), if the election has one.
+    polls_first_close INTEGER,
+    polls_step_ms     INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS candidates (
@@ -135,3 +138,22 @@ CREATE TABLE IF NOT EXISTS ballot_ids (
     ballot_id   TEXT PRIMARY KEY,
     fingerprint INTEGER
 ) WITHOUT ROWID;
+-- The race desk. A state's count is sealed once its polls closed and the
+-- lateness allowance passed: from then on the store refuses any new vote
+-- there (`polls_closed`), so `final_votes`, counted in the sealing
+-- transaction, is the number of votes that will ever count in that state.
+CREATE TABLE IF NOT EXISTS poll_seals (
+    election_no INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    sealed_at   INTEGER NOT NULL,
+    final_votes INTEGER NOT NULL,
+    PRIMARY KEY (election_no, state)
+);
+-- The desk's calls and projections, each recorded once, numbered densely
+-- per election (the body is the event's JSON, with the position it was made at).
+CREATE TABLE IF NOT EXISTS desk_events (
+    election_id TEXT NOT NULL,
+    event_no    INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (election_id, event_no)
+);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{format_voting_time, VOTER_COLUMNS};
+use crate::model::{format_voting_time, PollClose, VOTER_COLUMNS};
 
 /// [`VOTER_COLUMNS`] as an SQL column list, the same in both dialects.
 pub fn voter_columns() -> &'static str {
@@ -42,4 +42,12 @@ impl TimeFormat {
         }
         &self.text
     }
+}
+
+/// The poll schedule from its two nullable columns: both or none.
+pub fn poll_close(first_close: Option<i64>, step_ms: Option<i64>) -> Option<PollClose> {
+    Some(PollClose {
+        first_close: first_close?,
+        step_ms: step_ms?,
+    })
 }

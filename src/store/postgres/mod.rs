@@ -146,9 +146,17 @@ impl Store for PgStore {
         self.with(|c| {
             let mut tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO elections (election_id, name, opens_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (election_id) DO UPDATE SET name = excluded.name, opens_at = excluded.opens_at",
-                &[&e.election_id, &e.name, &e.opens_at],
+                "INSERT INTO elections (election_id, name, opens_at, polls_first_close, polls_step_ms)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (election_id) DO UPDATE SET name = excluded.name, opens_at = excluded.opens_at,
+                    polls_first_close = excluded.polls_first_close, polls_step_ms = excluded.polls_step_ms",
+                &[
+                    &e.election_id,
+                    &e.name,
+                    &e.opens_at,
+                    &e.polls.map(|p| p.first_close),
+                    &e.polls.map(|p| p.step_ms),
+                ],
             )?;
             let stmt = tx.prepare(
                 "INSERT INTO candidates (candidate_id, election_id, candidate_name, party_affiliation,
@@ -184,8 +192,8 @@ impl Store for PgStore {
         self.with(|c| {
             // COLLATE "C": the same order as SQLite's, whatever the database's locale.
             let rows = c.query(
-                "SELECT election_id, name, opens_at, election_no FROM elections
-                 ORDER BY election_id COLLATE \"C\"",
+                "SELECT election_id, name, opens_at, election_no, polls_first_close, polls_step_ms
+                 FROM elections ORDER BY election_id COLLATE \"C\"",
                 &[],
             )?;
             let cands = c.query(
@@ -200,6 +208,7 @@ impl Store for PgStore {
                     election_id: r.try_get(0)?,
                     name: r.try_get(1)?,
                     opens_at: r.try_get(2)?,
+                    polls: super::util::poll_close(r.try_get(4)?, r.try_get(5)?),
                 };
                 // The same row→Candidate mapping as the SQLite store's, in
                 // this client's row type: a deliberate pair, one per dialect.

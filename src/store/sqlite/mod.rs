@@ -88,8 +88,8 @@ fn uri_path(path: &str) -> String {
     out
 }
 
-/// Brings a database made before the bus positions were kept up to date
-/// (SQLite has no `ADD COLUMN IF NOT EXISTS`).
+/// Brings a database made before the bus positions (or the poll schedule)
+/// were kept up to date (SQLite has no `ADD COLUMN IF NOT EXISTS`).
 fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
     for table in ["votes", "rejected_ballots"] {
         let has: bool = conn.query_row(
@@ -105,6 +105,17 @@ fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
                  ALTER TABLE {table} ADD COLUMN src_offset INTEGER;"
             ))?;
         }
+    }
+    let has_polls: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('elections') WHERE name = 'polls_step_ms'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_polls {
+        conn.execute_batch(
+            "ALTER TABLE elections ADD COLUMN polls_first_close INTEGER;
+             ALTER TABLE elections ADD COLUMN polls_step_ms INTEGER;",
+        )?;
     }
     Ok(())
 }
@@ -161,9 +172,17 @@ impl Store for SqliteStore {
         check_election(e, candidates)?;
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO elections (election_id, name, opens_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (election_id) DO UPDATE SET name = excluded.name, opens_at = excluded.opens_at",
-            params![e.election_id, e.name, e.opens_at],
+            "INSERT INTO elections (election_id, name, opens_at, polls_first_close, polls_step_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (election_id) DO UPDATE SET name = excluded.name, opens_at = excluded.opens_at,
+                polls_first_close = excluded.polls_first_close, polls_step_ms = excluded.polls_step_ms",
+            params![
+                e.election_id,
+                e.name,
+                e.opens_at,
+                e.polls.map(|p| p.first_close),
+                e.polls.map(|p| p.step_ms)
+            ],
         )?;
         {
             let mut stmt = tx.prepare(
@@ -195,7 +214,8 @@ impl Store for SqliteStore {
 
     fn elections(&mut self) -> Result<Vec<ElectionEntry>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT election_id, name, opens_at, election_no FROM elections ORDER BY election_id",
+            "SELECT election_id, name, opens_at, election_no, polls_first_close, polls_step_ms
+             FROM elections ORDER BY election_id",
         )?;
         let elections: Vec<(Election, i64)> = stmt
             .query_map([], |r| {
@@ -204,6 +224,7 @@ impl Store for SqliteStore {
                         election_id: r.get(0)?,
                         name: r.get(1)?,
                         opens_at: r.get(2)?,
+                        polls: super::util::poll_close(r.get(4)?, r.get(5)?),
                     },
                     r.get(3)?,
                 ))
