@@ -94,6 +94,8 @@ contract!(
     a_batch_decides_ballot_ids_in_arrival_order,
     an_id_first_rejected_stays_rejected,
     ids_recorded_before_the_id_check_are_claimed_when_opened,
+    a_sealed_state_takes_no_new_vote_and_its_count_is_final,
+    desk_events_are_appended_once_in_order,
 );
 
 fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
@@ -1238,4 +1240,129 @@ fn ids_recorded_before_the_id_check_are_claimed_when_opened(b: &Backend) {
     // Opening again does not run it twice.
     drop(b.open());
     assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM ballot_ids"), 4);
+}
+
+fn a_sealed_state_takes_no_new_vote_and_its_count_is_final(b: &Backend) {
+    let v = setup(b, 60);
+    // The schedule round-trips, and the processor reads it.
+    let mut st = b.open();
+    let (mut e, c) = election("e1", "Election e1");
+    e.polls = Some(votestream::model::PollClose {
+        first_close: OPENS + 10 * 3_600_000,
+        step_ms: 1_800_000,
+    });
+    st.put_election(&e, &c).unwrap();
+    let back = st.elections().unwrap();
+    assert_eq!(
+        back.iter()
+            .find(|x| x.election.election_id == "e1")
+            .unwrap()
+            .election,
+        e
+    );
+    let p = processor(&mut *st);
+    // The most populous state of the sample: it has at least two voters.
+    let mut by_state = std::collections::HashMap::<&str, usize>::new();
+    for x in &v {
+        *by_state.entry(&x.address_state).or_default() += 1;
+    }
+    let state = by_state
+        .iter()
+        .max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s)))
+        .map(|(s, _)| s.to_string())
+        .unwrap();
+    let (here, elsewhere): (Vec<&Voter>, Vec<&Voter>) =
+        v.iter().partition(|x| x.address_state == state);
+    assert!(
+        here.len() >= 2 && !elsewhere.is_empty(),
+        "the generator spreads 60 voters"
+    );
+    let r = record(
+        &mut *st,
+        &p,
+        vec![
+            ballot("s0", "e1", here[0], 0, 0),
+            ballot("s1", "e1", elsewhere[0], 1, 0),
+        ],
+    );
+    assert_eq!(r.votes.len(), 2);
+
+    let seal = st.seal_state("e1", &state, OPENS + 42).unwrap();
+    assert_eq!((seal.final_votes, seal.sealed_at), (1, OPENS + 42));
+    let again = st.seal_state("e1", &state, OPENS + 99).unwrap();
+    assert_eq!(again, seal, "sealing twice changes nothing");
+    assert!(matches!(
+        st.seal_state("nope", &state, OPENS),
+        Err(StoreError::UnknownElection(_))
+    ));
+
+    // From another connection, as another processor would be.
+    let mut st2 = b.open();
+    let r = record(
+        &mut *st2,
+        &p,
+        vec![
+            ballot("s2", "e1", here[1], 2, 0),      // new, in the sealed state
+            ballot("s0", "e1", here[0], 0, 0),      // a replay: still counted
+            ballot("s3", "e1", elsewhere[1], 0, 0), // another state: accepted
+            ballot("x0", "e2", here[1], 0, 0),      // another election: not sealed
+        ],
+    );
+    let mut accepted: Vec<&str> = r.votes.iter().map(|v| v.ballot_id.as_str()).collect();
+    accepted.sort();
+    assert_eq!(accepted, ["s3", "x0"]);
+    assert_eq!(r.replays, 1);
+    assert_eq!(r.rejections.len(), 1);
+    assert_eq!(r.rejections[0].ballot_id, "s2");
+    assert_eq!(r.rejections[0].reason, RejectReason::PollsClosed);
+    assert!(
+        r.rejections[0].detail.contains(&state),
+        "{}",
+        r.rejections[0].detail
+    );
+    assert!(fates(&r.vote_fates).contains(&rejected(RejectReason::PollsClosed, false)));
+    // The refusal is kept like any other: a replay of it is refused again.
+    let r = record(&mut *st2, &p, vec![ballot("s2", "e1", here[1], 2, 0)]);
+    assert!(r.votes.is_empty());
+    assert_eq!(
+        fates(&r.vote_fates),
+        [rejected(RejectReason::PollsClosed, true)]
+    );
+    assert_eq!(
+        b.raw
+            .scalar("SELECT COUNT(*) FROM rejected_ballots WHERE reason = 'polls_closed'"),
+        1
+    );
+    let log = st2.desk_log("e1").unwrap();
+    assert_eq!(log.seals, [seal]);
+    assert!(log.events.is_empty());
+    assert!(st2.desk_log("e2").unwrap().seals.is_empty());
+}
+
+fn desk_events_are_appended_once_in_order(b: &Backend) {
+    setup(b, 1);
+    let mut st = b.open();
+    let ev = |s: &str| vec![format!("{{\"n\":\"{s}\"}}")];
+    st.append_desk("e1", 0, &ev("a")).unwrap();
+    st.append_desk("e1", 1, &[ev("b")[0].clone(), ev("c")[0].clone()])
+        .unwrap();
+    // A second desk (or a restarted one) that did not see b and c.
+    let mut other = b.open();
+    match other.append_desk("e1", 1, &ev("late")) {
+        Err(StoreError::EngineMoved {
+            expected: 1,
+            found: 3,
+            ..
+        }) => {}
+        x => panic!("a stale append must be refused, got {x:?}"),
+    }
+    assert!(
+        other.append_desk("e1", 4, &ev("gap")).is_err(),
+        "no gaps either"
+    );
+    other.append_desk("e2", 0, &ev("z")).unwrap();
+    let log = other.desk_log("e1").unwrap();
+    let bodies: Vec<&str> = log.events.iter().map(String::as_str).collect();
+    assert_eq!(bodies, [r#"{"n":"a"}"#, r#"{"n":"b"}"#, r#"{"n":"c"}"#]);
+    assert_eq!(other.desk_log("e2").unwrap().events.len(), 1);
 }

@@ -24,7 +24,7 @@ pub use url::{StoreKind, StoreUrl};
 
 use std::collections::HashMap;
 
-use crate::model::{Candidate, Election, Gender, Rejection, Vote, Voter};
+use crate::model::{Candidate, Election, Gender, Millis, Rejection, Vote, Voter};
 use crate::results::Results;
 use crate::tally::{Tallies, TallyKey};
 
@@ -252,6 +252,47 @@ pub trait Store: Send {
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError>;
     /// Every tally recomputed from the votes table alone (for `audit`).
     fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError>;
+    /// Seals a state's count: no new vote for it is recorded after this
+    /// commits (`polls_closed`), so the votes counted in it at that moment,
+    /// returned, are all it will ever have. Sealing again changes nothing.
+    fn seal_state(
+        &mut self,
+        election_id: &str,
+        state: &str,
+        at: Millis,
+    ) -> Result<Seal, StoreError>;
+    /// The seals and the desk's events of an election.
+    fn desk_log(&mut self, election_id: &str) -> Result<DeskLog, StoreError>;
+    /// Appends desk events numbered `next`, `next + 1`, ..., only if `next`
+    /// events are recorded (else `EngineMoved`, nothing written): an event
+    /// is recorded once even when a desk restarts or a second one runs.
+    fn append_desk(
+        &mut self,
+        election_id: &str,
+        next: i64,
+        events: &[String],
+    ) -> Result<(), StoreError>;
+}
+
+/// The states whose count is sealed, as `(election_no, state)`.
+pub(crate) type Sealed = std::collections::HashSet<(i64, std::sync::Arc<str>)>;
+
+/// A state whose count is final (see [`Store::seal_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seal {
+    pub state: String,
+    pub sealed_at: Millis,
+    /// The votes counted in the state: all it will ever have.
+    pub final_votes: u64,
+}
+
+/// What the race desk has recorded for one election.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeskLog {
+    pub seals: Vec<Seal>,
+    /// The desk's events in order (their number is their index), as JSON
+    /// the store does not read.
+    pub events: Vec<String>,
 }
 
 /// Opens the store a URL names, creating its schema if needed.

@@ -67,6 +67,8 @@ pub enum VoteOutcome {
     Republish(i64),
     /// The voter had already voted, with this ballot id.
     AlreadyVoted(String),
+    /// New, but the voter's state is sealed: its count is final.
+    PollsClosed,
     /// Decided by its id alone (see [`by_voter`]).
     ById,
 }
@@ -126,7 +128,8 @@ pub fn same_source(stored: Option<Source>, incoming: Option<Source>) -> bool {
 }
 
 /// The rejections to insert once the votes are decided: the batch's own
-/// with a new id, the `already_voted` ones (in vote order), and the
+/// with a new id, the `already_voted` and `polls_closed` ones (in vote
+/// order), and the
 /// `ballot_id_reused` ones with a new derived id.
 pub fn new_rejections(batch: &Batch, plan: &Plan, votes: &[VoteOutcome]) -> Vec<NewRejection> {
     let own = batch
@@ -151,6 +154,22 @@ pub fn new_rejections(batch: &Batch, plan: &Plan, votes: &[VoteOutcome]) -> Vec<
                     voter_id: Some(v.voter_id.clone()),
                     reason: RejectReason::AlreadyVoted,
                     detail: format!("voter already voted in this election (ballot {first})"),
+                    raw: vote_raw(v),
+                    received_at: crate::model::now_millis(),
+                    source: v.source,
+                },
+                item: Item::Vote(i),
+            }),
+            VoteOutcome::PollsClosed => Some(NewRejection {
+                rejection: Rejection {
+                    ballot_id: v.ballot_id.clone(),
+                    election_id: Some(v.election_id.to_string()),
+                    voter_id: Some(v.voter_id.clone()),
+                    reason: RejectReason::PollsClosed,
+                    detail: format!(
+                        "the count in {} is sealed: its polls closed and the lateness allowance has passed",
+                        v.state
+                    ),
                     raw: vote_raw(v),
                     received_at: crate::model::now_millis(),
                     source: v.source,
@@ -255,7 +274,9 @@ impl BatchOutcome {
                     out.republish_votes.push(v);
                     Some(Fate::Accepted { replay: true })
                 }
-                VoteOutcome::AlreadyVoted(_) => fates.get(&Item::Vote(i)).cloned(),
+                VoteOutcome::AlreadyVoted(_) | VoteOutcome::PollsClosed => {
+                    fates.get(&Item::Vote(i)).cloned()
+                }
                 VoteOutcome::ById => match plan.votes[i] {
                     IdCheck::Stored => {
                         let again = Rejection {

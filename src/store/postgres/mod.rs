@@ -8,6 +8,7 @@
 //! every write is one transaction and idempotent when repeated (a commit
 //! whose acknowledgement was lost is recognised as a replay on retry).
 
+mod desk;
 mod ids;
 mod read;
 mod tallies;
@@ -24,7 +25,8 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, Recorded, Store, StoreError,
     VoterKey,
 };
-use crate::model::{Candidate, Election, Voter};
+use super::{DeskLog, Seal};
+use crate::model::{Candidate, Election, Millis, Voter};
 use crate::results::Results;
 use crate::tally::{Tallies, TallyKey};
 
@@ -313,5 +315,27 @@ impl Store for PgStore {
 
     fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError> {
         read::recount(self, election_id)
+    }
+
+    fn seal_state(
+        &mut self,
+        election_id: &str,
+        state: &str,
+        at: Millis,
+    ) -> Result<Seal, StoreError> {
+        desk::seal_state(self, election_id, state, at)
+    }
+
+    fn desk_log(&mut self, election_id: &str) -> Result<DeskLog, StoreError> {
+        desk::desk_log(self, election_id)
+    }
+
+    fn append_desk(
+        &mut self,
+        election_id: &str,
+        next: i64,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        desk::append_desk(self, election_id, next, events)
     }
 }

@@ -5,6 +5,7 @@
 //! row would cap the store at a few thousand rows a second.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
@@ -35,7 +36,7 @@ use crate::store::outcome::{
     VoteOutcome,
 };
 use crate::store::util::{voter_columns, TimeFormat};
-use crate::store::{check_batch, check_voter, Batch, StoreError};
+use crate::store::{check_batch, check_voter, Batch, Sealed, StoreError};
 
 /// Adds voters, skipping ids already registered; returns how many were new.
 ///
@@ -193,7 +194,13 @@ pub(super) fn try_record(
             &outcome.plan.stored_ids(&batch.votes, &batch.rejections),
         )?;
         let existing = existing_ballots(&mut tx, batch)?;
-        outcome.votes = decide_votes(batch, &existing, last_seq, &outcome);
+        // Read under the lock: a seal commits under it too (desk.rs).
+        let sealed: Sealed = tx
+            .query("SELECT election_no, state FROM poll_seals", &[])?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, Arc::from(r.try_get::<_, &str>(1)?))))
+            .collect::<Result<_, postgres::Error>>()?;
+        outcome.votes = decide_votes(batch, &existing, &sealed, last_seq, &outcome);
         copy_votes(&mut tx, batch, &outcome.votes)?;
         let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
         for (v, o) in batch.votes.iter().zip(&outcome.votes) {
@@ -288,11 +295,13 @@ fn existing_ballots(
 
 /// Decides each vote as the SQLite store does, one by one in batch order:
 /// the first ballot of a key not yet in the table is accepted; any other is
-/// a replay when its ballot id is the key's recorded one, else already_voted.
-/// Votes the id check decided are left out.
+/// a replay when its ballot id is the key's recorded one, else already_voted;
+/// a new one in a sealed state is polls_closed. Votes the id check decided
+/// are left out.
 fn decide_votes(
     batch: &Batch,
     existing: &HashMap<(i64, i64), Stored>,
+    sealed: &Sealed,
     last_seq: i64,
     decided: &BatchOutcome,
 ) -> Vec<VoteOutcome> {
@@ -315,6 +324,12 @@ fn decide_votes(
                         continue;
                     }
                     &stored.ballot_id
+                }
+                None if !sealed.is_empty()
+                    && sealed.contains(&(v.election_no, v.state.clone())) =>
+                {
+                    out.push(VoteOutcome::PollsClosed);
+                    continue;
                 }
                 None => {
                     next += 1;

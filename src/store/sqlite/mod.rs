@@ -6,6 +6,7 @@
 //! rest. The SQL is the same tables in another dialect, so the two stores
 //! repeat each other's shape on purpose.
 
+mod desk;
 mod read;
 mod write;
 
@@ -18,7 +19,8 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, OffsetMove, Recorded, Store,
     StoreError, VoterKey,
 };
-use crate::model::{Candidate, Election, Vote, Voter};
+use super::{DeskLog, Seal};
+use crate::model::{Candidate, Election, Millis, Vote, Voter};
 use crate::results::Results;
 use crate::tally::{Tallies, TallyKey};
 
@@ -331,5 +333,27 @@ impl Store for SqliteStore {
 
     fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError> {
         read::recount(self, election_id)
+    }
+
+    fn seal_state(
+        &mut self,
+        election_id: &str,
+        state: &str,
+        at: Millis,
+    ) -> Result<Seal, StoreError> {
+        desk::seal_state(self, election_id, state, at)
+    }
+
+    fn desk_log(&mut self, election_id: &str) -> Result<DeskLog, StoreError> {
+        desk::desk_log(self, election_id)
+    }
+
+    fn append_desk(
+        &mut self,
+        election_id: &str,
+        next: i64,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        desk::append_desk(self, election_id, next, events)
     }
 }

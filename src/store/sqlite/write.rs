@@ -13,7 +13,7 @@ use crate::store::outcome::{
     VoteOutcome,
 };
 use crate::store::util::{voter_columns, TimeFormat};
-use crate::store::{check_batch, check_voter, Batch, OffsetMove, StoreError};
+use crate::store::{check_batch, check_voter, Batch, OffsetMove, Sealed, StoreError};
 use crate::tally::TallyKey;
 
 fn source_of(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Source>> {
@@ -87,35 +87,48 @@ impl SqliteStore {
                 "SELECT ballot_id, seq, src_partition, src_offset FROM votes
                  WHERE election_no = ?1 AND voter_no = ?2",
             )?;
+            let sealed = sealed_states(&tx)?;
             let mut times = TimeFormat::default();
             for (i, v) in batch.votes.iter().enumerate() {
                 if !by_voter(outcome.plan.votes[i], &v.ballot_id, &outcome.stored) {
                     outcome.votes.push(VoteOutcome::ById);
                     continue;
                 }
-                let inserted = insert.execute(params![
-                    &*v.election_id,
-                    v.voter_id,
-                    &*v.candidate_id,
-                    times.format(v.cast_at),
-                    v.ballot_id,
-                    v.cast_at,
-                    v.election_no,
-                    v.voter_no,
-                    v.source.map(|s| s.partition),
-                    v.source.map(|s| s.offset)
-                ])?;
-                if inserted == 1 {
+                // A sealed state takes no new vote, but a replay of one it
+                // took before is still told it was counted.
+                let closed =
+                    !sealed.is_empty() && sealed.contains(&(v.election_no, v.state.clone()));
+                let inserted = !closed
+                    && insert.execute(params![
+                        &*v.election_id,
+                        v.voter_id,
+                        &*v.candidate_id,
+                        times.format(v.cast_at),
+                        v.ballot_id,
+                        v.cast_at,
+                        v.election_no,
+                        v.voter_no,
+                        v.source.map(|s| s.partition),
+                        v.source.map(|s| s.offset)
+                    ])? == 1;
+                if inserted {
                     *counts.entry((&v.election_id, "accepted")).or_default() += 1;
                     outcome
                         .votes
                         .push(VoteOutcome::Accepted(tx.last_insert_rowid()));
                     continue;
                 }
-                let (first, seq, source): (String, i64, Option<Source>) = existing
+                let found: Option<(String, i64, Option<Source>)> = existing
                     .query_row(params![v.election_no, v.voter_no], |r| {
                         Ok((r.get(0)?, r.get(1)?, source_of(r, 2)?))
-                    })?;
+                    })
+                    .optional()?;
+                let Some((first, seq, source)) = found else {
+                    // Not inserted and not there: only a seal refuses a new vote.
+                    debug_assert!(closed);
+                    outcome.votes.push(VoteOutcome::PollsClosed);
+                    continue;
+                };
                 outcome
                     .votes
                     .push(if first == v.ballot_id && same_source(source, v.source) {
@@ -328,4 +341,14 @@ fn write_tallies(
         };
     }
     Ok(())
+}
+
+/// The states whose count is sealed, by election_no (usually none: then a
+/// batch pays one tiny query).
+pub(super) fn sealed_states(tx: &rusqlite::Transaction<'_>) -> Result<Sealed, StoreError> {
+    let mut stmt = tx.prepare_cached("SELECT election_no, state FROM poll_seals")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get(0)?, std::sync::Arc::from(r.get::<_, String>(1)?)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
