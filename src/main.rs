@@ -203,6 +203,11 @@ enum Command {
         after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:15432/votestream"
     )]
     Bench(commands::report::BenchArgs),
+    /// The race desk alone: seals states whose polls closed, records calls and projections.
+    #[command(
+        after_help = "Examples:\n  votestream desk\n  votestream desk --store postgres://postgres@127.0.0.1:15432/votestream --bus kafka://127.0.0.1:19092\n  votestream desk --engine spark"
+    )]
+    Desk(commands::run::DeskArgs),
 }
 
 // The stages allocate and free many short strings across threads.
@@ -238,5 +243,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(a) => commands::report::results(a),
         Command::Audit(a) => commands::report::audit(a),
         Command::Bench(a) => commands::report::bench(a, progress),
+        Command::Desk(a) => commands::run::desk(a),
     }
 }

@@ -24,3 +24,6 @@ pub const OPEN_FILES_LIMIT: &str = "votestream_open_files_limit";
 pub const READY: &str = "votestream_ready";
 pub const STAGE_READY: &str = "votestream_stage_ready";
 pub const STAGE_STALLED_SECONDS: &str = "votestream_stage_stalled_seconds";
+pub const DESK_EVENTS: &str = "votestream_desk_events_total";
+pub const DESK_SEALS: &str = "votestream_desk_seals_total";
+pub const DESK_RACES: &str = "votestream_desk_races";

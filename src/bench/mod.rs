@@ -170,6 +170,8 @@ fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> anyhow::R
         http_workers: 1,
         addr_file: None,
         progress,
+        // The pipeline's own rate; the desk's cost is measured apart.
+        desk: false,
     })
 }
 

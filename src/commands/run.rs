@@ -26,6 +26,17 @@ pub struct RunArgs {
     until_done: bool,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    desk: DeskFlag,
+}
+
+/// Whether this process runs the race desk.
+#[derive(Args)]
+pub struct DeskFlag {
+    /// Do not run the race desk here (run `votestream desk` apart, or none:
+    /// then no state is sealed and nothing is recorded as called).
+    #[arg(long, env = "VOTESTREAM_NO_DESK")]
+    no_desk: bool,
 }
 
 #[derive(Args)]
@@ -34,6 +45,8 @@ pub struct ServeArgs {
     common: Common,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    desk: DeskFlag,
     #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
     allowance_secs: u64,
 }
@@ -54,6 +67,7 @@ pub fn run(a: RunArgs, progress: bool) -> anyhow::Result<ExitCode> {
         http_workers: a.http.http_workers,
         addr_file: a.http.addr_file.clone(),
         progress,
+        desk: !a.desk.no_desk,
     })?;
     print!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
@@ -79,7 +93,33 @@ pub fn serve(a: ServeArgs, progress: bool) -> anyhow::Result<ExitCode> {
         http_workers: a.http.http_workers,
         addr_file: a.http.addr_file.clone(),
         progress,
+        desk: !a.desk.no_desk,
     })?;
     print!("{}", summary.results.render_text());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct DeskArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The engine whose persisted results the desk reads.
+    #[arg(long, env = "VOTESTREAM_ENGINE", default_value = "builtin", value_parser = ["builtin", "spark"])]
+    engine: String,
+    /// A state is sealed this long after its polls close (the lateness
+    /// allowance: a ballot cast before the close may still be arriving).
+    #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
+    allowance_secs: u64,
+}
+
+/// `desk`: the race desk as a process of its own.
+pub fn desk(a: DeskArgs) -> anyhow::Result<ExitCode> {
+    pipeline::desk::run_desk(&pipeline::desk::DeskOptions {
+        store_url: &StoreUrl::parse(&a.common.store).context("opening the store")?,
+        bus: &BusKind::parse(&a.common.bus)?,
+        election_id: &a.common.election,
+        engine: &a.engine,
+        allowance_ms: allowance_ms(a.allowance_secs),
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,15 +10,16 @@
 //! the stages on threads and decides when the run is over.
 //!
 //! ```text
-//! simulator ─┬─ballots─► processor ─votes─► aggregator
-//! HTTP intake┘  (acks after commit)  │           │
-//!                    store: votes, results, progress ──► snapshots ──► HTTP
+//! simulator ─┬─ballots─► processor ─votes─► aggregator     race desk
+//! HTTP intake┘  (acks after commit)  │           │         (seals, calls)
+//!                    store: votes, results, progress, desk ──► snapshots ──► HTTP
 //! ```
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod desk;
 mod kafka;
 mod supervise;
 mod wiring;
@@ -56,6 +57,9 @@ pub struct RunConfig {
     /// Where to write the bound address (useful with port 0).
     pub addr_file: Option<std::path::PathBuf>,
     pub progress: bool,
+    /// Run the race desk beside the aggregator (it seals states whose polls
+    /// closed and records calls); off when a `votestream desk` runs apart.
+    pub desk: bool,
 }
 
 /// What a finished run reports.

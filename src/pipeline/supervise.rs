@@ -34,6 +34,7 @@ pub(super) fn run(
         aggregator,
         in_process,
         health,
+        desk,
         intake_stop,
         addr,
     } = stages;
@@ -72,6 +73,11 @@ pub(super) fn run(
             let _running = Running::new(&health.aggregator_running);
             aggregator.run(stats, shutdown)
         });
+        // The desk only reads what the store holds and records its own
+        // tables: it stops when the run does, and a failed look is retried.
+        if let Some(desk) = desk {
+            s.spawn(|| desk.run(super::desk::DESK_EVERY, shutdown));
+        }
         // The simulator owns its sink: once it is done, only the HTTP
         // intake holds the processor's channel.
         let simulating = sim.as_ref().zip(sim_sink).map(|(sim, sink)| {

@@ -17,6 +17,7 @@ use crate::aggregate::stream::StreamEngine;
 use crate::bus::kafka::intake::{BallotProducer, BallotWriter, EarlyCheck};
 use crate::bus::memory;
 use crate::bus::{BallotSink, BusKind, Inbound};
+use crate::desk::stage::DeskStage;
 use crate::generate::ensure_registry;
 use crate::model::now_millis;
 use crate::process::{Processor, Registry};
@@ -48,6 +49,7 @@ pub(super) struct Stages {
     /// in-process bus), so the run can tell when it is drained by itself.
     pub in_process: bool,
     pub health: Arc<serve::Health>,
+    pub desk: Option<DeskStage>,
     pub intake_stop: serve::IntakeStop,
     pub addr: SocketAddr,
 }
@@ -134,6 +136,17 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
         simulated,
         in_process,
     } = bus(cfg, &processor)?;
+    let desk = if cfg.desk {
+        Some(super::desk::desk_stage(&super::desk::DeskOptions {
+            store_url: &cfg.store_url,
+            bus: &cfg.bus,
+            election_id: &cfg.election_id,
+            engine: super::desk::DESK_ENGINE,
+            allowance_ms: cfg.sim.allowance_ms,
+        })?)
+    } else {
+        None
+    };
     let health = Arc::new(serve::Health::default());
     // On the in-process bus every simulated ballot is this processor's work.
     health.sent_is_local.store(in_process, Relaxed);
@@ -185,6 +198,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
             aggregator,
             in_process,
             health,
+            desk,
             intake_stop,
             addr,
         },

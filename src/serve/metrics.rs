@@ -34,6 +34,15 @@ pub fn handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    metrics::describe_counter!(
+        DESK_EVENTS,
+        "Race desk events recorded: calls, projections and withdrawn projections, by race kind"
+    );
+    metrics::describe_counter!(
+        DESK_SEALS,
+        "States whose count was sealed (polls closed and the lateness allowance passed)"
+    );
+    metrics::describe_gauge!(DESK_RACES, "Races by their status on the race desk");
     metrics::describe_counter!(BALLOTS_ACCEPTED, "Ballots accepted and committed");
     metrics::describe_counter!(BALLOTS_REJECTED, "Ballots rejected, by reason");
     metrics::describe_counter!(

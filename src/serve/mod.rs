@@ -154,6 +154,8 @@ pub fn router(state: Arc<Shared>) -> Router {
         )
         .route(&format!("{election}/results/timeline"), get(read::timeline))
         .route(&format!("{election}/results/stream"), get(sse::stream))
+        .route(&format!("{election}/desk"), get(read::desk))
+        .route(&format!("{election}/desk/events"), get(read::desk_events))
         .route(&format!("{election}/candidates"), get(read::candidates))
         .route(&format!("{election}/progress"), get(read::progress))
         .route(

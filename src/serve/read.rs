@@ -38,6 +38,41 @@ pub async fn elections(State(st): State<Arc<Shared>>) -> ApiResult {
     to_json(&snap.elections)
 }
 
+/// The race desk: every race's status, projection and interval, and the
+/// record of calls (`events`, oldest first).
+pub async fn desk(State(st): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+    let (v, _, _) = view(&st, &id)?;
+    match &v.desk {
+        Some(d) => to_json(&**d),
+        None => Err(ApiError::Unavailable(
+            "the race desk cannot be read from the store yet; retry shortly".into(),
+        )),
+    }
+}
+
+/// The record of calls alone, oldest first; `?after=N` gives the events
+/// numbered above N (for a client that polls).
+pub async fn desk_events(
+    State(st): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<AfterQuery>,
+) -> ApiResult {
+    let (v, _, _) = view(&st, &id)?;
+    let Some(d) = &v.desk else {
+        return Err(ApiError::Unavailable(
+            "the race desk cannot be read from the store yet; retry shortly".into(),
+        ));
+    };
+    let after = q.after.unwrap_or(-1);
+    let events: Vec<_> = d.events.iter().filter(|e| e.event_no > after).collect();
+    to_json(&events)
+}
+
+#[derive(Deserialize)]
+pub struct AfterQuery {
+    after: Option<i64>,
+}
+
 pub async fn results(State(st): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     to_json(&view(&st, &id)?.0.results)
 }

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 use super::metrics::{LAG_VOTES, READY, STAGE_READY, STAGE_STALLED_SECONDS, VOTE_VISIBLE_SECONDS};
 use crate::aggregate::BUILTIN;
+use crate::desk::board::{Board, BoardError, DeskFrame};
+use crate::desk::DeskConfig;
 use crate::model::{format_voting_time, now_millis, parse_time, Candidate, Election, Millis};
 use crate::results::Results;
 use crate::stats::Stats;
@@ -168,6 +170,8 @@ pub struct ElectionSummary {
 /// One election at one tick.
 pub struct ElectionView {
     pub results: Results,
+    /// The race desk's board and record (None until it could be read).
+    pub desk: Option<Arc<DeskFrame>>,
     pub votes_per_s: f64,
     /// The SSE frame (`event: snapshot`), built once for every viewer.
     pub frame: Bytes,
@@ -196,6 +200,8 @@ struct Frame<'a> {
     lag: i64,
     elections: Vec<ElectionRef<'a>>,
     results: &'a Results,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desk: Option<&'a DeskFrame>,
 }
 
 #[derive(Serialize)]
@@ -244,6 +250,8 @@ struct Maker {
     history: HashMap<String, VecDeque<(Instant, i64)>>,
     /// The last published results, serialized, to see whether anything changed.
     last: HashMap<String, Vec<u8>>,
+    /// Per election, the race desk's board as read from the store.
+    boards: HashMap<String, Board>,
     changed: bool,
 }
 
@@ -284,7 +292,9 @@ impl Maker {
                 let mut views = HashMap::new();
                 for (e, results) in &all {
                     let id = e.election.election_id.clone();
-                    let view = self.view(&id, results.clone(), &refs, tick, generated_at, lag);
+                    let desk = self.desk(store, &e.election, results, generated_at);
+                    let view =
+                        self.view(&id, results.clone(), desk, &refs, tick, generated_at, lag);
                     views.insert(id, Arc::new(view));
                 }
                 snap.views = views;
@@ -294,10 +304,48 @@ impl Maker {
         snap
     }
 
+    /// The desk's board for one election; None (and a warning) while the
+    /// store cannot say, so the rest of the dashboard goes on.
+    fn desk(
+        &mut self,
+        store: &mut dyn Store,
+        election: &Election,
+        results: &Results,
+        now: Millis,
+    ) -> Option<Arc<DeskFrame>> {
+        let id = &election.election_id;
+        let read = |board: &mut Board, store: &mut dyn Store| -> Result<(), BoardError> {
+            board.reload(store)?;
+            board.registry(store, results.registered_voters)?;
+            Ok(())
+        };
+        let board = match self.boards.get_mut(id) {
+            Some(b) => b,
+            None => match Board::load(store, id, DeskConfig::default()) {
+                Ok(b) => self.boards.entry(id.clone()).or_insert(b),
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot: cannot read the race desk");
+                    return None;
+                }
+            },
+        };
+        let seen = (board.events.len(), board.seals.len());
+        if let Err(e) = read(board, store) {
+            tracing::warn!(error = %e, "snapshot: cannot read the race desk");
+            return None;
+        }
+        if seen != (board.events.len(), board.seals.len()) {
+            self.changed = true;
+        }
+        Some(Arc::new(board.frame(election, results, now)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn view(
         &mut self,
         id: &str,
         results: Results,
+        desk: Option<Arc<DeskFrame>>,
         elections: &[ElectionRef],
         tick: u64,
         generated_at: Millis,
@@ -335,10 +383,12 @@ impl Maker {
                 })
                 .collect(),
             results: &shown,
+            desk: desk.as_deref(),
         };
         let json = serde_json::to_string(&frame).unwrap_or_else(|_| "{}".into());
         ElectionView {
             results,
+            desk,
             votes_per_s,
             frame: Bytes::from(format!("event: snapshot\ndata: {json}\n\n")),
         }

@@ -10,10 +10,12 @@
 //! - [`ballots`]: the processor's side: ballots in, one Kafka transaction
 //!   per batch out (`votes_topic`, `rejected_ballots`, consumer offsets).
 //! - [`votes`]: the aggregator's side: `votes_topic` in, read_committed.
+//! - [`calls`]: `race_calls`, the race desk's events, each once.
 //! - [`Publisher`]: plain idempotent producing (simulator, registry,
 //!   aggregate topics).
 
 pub mod ballots;
+pub mod calls;
 pub(crate) mod intake;
 pub mod messages;
 pub(crate) mod votes;
@@ -41,10 +43,12 @@ pub enum Topic {
     Rejected,
     VotesPerCandidate,
     TurnoutByLocation,
+    /// The race desk's calls and projections.
+    RaceCalls,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
         Topic::Voters,
         Topic::Candidates,
         Topic::Ballots,
@@ -52,6 +56,7 @@ impl Topic {
         Topic::Rejected,
         Topic::VotesPerCandidate,
         Topic::TurnoutByLocation,
+        Topic::RaceCalls,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +68,7 @@ impl Topic {
             Topic::Rejected => "rejected_ballots",
             Topic::VotesPerCandidate => "aggregated_votes_per_candidate",
             Topic::TurnoutByLocation => "aggregated_turnout_by_location",
+            Topic::RaceCalls => "race_calls",
         }
     }
 
@@ -190,7 +196,13 @@ impl KafkaBus {
             .iter()
             .zip(&names)
             .map(|(t, name)| {
-                let nt = NewTopic::new(name, self.partitions, TopicReplication::Fixed(replication));
+                // One partition: readers see the calls in the order they were made.
+                let partitions = if *t == Topic::RaceCalls {
+                    1
+                } else {
+                    self.partitions
+                };
+                let nt = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
                 if t.compacted() {
                     nt.set("cleanup.policy", "compact")
                 } else {

@@ -1,0 +1,113 @@
+//! `race_calls`: the race desk's events, one partition (so every reader
+//! sees them in the order they were recorded), keyed by election id. Each
+//! message carries its event number; the writer reads the topic once when
+//! it opens and from then on sends only numbers it has not seen, so an
+//! event is on the topic once however often the desk restarts.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{KafkaBus, Publisher, Topic};
+use crate::bus::BusError;
+
+pub struct CallTopic {
+    publisher: Publisher,
+    topic: String,
+    /// Per election, the next event number the topic does not have.
+    next: HashMap<String, i64>,
+}
+
+/// What a `race_calls` message must hold for the writer to resume from it.
+#[derive(serde::Deserialize)]
+struct Numbered {
+    election_id: String,
+    event_no: i64,
+}
+
+impl CallTopic {
+    pub fn open(bus: &KafkaBus) -> Result<CallTopic, BusError> {
+        let topic = bus.topic(Topic::RaceCalls);
+        Ok(CallTopic {
+            publisher: bus.publisher()?,
+            next: read_numbers(bus, &topic)?,
+            topic,
+        })
+    }
+
+    /// The next event number the topic lacks for `election_id`.
+    pub fn next(&self, election_id: &str) -> i64 {
+        self.next.get(election_id).copied().unwrap_or(0)
+    }
+
+    /// Sends the events numbered from [`CallTopic::next`] on (earlier ones
+    /// are on the topic already) and waits until the broker has them.
+    /// `events` are `(event_no, JSON object)`, in order, without gaps.
+    pub fn publish(
+        &mut self,
+        election_id: &str,
+        events: &[(i64, serde_json::Value)],
+    ) -> Result<(), BusError> {
+        let from = self.next(election_id);
+        let mut last = None;
+        for (no, body) in events.iter().filter(|(no, _)| *no >= from) {
+            let mut body = body.clone();
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("election_id".into(), election_id.into());
+                obj.insert("event_no".into(), (*no).into());
+            }
+            let payload = serde_json::to_vec(&body).expect("JSON serializes");
+            self.publisher
+                .send(&self.topic, Some(election_id.as_bytes()), &payload)?;
+            last = Some(*no);
+        }
+        if let Some(last) = last {
+            self.publisher.flush(Duration::from_secs(30))?;
+            self.next.insert(election_id.to_string(), last + 1);
+        }
+        Ok(())
+    }
+}
+
+/// Reads the whole topic (it holds a few hundred events a night) for the
+/// last event number of each election.
+fn read_numbers(bus: &KafkaBus, topic: &str) -> Result<HashMap<String, i64>, BusError> {
+    let consumer: BaseConsumer = bus
+        .config()
+        .set("group.id", bus.group("race-calls-reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(15))?;
+    let mut next = HashMap::new();
+    if high <= low {
+        return Ok(next);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(low))?;
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if Instant::now() > deadline {
+            return Err(BusError::Delivery(format!(
+                "reading {topic} to its end ({high}) took over 30 s"
+            )));
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m?;
+        if let Some(n) = m
+            .payload()
+            .and_then(|p| serde_json::from_slice::<Numbered>(p).ok())
+        {
+            let e = next.entry(n.election_id).or_insert(0);
+            *e = (*e).max(n.event_no + 1);
+        }
+        if m.offset() + 1 >= high {
+            return Ok(next);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The desk stage: every tick it seals the states whose polls closed (once
+//! the lateness allowance has passed), shows the desk the engine's persisted
+//! results, and records each new call or projection once, by
+//! compare-and-set on the event number: a restarted desk resumes from what
+//! was recorded and emits nothing twice, and a second desk for the same
+//! election only ever adds what the first did not.
+
+use std::time::{Duration, Instant};
+
+use super::board::{Board, BoardError};
+use super::{DeskConfig, DeskEvent, EventKind, Race, View};
+use crate::metric_names::{DESK_EVENTS, DESK_SEALS};
+use crate::model::{now_millis, Millis};
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
+
+/// Where recorded events go besides the store (the `race_calls` topic in
+/// the Kafka shape). Told every recorded event in order, with its number;
+/// it keeps its own position, so a restart resends nothing it already has.
+pub trait CallSink: Send {
+    fn publish(&mut self, election_id: &str, events: &[(i64, &DeskEvent)]) -> anyhow::Result<()>;
+}
+
+pub struct DeskStage {
+    store: Box<dyn Store>,
+    board: Board,
+    engine: String,
+    allowance_ms: Millis,
+    sink: Option<Box<dyn CallSink>>,
+}
+
+impl DeskStage {
+    pub fn open(
+        mut store: Box<dyn Store>,
+        election_id: &str,
+        engine: &str,
+        allowance_ms: Millis,
+        cfg: DeskConfig,
+        sink: Option<Box<dyn CallSink>>,
+    ) -> Result<DeskStage, BoardError> {
+        let board = Board::load(&mut *store, election_id, cfg)?;
+        let mut stage = DeskStage {
+            store,
+            board,
+            engine: engine.to_string(),
+            allowance_ms,
+            sink,
+        };
+        stage.publish_from(0);
+        Ok(stage)
+    }
+
+    /// One look: seals what is due, then records what the desk decides.
+    /// Returns the events recorded by this call, and the board shown.
+    pub fn step(&mut self, now: Millis) -> Result<(Vec<DeskEvent>, View), BoardError> {
+        let store = &mut *self.store;
+        let election = store
+            .elections()?
+            .into_iter()
+            .find(|e| e.election.election_id == self.board.election_id)
+            .ok_or_else(|| StoreError::UnknownElection(self.board.election_id.clone()))?
+            .election;
+        let results = store.results(&self.board.election_id, &self.engine)?;
+        self.board.registry(store, results.registered_voters)?;
+        let due: Vec<String> = self
+            .board
+            .states()
+            .filter(|s| !self.board.seals.contains_key(*s))
+            .filter(|s| {
+                election
+                    .closes_at(s)
+                    .is_some_and(|c| now >= c + self.allowance_ms)
+            })
+            .map(str::to_string)
+            .collect();
+        for state in due {
+            let seal = store.seal_state(&self.board.election_id, &state, now)?;
+            metrics::counter!(DESK_SEALS).increment(1);
+            tracing::info!(state, final_votes = seal.final_votes, "sealed a state's count");
+            self.board.seals.insert(state, seal.final_votes);
+        }
+        // The results were read before the seals: read them again so the
+        // desk never sees a final count with results older than the seal.
+        let results = store.results(&self.board.election_id, &self.engine)?;
+        let snap = self.board.snapshot(&election, &results, now);
+        let (view, events) = self.board.desk.observe(&snap);
+        if events.is_empty() {
+            return Ok((events, view));
+        }
+        let next = self.board.events.len() as i64;
+        let bodies: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("an event serializes"))
+            .collect();
+        match store.append_desk(&self.board.election_id, next, &bodies) {
+            Ok(()) => {
+                for e in &events {
+                    metrics::counter!(DESK_EVENTS, "kind" => kind_name(e.kind), "race" => race_kind(&e.race))
+                        .increment(1);
+                    tracing::info!(race = ?e.race, kind = ?e.kind, candidate = e.candidate, "race desk");
+                }
+                self.board.events.extend(events.iter().cloned());
+                self.publish_from(next);
+                Ok((events, view))
+            }
+            Err(StoreError::EngineMoved { .. }) => {
+                // Another desk recorded first: take its record as ours.
+                self.board.reload(store)?;
+                self.publish_from(next);
+                Ok((Vec::new(), view))
+            }
+            Err(e) => {
+                // Not recorded: forget this look, so the next one decides again.
+                self.board.reload_all(store)?;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn publish_from(&mut self, from: i64) {
+        let Some(sink) = &mut self.sink else { return };
+        let events: Vec<(i64, &DeskEvent)> = self
+            .board
+            .events
+            .iter()
+            .enumerate()
+            .skip(from.max(0) as usize)
+            .map(|(i, e)| (i as i64, e))
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        // The store holds the record; a sink that failed is told again
+        // (from its own position) at the next event.
+        if let Err(e) = sink.publish(&self.board.election_id, &events) {
+            tracing::warn!(error = %e, "race desk: cannot publish to the calls topic yet");
+        }
+    }
+
+    /// Runs until shutdown, one look every `every`.
+    pub fn run(mut self, every: Duration, shutdown: &Shutdown) {
+        let mut next = Instant::now();
+        while !shutdown.is_requested() {
+            next += every;
+            if let Err(e) = self.step(now_millis()) {
+                tracing::warn!(error = %e, "race desk: will look again");
+            }
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
+fn kind_name(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Projected => "projected",
+        EventKind::Withdrawn => "withdrawn",
+        EventKind::Called => "called",
+    }
+}
+
+fn race_kind(r: &Race) -> &'static str {
+    match r {
+        Race::State(_) => "state",
+        Race::National => "national",
+    }
+}

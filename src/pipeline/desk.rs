@@ -1,0 +1,88 @@
+//! The race desk in a run (a thread beside the aggregator) or on its own
+//! (`votestream desk`): the desk stage, and on Kafka the `race_calls` topic
+//! it also publishes to.
+
+use std::time::Duration;
+
+use crate::aggregate::BUILTIN;
+use crate::bus::kafka::calls::CallTopic;
+use crate::bus::kafka::KafkaBus;
+use crate::bus::BusKind;
+use crate::desk::stage::{CallSink, DeskStage};
+use crate::desk::{DeskConfig, DeskEvent};
+use crate::model::Millis;
+use crate::shutdown::Shutdown;
+use crate::store::StoreUrl;
+
+/// How often the desk looks at the results.
+pub const DESK_EVERY: Duration = Duration::from_millis(250);
+
+/// Where a desk runs and what it reads.
+pub struct DeskOptions<'a> {
+    pub store_url: &'a StoreUrl,
+    pub bus: &'a BusKind,
+    pub election_id: &'a str,
+    /// The engine whose persisted results it reads (`builtin` or `spark`).
+    pub engine: &'a str,
+    pub allowance_ms: Millis,
+}
+
+pub fn desk_stage(o: &DeskOptions<'_>) -> anyhow::Result<DeskStage> {
+    let sink: Option<Box<dyn CallSink>> = match o.bus {
+        BusKind::Memory => None,
+        BusKind::Kafka(bus) => Some(Box::new(KafkaCalls::open(bus)?)),
+    };
+    Ok(DeskStage::open(
+        o.store_url.open()?,
+        o.election_id,
+        o.engine,
+        o.allowance_ms,
+        DeskConfig::default(),
+        sink,
+    )?)
+}
+
+/// `votestream desk`: the desk alone, until Ctrl-C.
+pub fn run_desk(o: &DeskOptions<'_>) -> anyhow::Result<()> {
+    let shutdown = Shutdown::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    shutdown.listen(rt.handle());
+    let stage = desk_stage(o)?;
+    eprintln!(
+        "race desk: election {} on the {} engine's results, every {} ms (Ctrl-C to stop)",
+        o.election_id,
+        o.engine,
+        DESK_EVERY.as_millis()
+    );
+    // The signal listener lives on the runtime; the desk on this thread.
+    rt.block_on(async {
+        tokio::task::spawn_blocking(move || stage.run(DESK_EVERY, &shutdown))
+            .await
+            .map_err(|e| anyhow::anyhow!("the desk panicked: {e}"))
+    })
+}
+
+/// The default engine a run's desk reads.
+pub const DESK_ENGINE: &str = BUILTIN;
+
+struct KafkaCalls(CallTopic);
+
+impl KafkaCalls {
+    fn open(bus: &KafkaBus) -> anyhow::Result<KafkaCalls> {
+        bus.ensure_topics()?;
+        Ok(KafkaCalls(CallTopic::open(bus)?))
+    }
+}
+
+impl CallSink for KafkaCalls {
+    fn publish(&mut self, election_id: &str, events: &[(i64, &DeskEvent)]) -> anyhow::Result<()> {
+        let bodies: Vec<(i64, serde_json::Value)> = events
+            .iter()
+            .map(|(no, e)| Ok((*no, serde_json::to_value(e)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        self.0.publish(election_id, &bodies)?;
+        Ok(())
+    }
+}
