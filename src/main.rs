@@ -203,6 +203,11 @@ enum Command {
         after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:15432/votestream"
     )]
     Bench(commands::report::BenchArgs),
+    /// Grade the race desk on seeded synthetic nights; exit 1 on any wrong or missed call.
+    #[command(
+        after_help = "Examples:\n  votestream desk-check\n  votestream desk-check --nights 200 --seed 7 --voters 200000"
+    )]
+    DeskCheck(commands::desk::DeskCheckArgs),
 }
 
 // The stages allocate and free many short strings across threads.
@@ -238,5 +243,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(a) => commands::report::results(a),
         Command::Audit(a) => commands::report::audit(a),
         Command::Bench(a) => commands::report::bench(a, progress),
+        Command::DeskCheck(a) => commands::desk::desk_check(a),
     }
 }

@@ -164,7 +164,9 @@ mod tests {
         }
         let ev: u32 = STATES.iter().map(|s| u32::from(s.electoral_votes)).sum();
         assert_eq!(ev, 538, "the Electoral College");
-        assert!(STATES.iter().all(|s| s.electoral_votes >= 3 && s.close_step <= LAST_CLOSE_STEP));
+        assert!(STATES
+            .iter()
+            .all(|s| s.electoral_votes >= 3 && s.close_step <= LAST_CLOSE_STEP));
         let total = total_population_k();
         assert!(
             (330_000..333_000).contains(&total),

@@ -17,8 +17,8 @@ use super::names::{
     rare_last_names, COMMON_LAST, EMAIL_DOMAINS, FEMALE_FIRST, MALE_FIRST, STREET_NAMES,
     STREET_SUFFIXES, UNISEX_FIRST,
 };
-use crate::states::{self, UsState};
 use crate::model::{Gender, Voter};
+use crate::states::{self, UsState};
 
 /// Ages are counted on this day (election day 2026), never on the wall
 /// clock, so an electorate does not change with the date it is generated on.

@@ -19,11 +19,11 @@ use std::ops::Range;
 
 use crate::model::{Candidate, Election, Millis, Voter};
 
+pub use crate::states::{state_by_code, state_by_name, UsState, STATES};
 pub use avatar::avatar_svg;
 pub use bootstrap::{ensure_registry, generate_voters};
 pub use electorate::REFERENCE_DATE;
 pub use import::{from_csv, from_randomuser_json, write_csv, ImportError, CSV_COLUMNS};
-pub use crate::states::{state_by_code, state_by_name, UsState, STATES};
 
 pub const DEFAULT_ELECTION_ID: &str = "general-2026";
 
