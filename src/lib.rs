@@ -18,8 +18,9 @@
 //!    CSV and randomuser.me imports, avatars, the registry bootstrap),
 //!    [`simulate`] (a deterministic stream of ballots, good and bad),
 //!    [`process`] (parse and validate ballots, one vote per voter, enrich)
-//!    and [`aggregate`] (the built-in engine's live tallies, persisted
-//!    exactly).
+//!    [`aggregate`] (the built-in engine's live tallies, persisted
+//!    exactly) and [`desk`] (the election-night race desk: certain calls,
+//!    model projections, and the synthetic nights that grade them).
 //! 4. Edges: [`serve`] (the live dashboard, ballot and read APIs, SSE,
 //!    metrics), [`pipeline`] (wires the stages together for `votestream
 //!    run`, on either bus), [`audit`] (recomputes every tally from the
@@ -45,6 +46,7 @@ pub mod store;
 
 // Stages.
 pub mod aggregate;
+pub mod desk;
 pub mod generate;
 pub mod process;
 pub mod simulate;

@@ -208,6 +208,11 @@ enum Command {
         after_help = "Examples:\n  votestream desk\n  votestream desk --store postgres://postgres@127.0.0.1:15432/votestream --bus kafka://127.0.0.1:19092\n  votestream desk --engine spark"
     )]
     Desk(commands::run::DeskArgs),
+    /// Grade the race desk on seeded synthetic nights; exit 1 on any wrong or missed call.
+    #[command(
+        after_help = "Examples:\n  votestream desk-check\n  votestream desk-check --nights 200 --seed 7 --voters 200000"
+    )]
+    DeskCheck(commands::desk::DeskCheckArgs),
 }
 
 // The stages allocate and free many short strings across threads.
@@ -244,5 +249,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => commands::report::audit(a),
         Command::Bench(a) => commands::report::bench(a, progress),
         Command::Desk(a) => commands::run::desk(a),
+        Command::DeskCheck(a) => commands::desk::desk_check(a),
     }
 }

@@ -6,8 +6,10 @@
 //! - [`process`]: `process`, from JSON lines or Kafka's `ballots`
 //! - [`aggregate`]: `aggregate`, the built-in engine or Spark
 //! - [`report`]: `results`, `audit` and `bench`
+//! - [`desk`]: `desk-check`, the race desk graded on synthetic nights
 
 pub mod aggregate;
+pub mod desk;
 pub mod generate;
 pub mod process;
 pub mod report;

@@ -1,0 +1,331 @@
+//! Grades the desk on synthetic nights with a known truth: any wrong or
+//! reversed call, any race left uncalled at the end, any event a restart
+//! repeats is a failure; projections and interval coverage are measured.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::night::{self, NightConfig, Ordering};
+use super::{Desk, DeskConfig, DeskEvent, EventKind, Race, Status, View};
+use crate::states::STATES;
+
+/// Measured figures for one counting order.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub nights: usize,
+    pub snapshots: usize,
+    pub calls: usize,
+    pub wrong_calls: usize,
+    pub projections: usize,
+    pub withdrawn: usize,
+    pub wrong_projections: usize,
+    /// Share intervals judged (state 10–90% counted) and how many held the final share.
+    pub intervals: u64,
+    pub covered: u64,
+    /// Sum of the states' counted share of the final total at their call.
+    called_reporting: f64,
+}
+
+impl Tally {
+    pub fn coverage(&self) -> f64 {
+        if self.intervals == 0 {
+            f64::NAN
+        } else {
+            self.covered as f64 / self.intervals as f64
+        }
+    }
+
+    /// Mean share of a state's final votes counted when it was called.
+    pub fn reporting_at_call(&self) -> f64 {
+        self.called_reporting / self.calls.max(1) as f64
+    }
+
+    fn add(&mut self, o: &Tally) {
+        self.nights += o.nights;
+        self.snapshots += o.snapshots;
+        self.calls += o.calls;
+        self.wrong_calls += o.wrong_calls;
+        self.projections += o.projections;
+        self.withdrawn += o.withdrawn;
+        self.wrong_projections += o.wrong_projections;
+        self.intervals += o.intervals;
+        self.covered += o.covered;
+        self.called_reporting += o.called_reporting;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    pub nominal: f64,
+    pub voters: u64,
+    pub by_ordering: Vec<(Ordering, Tally)>,
+    failures: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn failures(&self) -> Vec<String> {
+        self.failures.clone()
+    }
+
+    pub fn total(&self) -> Tally {
+        let mut t = Tally::default();
+        self.by_ordering.iter().for_each(|(_, x)| t.add(x));
+        t
+    }
+
+    pub fn tally(&self, o: Ordering) -> Tally {
+        self.by_ordering
+            .iter()
+            .find(|(x, _)| *x == o)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "| ordering | nights | snapshots | calls | wrong calls | counted at call | projections | withdrawn | wrong proj. | coverage (nominal {:.0}%) |",
+            self.nominal * 100.0
+        )?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        let total = self.total();
+        let rows = self
+            .by_ordering
+            .iter()
+            .map(|(o, t)| (format!("{o:?}"), t))
+            .chain([("all".to_string(), &total)]);
+        for (name, t) in rows {
+            writeln!(
+                f,
+                "| {name} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.1}% of {} |",
+                t.nights,
+                t.snapshots,
+                t.calls,
+                t.wrong_calls,
+                100.0 * t.reporting_at_call(),
+                t.projections,
+                t.withdrawn,
+                t.wrong_projections,
+                100.0 * t.coverage(),
+                t.intervals
+            )?;
+        }
+        writeln!(f, "failures: {}", self.failures.len())?;
+        for x in self.failures.iter().take(20) {
+            writeln!(f, "  {x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `check_with` under the default configuration.
+pub fn check(nights: usize, seed: u64, voters: u64) -> CheckReport {
+    check_with(&DeskConfig::default(), nights, seed, voters)
+}
+
+/// Replays `nights` nights (orderings in turn; every fourth a popular-vote
+/// race; every fifth restarts its desk mid-night from its events).
+pub fn check_with(cfg: &DeskConfig, nights: usize, seed: u64, voters: u64) -> CheckReport {
+    let mut by: Vec<(Ordering, Tally)> = Ordering::ALL
+        .iter()
+        .map(|&o| (o, Tally::default()))
+        .collect();
+    let mut failures = Vec::new();
+    for i in 0..nights {
+        let ordering = Ordering::ALL[i % Ordering::ALL.len()];
+        let mut cfg = cfg.clone();
+        cfg.popular_vote = i % 4 == 3;
+        let ncfg = NightConfig {
+            seed: seed
+                .wrapping_add(i as u64)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            voters,
+            ordering,
+            snapshots: 150,
+            allowance_ms: 20 * 60_000,
+        };
+        let tally = &mut by[i % Ordering::ALL.len()].1;
+        let mut fail = |m: String| failures.push(format!("night {i} ({ordering:?}): {m}"));
+        one_night(&cfg, &ncfg, i % 5 == 2, tally, &mut fail);
+    }
+    CheckReport {
+        nominal: cfg.interval,
+        voters,
+        by_ordering: by,
+        failures,
+    }
+}
+
+/// The winner of a count: None on a tie for first.
+fn winner(votes: &[u64]) -> Option<usize> {
+    let top = *votes.iter().max()?;
+    let mut at = votes.iter().enumerate().filter(|(_, v)| **v == top);
+    let first = at.next().map(|(i, _)| i);
+    at.next().is_none().then_some(first).flatten()
+}
+
+fn one_night(
+    cfg: &DeskConfig,
+    ncfg: &NightConfig,
+    restart: bool,
+    t: &mut Tally,
+    fail: &mut dyn FnMut(String),
+) {
+    let n = night::generate(ncfg);
+    let names = &n.candidates;
+    let mut truth: HashMap<Race, Option<usize>> = HashMap::new();
+    let mut ev = vec![0u16; names.len()];
+    for (s, votes) in STATES.iter().zip(&n.finals) {
+        let w = winner(votes);
+        if let Some(w) = w {
+            ev[w] += s.electoral_votes;
+        }
+        truth.insert(Race::State(s.name.to_string()), w);
+    }
+    let national = if cfg.popular_vote {
+        let k = names.len();
+        winner(
+            &(0..k)
+                .map(|j| n.finals.iter().map(|v| v[j]).sum())
+                .collect::<Vec<u64>>(),
+        )
+    } else {
+        let threshold = STATES.iter().map(|s| s.electoral_votes).sum::<u16>() / 2 + 1;
+        ev.iter().position(|&e| e >= threshold)
+    };
+    truth.insert(Race::National, national);
+    let name_of = |race: &Race| {
+        truth
+            .get(race)
+            .copied()
+            .flatten()
+            .map(|i| names[i].as_str())
+    };
+
+    t.nights += 1;
+    let mut desk = Desk::new(cfg.clone());
+    let mut log: Vec<DeskEvent> = Vec::new();
+    let mut called: HashMap<Race, String> = HashMap::new();
+    let mid = n.snapshots.len() / 2;
+    let mut last_view: Option<View> = None;
+    for (si, snap) in n.snapshots.iter().enumerate() {
+        let (view, events) = desk.observe(snap);
+        t.snapshots += 1;
+        for e in &events {
+            if let Some(c) = called.get(&e.race) {
+                fail(format!(
+                    "{:?} called for {c}, then {:?} {}",
+                    e.race, e.kind, e.candidate
+                ));
+            }
+            let right = name_of(&e.race) == Some(e.candidate.as_str());
+            match e.kind {
+                EventKind::Called => {
+                    t.calls += 1;
+                    if !right {
+                        t.wrong_calls += 1;
+                        fail(format!(
+                            "{:?} called for {}, the winner is {:?}",
+                            e.race,
+                            e.candidate,
+                            name_of(&e.race)
+                        ));
+                    }
+                    called.insert(e.race.clone(), e.candidate.clone());
+                    if let Race::State(s) = &e.race {
+                        let i = STATES.iter().position(|x| x.name == *s).unwrap_or(0);
+                        let fin: u64 = n.finals[i].iter().sum();
+                        let c: u64 = snap.states[i].counted.iter().sum();
+                        t.called_reporting += c as f64 / fin.max(1) as f64;
+                    }
+                }
+                EventKind::Projected => {
+                    t.projections += 1;
+                    t.wrong_projections += usize::from(!right);
+                }
+                EventKind::Withdrawn => t.withdrawn += 1,
+            }
+        }
+        log.extend(events);
+        grade_view(&view, &n.finals, &called, t, fail);
+        if restart && si == mid {
+            desk = Desk::resume(cfg.clone(), &log);
+            let (_, again) = desk.observe(snap);
+            if !again.is_empty() {
+                fail(format!(
+                    "resume at snapshot {si} emitted {} event(s) again",
+                    again.len()
+                ));
+            }
+        }
+        last_view = Some(view);
+    }
+    let Some(view) = last_view else {
+        return fail("no snapshots".into());
+    };
+    for s in &view.states {
+        let race = Race::State(s.state.clone());
+        let want = name_of(&race).map(|c| Status::Called {
+            candidate: c.to_string(),
+        });
+        if want.as_ref().is_some_and(|w| *w != s.status)
+            || (want.is_none() && s.status != Status::TooClose)
+        {
+            fail(format!(
+                "{} ends {:?}, the truth is {:?}",
+                s.state, s.status, want
+            ));
+        }
+    }
+    let want = name_of(&Race::National).map(|c| Status::Called {
+        candidate: c.to_string(),
+    });
+    if want.as_ref().is_some_and(|w| *w != view.national.status) {
+        fail(format!(
+            "the national race ends {:?}, the truth is {:?}",
+            view.national.status, want
+        ));
+    }
+}
+
+/// Invariants of every view, and the interval coverage where it is measured.
+fn grade_view(
+    view: &View,
+    finals: &[Vec<u64>],
+    called: &HashMap<Race, String>,
+    t: &mut Tally,
+    fail: &mut dyn FnMut(String),
+) {
+    for (s, fin) in view.states.iter().zip(finals) {
+        if let Some(c) = called.get(&Race::State(s.state.clone())) {
+            if s.status
+                != (Status::Called {
+                    candidate: c.clone(),
+                })
+            {
+                fail(format!(
+                    "{} was called for {c}, now shows {:?}",
+                    s.state, s.status
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&s.eevp) {
+            fail(format!("{} shows EEVP {}", s.state, s.eevp));
+        }
+        if s.projected_turnout * (s.registered as f64) < s.counted as f64 - 1e-6 {
+            fail(format!("{} projects a total below its count", s.state));
+        }
+        let total: u64 = fin.iter().sum();
+        let reporting = s.counted as f64 / total.max(1) as f64;
+        if !(0.10..=0.90).contains(&reporting) {
+            continue;
+        }
+        for (sh, &v) in s.shares.iter().zip(fin) {
+            let share = v as f64 / total as f64;
+            t.intervals += 1;
+            t.covered += u64::from(sh.lo <= share && share <= sh.hi);
+        }
+    }
+}
