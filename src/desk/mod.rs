@@ -135,6 +135,9 @@ pub struct DeskEvent {
     /// College race the margin and outstanding count electoral votes.
     pub margin: i64,
     pub outstanding: u64,
+    /// NaN where the model had no bound (JSON has no NaN: it is written as
+    /// null and read back as NaN, so a recorded event always reads back).
+    #[serde(deserialize_with = "nan_from_null")]
     pub lower_bound: f64,
 }
 
@@ -305,4 +308,8 @@ impl Desk {
 /// still a race, worth nothing in the Electoral College.
 fn electoral_votes(name: &str) -> u16 {
     state_by_name(name).map_or(0, |s| s.electoral_votes)
+}
+
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }

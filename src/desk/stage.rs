@@ -76,7 +76,11 @@ impl DeskStage {
         for state in due {
             let seal = store.seal_state(&self.board.election_id, &state, now)?;
             metrics::counter!(DESK_SEALS).increment(1);
-            tracing::info!(state, final_votes = seal.final_votes, "sealed a state's count");
+            tracing::info!(
+                state,
+                final_votes = seal.final_votes,
+                "sealed a state's count"
+            );
             self.board.seals.insert(state, seal.final_votes);
         }
         // The results were read before the seals: read them again so the
