@@ -1,4 +1,4 @@
-//! Needs: PostgreSQL.
+//! Needs: PostgreSQL, Kafka.
 //!
 //! The race desk end to end, over HTTP: an election whose polls close in
 //! waves a few seconds from now, ballots cast through the API, and the
@@ -229,11 +229,26 @@ fn late_ballots_are_refused(server: &Server, polls: PollClose) {
     }
 }
 
-fn spawn_desk(store: &str) -> Child {
+/// `votestream desk`, its log appended to `desk.log` in `dir`.
+fn spawn_desk(store: &str, bus: &str, dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("desk.log"))
+        .unwrap();
     command()
-        .args(["desk", "--store", store, "--allowance-secs", "1"])
+        .args([
+            "desk",
+            "--store",
+            store,
+            "--bus",
+            bus,
+            "--allowance-secs",
+            "1",
+        ])
+        .env("VOTESTREAM_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("votestream desk starts")
 }
@@ -291,10 +306,10 @@ fn the_desk_calls_every_state_right_once_its_polls_close() {
 
 /// The desk as a process of its own, SIGKILLed after its first calls and
 /// restarted: no call lost, duplicated or reversed; on SQLite and PostgreSQL.
-fn desk_survives_sigkill(url: &str, dir: &std::path::Path) {
+fn desk_survives_sigkill(url: &str, bus: &str, dir: &std::path::Path) -> Value {
     let polls = night(url);
     let server = Server::start(url, dir, &["--no-desk"]);
-    let mut desk_proc = spawn_desk(url);
+    let mut desk_proc = spawn_desk(url, bus, dir);
     cast_night(&server);
     wait::until(
         Duration::from_secs(60),
@@ -312,7 +327,7 @@ fn desk_survives_sigkill(url: &str, dir: &std::path::Path) {
     desk_proc.kill().unwrap(); // SIGKILL, mid-night
     desk_proc.wait().unwrap();
     let at_kill = desk(&server)["events"].as_array().unwrap().len();
-    let mut desk_proc = spawn_desk(url);
+    let mut desk_proc = spawn_desk(url, bus, dir);
     wait::until(Duration::from_secs(60), "every race called", || {
         all_called(&desk(&server))
     });
@@ -334,17 +349,64 @@ fn desk_survives_sigkill(url: &str, dir: &std::path::Path) {
     assert!(per_race.values().all(|&n| n == 1), "{per_race:?}");
     desk_proc.kill().unwrap();
     desk_proc.wait().unwrap();
+    d
 }
 
 #[test]
 fn a_sigkilled_desk_resumes_without_loss_or_duplicate_on_sqlite() {
     let store = TestStore::new();
-    desk_survives_sigkill(&store.url, store.dir.path());
+    desk_survives_sigkill(&store.url, "memory", store.dir.path());
 }
 
 #[test]
 fn a_sigkilled_desk_resumes_without_loss_or_duplicate_on_postgres() {
     let db = TempDb::new();
     let dir = tempfile::tempdir().unwrap();
-    desk_survives_sigkill(&db.url, dir.path());
+    desk_survives_sigkill(&db.url, "memory", dir.path());
+}
+
+/// In the Kafka shape every recorded event is on `race_calls` once, in
+/// order, with its number, across the SIGKILL and restart.
+#[test]
+fn race_calls_carries_each_event_once_in_the_kafka_shape() {
+    let kt = KafkaTest::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = desk_survives_sigkill(&kt.db.url, &kt.bus, dir.path());
+    let recorded = d["events"].as_array().unwrap();
+    // The restarted desk publishes what it records before the test looks.
+    let mut on_topic = Vec::new();
+    wait::until(Duration::from_secs(30), "race_calls to catch up", || {
+        on_topic = kt
+            .read_topic("race_calls")
+            .into_iter()
+            .map(|(key, payload)| {
+                assert_eq!(key.as_deref(), Some(ELECTION));
+                serde_json::from_slice::<Value>(&payload).unwrap()
+            })
+            .collect();
+        on_topic.len() >= recorded.len()
+    });
+    assert_eq!(
+        on_topic.len(),
+        recorded.len(),
+        "no event twice on the topic"
+    );
+    for (m, e) in on_topic.iter().zip(recorded) {
+        assert_eq!(m["event_no"], e["event_no"]);
+        assert_eq!(m["election_id"], ELECTION);
+        for field in ["race", "kind", "candidate", "position", "margin"] {
+            assert_eq!(m[field], e[field], "{m} vs {e}");
+        }
+    }
+}
+
+/// Runs its closure if the test panics (to show a child's log).
+struct OnPanic(Box<dyn Fn()>);
+
+impl Drop for OnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
+    }
 }
