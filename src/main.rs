@@ -192,7 +192,7 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Write simulated ballots as JSON lines (to stdout, or --out).
     #[command(
-        after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -\n  votestream simulate --night 90s | votestream process --input -"
+        after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -\n  votestream simulate --night 90s --out night.jsonl"
     )]
     Simulate(commands::generate::SimulateArgs),
     /// Validate and record ballots: JSON lines (a file, or - for stdin), or the Kafka `ballots` topic.

@@ -352,7 +352,7 @@ fn plan(cfg: &SimConfig, voters: &[SimVoter], parties: &[usize]) -> Vec<Planned>
     let mut plan = Vec::with_capacity(voting + voting / 16);
     let mut bad = 0usize;
     for (n, &voter) in order[..voting].iter().enumerate() {
-        let candidate = choose(&mut rng, &voters[voter as usize], &parties);
+        let candidate = choose(&mut rng, &voters[voter as usize], parties);
         let late = rng.random_bool(cfg.late_share.clamp(0.0, 1.0));
         plan.push(Planned::Vote {
             voter,
