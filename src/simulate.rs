@@ -10,25 +10,23 @@
 //! With a [`Night`] the plan also gives every ballot a time in the night, so
 //! states vote, close and report in their real waves ([`night`]).
 
-use std::time::{Duration, Instant};
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
 use crate::bus::Inbound;
 use crate::model::{Ballot, Candidate, Election, Gender, Millis};
-use crate::shutdown::Shutdown;
 use crate::states::{LAST_CLOSE_STEP, STATES};
 use crate::store::{Store, StoreError, VoterKey};
 
 mod invalid;
 pub mod night;
+mod pace;
+mod plan;
 #[cfg(test)]
 mod tests;
 
 pub use invalid::Invalid;
 use invalid::{INVALID_KINDS, NIGHT_KINDS};
 pub use night::Night;
+pub use pace::Rate;
+use plan::{choose, party_index, plan};
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -57,28 +55,6 @@ impl Default for SimConfig {
             late_share: 0.01,
             allowance_ms: 60_000,
             night: None,
-        }
-    }
-}
-
-/// How fast ballots are sent.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Rate {
-    PerSecond(u64),
-    Max,
-}
-
-impl std::str::FromStr for Rate {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Rate, String> {
-        if s == "max" {
-            return Ok(Rate::Max);
-        }
-        match s.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Rate::PerSecond(n)),
-            _ => Err(format!(
-                "rate must be a positive number of ballots per second or `max`, got {s:?}"
-            )),
         }
     }
 }
@@ -147,6 +123,8 @@ pub struct PlanCounts {
     pub duplicates: u64,
     pub invalid: u64,
     pub late: u64,
+    /// Of `invalid`: cast after their state's close (only in a night).
+    pub after_close: u64,
 }
 
 impl Simulation {
@@ -180,7 +158,8 @@ impl Simulation {
 
     /// With a night, the schedule is the election's if it has one (the
     /// commands write it before loading), else one starting now: either way
-    /// the processor only refuses late ballots under a schedule it loaded.
+    /// a processor refuses a ballot cast after its close only under a
+    /// schedule it loaded.
     fn new(
         mut election: Election,
         candidates: Vec<Candidate>,
@@ -243,7 +222,10 @@ impl Simulation {
                     c.late += *late as u64;
                 }
                 Planned::Duplicate { .. } => c.duplicates += 1,
-                Planned::Bad { .. } => c.invalid += 1,
+                Planned::Bad { kind, .. } => {
+                    c.invalid += 1;
+                    c.after_close += (*kind == Invalid::AfterClose) as u64;
+                }
             }
         }
         c
@@ -291,132 +273,6 @@ impl Simulation {
             Planned::Bad { voter, kind } => self.bad_ballot(kind, voter, ballot_id, now),
         }
     }
-
-    /// Sends the plan's ballots at `rate` until it ends or shutdown; the
-    /// first `unpaced` go at full speed (after a restart they are replays the
-    /// store recognises). `send` returns false when nobody listens any more.
-    /// Returns how many were sent. With a night `rate` is ignored: each
-    /// ballot goes at its planned time.
-    pub fn run(
-        &self,
-        unpaced: usize,
-        rate: Rate,
-        shutdown: &Shutdown,
-        mut send: impl FnMut(Vec<Inbound>) -> bool,
-    ) -> usize {
-        if let Some(clock) = self.night {
-            return self.run_night(clock, unpaced, shutdown, send);
-        }
-        let chunk = match rate {
-            Rate::Max => 2048,
-            Rate::PerSecond(r) => (r / 50).clamp(1, 2048) as usize,
-        };
-        let mut began = Instant::now();
-        let mut i = 0;
-        while i < self.plan.len() && !shutdown.is_requested() {
-            let paced = i.saturating_sub(unpaced);
-            if paced == 0 {
-                began = Instant::now();
-            }
-            if let Rate::PerSecond(r) = rate {
-                // Pace by the plan, not by the last sleep, so the rate does not drift.
-                let due = Duration::from_secs_f64(paced as f64 / r as f64);
-                if let Some(wait) = due.checked_sub(began.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
-            let step = if i < unpaced { 2048 } else { chunk };
-            let end = (i + step).min(self.plan.len());
-            let now = crate::model::now_millis();
-            let batch: Vec<Inbound> = (i..end).map(|k| self.ballot(k, now)).collect();
-            if !send(batch) {
-                break;
-            }
-            i = end;
-        }
-        i
-    }
-}
-
-/// The plan without a night: voters in a seeded order, each ballot sent as
-/// soon as the rate allows.
-fn plan(cfg: &SimConfig, voters: &[SimVoter], parties: &[usize]) -> Vec<Planned> {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x005e_edba_1107);
-    let mut order: Vec<u32> = (0..voters.len() as u32).collect();
-    // Fisher-Yates by hand: rand's shuffle is not promised stable across versions.
-    for i in (1..order.len()).rev() {
-        let j = rng.random_range(0..=i);
-        order.swap(i, j);
-    }
-    let voting = ((voters.len() as f64) * cfg.turnout.clamp(0.0, 1.0)).round() as usize;
-    let mut plan = Vec::with_capacity(voting + voting / 16);
-    let mut bad = 0usize;
-    for (n, &voter) in order[..voting].iter().enumerate() {
-        let candidate = choose(&mut rng, &voters[voter as usize], parties);
-        let late = rng.random_bool(cfg.late_share.clamp(0.0, 1.0));
-        plan.push(Planned::Vote {
-            voter,
-            candidate,
-            late,
-        });
-        if n > 0 && rng.random_bool(cfg.duplicate_share.clamp(0.0, 1.0)) {
-            let earlier = order[rng.random_range(0..n)];
-            let candidate = rng.random_range(0..parties.len().max(1)) as u16;
-            plan.push(Planned::Duplicate {
-                voter: earlier,
-                candidate,
-            });
-        }
-        if rng.random_bool(cfg.invalid_share.clamp(0.0, 1.0)) {
-            plan.push(Planned::Bad {
-                voter,
-                kind: INVALID_KINDS[bad % INVALID_KINDS.len()],
-            });
-            bad += 1;
-        }
-    }
-    plan
-}
-
-/// Party 0 Management, 1 Savior, 2 Tech Republic (the original's three);
-/// other candidates get a slot by position.
-fn party_index(c: &Candidate, position: usize) -> usize {
-    let p = c.party_affiliation.to_ascii_lowercase();
-    if p.contains("management") {
-        0
-    } else if p.contains("savior") {
-        1
-    } else if p.contains("tech") {
-        2
-    } else {
-        position % 3
-    }
-}
-
-/// Picks a candidate: the state's lean splits Management and Savior, young
-/// voters lean Tech Republic, and gender tilts a little.
-fn choose(rng: &mut ChaCha8Rng, v: &SimVoter, parties: &[usize]) -> u16 {
-    if parties.is_empty() {
-        return 0;
-    }
-    let youth = (40.0 - v.age as f64) / 20.0;
-    let weights: Vec<f64> = parties
-        .iter()
-        .map(|&p| match p {
-            0 => (1.3 * v.lean).exp() * if v.gender == Gender::Male { 1.15 } else { 1.0 },
-            1 => (-1.3 * v.lean).exp() * if v.gender == Gender::Female { 1.2 } else { 1.0 },
-            _ => 0.5 * (0.9 * youth).exp(),
-        })
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut x = rng.random::<f64>() * total;
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i as u16;
-        }
-        x -= w;
-    }
-    (parties.len() - 1) as u16
 }
 
 /// A UUID-shaped ballot id, a pure function of (seed, index).

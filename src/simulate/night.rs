@@ -8,15 +8,11 @@
 //! are offsets from the night's start, so the same seed plays the same night
 //! whenever it starts.
 
-use std::time::{Duration, Instant};
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{choose, NightClock, Planned, SimConfig, SimVoter, Simulation, NIGHT_KINDS};
-use crate::bus::Inbound;
-use crate::model::{now_millis, Millis, PollClose};
-use crate::shutdown::Shutdown;
+use super::{choose, Planned, SimConfig, SimVoter, NIGHT_KINDS};
+use crate::model::{Millis, PollClose};
 use crate::states::{LAST_CLOSE_STEP, STATES};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,9 +30,6 @@ pub struct Night {
 /// Below 1 a draw `u^e` piles up toward 1: 0.5 makes a state's votes come
 /// in at a rate rising steadily toward its close, as real turnout does.
 const RUSH: f64 = 0.5;
-
-/// Sends at most this many ballots in one batch.
-const CHUNK: usize = 2048;
 
 impl Night {
     fn first_close_offset(&self) -> Millis {
@@ -190,53 +183,4 @@ fn state_quotas(
             (n as f64 * t).round() as usize
         })
         .collect()
-}
-
-impl Simulation {
-    /// The night's pacing: each ballot is sent at its planned time after the
-    /// night's start by the wall clock, so the sender and the processor's
-    /// schedule agree even when the run began after the start.
-    pub(super) fn run_night(
-        &self,
-        clock: NightClock,
-        unpaced: usize,
-        shutdown: &Shutdown,
-        mut send: impl FnMut(Vec<Inbound>) -> bool,
-    ) -> usize {
-        let into = now_millis() - clock.start;
-        let origin = match into >= 0 {
-            true => Instant::now().checked_sub(Duration::from_millis(into as u64)),
-            false => Instant::now().checked_add(Duration::from_millis(into.unsigned_abs())),
-        }
-        .unwrap_or_else(Instant::now);
-        let due = |k: usize| origin + Duration::from_millis(self.at[k].max(0) as u64);
-        let mut i = 0;
-        while i < self.plan.len() && !shutdown.is_requested() {
-            if i >= unpaced {
-                // In slices: a quiet stretch of the night must still hear a shutdown.
-                let next = due(i);
-                while let Some(wait) = next.checked_duration_since(Instant::now()) {
-                    if wait.is_zero() || shutdown.is_requested() {
-                        break;
-                    }
-                    std::thread::sleep(wait.min(Duration::from_millis(100)));
-                }
-                if shutdown.is_requested() {
-                    break;
-                }
-            }
-            let now = Instant::now();
-            let mut end = i + 1;
-            while end < self.plan.len() && end - i < CHUNK && (end < unpaced || due(end) <= now) {
-                end += 1;
-            }
-            let stamp = now_millis();
-            let batch: Vec<Inbound> = (i..end).map(|k| self.ballot(k, stamp)).collect();
-            if !send(batch) {
-                break;
-            }
-            i = end;
-        }
-        i
-    }
 }
