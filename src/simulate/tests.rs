@@ -224,6 +224,16 @@ fn simulate_night_early_returns_lean_to_the_skew_candidate() {
         ..night()
     });
     let even = simulation(&even);
+    // The skew moves when votes come in, never whom they are for.
+    let tally = |sim: &Simulation| {
+        let mut t: Vec<(u8, u16)> = votes_by_state(sim)
+            .into_iter()
+            .flat_map(|(s, vs)| vs.into_iter().map(move |v| (s, v.1)))
+            .collect();
+        t.sort_unstable();
+        t
+    };
+    assert_eq!(tally(&sim), tally(&even));
     let (mut early, mut later) = ((0, 0), (0, 0));
     for votes in votes_by_state(&even).values() {
         let cut = votes.len() * 3 / 10;
