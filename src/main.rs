@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use votestream::generate;
 use votestream::pipeline::allowance_ms;
-use votestream::simulate::{Rate, SimConfig};
+use votestream::simulate::{Night, Rate, SimConfig};
 use votestream::store::StoreUrl;
 
 #[derive(Parser)]
@@ -127,7 +127,7 @@ struct SimArgs {
     /// Seed for the electorate and the ballots: same seed, same data.
     #[arg(long, env = "VOTESTREAM_SEED", default_value_t = 42)]
     seed: u64,
-    /// Ballots per second, or `max`.
+    /// Ballots per second, or `max` (ignored with --night, which sends each ballot at its planned time).
     #[arg(long, env = "VOTESTREAM_RATE", default_value = "2000")]
     rate: Rate,
     /// Share of registered voters who vote.
@@ -145,6 +145,18 @@ struct SimArgs {
     /// How late (seconds, by cast time) a vote may be and still land in its minute window.
     #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
     allowance_secs: u64,
+    /// Play an election night this long (e.g. 90s, 10m, 1h): states close in their real waves, from 40% to 95% of it.
+    #[arg(long, env = "VOTESTREAM_NIGHT", value_parser = commands::range::night_duration)]
+    night: Option<votestream::model::Millis>,
+    /// With --night: how strongly early returns lean to one candidate (0 to 1); the final count does not.
+    #[arg(long, env = "VOTESTREAM_NIGHT_SKEW", default_value_t = 0.5, value_parser = commands::range::share, allow_negative_numbers = true)]
+    night_skew: f64,
+    /// With --night: the candidate the early returns lean to (0: the election's first).
+    #[arg(long, env = "VOTESTREAM_NIGHT_SKEW_CANDIDATE", default_value_t = 0)]
+    night_skew_candidate: usize,
+    /// With --night: each state's turnout varies by up to ± this around --turnout.
+    #[arg(long, env = "VOTESTREAM_NIGHT_TURNOUT_SPREAD", default_value_t = 0.15, value_parser = commands::range::share, allow_negative_numbers = true)]
+    night_turnout_spread: f64,
 }
 
 impl SimArgs {
@@ -156,6 +168,12 @@ impl SimArgs {
             invalid_share: self.invalid_share,
             late_share: self.late_share,
             allowance_ms: allowance_ms(self.allowance_secs),
+            night: self.night.map(|duration_ms| Night {
+                duration_ms,
+                skew: self.night_skew,
+                skew_candidate: self.night_skew_candidate,
+                turnout_spread: self.night_turnout_spread,
+            }),
         }
     }
 }
@@ -164,7 +182,7 @@ impl SimArgs {
 enum Command {
     /// Run everything: generate if needed, simulate, process, aggregate, serve.
     #[command(
-        after_help = "Examples:\n  votestream run\n  votestream run --voters 1000000 --rate max --until-done\n  votestream run --store sqlite://night.db --listen 0.0.0.0:8080"
+        after_help = "Examples:\n  votestream run\n  votestream run --voters 1000000 --rate max --until-done\n  votestream run --store sqlite://night.db --listen 0.0.0.0:8080\n  votestream run --night 2m"
     )]
     Run(commands::run::RunArgs),
     /// Create the default election and generate (or import) the registry.
@@ -174,7 +192,7 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Write simulated ballots as JSON lines (to stdout, or --out).
     #[command(
-        after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -"
+        after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -\n  votestream simulate --night 90s --out night.jsonl"
     )]
     Simulate(commands::generate::SimulateArgs),
     /// Validate and record ballots: JSON lines (a file, or - for stdin), or the Kafka `ballots` topic.

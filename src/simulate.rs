@@ -6,16 +6,27 @@
 //! Reproducible: the same seed and registry give the same ballots (ids,
 //! voters, choices, order, kinds). Cast times follow the wall clock, since
 //! the processor judges them against its own.
-
-use std::time::{Duration, Instant};
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+//!
+//! With a [`Night`] the plan also gives every ballot a time in the night, so
+//! states vote, close and report in their real waves ([`night`]).
 
 use crate::bus::Inbound;
 use crate::model::{Ballot, Candidate, Election, Gender, Millis};
-use crate::shutdown::Shutdown;
+use crate::states::{LAST_CLOSE_STEP, STATES};
 use crate::store::{Store, StoreError, VoterKey};
+
+mod invalid;
+pub mod night;
+mod pace;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+pub use invalid::Invalid;
+use invalid::{INVALID_KINDS, NIGHT_KINDS};
+pub use night::Night;
+pub use pace::Rate;
+use plan::{choose, party_index, plan};
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -29,6 +40,9 @@ pub struct SimConfig {
     /// Valid ballots cast earlier than the lateness allowance, as a share of votes.
     pub late_share: f64,
     pub allowance_ms: Millis,
+    /// Play an election night: ballots at planned times, states closing in
+    /// waves. None: ballots as fast as the rate allows, no schedule.
+    pub night: Option<Night>,
 }
 
 impl Default for SimConfig {
@@ -40,61 +54,10 @@ impl Default for SimConfig {
             invalid_share: 0.01,
             late_share: 0.01,
             allowance_ms: 60_000,
+            night: None,
         }
     }
 }
-
-/// How fast ballots are sent.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Rate {
-    PerSecond(u64),
-    Max,
-}
-
-impl std::str::FromStr for Rate {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Rate, String> {
-        if s == "max" {
-            return Ok(Rate::Max);
-        }
-        match s.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Rate::PerSecond(n)),
-            _ => Err(format!(
-                "rate must be a positive number of ballots per second or `max`, got {s:?}"
-            )),
-        }
-    }
-}
-
-/// The kinds of bad ballot the simulator sends, in turn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Invalid {
-    UnknownVoter,
-    HostileVoterId,
-    UnknownCandidate,
-    UnknownElection,
-    CastInFuture,
-    CastBeforeOpen,
-    MalformedJson,
-    WrongType,
-    MissingField,
-    InvalidUtf8,
-    TooLarge,
-}
-
-const INVALID_KINDS: [Invalid; 11] = [
-    Invalid::UnknownVoter,
-    Invalid::HostileVoterId,
-    Invalid::UnknownCandidate,
-    Invalid::UnknownElection,
-    Invalid::CastInFuture,
-    Invalid::CastBeforeOpen,
-    Invalid::MalformedJson,
-    Invalid::WrongType,
-    Invalid::MissingField,
-    Invalid::InvalidUtf8,
-    Invalid::TooLarge,
-];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Planned {
@@ -113,11 +76,22 @@ enum Planned {
     },
 }
 
+#[derive(Clone)]
 struct SimVoter {
     id: String,
     lean: f64,
     age: u32,
     gender: Gender,
+    /// Index into `STATES`; `STATES.len()` for a state the table does not know.
+    state: u8,
+}
+
+impl SimVoter {
+    fn close_step(&self) -> u8 {
+        STATES
+            .get(self.state as usize)
+            .map_or(LAST_CLOSE_STEP, |s| s.close_step)
+    }
 }
 
 /// Everything needed to turn the plan into ballots.
@@ -126,8 +100,19 @@ pub struct Simulation {
     candidates: Vec<Candidate>,
     voters: Vec<SimVoter>,
     plan: Vec<Planned>,
+    /// With a night: each planned ballot's time, in ms after the night's
+    /// start, parallel to `plan`. Empty without one.
+    at: Vec<Millis>,
+    night: Option<NightClock>,
     seed: u64,
     allowance_ms: Millis,
+}
+
+/// A night pinned to the wall clock.
+#[derive(Clone, Copy, Debug)]
+struct NightClock {
+    night: Night,
+    start: Millis,
 }
 
 /// What a finished plan holds, for summaries and tests.
@@ -138,6 +123,8 @@ pub struct PlanCounts {
     pub duplicates: u64,
     pub invalid: u64,
     pub late: u64,
+    /// Of `invalid`: cast after their state's close (only in a night).
+    pub after_close: u64,
 }
 
 impl Simulation {
@@ -154,61 +141,47 @@ impl Simulation {
         let (election, candidates) = (entry.election, entry.candidates);
         let mut voters = Vec::new();
         store.scan_voters(&mut |v: VoterKey<'_>| {
+            let state = STATES
+                .iter()
+                .position(|s| s.name.eq_ignore_ascii_case(v.state))
+                .unwrap_or(STATES.len());
             voters.push(SimVoter {
                 id: v.voter_id.to_string(),
-                lean: crate::states::state_by_name(v.state).map_or(0.0, |s| s.lean),
+                lean: STATES.get(state).map_or(0.0, |s| s.lean),
                 age: v.age,
                 gender: v.gender,
+                state: state as u8,
             })
         })?;
         Ok(Simulation::new(election, candidates, voters, cfg))
     }
 
+    /// With a night, the schedule is the election's if it has one (the
+    /// commands write it before loading), else one starting now: either way
+    /// a processor refuses a ballot cast after its close only under a
+    /// schedule it loaded.
     fn new(
-        election: Election,
+        mut election: Election,
         candidates: Vec<Candidate>,
         voters: Vec<SimVoter>,
         cfg: &SimConfig,
     ) -> Simulation {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x005e_edba_1107);
-        let mut order: Vec<u32> = (0..voters.len() as u32).collect();
-        // Fisher-Yates by hand: rand's shuffle is not promised stable across versions.
-        for i in (1..order.len()).rev() {
-            let j = rng.random_range(0..=i);
-            order.swap(i, j);
-        }
-        let voting = ((voters.len() as f64) * cfg.turnout.clamp(0.0, 1.0)).round() as usize;
         let parties: Vec<usize> = candidates
             .iter()
             .enumerate()
             .map(|(i, c)| party_index(c, i))
             .collect();
-        let mut plan = Vec::with_capacity(voting + voting / 16);
-        let mut bad = 0usize;
-        for (n, &voter) in order[..voting].iter().enumerate() {
-            let candidate = choose(&mut rng, &voters[voter as usize], &parties);
-            let late = rng.random_bool(cfg.late_share.clamp(0.0, 1.0));
-            plan.push(Planned::Vote {
-                voter,
-                candidate,
-                late,
-            });
-            if n > 0 && rng.random_bool(cfg.duplicate_share.clamp(0.0, 1.0)) {
-                let earlier = order[rng.random_range(0..n)];
-                let candidate = rng.random_range(0..candidates.len().max(1)) as u16;
-                plan.push(Planned::Duplicate {
-                    voter: earlier,
-                    candidate,
-                });
+        let (plan, at, night) = match cfg.night {
+            Some(night) => {
+                let start = election
+                    .polls
+                    .map_or_else(crate::model::now_millis, |p| night.start_of(p));
+                election.polls = Some(night.polls(start));
+                let (plan, at) = night::plan(&night, cfg, &voters, &parties);
+                (plan, at, Some(NightClock { night, start }))
             }
-            if rng.random_bool(cfg.invalid_share.clamp(0.0, 1.0)) {
-                plan.push(Planned::Bad {
-                    voter,
-                    kind: INVALID_KINDS[bad % INVALID_KINDS.len()],
-                });
-                bad += 1;
-            }
-        }
+            None => (plan(cfg, &voters, &parties), Vec::new(), None),
+        };
         // Ballot ids differ per election, or one election's would replay another's.
         let seed = cfg.seed ^ fnv1a(election.election_id.as_bytes());
         Simulation {
@@ -216,9 +189,17 @@ impl Simulation {
             candidates,
             voters,
             plan,
+            at,
+            night,
             seed,
             allowance_ms: cfg.allowance_ms,
         }
+    }
+
+    /// When polls close in voter `v`'s state, with a night.
+    fn close_of(&self, v: u32) -> Option<Millis> {
+        let c = self.night?;
+        Some(c.start + c.night.close_offset(self.voters[v as usize].close_step()))
     }
 
     pub fn len(&self) -> usize {
@@ -241,13 +222,18 @@ impl Simulation {
                     c.late += *late as u64;
                 }
                 Planned::Duplicate { .. } => c.duplicates += 1,
-                Planned::Bad { .. } => c.invalid += 1,
+                Planned::Bad { kind, .. } => {
+                    c.invalid += 1;
+                    c.after_close += (*kind == Invalid::AfterClose) as u64;
+                }
             }
         }
         c
     }
 
-    /// Ballot number `i` of the plan, cast at `now`.
+    /// Ballot number `i` of the plan, cast at `now`. In a night a vote is
+    /// stamped no later than 1 ms before its state's close: the simulator
+    /// stamps the time the voter cast it, the network may deliver it later.
     pub fn ballot(&self, i: usize, now: Millis) -> Inbound {
         let ballot_id = ballot_id(self.seed, i as u64);
         let e = &self.election.election_id;
@@ -265,12 +251,14 @@ impl Simulation {
                 cast_at,
             })
         };
+        let in_time = |voter: u32| self.close_of(voter).map_or(now, |c| now.min(c - 1));
         match self.plan[i] {
             Planned::Vote {
                 voter,
                 candidate,
                 late,
             } => {
+                let now = in_time(voter);
                 // Late: earlier than the allowance, by a deterministic extra 5..65 s.
                 let cast_at = if late {
                     now - self.allowance_ms - 5_000 - (i as i64 % 60) * 1_000
@@ -279,150 +267,12 @@ impl Simulation {
                 };
                 typed(voter, cand(candidate), cast_at.max(self.election.opens_at))
             }
-            Planned::Duplicate { voter, candidate } => typed(voter, cand(candidate), now),
+            Planned::Duplicate { voter, candidate } => {
+                typed(voter, cand(candidate), in_time(voter))
+            }
             Planned::Bad { voter, kind } => self.bad_ballot(kind, voter, ballot_id, now),
         }
     }
-
-    fn bad_ballot(&self, kind: Invalid, voter: u32, ballot_id: String, now: Millis) -> Inbound {
-        let e = self.election.election_id.clone();
-        let voter_id = self.voters[voter as usize].id.clone();
-        let candidate_id = self
-            .candidates
-            .first()
-            .map(|c| c.candidate_id.clone())
-            .unwrap_or_default();
-        let ballot = |voter_id: String, election_id: String, candidate_id: String, cast_at| {
-            Inbound::ballot(Ballot {
-                ballot_id: ballot_id.clone(),
-                election_id,
-                voter_id,
-                candidate_id,
-                cast_at,
-            })
-        };
-        let raw = |s: String| Inbound::raw(s.into_bytes());
-        match kind {
-            Invalid::UnknownVoter => {
-                ballot(format!("unregistered-{ballot_id}"), e, candidate_id, now)
-            }
-            Invalid::HostileVoterId => ballot(
-                format!("<script>alert('{ballot_id}')</script>'; DROP TABLE votes;--"),
-                e,
-                candidate_id,
-                now,
-            ),
-            Invalid::UnknownCandidate => ballot(voter_id, e, "no-such-candidate".into(), now),
-            Invalid::UnknownElection => {
-                ballot(voter_id, "no-such-election".into(), candidate_id, now)
-            }
-            Invalid::CastInFuture => ballot(voter_id, e, candidate_id, now + 3_600_000),
-            Invalid::CastBeforeOpen => ballot(
-                voter_id,
-                e,
-                candidate_id,
-                self.election.opens_at - 3_600_000,
-            ),
-            Invalid::MalformedJson => raw(format!(r#"{{"ballot_id": "{ballot_id}", "voter_id": "#)),
-            Invalid::WrongType => raw(format!(
-                r#"{{"ballot_id":"{ballot_id}","election_id":"{e}","voter_id":12345,"candidate_id":"{candidate_id}","voting_time":"2026-11-03 12:00:00"}}"#
-            )),
-            Invalid::MissingField => raw(format!(
-                r#"{{"ballot_id":"{ballot_id}","election_id":"{e}","voter_id":"{voter_id}","voting_time":"2026-11-03 12:00:00"}}"#
-            )),
-            Invalid::InvalidUtf8 => {
-                let mut b = format!(r#"{{"ballot_id":"{ballot_id}","voter_id":""#).into_bytes();
-                b.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
-                Inbound::raw(b)
-            }
-            Invalid::TooLarge => raw(format!(
-                r#"{{"ballot_id":"{ballot_id}","padding":"{}"}}"#,
-                "x".repeat(crate::edge::MAX_MESSAGE_BYTES)
-            )),
-        }
-    }
-
-    /// Sends the plan's ballots at `rate` until it ends or shutdown; the
-    /// first `unpaced` go at full speed (after a restart they are replays the
-    /// store recognises). `send` returns false when nobody listens any more.
-    /// Returns how many were sent.
-    pub fn run(
-        &self,
-        unpaced: usize,
-        rate: Rate,
-        shutdown: &Shutdown,
-        mut send: impl FnMut(Vec<Inbound>) -> bool,
-    ) -> usize {
-        let chunk = match rate {
-            Rate::Max => 2048,
-            Rate::PerSecond(r) => (r / 50).clamp(1, 2048) as usize,
-        };
-        let mut began = Instant::now();
-        let mut i = 0;
-        while i < self.plan.len() && !shutdown.is_requested() {
-            let paced = i.saturating_sub(unpaced);
-            if paced == 0 {
-                began = Instant::now();
-            }
-            if let Rate::PerSecond(r) = rate {
-                // Pace by the plan, not by the last sleep, so the rate does not drift.
-                let due = Duration::from_secs_f64(paced as f64 / r as f64);
-                if let Some(wait) = due.checked_sub(began.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
-            let step = if i < unpaced { 2048 } else { chunk };
-            let end = (i + step).min(self.plan.len());
-            let now = crate::model::now_millis();
-            let batch: Vec<Inbound> = (i..end).map(|k| self.ballot(k, now)).collect();
-            if !send(batch) {
-                break;
-            }
-            i = end;
-        }
-        i
-    }
-}
-
-/// Party 0 Management, 1 Savior, 2 Tech Republic (the original's three);
-/// other candidates get a slot by position.
-fn party_index(c: &Candidate, position: usize) -> usize {
-    let p = c.party_affiliation.to_ascii_lowercase();
-    if p.contains("management") {
-        0
-    } else if p.contains("savior") {
-        1
-    } else if p.contains("tech") {
-        2
-    } else {
-        position % 3
-    }
-}
-
-/// Picks a candidate: the state's lean splits Management and Savior, young
-/// voters lean Tech Republic, and gender tilts a little.
-fn choose(rng: &mut ChaCha8Rng, v: &SimVoter, parties: &[usize]) -> u16 {
-    if parties.is_empty() {
-        return 0;
-    }
-    let youth = (40.0 - v.age as f64) / 20.0;
-    let weights: Vec<f64> = parties
-        .iter()
-        .map(|&p| match p {
-            0 => (1.3 * v.lean).exp() * if v.gender == Gender::Male { 1.15 } else { 1.0 },
-            1 => (-1.3 * v.lean).exp() * if v.gender == Gender::Female { 1.2 } else { 1.0 },
-            _ => 0.5 * (0.9 * youth).exp(),
-        })
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut x = rng.random::<f64>() * total;
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i as u16;
-        }
-        x -= w;
-    }
-    (parties.len() - 1) as u16
 }
 
 /// A UUID-shaped ballot id, a pure function of (seed, index).

@@ -119,7 +119,11 @@ fn publish_registry(
 pub fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let bus = BusKind::parse(&a.common.bus)?;
     let mut st = a.common.store_url()?.open()?;
-    let simulation = Simulation::load(&mut *st, &a.common.election, &a.sim.config())?;
+    let cfg = a.sim.config();
+    if let Some(night) = &cfg.night {
+        super::announce_night(&mut *st, &a.common.election, night)?;
+    }
+    let simulation = Simulation::load(&mut *st, &a.common.election, &cfg)?;
     if let BusKind::Kafka(bus) = bus {
         let (_rt, shutdown) = signals()?;
         bus.ensure_topics()?;

@@ -29,6 +29,39 @@ fn signals() -> anyhow::Result<(tokio::runtime::Runtime, Shutdown)> {
     Ok((rt, shutdown))
 }
 
+/// Writes the election again with the night's poll schedule, starting now,
+/// before any ballot is sent: processors load elections when they start, so
+/// one that starts after this refuses ballots cast after their state's close.
+fn announce_night(
+    store: &mut dyn votestream::store::Store,
+    election_id: &str,
+    night: &votestream::simulate::Night,
+) -> anyhow::Result<()> {
+    use votestream::model::{format_voting_time, now_millis};
+    let entry = store
+        .elections()?
+        .into_iter()
+        .find(|e| e.election.election_id == election_id)
+        .with_context(|| format!("no election {election_id:?} in the store"))?;
+    anyhow::ensure!(
+        night.skew_candidate < entry.candidates.len(),
+        "--night-skew-candidate {}: election {election_id:?} has {} candidates (counted from 0)",
+        night.skew_candidate,
+        entry.candidates.len()
+    );
+    let polls = night.polls(now_millis());
+    let mut election = entry.election;
+    election.polls = Some(polls);
+    store.put_election(&election, &entry.candidates)?;
+    let last = polls.first_close + i64::from(votestream::states::LAST_CLOSE_STEP) * polls.step_ms;
+    eprintln!(
+        "election night: the first polls close at {}, the last at {} (UTC)",
+        format_voting_time(polls.first_close),
+        format_voting_time(last)
+    );
+    Ok(())
+}
+
 fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))
 }
@@ -78,6 +111,27 @@ pub mod range {
         Ok(v)
     }
 
+    /// An election night's length: a number with a unit, `s`, `m` or `h`
+    /// (a bare number is seconds), from 1 s to a day, in milliseconds.
+    pub fn night_duration(s: &str) -> Result<i64, String> {
+        let t = s.trim();
+        let (n, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+            Some((at, _)) => t.split_at(at),
+            None => (t, "s"),
+        };
+        let scale = match unit {
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("`{s}`: expected a duration such as 90s, 10m or 1h")),
+        };
+        let secs = number(n)? * scale;
+        if !(1.0..=86_400.0).contains(&secs) {
+            return Err(format!("`{s}`: a night lasts from 1 s to 24 h"));
+        }
+        Ok((secs * 1000.0).round() as i64)
+    }
+
     /// A whole number ≥ 1.
     pub fn at_least_one(s: &str) -> Result<usize, String> {
         match s.trim().parse::<usize>() {
@@ -102,6 +156,17 @@ pub mod range {
             assert_eq!(share("1"), Ok(1.0));
             for bad in ["NaN", "nan", "-1", "1.5", "inf", "-0.01", "x", ""] {
                 assert!(share(bad).is_err(), "{bad}");
+            }
+        }
+
+        #[test]
+        fn night_durations_take_a_unit_and_stay_within_a_day() {
+            assert_eq!(night_duration("90s"), Ok(90_000));
+            assert_eq!(night_duration("10m"), Ok(600_000));
+            assert_eq!(night_duration("1.5h"), Ok(5_400_000));
+            assert_eq!(night_duration("45"), Ok(45_000));
+            for bad in ["0s", "-5m", "25h", "10x", "m", "", "NaNs"] {
+                assert!(night_duration(bad).is_err(), "{bad}");
             }
         }
 

@@ -52,18 +52,31 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: RunArgs, progress: bool) -> anyhow::Result<ExitCode> {
+    let bus = BusKind::parse(&a.common.bus)?;
+    let http = a.http.options();
+    // After the HTTP options: they print the generated tokens first.
+    let store_url = StoreUrl::parse(&a.common.store).context("opening the store")?;
+    let sim = a.sim.config();
+    if let Some(night) = &sim.night {
+        // Here, not in the pipeline: its processor loads the elections as it
+        // starts, so the schedule must be in the store before. The election
+        // may not exist yet, hence the registry first (the pipeline's own
+        // call then finds it in place).
+        let mut st = store_url.open().context("opening the store")?;
+        pipeline::ensure_registry(&mut *st, &a.common.election, sim.seed, a.voters, progress)?;
+        super::announce_night(&mut *st, &a.common.election, night)?;
+    }
     let summary = pipeline::run(RunConfig {
-        bus: BusKind::parse(&a.common.bus)?,
+        bus,
         instance: a.http.instance.clone(),
         election_id: a.common.election,
         voters: a.voters,
-        sim: a.sim.config(),
+        sim,
         rate: a.sim.rate,
         until_done: a.until_done,
         simulate: true,
-        http: a.http.options(),
-        // After the HTTP options: they print the generated tokens first.
-        store_url: StoreUrl::parse(&a.common.store).context("opening the store")?,
+        http,
+        store_url,
         http_workers: a.http.http_workers,
         addr_file: a.http.addr_file.clone(),
         progress,
