@@ -386,6 +386,25 @@ mod tests {
         fn recount(&mut self, election_id: &str) -> Result<crate::tally::Tallies, StoreError> {
             self.inner.recount(election_id)
         }
+        fn seal_state(
+            &mut self,
+            election_id: &str,
+            state: &str,
+            at: crate::model::Millis,
+        ) -> Result<crate::store::Seal, StoreError> {
+            self.inner.seal_state(election_id, state, at)
+        }
+        fn desk_log(&mut self, election_id: &str) -> Result<crate::store::DeskLog, StoreError> {
+            self.inner.desk_log(election_id)
+        }
+        fn append_desk(
+            &mut self,
+            election_id: &str,
+            next: i64,
+            events: &[String],
+        ) -> Result<(), StoreError> {
+            self.inner.append_desk(election_id, next, events)
+        }
     }
 
     fn busy() -> StoreError {
