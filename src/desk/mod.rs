@@ -14,6 +14,7 @@ pub mod check;
 mod model;
 pub mod night;
 mod race;
+mod swing;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +79,9 @@ pub struct DeskConfig {
     /// How far the uncounted votes' share may differ from the counted
     /// votes' (sd): the counting order is not random in real life.
     pub order_sd: f64,
+    /// Prior sd of the order effect: how far the counted votes' share may
+    /// lean away from the final share, the same way in every state.
+    pub order_effect_sd: f64,
 }
 
 impl Default for DeskConfig {
@@ -92,7 +96,8 @@ impl Default for DeskConfig {
             state_turnout_sd: 0.05,
             state_sd: 0.03,
             swing_sd: 0.05,
-            order_sd: 0.03,
+            order_sd: 0.01,
+            order_effect_sd: 0.10,
         }
     }
 }
