@@ -225,6 +225,7 @@ impl Desk {
     /// Looks at one snapshot; returns what is shown now and the events that are new
     /// (status changes: a new projection, a withdrawn projection, a call). Deterministic.
     pub fn observe(&mut self, snap: &Snapshot) -> (View, Vec<DeskEvent>) {
+        let snap = &parallel(snap);
         let models = model::model(&self.cfg, snap);
         let mut events = Vec::new();
         let mut states = Vec::with_capacity(snap.states.len());
@@ -302,6 +303,21 @@ impl Desk {
         self.status.insert(race, next.clone());
         next
     }
+}
+
+/// The snapshot with every state's counts exactly parallel to the
+/// candidates: a short row is padded with zeros, a long one cut, so no
+/// index can fall outside.
+fn parallel(snap: &Snapshot) -> std::borrow::Cow<'_, Snapshot> {
+    let k = snap.candidates.len();
+    if snap.states.iter().all(|s| s.counted.len() == k) {
+        return std::borrow::Cow::Borrowed(snap);
+    }
+    let mut fixed = snap.clone();
+    for s in &mut fixed.states {
+        s.counted.resize(k, 0);
+    }
+    std::borrow::Cow::Owned(fixed)
 }
 
 /// Electoral votes of a state by name; a name the table does not know is
