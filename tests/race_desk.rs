@@ -310,6 +310,13 @@ fn desk_survives_sigkill(url: &str, bus: &str, dir: &std::path::Path) -> Value {
     let polls = night(url);
     let server = Server::start(url, dir, &["--no-desk"]);
     let mut desk_proc = spawn_desk(url, bus, dir);
+    let log = dir.join("desk.log");
+    let _show = OnPanic(Box::new(move || {
+        eprintln!(
+            "desk log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    }));
     cast_night(&server);
     wait::until(
         Duration::from_secs(60),

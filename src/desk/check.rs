@@ -148,7 +148,8 @@ pub fn check_with(cfg: &DeskConfig, nights: usize, seed: u64, voters: u64) -> Ch
         };
         let tally = &mut by[i % Ordering::ALL.len()].1;
         let mut fail = |m: String| failures.push(format!("night {i} ({ordering:?}): {m}"));
-        one_night(&cfg, &ncfg, i % 5 == 2, tally, &mut fail);
+        let n = night::generate(&ncfg);
+        one_night(&cfg, &n, i % 5 == 2, tally, &mut fail);
     }
     CheckReport {
         nominal: cfg.interval,
@@ -168,12 +169,11 @@ fn winner(votes: &[u64]) -> Option<usize> {
 
 fn one_night(
     cfg: &DeskConfig,
-    ncfg: &NightConfig,
+    n: &night::Night,
     restart: bool,
     t: &mut Tally,
     fail: &mut dyn FnMut(String),
 ) {
-    let n = night::generate(ncfg);
     let names = &n.candidates;
     let mut truth: HashMap<Race, Option<usize>> = HashMap::new();
     let mut ev = vec![0u16; names.len()];
@@ -327,5 +327,34 @@ fn grade_view(
             t.intervals += 1;
             t.covered += u64::from(sh.lo <= share && share <= sh.hi);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The grader must be able to fail: told a false truth (every state's
+    /// first two candidates swapped), the same desk's calls are wrong.
+    #[test]
+    fn a_false_truth_makes_the_calls_wrong() {
+        let mut n = night::generate(&NightConfig {
+            seed: 5,
+            voters: 40_000,
+            ordering: Ordering::Random,
+            snapshots: 40,
+            allowance_ms: 20 * 60_000,
+        });
+        let (mut t, mut failures) = (Tally::default(), Vec::new());
+        one_night(&DeskConfig::default(), &n, true, &mut t, &mut |m| {
+            failures.push(m)
+        });
+        assert!(failures.is_empty(), "{failures:?}");
+        n.finals.iter_mut().for_each(|f| f.swap(0, 1));
+        let (mut t, mut failures) = (Tally::default(), Vec::new());
+        one_night(&DeskConfig::default(), &n, false, &mut t, &mut |m| {
+            failures.push(m)
+        });
+        assert!(t.wrong_calls > 0 && !failures.is_empty());
     }
 }

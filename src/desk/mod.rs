@@ -16,6 +16,7 @@ mod model;
 pub mod night;
 mod race;
 pub mod stage;
+mod swing;
 #[cfg(test)]
 mod tests;
 
@@ -80,6 +81,9 @@ pub struct DeskConfig {
     /// How far the uncounted votes' share may differ from the counted
     /// votes' (sd): the counting order is not random in real life.
     pub order_sd: f64,
+    /// Prior sd of the order effect: how far the counted votes' share may
+    /// lean away from the final share, the same way in every state.
+    pub order_effect_sd: f64,
 }
 
 impl Default for DeskConfig {
@@ -94,7 +98,8 @@ impl Default for DeskConfig {
             state_turnout_sd: 0.05,
             state_sd: 0.03,
             swing_sd: 0.05,
-            order_sd: 0.03,
+            order_sd: 0.01,
+            order_effect_sd: 0.10,
         }
     }
 }
@@ -225,6 +230,7 @@ impl Desk {
     /// Looks at one snapshot; returns what is shown now and the events that are new
     /// (status changes: a new projection, a withdrawn projection, a call). Deterministic.
     pub fn observe(&mut self, snap: &Snapshot) -> (View, Vec<DeskEvent>) {
+        let snap = &parallel(snap);
         let models = model::model(&self.cfg, snap);
         let mut events = Vec::new();
         let mut states = Vec::with_capacity(snap.states.len());
@@ -302,6 +308,21 @@ impl Desk {
         self.status.insert(race, next.clone());
         next
     }
+}
+
+/// The snapshot with every state's counts exactly parallel to the
+/// candidates: a short row is padded with zeros, a long one cut, so no
+/// index can fall outside.
+fn parallel(snap: &Snapshot) -> std::borrow::Cow<'_, Snapshot> {
+    let k = snap.candidates.len();
+    if snap.states.iter().all(|s| s.counted.len() == k) {
+        return std::borrow::Cow::Borrowed(snap);
+    }
+    let mut fixed = snap.clone();
+    for s in &mut fixed.states {
+        s.counted.resize(k, 0);
+    }
+    std::borrow::Cow::Owned(fixed)
 }
 
 /// Electoral votes of a state by name; a name the table does not know is

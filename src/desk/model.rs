@@ -92,13 +92,16 @@ pub(crate) struct StateModel {
     /// the votes not yet counted.
     pub rest_mean: Vec<f64>,
     pub rest_var: Vec<f64>,
-    /// Counted shares, smoothed, and the prior (baseline plus swing) with
-    /// its variance, kept for the pairwise margin.
-    q: Vec<f64>,
-    prior: Vec<f64>,
-    prior_var: Vec<f64>,
-    /// Variance of the counted share as evidence for the rest.
-    obs_extra: f64,
+    /// Counted shares, smoothed, and the baseline.
+    pub q: Vec<f64>,
+    pub base: Vec<f64>,
+    /// The two estimates of the uncounted votes' share that the posterior
+    /// combines: by the baseline and the swing, and by the count less the
+    /// order effect (its variance past sampling in `obs_extra`).
+    pub prior_mean: Vec<f64>,
+    pub prior_var: Vec<f64>,
+    pub obs_mean: Vec<f64>,
+    pub obs_extra: Vec<f64>,
     /// Enough is counted to model at all.
     pub modelable: bool,
 }
@@ -158,79 +161,17 @@ pub(crate) fn model(cfg: &DeskConfig, snap: &Snapshot) -> Vec<StateModel> {
                 rest_mean: vec![0.0; k],
                 rest_var: vec![0.0; k],
                 q,
-                prior: baseline_shares(lean_of(state_by_name(&s.state)), k),
+                base: baseline_shares(lean_of(state_by_name(&s.state)), k),
+                prior_mean: vec![0.0; k],
                 prior_var: vec![0.0; k],
-                obs_extra: 0.0,
+                obs_mean: vec![0.0; k],
+                obs_extra: vec![0.0; k],
                 modelable,
             }
         })
         .collect();
-    swing_and_posterior(cfg, &mut out, k);
+    super::swing::fit(cfg, &mut out, k);
     out
-}
-
-/// The national swing per candidate, from every modelable state's counted
-/// shares against its baseline (leave-one-out, so a state is not its own
-/// evidence twice), then each state's posterior for its uncounted votes.
-fn swing_and_posterior(cfg: &DeskConfig, states: &mut [StateModel], k: usize) {
-    let order = cfg.order_sd.powi(2);
-    let resid = |m: &StateModel, j: usize| -> Option<(f64, f64, bool)> {
-        if !m.modelable {
-            return None;
-        }
-        let full = m.total_counted as f64 >= m.total;
-        let sampling = m.q[j] * (1.0 - m.q[j]) / m.total_counted as f64;
-        let v = cfg.state_sd.powi(2) + sampling + if full { 0.0 } else { order };
-        Some((m.q[j] - m.prior[j], v, full))
-    };
-    for j in 0..k {
-        let (mut p, mut sum, mut partial) = (1.0 / cfg.swing_sd.powi(2), 0.0, 0.0);
-        for m in states.iter() {
-            if let Some((e, v, full)) = resid(m, j) {
-                p += 1.0 / v;
-                sum += e / v;
-                if !full {
-                    partial += 1.0 / v;
-                }
-            }
-        }
-        let contrib: Vec<Option<(f64, f64, bool)>> = states.iter().map(|m| resid(m, j)).collect();
-        for (m, own) in states.iter_mut().zip(contrib) {
-            let (mut p_s, mut sum_s, mut part_s) = (p, sum, partial);
-            if let Some((e, v, full)) = own {
-                p_s -= 1.0 / v;
-                sum_s -= e / v;
-                if !full {
-                    part_s -= 1.0 / v;
-                }
-            }
-            // A skew in the counting order is shared by every state, so it
-            // does not average away: the swing carries it in proportion to
-            // the weight of states still counting.
-            let d = sum_s / p_s;
-            let d_var = 1.0 / p_s + order * (part_s / p_s);
-            let prior_mean = (m.prior[j] + d).clamp(0.0, 1.0);
-            let prior_var = cfg.state_sd.powi(2) + d_var;
-            m.prior[j] = prior_mean;
-            m.prior_var[j] = prior_var;
-            m.obs_extra = order;
-            let (mean, var) = if m.modelable {
-                let ov = m.q[j] * (1.0 - m.q[j]) / m.total_counted as f64 + order;
-                let w = 1.0 / ov + 1.0 / prior_var;
-                ((m.q[j] / ov + prior_mean / prior_var) / w, 1.0 / w)
-            } else {
-                (prior_mean, prior_var)
-            };
-            m.rest_mean[j] = mean.clamp(0.0, 1.0);
-            m.rest_var[j] = var;
-        }
-    }
-    for m in states.iter_mut() {
-        let total: f64 = m.rest_mean.iter().sum();
-        if total > 0.0 {
-            m.rest_mean.iter_mut().for_each(|x| *x /= total);
-        }
-    }
 }
 
 /// Remaining-vote counts to try across a total's interval: the margin's
@@ -282,16 +223,19 @@ impl StateModel {
         let n = self.total_counted as f64;
         let counted = self.counted[a] as f64 - self.counted[b] as f64;
         // The difference of shares is modelled directly: a vote for one is
-        // a vote the other did not get, which per-candidate variances miss.
-        let (dq, dp) = (self.q[a] - self.q[b], self.prior[a] - self.prior[b]);
+        // a vote the other did not get, which per-candidate variances miss;
+        // 2·(va + vb) bounds var(a − b) whatever their correlation.
+        let prior = self.prior_mean[a] - self.prior_mean[b];
         let prior_var = 2.0 * (self.prior_var[a] + self.prior_var[b]);
         let (d, d_var) = if self.modelable {
+            let obs = self.obs_mean[a] - self.obs_mean[b];
+            let dq = self.q[a] - self.q[b];
             let spread = self.q[a] + self.q[b] - dq * dq;
-            let ov = spread / n + 4.0 * self.obs_extra;
+            let ov = spread / n + 2.0 * (self.obs_extra[a] + self.obs_extra[b]);
             let w = 1.0 / ov + 1.0 / prior_var;
-            ((dq / ov + dp / prior_var) / w, 1.0 / w)
+            ((obs / ov + prior / prior_var) / w, 1.0 / w)
         } else {
-            (dp, prior_var)
+            (prior, prior_var)
         };
         let (pa, pb) = (self.rest_mean[a], self.rest_mean[b]);
         let spread = (pa + pb - d * d).max(0.0);

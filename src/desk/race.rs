@@ -26,6 +26,12 @@ pub(crate) fn outstanding(input: &StateInput) -> u64 {
         .saturating_sub(counted)
 }
 
+/// More counted than the registry (or the sealed total) allows means the
+/// inputs disagree, and then no bound is certain: such a state is not called.
+pub(crate) fn consistent(input: &StateInput) -> bool {
+    input.counted.iter().sum::<u64>() <= input.final_total.unwrap_or(input.registered)
+}
+
 /// The index with the most votes, and the margin over the next; None when
 /// nothing is counted or the top is tied.
 fn counted_leader(votes: &[u64]) -> Option<(usize, u64)> {
@@ -68,7 +74,7 @@ pub(crate) fn state_status(
         outstanding: out,
         lower_bound: f64::NAN,
     };
-    if let Some(i) = certain(&input.counted, out) {
+    if let Some(i) = certain(&input.counted, out).filter(|_| consistent(input)) {
         let candidate = snap.candidates[i].clone();
         return (Status::Called { candidate }, ev);
     }
@@ -245,7 +251,8 @@ fn popular_status(
         outstanding: out,
         lower_bound: f64::NAN,
     };
-    if let Some(i) = certain(counted, out) {
+    let all_consistent = snap.states.iter().all(consistent);
+    if let Some(i) = certain(counted, out).filter(|_| all_consistent) {
         return (
             Status::Called {
                 candidate: snap.candidates[i].clone(),

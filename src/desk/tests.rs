@@ -25,9 +25,37 @@ fn one_state(
     }
 }
 
+/// Ohio as given, among the other 50 sealed and counted as their baseline
+/// says (half of them fully, half to one half), so the swing and the order
+/// effect are both pinned near zero.
+fn among_others(ohio: Snapshot) -> Snapshot {
+    let mut states = ohio.states;
+    for (i, s) in crate::states::STATES
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.name != "Ohio")
+    {
+        let counted = if i % 2 == 0 { 7000.0 } else { 3500.0 };
+        states.push(StateInput {
+            state: s.name.into(),
+            registered: 10_000,
+            counted: baseline_shares(s.lean, 3)
+                .iter()
+                .map(|b| (b * counted).round() as u64)
+                .collect(),
+            final_total: Some(7000),
+            polls_closed: true,
+        });
+    }
+    Snapshot { states, ..ohio }
+}
+
+/// Ohio's status and the events about Ohio.
 fn status_of(desk: &mut Desk, snap: &Snapshot) -> (Status, Vec<DeskEvent>) {
     let (view, events) = desk.observe(snap);
-    (view.states[0].status.clone(), events)
+    let ohio = Race::State("Ohio".into());
+    let mine = events.into_iter().filter(|e| e.race == ohio).collect();
+    (view.states[0].status.clone(), mine)
 }
 
 fn is_called(s: &Status) -> bool {
@@ -83,7 +111,7 @@ fn a_called_race_never_reverts() {
     assert!(is_called(&s) && ev.len() == 1);
     // Every remaining vote goes to the trailing candidate: still called.
     let (s2, ev) = status_of(&mut desk, &one_state(1000, [600, 200, 0], Some(800), 2));
-    assert_eq!((s2, ev.len()), (s, 0));
+    assert_eq!((s2, ev.len()), (s.clone(), 0));
     // An inconsistent snapshot (fewer votes than before) keeps the call in a
     // release build; a debug build asserts instead.
     if !cfg!(debug_assertions) {
@@ -95,7 +123,8 @@ fn a_called_race_never_reverts() {
 #[test]
 fn a_withdrawn_projection_is_emitted_once() {
     let mut desk = Desk::new(DeskConfig::default());
-    let (s, ev) = status_of(&mut desk, &one_state(10_000, [3000, 1000, 200], None, 1));
+    let snap = |counted, position| among_others(one_state(10_000, counted, Some(7000), position));
+    let (s, ev) = status_of(&mut desk, &snap([2000, 1000, 200], 1));
     assert_eq!(
         s,
         Status::Projected {
@@ -104,21 +133,28 @@ fn a_withdrawn_projection_is_emitted_once() {
         "{ev:?}"
     );
     assert!(ev[0].lower_bound > 0.0);
-    let (s, ev) = status_of(&mut desk, &one_state(10_000, [3000, 2900, 300], None, 2));
+    let (s, ev) = status_of(&mut desk, &snap([2000, 1900, 300], 2));
     assert_eq!(s, Status::TooClose);
     assert_eq!(
         ev.iter().map(|e| e.kind).collect::<Vec<_>>(),
         vec![EventKind::Withdrawn]
     );
-    let (_, ev) = status_of(&mut desk, &one_state(10_000, [3001, 2950, 300], None, 3));
+    let (_, ev) = status_of(&mut desk, &snap([2001, 1950, 300], 3));
     assert!(ev.is_empty(), "{ev:?}");
 }
 
 #[test]
 fn a_projection_for_another_leader_withdraws_the_old_one_first() {
     let mut desk = Desk::new(DeskConfig::default());
-    status_of(&mut desk, &one_state(10_000, [3000, 1000, 200], None, 1));
-    let (s, ev) = status_of(&mut desk, &one_state(10_000, [3000, 6000, 200], None, 2));
+    let snap = |counted, position| among_others(one_state(20_000, counted, Some(14_000), position));
+    let (s, _) = status_of(&mut desk, &snap([3000, 1000, 200], 1));
+    assert_eq!(
+        s,
+        Status::Projected {
+            candidate: names()[0].clone()
+        }
+    );
+    let (s, ev) = status_of(&mut desk, &snap([3000, 6000, 200], 2));
     assert_eq!(
         s,
         Status::Projected {
