@@ -1,4 +1,4 @@
-//! Needs: PostgreSQL, Kafka.
+//! Needs: Kafka, PostgreSQL.
 //!
 //! The race desk end to end, over HTTP: an election whose polls close in
 //! waves a few seconds from now, ballots cast through the API, and the
