@@ -7,6 +7,7 @@
 //! of that ceiling is visible. [`postgres`] is the same for a PostgreSQL
 //! store (`votestream bench --store postgres://…`).
 
+pub mod desk;
 pub mod http;
 pub mod kafka;
 pub mod postgres;
@@ -29,10 +30,10 @@ use crate::simulate::{Rate, SimConfig, Simulation};
 use crate::stats::Stats;
 use crate::store::{self, StoreUrl};
 
-struct Row {
-    what: String,
-    figure: String,
-    note: String,
+pub(crate) struct Row {
+    pub(crate) what: String,
+    pub(crate) figure: String,
+    pub(crate) note: String,
 }
 
 pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
@@ -141,11 +142,11 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     ))
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
 }
 
-fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> anyhow::Result<RunConfig> {
+pub(crate) fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> anyhow::Result<RunConfig> {
     Ok(RunConfig {
         store_url: StoreUrl::parse(url)?,
         bus: crate::bus::BusKind::Memory,
@@ -313,7 +314,7 @@ fn raw_insert_rate(from: &str, to: &Path) -> anyhow::Result<f64> {
     Ok(rows.len() as f64 / t.elapsed().as_secs_f64())
 }
 
-fn render(title: &str, rows: &[Row]) -> String {
+pub(crate) fn render(title: &str, rows: &[Row]) -> String {
     let w = rows
         .iter()
         .map(|r| r.what.chars().count())
@@ -331,11 +332,11 @@ fn render(title: &str, rows: &[Row]) -> String {
     out
 }
 
-fn sqlite_url(p: &Path) -> String {
+pub(crate) fn sqlite_url(p: &Path) -> String {
     format!("sqlite://{}", p.display())
 }
 
-fn copy_db(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_db(from: &Path, to: &Path) -> anyhow::Result<()> {
     remove_db(to);
     // A checkpointed copy: open, checkpoint, copy the main file.
     Connection::open(from)?.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
@@ -343,7 +344,7 @@ fn copy_db(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn remove_db(p: &Path) {
+pub(crate) fn remove_db(p: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
     }

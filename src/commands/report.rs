@@ -43,6 +43,11 @@ pub struct BenchArgs {
     #[arg(long, env = "VOTESTREAM_BENCH_DIR", default_value = "target/bench")]
     dir: PathBuf,
     /// Measure the HTTP side instead: ballot intake and SSE fan-out.
+    /// Measure the race desk instead: its cost to the embedded pipeline,
+    /// and the deciding vote → call latency over SSE (on the bus and store
+    /// given: `--bus kafka://… --store postgres://…` for the Kafka shape).
+    #[arg(long, env = "VOTESTREAM_BENCH_DESK")]
+    desk: bool,
     #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
     http: bool,
     /// With --http: concurrent keep-alive connections casting ballots.
@@ -105,7 +110,9 @@ pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|u| StoreUrl::parse(u).ok())
         .filter(|u| *u.kind() == StoreKind::Postgres);
-    let report = if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
+    let report = if a.desk {
+        votestream::bench::desk::run(a.voters, &a.bus, a.store.as_deref(), &a.dir)?
+    } else if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
         let pg = pg.context("--bus kafka://… needs --store postgres://…")?;
         votestream::bench::kafka::run(&a.bus, pg.as_str(), a.voters, progress)?
     } else if let Some(url) = pg {

@@ -60,7 +60,7 @@ impl DeskStage {
             .find(|e| e.election.election_id == self.board.election_id)
             .ok_or_else(|| StoreError::UnknownElection(self.board.election_id.clone()))?
             .election;
-        let results = store.results(&self.board.election_id, &self.engine)?;
+        let mut results = store.results(&self.board.election_id, &self.engine)?;
         self.board.registry(store, results.registered_voters)?;
         let due: Vec<String> = self
             .board
@@ -73,6 +73,7 @@ impl DeskStage {
             })
             .map(str::to_string)
             .collect();
+        let sealed_any = !due.is_empty();
         for state in due {
             let seal = store.seal_state(&self.board.election_id, &state, now)?;
             metrics::counter!(DESK_SEALS).increment(1);
@@ -83,9 +84,11 @@ impl DeskStage {
             );
             self.board.seals.insert(state, seal.final_votes);
         }
-        // The results were read before the seals: read them again so the
-        // desk never sees a final count with results older than the seal.
-        let results = store.results(&self.board.election_id, &self.engine)?;
+        if sealed_any {
+            // Read before the seals: read again, so that the desk is never
+            // shown a final count beside results older than the seal.
+            results = store.results(&self.board.election_id, &self.engine)?;
+        }
         let snap = self.board.snapshot(&election, &results, now);
         let (view, events) = self.board.desk.observe(&snap);
         if events.is_empty() {

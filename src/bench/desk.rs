@@ -1,0 +1,247 @@
+//! `votestream bench --desk`: what the race desk costs and how fast a call
+//! reaches a viewer.
+//!
+//! - Cost: the embedded pipeline at full speed with the desk and without,
+//!   in alternating pairs on one machine (the desk reads the persisted
+//!   results every 250 ms beside it).
+//! - Call latency: a `votestream serve` (on the bus and store given) over a
+//!   small fresh registry, one SSE viewer at the fastest refresh the
+//!   stream allows (500 ms). For each state in turn, ballots for one
+//!   candidate are cast over HTTP until the leader's margin exceeds the
+//!   state's registered voters not yet counted: that ballot is the deciding
+//!   one. The latency is from its 202 (in the embedded shape, sent after
+//!   the commit; on Kafka, once the ballot is durably on the topic, so
+//!   there it includes processing) to the first SSE frame whose record
+//!   holds the state's call.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+
+use super::{bench_config, cores, copy_db, remove_db, render, sqlite_url, Row};
+use crate::generate::{self, DEFAULT_ELECTION_ID};
+use crate::pipeline;
+use crate::simulate::Rate;
+use crate::store::{self, VoterKey};
+
+const TOKEN: &str = "bench-desk-token";
+/// Enough voters for every state to have a few, few enough to cast quickly.
+const LATENCY_VOTERS: u64 = 3_000;
+
+pub fn run(voters: u64, bus: &str, store_url: Option<&str>, dir: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let mut rows = Vec::new();
+    let kafka = bus.starts_with("kafka://");
+    if !kafka {
+        rows.extend(cost(voters, dir)?);
+    }
+    let url = match store_url {
+        Some(u) => u.to_string(),
+        None => {
+            let db = dir.join("desk-latency.db");
+            remove_db(&db);
+            sqlite_url(&db)
+        }
+    };
+    let h = latency(&url, bus, dir)?;
+    rows.push(Row {
+        what: format!(
+            "deciding vote → call visible over SSE ({})",
+            if kafka { "Kafka shape" } else { "embedded" }
+        ),
+        figure: format!(
+            "p50 {:.0} ms, p99 {:.0} ms",
+            h.value_at_quantile(0.5) as f64,
+            h.value_at_quantile(0.99) as f64
+        ),
+        note: format!(
+            "{} states called one by one, max {} ms; a viewer at the 500 ms refresh",
+            h.len(),
+            h.max()
+        ),
+    });
+    Ok(render(
+        &format!("votestream bench --desk — {bus}, {} cores", cores()),
+        &rows,
+    ))
+}
+
+/// Two alternating pairs of full-speed runs, without and with the desk.
+fn cost(voters: u64, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let registry = dir.join("desk-registry.db");
+    remove_db(&registry);
+    let mut st = store::open(&sqlite_url(&registry))?;
+    generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, false)?;
+    drop(st);
+    let mut rates: BTreeMap<bool, Vec<f64>> = BTreeMap::new();
+    for with_desk in [false, true, true, false] {
+        let db = dir.join("desk-e2e.db");
+        copy_db(&registry, &db)?;
+        let mut cfg = bench_config(&sqlite_url(&db), voters, Rate::Max, false)?;
+        cfg.desk = with_desk;
+        let s = pipeline::run(cfg)?;
+        rates
+            .entry(with_desk)
+            .or_default()
+            .push(s.results.accepted as f64 / s.elapsed.as_secs_f64());
+        remove_db(&db);
+    }
+    remove_db(&registry);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (off, on) = (mean(&rates[&false]), mean(&rates[&true]));
+    Ok(vec![Row {
+        what: format!("end to end, {voters}-voter registry, rate max, with the desk"),
+        figure: format!("{:.0} votes/s", on),
+        note: format!(
+            "without: {:.0} votes/s; with/without = {:.1}% (runs {:?} / {:?}, alternated)",
+            off,
+            100.0 * on / off,
+            rates[&true].iter().map(|r| r.round()).collect::<Vec<_>>(),
+            rates[&false].iter().map(|r| r.round()).collect::<Vec<_>>()
+        ),
+    }])
+}
+
+fn latency(url: &str, bus: &str, dir: &Path) -> anyhow::Result<Histogram<u64>> {
+    let mut st = store::open(url)?;
+    generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, LATENCY_VOTERS, false)?;
+    let mut by_state: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    st.scan_voters(&mut |v: VoterKey<'_>| {
+        by_state
+            .entry(v.state.to_string())
+            .or_default()
+            .push(v.voter_id.to_string())
+    })?;
+    drop(st);
+    let mut server = Serve::start(url, bus, dir)?;
+    let frames = server.watch()?;
+    let mut hist = Histogram::<u64>::new(3)?;
+    let candidate = "c-management";
+    for (state, voters) in &by_state {
+        let deciding = voters.len() / 2 + 1;
+        let mut decided_at = None;
+        for v in &voters[..deciding] {
+            let body = format!(r#"{{"voter_id":"{v}","candidate_id":"{candidate}"}}"#);
+            let status = server.cast(&body)?;
+            anyhow::ensure!(status == 202, "a ballot was refused ({status})");
+            decided_at = Some(Instant::now());
+        }
+        let decided_at = decided_at.context("a state with no voter")?;
+        let deadline = decided_at + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, called) = frames
+                .recv_timeout(left)
+                .with_context(|| format!("{state} was not called within 30 s"))?;
+            if called.iter().any(|s| s == state) {
+                hist.record(at.saturating_duration_since(decided_at).as_millis().max(1) as u64)?;
+                break;
+            }
+        }
+    }
+    server.stop();
+    Ok(hist)
+}
+
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Serve {
+    fn start(url: &str, bus: &str, dir: &Path) -> anyhow::Result<Serve> {
+        let addr_file = dir.join("desk.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--store", url, "--bus", bus, "--listen", "127.0.0.1:0"])
+            .args(["--api-token", TOKEN, "--admin-token", TOKEN, "--rate-limit", "0"])
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting votestream serve")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let addr = std::fs::read_to_string(&addr_file).unwrap_or_default();
+            if !addr.is_empty() {
+                return Ok(Serve { child, addr });
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One ballot, one connection; the answer's status code.
+    fn cast(&self, body: &str) -> anyhow::Result<u16> {
+        let mut s = TcpStream::connect(&self.addr)?;
+        write!(
+            s,
+            "POST /api/v1/elections/{DEFAULT_ELECTION_ID}/ballots HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        let code = answer.split(' ').nth(1).unwrap_or("0").parse()?;
+        Ok(code)
+    }
+
+    /// An SSE viewer on a thread: each frame's arrival and the states it
+    /// shows as called in the desk's record.
+    fn watch(&self) -> anyhow::Result<mpsc::Receiver<(Instant, Vec<String>)>> {
+        let mut s = TcpStream::connect(&self.addr)?;
+        write!(
+            s,
+            "GET /api/v1/elections/{DEFAULT_ELECTION_ID}/results/stream?interval_ms=500 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.addr
+        )?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(s).lines() {
+                let Ok(line) = line else { return };
+                let Some(data) = line.strip_prefix("data: ") else {
+                    continue;
+                };
+                let at = Instant::now();
+                let Ok(frame) = serde_json::from_str::<serde_json::Value>(data) else {
+                    continue;
+                };
+                let called = frame["desk"]["events"]
+                    .as_array()
+                    .map(|events| {
+                        events
+                            .iter()
+                            .filter(|e| e["kind"] == "called")
+                            .filter_map(|e| e["race"]["state"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if tx.send((at, called)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    fn stop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
