@@ -531,6 +531,11 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
         json!(true),
         "the table's last row scrolls into view"
     );
+    // Sorted by electoral votes, the largest state comes first.
+    driver.js("document.querySelector('#desk-table button[data-desk-sort=\"ev\"]').click()");
+    assert_eq!(attr("#desk-table tbody tr", "data-state"), "CA");
+    driver.js("document.querySelector('#desk-table button[data-desk-sort=\"state\"]').click()");
+    assert_eq!(attr("#desk-table tbody tr", "data-state"), "AL");
     let events = first["events"].as_array().unwrap().len();
     assert_eq!(
         driver.js("return document.querySelectorAll('#desk-log li[data-kind]').length"),
@@ -590,6 +595,7 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
         "{newest}"
     );
     assert_eq!(driver.js("return window.__noReload"), json!(7));
+    assert!(driver.text("desk-announce").contains("Ohio"));
     assert_eq!(driver.text("n-registered"), "10,000,000");
 
     // No headline figure clips, from a small phone to a wide screen.

@@ -30,8 +30,9 @@ function renderDesk(d, r, col, names) {
   if (!d) { section.hidden = true; return; }
   section.hidden = false;
   desk.args = [d, r, col, names];
-  const who = (id) => names[id] || { candidate_id: id, candidate_name: String(id ?? "–"), party_affiliation: "" };
-  const colour = (id) => col[id] || DESK_UNKNOWN;
+  // Own keys only: a candidate id such as "__proto__" must not reach the prototype.
+  const who = (id) => (Object.hasOwn(names, id) ? names[id] : { candidate_id: id, candidate_name: String(id ?? "–"), party_affiliation: "" });
+  const colour = (id) => (Object.hasOwn(col, id) ? col[id] : DESK_UNKNOWN);
   const ctx = { who, colour, order: r.candidates.map((c) => c.candidate_id) };
   const states = Array.isArray(d.states) ? d.states : [];
   const nat = d.national || {};
@@ -230,29 +231,37 @@ function renderDeskTable(states, ctx) {
   }));
 }
 
+const deskRace = (e) => (e.race && e.race.kind === "national" ? "National" : String((e.race && e.race.state) ?? "–"));
+
 function renderDeskLog(events, ctx) {
-  // Rebuilt only when the log changed: it is a live region, and a
-  // scrolled-down reader keeps their place between frames.
+  // Rebuilt only when the log changed, so a reader scrolled down it keeps
+  // their place between frames.
   const last = events[events.length - 1];
   const logKey = `${events.length}:${last ? last.event_no : ""}:${ctx.order.join(",")}`;
   if (desk.logKey === logKey) return;
+  // The list is no live region (a rebuilt list would be read out whole):
+  // one line announces the newest call, and not the backlog a freshly
+  // opened page arrives with.
+  if (desk.logKey !== null && last) {
+    $("desk-announce").textContent = `${deskRace(last)}: ${(DESK_KIND[last.kind] || DESK_KIND.projected).toLowerCase()}, ${ctx.who(last.candidate).candidate_name}`;
+  }
   desk.logKey = logKey;
   const items = [...events].reverse().map((e) => {
     const kind = DESK_KIND[e.kind] ? e.kind : "projected";
     const li = el("li", { "data-kind": kind, "data-event": e.event_no });
-    const race = e.race && e.race.kind === "national" ? "National" : String((e.race && e.race.state) ?? "–");
     const who = el("span", { class: "log-who" });
     who.append(swatch(ctx.colour(e.candidate)), el("span", { class: "log-name" }, ctx.who(e.candidate).candidate_name));
     const badge = kind === "withdrawn" ? el("span", { class: "badge withdrawn" }, DESK_KIND[kind]) : deskBadge(kind, e.candidate, ctx, DESK_KIND[kind]);
     const detail = [e.margin != null ? `margin ${fmt(e.margin)}` : "", e.outstanding != null ? `${fmt(e.outstanding)} outstanding` : ""].filter(Boolean).join(" · ");
-    li.append(el("time", Number.isFinite(e.at) ? { datetime: new Date(e.at).toISOString() } : {}, deskTime(e.at)), el("span", { class: "log-race" }, race), badge, who,
-      el("span", { class: "log-detail" }, detail));
+    const time = el("time", Number.isFinite(e.at) ? { datetime: new Date(e.at).toISOString() } : {}, deskTime(e.at));
+    li.append(time, el("span", { class: "log-race" }, deskRace(e)), badge, who, el("span", { class: "log-detail" }, detail));
     return li;
   });
   $("desk-log").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No race called or projected yet")]));
 }
 
-$("desk-table").tHead.addEventListener("click", (ev) => {
+// Not `$`: this runs before dashboard.js has defined it.
+document.getElementById("desk-table").tHead.addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-desk-sort]");
   if (!b) return;
   const k = b.dataset.deskSort;
