@@ -608,13 +608,14 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
     }
 
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
-    let shoot = |file: &str, width: u32, height: u32, at_desk: bool| {
+    // `at`: the element scrolled to the top of the view (none: the page's top).
+    let shoot = |file: &str, width: u32, height: u32, at: Option<&str>| {
         driver.viewport(width, height);
-        driver.js(if at_desk {
-            "document.getElementById('desk').scrollIntoView()"
-        } else {
-            "window.scrollTo(0, 0)"
-        });
+        driver.js_with(
+            "const e = arguments[0] && document.querySelector(arguments[0]);
+             if (e) e.scrollIntoView(); else window.scrollTo(0, 0);",
+            json!([at]),
+        );
         assert!(
             clipped_figures(&driver).is_empty(),
             "{file}: {:?}",
@@ -624,13 +625,15 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
         driver.screenshot(&path);
         assert!(std::fs::metadata(&path).unwrap().len() > 10_000);
     };
-    shoot("desk-1400.png", 1400, 1000, false);
-    shoot("desk-1400-desk.png", 1400, 1000, true);
-    shoot("desk-390.png", 390, 844, false);
-    shoot("desk-390-desk.png", 390, 844, true);
+    shoot("desk-1400.png", 1400, 1000, None);
+    shoot("desk-1400-desk.png", 1400, 1000, Some("#desk"));
+    shoot("desk-1400-table.png", 1400, 1000, Some(".desk-log-card"));
+    shoot("desk-390.png", 390, 844, None);
+    shoot("desk-390-desk.png", 390, 844, Some("#desk"));
+    shoot("desk-390-log.png", 390, 844, Some(".desk-log-card"));
     driver.js("if (document.documentElement.dataset.theme !== 'dark') document.getElementById('theme').click()");
-    shoot("desk-1400-dark.png", 1400, 1000, true);
-    shoot("desk-390-dark.png", 390, 844, true);
+    shoot("desk-1400-dark.png", 1400, 1000, Some("#desk"));
+    shoot("desk-390-dark.png", 390, 844, Some("#desk"));
 
     // The national headline follows the desk's national call.
     second["national"]["status"] = call("called", Some(winner));
@@ -640,4 +643,5 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
         format!("CALLED: {} wins", name(winner))
     );
     assert_eq!(attr("#desk-national", "data-status"), "called");
+    shoot("desk-1400-dark-called.png", 1400, 1000, Some("#desk"));
 }
