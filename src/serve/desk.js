@@ -45,8 +45,8 @@ function renderDesk(d, r, col, names) {
   renderDeskLog(Array.isArray(d.events) ? d.events : [], ctx);
 }
 
-function swatch(c, extra) {
-  return el("span", { class: "swatch" + (extra ? " " + extra : ""), style: `background:${c}` });
+function deskSwatch(c) {
+  return el("span", { class: "swatch", style: `background:${c}` });
 }
 
 // A badge for a call status; called is solid in the winner's colour,
@@ -122,7 +122,7 @@ function renderDeskEv(nat, tally, ctx) {
   $("desk-ev-bar").setAttribute("aria-label", `Electoral votes, ${fmt(threshold)} to win: ${lines.join("; ")}; ${fmt(rest)} not yet called or projected`);
   $("desk-ev-text").replaceChildren(...tally.map((t, i) => {
     const c = ctx.who(t.id), li = el("li", { "data-candidate": t.id });
-    li.append(swatch(ctx.colour(t.id)), el("b", { class: "ev-n" }, fmt(t.called + t.projected)),
+    li.append(deskSwatch(ctx.colour(t.id)), el("b", { class: "ev-n" }, fmt(t.called + t.projected)),
       el("span", { class: "ev-name" }, c.candidate_name), el("span", { class: "ev-detail" }, lines[i]));
     return li;
   }), el("li", { class: "ev-rest" }, `${fmt(rest)} not yet called or projected`));
@@ -130,7 +130,7 @@ function renderDeskEv(nat, tally, ctx) {
   const p = $("desk-popular");
   p.replaceChildren(el("span", { class: "k" }, "Projected popular vote"), ...pop.map((s) => {
     const item = el("span", { class: "pop" });
-    item.append(swatch(ctx.colour(s.candidate)), `${ctx.who(s.candidate).candidate_name} ${deskShare(s)}`);
+    item.append(deskSwatch(ctx.colour(s.candidate)), `${ctx.who(s.candidate).candidate_name} ${deskShare(s)}`);
     return item;
   }));
   p.hidden = !pop.length;
@@ -172,7 +172,7 @@ function renderDeskMap(states, ctx) {
     const li = el("li"); li.append(el("span", { class: `key ${k}` }), t); return li;
   }), ...ctx.order.map((id) => {
     const li = el("li"), c = ctx.who(id);
-    li.append(swatch(ctx.colour(id)), c.party_affiliation ? `${c.candidate_name} (${c.party_affiliation})` : c.candidate_name);
+    li.append(deskSwatch(ctx.colour(id)), c.party_affiliation ? `${c.candidate_name} (${c.party_affiliation})` : c.candidate_name);
     return li;
   }));
 }
@@ -187,7 +187,7 @@ function renderDeskTable(states, ctx) {
       return th;
     };
     tr.append(sortable("state", "State", "c-state"), sortable("ev", "EV", "num c-ev"), sortable("status", "Status", "c-status"),
-      ...ctx.order.map((id) => { const th = el("th", { class: "num c-cand" }); th.append(swatch(ctx.colour(id)), ctx.who(id).candidate_name); return th; }),
+      ...ctx.order.map((id) => { const th = el("th", { class: "num c-cand" }); th.append(deskSwatch(ctx.colour(id)), ctx.who(id).candidate_name); return th; }),
       sortable("eevp", "Expected vote in", "c-eevp"), el("th", { class: "num c-counted" }, "Counted"));
     table.tHead.replaceChildren(tr);
     // A fixed layout keeps columns still between frames; the candidates'
@@ -250,7 +250,7 @@ function renderDeskLog(events, ctx) {
     const kind = DESK_KIND[e.kind] ? e.kind : "projected";
     const li = el("li", { "data-kind": kind, "data-event": e.event_no });
     const who = el("span", { class: "log-who" });
-    who.append(swatch(ctx.colour(e.candidate)), el("span", { class: "log-name" }, ctx.who(e.candidate).candidate_name));
+    who.append(deskSwatch(ctx.colour(e.candidate)), el("span", { class: "log-name" }, ctx.who(e.candidate).candidate_name));
     const badge = kind === "withdrawn" ? el("span", { class: "badge withdrawn" }, DESK_KIND[kind]) : deskBadge(kind, e.candidate, ctx, DESK_KIND[kind]);
     const detail = [e.margin != null ? `margin ${fmt(e.margin)}` : "", e.outstanding != null ? `${fmt(e.outstanding)} outstanding` : ""].filter(Boolean).join(" · ");
     const time = el("time", Number.isFinite(e.at) ? { datetime: new Date(e.at).toISOString() } : {}, deskTime(e.at));
