@@ -644,4 +644,26 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
     );
     assert_eq!(attr("#desk-national", "data-status"), "called");
     shoot("desk-1400-dark-called.png", 1400, 1000, Some("#desk"));
+
+    // A hostile id and race name from the desk show as text, never run.
+    let hostile = "<img src=x onerror=\"window.__xss=1\">";
+    let n = second["events"].as_array().unwrap().len();
+    second["events"].as_array_mut().unwrap().push(desk_event(
+        n,
+        "<b>Atlantis</b>",
+        "projected",
+        hostile,
+        now + 120_000,
+    ));
+    feed(&second, 0);
+    let newest = driver.js("return document.querySelector('#desk-log li').textContent");
+    assert!(
+        newest.as_str().unwrap().contains(hostile)
+            && newest.as_str().unwrap().contains("<b>Atlantis</b>"),
+        "{newest}"
+    );
+    assert_eq!(
+        driver.js("return [window.__xss === undefined, document.querySelectorAll('#desk img, #desk b:not(.ev-n)').length]"),
+        json!([true, 0])
+    );
 }
