@@ -600,7 +600,7 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
 
     // No headline figure clips, from a small phone to a wide screen.
     for width in [
-        360, 390, 412, 600, 768, 900, 1024, 1280, 1400, 1600, 1920, 2560,
+        360, 390, 412, 600, 639, 640, 768, 900, 1024, 1280, 1299, 1300, 1400, 1600, 1920, 2560,
     ] {
         driver.viewport(width, 1000);
         let clipped = clipped_figures(&driver);
