@@ -83,6 +83,7 @@ function render(snap) {
   renderTimeline(r, col, names);
   renderDemographics(r, col, names);
   renderRejections(r);
+  renderDesk(snap.desk, r, col, names);
 }
 
 function syncElections(list) {

@@ -133,6 +133,7 @@ pub fn router(state: Arc<Shared>) -> Router {
             "/assets/dashboard.js",
             get(|| asset("text/javascript", DASHBOARD_JS)),
         )
+        .route("/assets/desk.js", get(|| asset("text/javascript", DESK_JS)))
         .route(
             "/assets/dashboard.css",
             get(|| asset("text/css", DASHBOARD_CSS)),
@@ -248,6 +249,7 @@ fn html_escape(s: &str) -> String {
 // sets text with textContent only, so hostile names show, never run.
 const PAGE: &str = include_str!("dashboard.html");
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
+const DESK_JS: &str = include_str!("desk.js");
 const DASHBOARD_CSS: &str = include_str!("dashboard.css");
 /// Hand-written, and checked against the router by a test.
 pub const OPENAPI: &str = include_str!("openapi.json");
