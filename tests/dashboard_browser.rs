@@ -448,10 +448,13 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
     driver.wait("the first snapshot", |d| {
         digits(&d.text("n-accepted")) == accepted
     });
-    // The live frames carry no desk yet: the section stays out of the way.
+    // The live frames carry the desk: the section is shown, a tile per state.
+    driver.wait("the live race desk", |d| {
+        d.js("return document.getElementById('desk').hidden") == json!(false)
+    });
     assert_eq!(
-        driver.js("return document.getElementById('desk').hidden"),
-        json!(true)
+        driver.js("return document.querySelectorAll('#desk-map [data-state]').length"),
+        json!(51)
     );
     driver.js("document.getElementById('pause').click()");
     driver.js("window.__noReload = 7");

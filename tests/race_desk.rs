@@ -23,55 +23,6 @@ const VOTERS: u64 = 400;
 const FIRST_CLOSE_MS: i64 = 8_000;
 const STEP_MS: i64 = 250;
 
-/// Registry, election with a poll schedule starting a few seconds from now.
-fn night(url: &str) -> PollClose {
-    votestream_ok(&["generate", "--store", url, "--voters", &VOTERS.to_string()]);
-    let mut st = votestream::store::open(url).unwrap();
-    let entry = st
-        .elections()
-        .unwrap()
-        .into_iter()
-        .find(|e| e.election.election_id == ELECTION)
-        .unwrap();
-    let polls = PollClose {
-        first_close: now_millis() + FIRST_CLOSE_MS,
-        step_ms: STEP_MS,
-    };
-    let mut election = entry.election;
-    election.polls = Some(polls);
-    st.put_election(&election, &entry.candidates).unwrap();
-    polls
-}
-
-/// Casts ballots for about 70% of the voters, one candidate favoured per
-/// state (the first in two states of three, so that one of them wins the
-/// Electoral College); returns how many were accepted.
-fn cast_night(server: &Server) -> u64 {
-    let mut accepted = 0;
-    for i in 0..VOTERS {
-        if i % 10 >= 7 {
-            continue;
-        }
-        let voter = votestream::generate::voter(42, i);
-        let favoured = usize::from(voter.address_state.len() % 3 == 2);
-        let candidate = if i % 4 == 0 {
-            (favoured + 1) % 3
-        } else {
-            favoured
-        };
-        let body = json!({"voter_id": voter.voter_id, "candidate_id": CANDIDATES[candidate]});
-        let r = server.cast(body.to_string().as_bytes(), None);
-        assert!(
-            r.status == 202 || r.status == 422,
-            "cast: {} {}",
-            r.status,
-            r.body_text()
-        );
-        accepted += (r.status == 202) as u64;
-    }
-    accepted
-}
-
 fn desk(server: &Server) -> Value {
     server.json(&format!("/api/v1/elections/{ELECTION}/desk"))
 }
@@ -258,9 +209,9 @@ fn spawn_desk(store: &str, bus: &str, dir: &std::path::Path) -> Child {
 #[test]
 fn the_desk_calls_every_state_right_once_its_polls_close() {
     let store = TestStore::new();
-    let polls = night(&store.url);
+    let polls = night(&store.url, VOTERS, FIRST_CLOSE_MS, STEP_MS);
     let mut server = Server::start(&store.url, store.dir.path(), &["--allowance-secs", "1"]);
-    let accepted = cast_night(&server);
+    let accepted = cast_night(&server, VOTERS);
     assert!(accepted > 200, "{accepted} accepted");
     let early = desk(&server);
     let not_called = early["states"]
@@ -307,7 +258,7 @@ fn the_desk_calls_every_state_right_once_its_polls_close() {
 /// The desk as a process of its own, SIGKILLed after its first calls and
 /// restarted: no call lost, duplicated or reversed; on SQLite and PostgreSQL.
 fn desk_survives_sigkill(url: &str, bus: &str, dir: &std::path::Path) -> Value {
-    let polls = night(url);
+    let polls = night(url, VOTERS, FIRST_CLOSE_MS, STEP_MS);
     let server = Server::start(url, dir, &["--no-desk"]);
     let mut desk_proc = spawn_desk(url, bus, dir);
     let log = dir.join("desk.log");
@@ -317,7 +268,7 @@ fn desk_survives_sigkill(url: &str, bus: &str, dir: &std::path::Path) -> Value {
             std::fs::read_to_string(&log).unwrap_or_default()
         )
     }));
-    cast_night(&server);
+    cast_night(&server, VOTERS);
     wait::until(
         Duration::from_secs(60),
         "a first call after a close",

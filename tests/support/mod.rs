@@ -11,6 +11,7 @@
 //! - [`pg`]: a fresh PostgreSQL database per test (VOTESTREAM_TEST_PG_URL);
 //! - [`kafka`]: a topic prefix per test on a real broker
 //!   (VOTESTREAM_TEST_KAFKA), the stages as child processes;
+//! - [`night`]: an election night over HTTP (a poll schedule, ballots);
 //! - [`results`]: numbers from summaries and results JSON.
 //!
 //! A test that needs a service it cannot reach fails and says how to start
@@ -20,6 +21,7 @@
 
 pub mod http;
 pub mod kafka;
+pub mod night;
 pub mod pg;
 pub mod results;
 pub mod run;
@@ -28,7 +30,7 @@ pub mod wait;
 
 // Everything at `support::`, too (each test binary uses its own subset).
 #[allow(unused_imports)]
-pub use {http::*, kafka::*, pg::*, results::*, run::*, sqlite::*};
+pub use {http::*, kafka::*, night::*, pg::*, results::*, run::*, sqlite::*};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
