@@ -14,6 +14,7 @@ pub mod check;
 mod model;
 pub mod night;
 mod race;
+mod report;
 mod swing;
 #[cfg(test)]
 mod tests;
