@@ -142,7 +142,7 @@ pub struct DeskEvent {
     pub lower_bound: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct View {
     pub position: i64,
     pub at: Millis,
@@ -150,7 +150,7 @@ pub struct View {
     pub national: NationalView,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StateView {
     pub state: String,
     pub code: String,
@@ -170,7 +170,7 @@ pub struct StateView {
     pub shares: Vec<ShareView>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShareView {
     pub candidate: String,
     pub counted: u64,
@@ -179,7 +179,7 @@ pub struct ShareView {
     pub hi: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NationalView {
     pub threshold: u16,
     pub total_ev: u16,
