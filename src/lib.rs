@@ -17,7 +17,7 @@
 //! 3. Stages: [`generate`] (the electorate, offline and deterministic,
 //!    CSV and randomuser.me imports, avatars, the registry bootstrap),
 //!    [`simulate`] (a deterministic stream of ballots, good and bad),
-//!    [`process`] (parse and validate ballots, one vote per voter, enrich)
+//!    [`process`] (parse and validate ballots, one vote per voter, enrich),
 //!    [`aggregate`] (the built-in engine's live tallies, persisted
 //!    exactly) and [`desk`] (the election-night race desk: certain calls,
 //!    model projections, and the synthetic nights that grade them).

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
-use super::{bench_config, cores, copy_db, remove_db, render, sqlite_url, Row};
+use super::{bench_config, copy_db, cores, remove_db, render, sqlite_url, Row};
 use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline;
 use crate::simulate::Rate;
@@ -160,8 +160,23 @@ impl Serve {
         let addr_file = dir.join("desk.addr");
         let _ = std::fs::remove_file(&addr_file);
         let child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--store", url, "--bus", bus, "--listen", "127.0.0.1:0"])
-            .args(["--api-token", TOKEN, "--admin-token", TOKEN, "--rate-limit", "0"])
+            .args([
+                "serve",
+                "--store",
+                url,
+                "--bus",
+                bus,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--api-token",
+                TOKEN,
+                "--admin-token",
+                TOKEN,
+                "--rate-limit",
+                "0",
+            ])
             .arg("--addr-file")
             .arg(&addr_file)
             .stdout(Stdio::null())

@@ -146,7 +146,12 @@ pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
 }
 
-pub(crate) fn bench_config(url: &str, voters: u64, rate: Rate, progress: bool) -> anyhow::Result<RunConfig> {
+pub(crate) fn bench_config(
+    url: &str,
+    voters: u64,
+    rate: Rate,
+    progress: bool,
+) -> anyhow::Result<RunConfig> {
     Ok(RunConfig {
         store_url: StoreUrl::parse(url)?,
         bus: crate::bus::BusKind::Memory,

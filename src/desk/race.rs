@@ -69,10 +69,12 @@ pub(crate) fn state_status(
 ) -> (Status, Evidence) {
     let out = outstanding(input);
     let margin = counted_leader(&input.counted).map_or(0, |(_, d)| d as i64);
+    // Until the model speaks, the bound shown is the certain one (negative
+    // until a call): an event must stay plain JSON, with no NaN.
     let mut ev = Evidence {
         margin,
         outstanding: out,
-        lower_bound: f64::NAN,
+        lower_bound: margin as f64 - out as f64,
     };
     if let Some(i) = certain(&input.counted, out).filter(|_| consistent(input)) {
         let candidate = snap.candidates[i].clone();
@@ -85,11 +87,15 @@ pub(crate) fn state_status(
     let Some(lead) = model_leader(m) else {
         return (Status::TooClose, ev);
     };
-    ev.lower_bound = (0..m.counted.len())
+    let bound = (0..m.counted.len())
         .filter(|&k| k != lead)
         .map(|k| m.margin_lower(lead, k, z))
         .fold(f64::INFINITY, f64::min);
-    if ev.lower_bound > 0.0 {
+    // With no rival the model has nothing to bound: the certain rule decides.
+    if bound.is_finite() {
+        ev.lower_bound = bound;
+    }
+    if bound.is_finite() && bound > 0.0 {
         let candidate = snap.candidates[lead].clone();
         (Status::Projected { candidate }, ev)
     } else {
@@ -246,10 +252,12 @@ fn popular_status(
 ) -> (Status, Evidence) {
     let out: u64 = states.iter().map(|s| s.outstanding).sum();
     let margin = counted_leader(counted).map_or(0, |(_, d)| d as i64);
+    // Until the model speaks, the bound shown is the certain one (negative
+    // until a call): an event must stay plain JSON, with no NaN.
     let mut ev = Evidence {
         margin,
         outstanding: out,
-        lower_bound: f64::NAN,
+        lower_bound: margin as f64 - out as f64,
     };
     let all_consistent = snap.states.iter().all(consistent);
     if let Some(i) = certain(counted, out).filter(|_| all_consistent) {
@@ -269,7 +277,7 @@ fn popular_status(
         return (Status::TooClose, ev);
     };
     let z = norm_quantile(cfg.level);
-    ev.lower_bound = (0..k)
+    let bound = (0..k)
         .filter(|&j| j != lead)
         .map(|j| {
             // Each state's lower bound is mean − z·sd; summing them sums the
@@ -280,7 +288,10 @@ fn popular_status(
                 .sum::<f64>()
         })
         .fold(f64::INFINITY, f64::min);
-    if ev.lower_bound > 0.0 {
+    if bound.is_finite() {
+        ev.lower_bound = bound;
+    }
+    if bound.is_finite() && bound > 0.0 {
         (
             Status::Projected {
                 candidate: snap.candidates[lead].clone(),

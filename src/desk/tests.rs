@@ -1,6 +1,8 @@
 use super::night::{self, NightConfig, Ordering};
 use super::*;
 
+mod national;
+
 fn names() -> Vec<String> {
     night::candidates()
 }
@@ -246,20 +248,6 @@ fn eevp_stays_in_range_and_projections_never_fall_below_the_count() {
             }
         }
     }
-}
-
-#[test]
-fn unknown_states_are_races_worth_no_electoral_votes() {
-    let mut snap = one_state(100, [60, 10, 0], Some(75), 1);
-    snap.states[0].state = "Atlantis".into();
-    let (v, ev) = Desk::new(DeskConfig::default()).observe(&snap);
-    assert_eq!(
-        (v.states[0].electoral_votes, v.states[0].code.as_str()),
-        (0, "")
-    );
-    assert!(is_called(&v.states[0].status) && ev.len() == 1);
-    assert_eq!(v.national.total_ev, 0);
-    assert!(!is_called(&v.national.status));
 }
 
 #[test]

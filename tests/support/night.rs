@@ -56,4 +56,3 @@ pub fn cast_night(server: &Server, voters: u64) -> u64 {
     }
     accepted
 }
-
