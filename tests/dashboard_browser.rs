@@ -670,3 +670,54 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
         json!([true, 0])
     );
 }
+
+/// A real night, not a fed snapshot: the election's polls close a few
+/// seconds from now, ballots arrive over HTTP, and the desk seals and calls
+/// each state. The page sees Ohio's tile and table row turn from not called
+/// to called, and the call appear in the log, without a reload.
+#[test]
+fn a_state_turns_from_too_early_to_called_on_a_live_night() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("night.db").display());
+    let voters = 400;
+    let polls = night(&store, voters, 10_000, 250);
+    let server = Server::start(&store, dir.path(), &["--allowance-secs", "1"]);
+    let driver = Driver::start();
+    driver.viewport(1400, 1000);
+    driver.goto(&server.url("/"));
+    let ohio = "return (document.querySelector('#desk-map [data-state=\"OH\"]') || {}).dataset?.status || ''";
+    driver.wait("the live desk", |d| d.js(ohio) == json!("too_early"));
+    driver.js("window.__stillHere = 11");
+    let cast = cast_night(&server, voters);
+    assert!(cast > 200, "{cast} ballots accepted");
+    assert!(
+        votestream::model::now_millis() < polls.first_close,
+        "the ballots went in before the first close"
+    );
+    let row = "return (document.querySelector('#desk-table tr[data-state=\"OH\"]') || {}).dataset?.status || ''";
+    assert_ne!(
+        driver.js(row),
+        json!("called"),
+        "not called before its polls close"
+    );
+    driver.wait("Ohio called on the page", |d| {
+        d.js(ohio) == json!("called") && d.js(row) == json!("called")
+    });
+    assert_eq!(
+        driver.js("return window.__stillHere"),
+        json!(11),
+        "no reload"
+    );
+    let logged = driver.js(
+        "return [...document.querySelectorAll('#desk-log [data-kind=\"called\"]')].some(li => li.textContent.includes('Ohio'))",
+    );
+    assert_eq!(logged, json!(true), "the call is in the log");
+    // What the page shows is what the desk recorded.
+    let desk = server.json(&format!("/api/v1/elections/{ELECTION}/desk"));
+    let recorded = desk["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "called" && e["race"]["state"] == "Ohio");
+    assert!(recorded, "{desk}");
+}
