@@ -1,3 +1,5 @@
+//! Needs: nothing.
+//!
 //! The race desk over 200 synthetic nights (small electorates, to stay
 //! quick): no call is ever wrong, reversed or missing, and the shown share
 //! intervals cover the final shares near their nominal rate where the
