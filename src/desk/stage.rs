@@ -38,7 +38,15 @@ impl DeskStage {
         cfg: DeskConfig,
         sink: Option<Box<dyn CallSink>>,
     ) -> Result<DeskStage, BoardError> {
-        let board = Board::load(&mut *store, election_id, cfg)?;
+        let mut board = Board::load(&mut *store, election_id, cfg)?;
+        // Counted once before the night's work starts, like the processor's
+        // registry; a look counts again only if the registry grew. An
+        // election not there yet is counted at the first look instead.
+        match store.results(election_id, engine) {
+            Ok(r) => board.registry(&mut *store, r.registered_voters)?,
+            Err(StoreError::UnknownElection(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let mut stage = DeskStage {
             store,
             board,
@@ -152,7 +160,11 @@ impl DeskStage {
             if let Err(e) = self.step(now_millis()) {
                 tracing::warn!(error = %e, "race desk: will look again");
             }
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            // In slices: a run that is over must not wait out a whole look.
+            while !shutdown.is_requested() && Instant::now() < next {
+                let left = next.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_millis(10)));
+            }
         }
     }
 }
