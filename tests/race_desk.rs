@@ -245,6 +245,8 @@ fn the_desk_calls_every_state_right_once_its_polls_close() {
         .count();
     assert!(state_calls > 40);
     assert_eq!(calls as usize, state_calls, "{metrics}");
+    let called_now = metric(&metrics, "votestream_desk_races{status=\"called\"}");
+    assert_eq!(called_now as usize, state_calls, "{metrics}");
 
     // A restart reads the record back: nothing new, nothing lost.
     server.kill();

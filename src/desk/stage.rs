@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use super::board::{Board, BoardError};
-use super::{DeskConfig, DeskEvent, EventKind, Race, View};
-use crate::metric_names::{DESK_EVENTS, DESK_SEALS};
+use super::{DeskConfig, DeskEvent, EventKind, Race, Status, View};
+use crate::metric_names::{DESK_EVENTS, DESK_RACES, DESK_SEALS};
 use crate::model::{now_millis, Millis};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -99,6 +99,7 @@ impl DeskStage {
         }
         let snap = self.board.snapshot(&election, &results, now);
         let (view, events) = self.board.desk.observe(&snap);
+        race_gauges(&view);
         if events.is_empty() {
             return Ok((events, view));
         }
@@ -166,6 +167,26 @@ impl DeskStage {
                 std::thread::sleep(left.min(Duration::from_millis(10)));
             }
         }
+    }
+}
+
+/// How many states stand at each status now (the national race apart).
+fn race_gauges(view: &View) {
+    let mut n = [0u32; 4];
+    for s in &view.states {
+        n[status_index(&s.status)] += 1;
+    }
+    for (i, status) in ["too_early", "too_close", "projected", "called"].iter().enumerate() {
+        metrics::gauge!(DESK_RACES, "status" => *status).set(f64::from(n[i]));
+    }
+}
+
+fn status_index(s: &Status) -> usize {
+    match s {
+        Status::TooEarly => 0,
+        Status::TooClose => 1,
+        Status::Projected { .. } => 2,
+        Status::Called { .. } => 3,
     }
 }
 
