@@ -18,20 +18,19 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
+use super::http::{Server, TOKEN};
 use super::{bench_config, copy_db, cores, remove_db, render, sqlite_url, Row};
 use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline;
 use crate::simulate::Rate;
 use crate::store::{self, VoterKey};
 
-const TOKEN: &str = "bench-desk-token";
 /// Enough voters for every state to have a few, few enough to cast quickly.
 const LATENCY_VOTERS: u64 = 3_000;
 
@@ -125,8 +124,8 @@ fn latency(url: &str, bus: &str, dir: &Path) -> anyhow::Result<[Histogram<u64>; 
             .push(v.voter_id.to_string())
     })?;
     drop(st);
-    let mut server = Serve::start(url, bus, dir)?;
-    let frames = server.watch()?;
+    let mut server = Server::start(url, &["--bus", bus], dir)?;
+    let frames = watch(&server)?;
     let mut shown = Histogram::<u64>::new(3)?;
     let mut recorded = Histogram::<u64>::new(3)?;
     let candidate = "c-management";
@@ -135,7 +134,7 @@ fn latency(url: &str, bus: &str, dir: &Path) -> anyhow::Result<[Histogram<u64>; 
         let mut decided_at = None;
         for v in &voters[..deciding] {
             let body = format!(r#"{{"voter_id":"{v}","candidate_id":"{candidate}"}}"#);
-            let status = server.cast(&body)?;
+            let status = cast(&server, &body)?;
             anyhow::ensure!(status == 202, "a ballot was refused ({status})");
             decided_at = Some(Instant::now());
         }
@@ -147,7 +146,11 @@ fn latency(url: &str, bus: &str, dir: &Path) -> anyhow::Result<[Histogram<u64>; 
             let frame = frames
                 .recv_timeout(left)
                 .with_context(|| format!("{state} was not called within 30 s"))?;
-            let ms = frame.at.saturating_duration_since(decided_at).as_millis().max(1) as u64;
+            let ms = frame
+                .at
+                .saturating_duration_since(decided_at)
+                .as_millis()
+                .max(1) as u64;
             if !seen && frame.shown.iter().any(|s| s == state) {
                 seen = true;
                 shown.record(ms)?;
@@ -173,128 +176,70 @@ struct Frame {
     recorded: Vec<String>,
 }
 
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Serve {
-    fn start(url: &str, bus: &str, dir: &Path) -> anyhow::Result<Serve> {
-        let addr_file = dir.join("desk.addr");
-        let _ = std::fs::remove_file(&addr_file);
-        let child = Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--store",
-                url,
-                "--bus",
-                bus,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--api-token",
-                TOKEN,
-                "--admin-token",
-                TOKEN,
-                "--rate-limit",
-                "0",
-            ])
-            .arg("--addr-file")
-            .arg(&addr_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting votestream serve")?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let addr = std::fs::read_to_string(&addr_file).unwrap_or_default();
-            if !addr.is_empty() {
-                return Ok(Serve { child, addr });
-            }
-            anyhow::ensure!(Instant::now() < deadline, "the server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// One ballot, one connection; the answer's status code.
-    fn cast(&self, body: &str) -> anyhow::Result<u16> {
-        let mut s = TcpStream::connect(&self.addr)?;
-        write!(
+/// One ballot, one connection; the answer's status code.
+fn cast(server: &Server, body: &str) -> anyhow::Result<u16> {
+    let mut s = TcpStream::connect(&server.addr)?;
+    write!(
             s,
             "POST /api/v1/elections/{DEFAULT_ELECTION_ID}/ballots HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
+            server.addr,
             body.len()
         )?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer)?;
-        let code = answer.split(' ').nth(1).unwrap_or("0").parse()?;
-        Ok(code)
-    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let code = answer.split(' ').nth(1).unwrap_or("0").parse()?;
+    Ok(code)
+}
 
-    /// An SSE viewer on a thread: each frame's arrival and the states it
-    /// shows as called in the desk's record.
-    fn watch(&self) -> anyhow::Result<mpsc::Receiver<Frame>> {
-        let mut s = TcpStream::connect(&self.addr)?;
-        write!(
+/// An SSE viewer on a thread: each frame's arrival and the states it
+/// shows as called in the desk's record.
+fn watch(server: &Server) -> anyhow::Result<mpsc::Receiver<Frame>> {
+    let mut s = TcpStream::connect(&server.addr)?;
+    write!(
             s,
             "GET /api/v1/elections/{DEFAULT_ELECTION_ID}/results/stream?interval_ms=500 HTTP/1.1\r\nHost: {}\r\n\r\n",
-            self.addr
+            server.addr
         )?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(s).lines() {
-                let Ok(line) = line else { return };
-                let Some(data) = line.strip_prefix("data: ") else {
-                    continue;
-                };
-                let at = Instant::now();
-                let Ok(frame) = serde_json::from_str::<serde_json::Value>(data) else {
-                    continue;
-                };
-                let desk = &frame["desk"];
-                let recorded: Vec<String> = desk["events"]
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(s).lines() {
+            let Ok(line) = line else { return };
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
+            let at = Instant::now();
+            let Ok(frame) = serde_json::from_str::<serde_json::Value>(data) else {
+                continue;
+            };
+            let desk = &frame["desk"];
+            let recorded: Vec<String> = desk["events"]
+                .as_array()
+                .map(|events| {
+                    events
+                        .iter()
+                        .filter(|e| e["kind"] == "called")
+                        .filter_map(|e| e["race"]["state"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let frame = Frame {
+                at,
+                shown: desk["states"]
                     .as_array()
-                    .map(|events| {
-                        events
+                    .map(|states| {
+                        states
                             .iter()
-                            .filter(|e| e["kind"] == "called")
-                            .filter_map(|e| e["race"]["state"].as_str().map(str::to_string))
+                            .filter(|s| s["status"]["status"] == "called")
+                            .filter_map(|s| s["state"].as_str().map(str::to_string))
                             .collect()
                     })
-                    .unwrap_or_default();
-                let frame = Frame {
-                    at,
-                    shown: desk["states"]
-                        .as_array()
-                        .map(|states| {
-                            states
-                                .iter()
-                                .filter(|s| s["status"]["status"] == "called")
-                                .filter_map(|s| s["state"].as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    recorded,
-                };
-                if tx.send(frame).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(rx)
-    }
-
-    fn stop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+                    .unwrap_or_default(),
+                recorded,
+            };
+            if tx.send(frame).is_err() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    });
+    Ok(rx)
 }

@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::generate::{voter, DEFAULT_ELECTION_ID};
 use crate::model::now_millis;
 
-const TOKEN: &str = "bench-token";
+pub(crate) const TOKEN: &str = "bench-token";
 
 pub struct HttpBench {
     pub voters: u64,
@@ -43,7 +43,7 @@ pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<String> {
     let mut st = crate::store::open(&url)?;
     crate::generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, cfg.voters, false)?;
     drop(st);
-    let mut server = Server::start(&url, dir)?;
+    let mut server = Server::start(&url, &[], dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -79,13 +79,15 @@ pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<String> {
     Ok(out)
 }
 
-struct Server {
+/// A `votestream serve` child for a benchmark, SIGTERMed by [`Server::stop`].
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Server {
-    fn start(url: &str, dir: &Path) -> anyhow::Result<Server> {
+    /// `serve` over `url` on a free port, with `extra` flags (a bus).
+    pub(crate) fn start(url: &str, extra: &[&str], dir: &Path) -> anyhow::Result<Server> {
         let addr_file = dir.join("http.addr");
         let _ = std::fs::remove_file(&addr_file);
         let child = Command::new(std::env::current_exe()?)
@@ -98,7 +100,9 @@ impl Server {
                 "--api-token",
                 TOKEN,
             ])
-            .args(["--admin-token", TOKEN, "--rate-limit", "0", "--addr-file"])
+            .args(["--admin-token", TOKEN, "--rate-limit", "0"])
+            .args(extra)
+            .arg("--addr-file")
             .arg(&addr_file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -120,7 +124,7 @@ impl Server {
         rss_mb(self.child.id())
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         // SIGTERM: the server drains and exits; then make sure it is gone.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -176,7 +176,10 @@ fn race_gauges(view: &View) {
     for s in &view.states {
         n[status_index(&s.status)] += 1;
     }
-    for (i, status) in ["too_early", "too_close", "projected", "called"].iter().enumerate() {
+    for (i, status) in ["too_early", "too_close", "projected", "called"]
+        .iter()
+        .enumerate()
+    {
         metrics::gauge!(DESK_RACES, "status" => *status).set(f64::from(n[i]));
     }
 }
