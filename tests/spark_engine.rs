@@ -360,10 +360,61 @@ fn spark_engine_equals_builtin_after_the_stream_drains() {
     wait_spark_drained(&t, &mut spark);
     assert!(t.scalar("SELECT COUNT(*) FROM votes") == 16_000);
     assert_engines_agree(&t, false);
+    desk_calls_on_spark_results(&t);
     spark.stop();
     process.stop();
     builtin.stop();
     eprintln!("drained and compared in {:?}", started.elapsed());
+}
+
+/// The race desk reading the Spark engine's results: the states whose
+/// leader is already beyond reach of every voter not yet counted are
+/// called, each for its leader in both engines' final counts.
+fn desk_calls_on_spark_results(t: &KafkaTest) {
+    let mut desk = t.spawn("desk", "desk", &["--engine", "spark"]);
+    let called = "SELECT COUNT(*) FROM desk_events WHERE body LIKE '%\"kind\":\"called\"%'";
+    t.wait_for("the desk's first calls", Duration::from_secs(60), || {
+        t.scalar(called) >= 3
+    });
+    desk.stop();
+    let leaders = |engine: &str| -> BTreeMap<String, String> {
+        let mut by_state: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+        for r in table(t, STATE, engine) {
+            let votes: i64 = r[3].parse().unwrap();
+            by_state
+                .entry(r[1].clone())
+                .or_default()
+                .push((votes, r[2].clone()));
+        }
+        by_state
+            .into_iter()
+            .map(|(state, mut v)| {
+                v.sort();
+                (state, v.last().unwrap().1.clone())
+            })
+            .collect()
+    };
+    let (spark, builtin) = (leaders("spark"), leaders("builtin"));
+    let bodies: Vec<String> =
+        t.db.client()
+            .query("SELECT body FROM desk_events ORDER BY event_no", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    let mut calls = 0;
+    for body in bodies {
+        let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if e["kind"] != "called" || e["race"]["kind"] != "state" {
+            continue;
+        }
+        calls += 1;
+        let state = e["race"]["state"].as_str().unwrap();
+        assert_eq!(e["candidate"], spark[state].as_str(), "{e}");
+        assert_eq!(e["candidate"], builtin[state].as_str(), "{e}");
+        assert!(e["margin"].as_i64() > e["outstanding"].as_i64(), "{e}");
+    }
+    assert!(calls >= 3, "{calls} state calls");
 }
 
 #[test]
