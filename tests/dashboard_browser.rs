@@ -680,7 +680,8 @@ fn a_state_turns_from_too_early_to_called_on_a_live_night() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("night.db").display());
     let voters = 400;
-    let polls = night(&store, voters, 10_000, 250);
+    // Time enough to start Chromium and cast every ballot before the first close.
+    let polls = night(&store, voters, 20_000, 250);
     let server = Server::start(&store, dir.path(), &["--allowance-secs", "1"]);
     let driver = Driver::start();
     driver.viewport(1400, 1000);

@@ -20,7 +20,7 @@ use votestream::model::{now_millis, PollClose};
 
 const VOTERS: u64 = 400;
 /// First wave this far ahead: time enough to cast every ballot before it.
-const FIRST_CLOSE_MS: i64 = 8_000;
+const FIRST_CLOSE_MS: i64 = 12_000;
 const STEP_MS: i64 = 250;
 
 fn desk(server: &Server) -> Value {
