@@ -181,7 +181,7 @@ fn late_ballots_are_refused(server: &Server, polls: PollClose) {
 }
 
 /// `votestream desk`, its log appended to `desk.log` in `dir`.
-fn spawn_desk(store: &str, bus: &str, dir: &std::path::Path) -> Child {
+fn spawn_desk(store: &str, bus: &str, dir: &std::path::Path) -> Desk {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -201,7 +201,27 @@ fn spawn_desk(store: &str, bus: &str, dir: &std::path::Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Desk)
         .expect("votestream desk starts")
+}
+
+/// A `votestream desk` child, SIGKILLed and reaped when dropped, so a
+/// failing test leaves no process behind.
+struct Desk(Child);
+
+impl Desk {
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL, never to a child already reaped
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
 }
 
 /// The desk inside `serve`: states go from not called to called as their
@@ -284,8 +304,7 @@ fn desk_survives_sigkill(url: &str, bus: &str, dir: &std::path::Path) -> Value {
                 && now_millis() > polls.first_close
         },
     );
-    desk_proc.kill().unwrap(); // SIGKILL, mid-night
-    desk_proc.wait().unwrap();
+    desk_proc.kill(); // SIGKILL, mid-night
     let at_kill = desk(&server)["events"].as_array().unwrap().len();
     let mut desk_proc = spawn_desk(url, bus, dir);
     wait::until(Duration::from_secs(60), "every race called", || {
@@ -307,8 +326,7 @@ fn desk_survives_sigkill(url: &str, bus: &str, dir: &std::path::Path) -> Value {
             m
         });
     assert!(per_race.values().all(|&n| n == 1), "{per_race:?}");
-    desk_proc.kill().unwrap();
-    desk_proc.wait().unwrap();
+    desk_proc.kill();
     d
 }
 
