@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::{Desk, DeskConfig, DeskEvent, Snapshot, StateInput, View};
-use crate::model::{Election, Millis};
+use crate::model::Millis;
 use crate::results::Results;
 use crate::store::{Store, StoreError, VoterKey};
 
@@ -117,7 +117,8 @@ impl Board {
     }
 
     /// What the desk is shown: the results and the registry, as of `now`.
-    pub fn snapshot(&self, election: &Election, results: &Results, now: Millis) -> Snapshot {
+    pub fn snapshot(&self, results: &Results, now: Millis) -> Snapshot {
+        let election = &results.election;
         let candidates: Vec<String> = results
             .candidates
             .iter()
@@ -158,8 +159,8 @@ impl Board {
     /// The board as shown now, with the events recorded so far. Nothing is
     /// recorded here: a server shows what the desk would decide on the
     /// same figures, and takes the record from the log at the next reload.
-    pub fn frame(&mut self, election: &Election, results: &Results, now: Millis) -> DeskFrame {
-        let snap = self.snapshot(election, results, now);
+    pub fn frame(&mut self, results: &Results, now: Millis) -> DeskFrame {
+        let snap = self.snapshot(results, now);
         DeskFrame {
             view: self.desk.observe(&snap).0,
             events: self

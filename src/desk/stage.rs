@@ -62,12 +62,8 @@ impl DeskStage {
     /// Returns the events recorded by this call, and the board shown.
     pub fn step(&mut self, now: Millis) -> Result<(Vec<DeskEvent>, View), BoardError> {
         let store = &mut *self.store;
-        let election = store
-            .elections()?
-            .into_iter()
-            .find(|e| e.election.election_id == self.board.election_id)
-            .ok_or_else(|| StoreError::UnknownElection(self.board.election_id.clone()))?
-            .election;
+        // The results carry the election (and its poll schedule) as read
+        // in the same look.
         let mut results = store.results(&self.board.election_id, &self.engine)?;
         self.board.registry(store, results.registered_voters)?;
         let due: Vec<String> = self
@@ -75,7 +71,8 @@ impl DeskStage {
             .states()
             .filter(|s| !self.board.seals.contains_key(*s))
             .filter(|s| {
-                election
+                results
+                    .election
                     .closes_at(s)
                     .is_some_and(|c| now >= c + self.allowance_ms)
             })
@@ -97,7 +94,7 @@ impl DeskStage {
             // shown a final count beside results older than the seal.
             results = store.results(&self.board.election_id, &self.engine)?;
         }
-        let snap = self.board.snapshot(&election, &results, now);
+        let snap = self.board.snapshot(&results, now);
         let (view, events) = self.board.desk.observe(&snap);
         race_gauges(&view);
         if events.is_empty() {

@@ -337,7 +337,7 @@ impl Maker {
         if seen != (board.events.len(), board.seals.len()) {
             self.changed = true;
         }
-        Some(Arc::new(board.frame(election, results, now)))
+        Some(Arc::new(board.frame(results, now)))
     }
 
     #[allow(clippy::too_many_arguments)]
