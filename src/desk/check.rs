@@ -104,6 +104,11 @@ fn one_night(
         let (view, events) = desk.observe(snap);
         t.snapshots += 1;
         for e in &events {
+            if e.kind == EventKind::Suspended {
+                t.suspended += 1;
+                t.suspended_at += si as f64 / n.snapshots.len() as f64;
+                continue;
+            }
             if let Some(c) = called.get(&e.race) {
                 fail(format!(
                     "{:?} called for {c}, then {:?} {}",
@@ -136,6 +141,7 @@ fn one_night(
                     t.wrong_projections += usize::from(!right);
                 }
                 EventKind::Withdrawn => t.withdrawn += 1,
+                EventKind::Suspended => {}
             }
         }
         log.extend(events);
@@ -214,8 +220,20 @@ fn grade_view(
         }
         for (sh, &v) in s.shares.iter().zip(fin) {
             let share = v as f64 / total as f64;
-            t.intervals += 1;
-            t.covered += u64::from(sh.lo <= share && share <= sh.hi);
+            let held = sh.lo <= share && share <= sh.hi;
+            if view.suspended {
+                // A certain range that misses is a wrong certainty.
+                t.ranges += 1;
+                if !held {
+                    fail(format!(
+                        "{}: certain range [{}, {}] misses the final share {share}",
+                        s.state, sh.lo, sh.hi
+                    ));
+                }
+            } else {
+                t.intervals += 1;
+                t.covered += u64::from(held);
+            }
         }
     }
 }

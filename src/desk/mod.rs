@@ -12,6 +12,7 @@
 
 pub mod board;
 pub mod check;
+mod conflict;
 mod model;
 pub mod night;
 mod race;
@@ -85,6 +86,13 @@ pub struct DeskConfig {
     /// Prior sd of the order effect: how far the counted votes' share may
     /// lean away from the final share, the same way in every state.
     pub order_effect_sd: f64,
+    /// The count defeats the model, and the desk stops projecting for the
+    /// night, once the fitted order effect exceeds this many of its prior
+    /// sds ...
+    pub order_conflict: f64,
+    /// ... or one state's counted share strays this many sds from what
+    /// the priors allow.
+    pub prior_conflict: f64,
 }
 
 impl Default for DeskConfig {
@@ -101,6 +109,8 @@ impl Default for DeskConfig {
             swing_sd: 0.05,
             order_sd: 0.01,
             order_effect_sd: 0.10,
+            order_conflict: 2.5,
+            prior_conflict: 5.0,
         }
     }
 }
@@ -127,6 +137,9 @@ pub enum EventKind {
     Projected,
     Withdrawn,
     Called,
+    /// The count defeats the model (national, once a night): no projection
+    /// from here on, and intervals become the certain ranges.
+    Suspended,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,12 +158,20 @@ pub struct DeskEvent {
     /// null reads back as NaN, so a recorded event always reads back.
     #[serde(deserialize_with = "nan_from_null")]
     pub lower_bound: f64,
+    /// For `suspended`: how many sds past the model the count strayed
+    /// (`candidate` is whose count did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct View {
     pub position: i64,
     pub at: Millis,
+    /// The model is suspended for the night: nothing is projected, and each
+    /// share's [lo, hi] is the certain range, not a statistical interval.
+    #[serde(default)]
+    pub suspended: bool,
     pub states: Vec<StateView>,
     pub national: NationalView,
 }
@@ -199,6 +220,7 @@ pub struct NationalView {
 pub struct Desk {
     cfg: DeskConfig,
     status: HashMap<Race, Status>,
+    suspended: bool,
 }
 
 impl Desk {
@@ -206,6 +228,7 @@ impl Desk {
         Desk {
             cfg,
             status: HashMap::new(),
+            suspended: false,
         }
     }
 
@@ -219,6 +242,10 @@ impl Desk {
                 EventKind::Called => Status::Called { candidate },
                 EventKind::Projected => Status::Projected { candidate },
                 EventKind::Withdrawn => Status::TooClose,
+                EventKind::Suspended => {
+                    desk.suspended = true;
+                    continue;
+                }
             };
             // A call is final even if a stray event follows it in the log.
             if !matches!(desk.status.get(&e.race), Some(Status::Called { .. })) {
@@ -234,9 +261,26 @@ impl Desk {
         let snap = &parallel(snap);
         let models = model::model(&self.cfg, snap);
         let mut events = Vec::new();
+        if !self.suspended {
+            if let Some(c) = conflict::check(&self.cfg, &models, snap.candidates.len()) {
+                self.suspended = true;
+                events.push(DeskEvent {
+                    race: Race::National,
+                    kind: EventKind::Suspended,
+                    candidate: snap.candidates[c.candidate].clone(),
+                    position: snap.position,
+                    at: snap.now,
+                    margin: 0,
+                    outstanding: 0,
+                    lower_bound: 0.0,
+                    conflict: Some(c.sds),
+                });
+            }
+        }
+        let sus = self.suspended;
         let mut states = Vec::with_capacity(snap.states.len());
         for (input, m) in snap.states.iter().zip(&models) {
-            let (fresh, evidence) = race::state_status(&self.cfg, snap, input, m);
+            let (fresh, evidence) = race::state_status(&self.cfg, snap, input, m, sus);
             let status = self.transition(
                 Race::State(input.state.clone()),
                 fresh,
@@ -244,13 +288,15 @@ impl Desk {
                 snap,
                 &mut events,
             );
-            states.push(race::state_view(&self.cfg, snap, input, m, status));
+            states.push(race::state_view(&self.cfg, snap, input, m, status, sus));
         }
-        let (fresh, evidence, mut national) = race::national(&self.cfg, snap, &states, &models);
+        let (fresh, evidence, mut national) =
+            race::national(&self.cfg, snap, &states, &models, sus);
         national.status = self.transition(Race::National, fresh, evidence, snap, &mut events);
         let view = View {
             position: snap.position,
             at: snap.now,
+            suspended: sus,
             states,
             national,
         };
@@ -277,6 +323,7 @@ impl Desk {
                 margin: ev.margin,
                 outstanding: ev.outstanding,
                 lower_bound: ev.lower_bound,
+                conflict: None,
             })
         };
         let next = match (&old, &fresh) {

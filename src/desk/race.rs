@@ -66,6 +66,7 @@ pub(crate) fn state_status(
     snap: &Snapshot,
     input: &StateInput,
     m: &StateModel,
+    suspended: bool,
 ) -> (Status, Evidence) {
     let out = outstanding(input);
     let margin = counted_leader(&input.counted).map_or(0, |(_, d)| d as i64);
@@ -82,6 +83,9 @@ pub(crate) fn state_status(
     }
     if !m.modelable {
         return (Status::TooEarly, ev);
+    }
+    if suspended {
+        return (Status::TooClose, ev);
     }
     let z = norm_quantile(cfg.level);
     let Some(lead) = model_leader(m) else {
@@ -118,12 +122,18 @@ pub(crate) fn state_view(
     input: &StateInput,
     m: &StateModel,
     status: Status,
+    suspended: bool,
 ) -> StateView {
     let z = norm_quantile(0.5 + cfg.interval / 2.0);
     let r = input.registered.max(m.total_counted).max(1) as f64;
+    let out = outstanding(input);
     let shares = (0..m.counted.len())
         .map(|j| {
-            let (share, lo, hi) = m.share_interval(j, z);
+            let (share, lo, hi) = if suspended {
+                certain_range(m.counted[j], m.total_counted, out)
+            } else {
+                m.share_interval(j, z)
+            };
             ShareView {
                 candidate: snap.candidates[j].clone(),
                 counted: m.counted[j],
@@ -141,7 +151,7 @@ pub(crate) fn state_view(
         leader: counted_leader(&input.counted).map(|(i, _)| snap.candidates[i].clone()),
         counted: m.total_counted,
         registered: input.registered,
-        outstanding: outstanding(input),
+        outstanding: out,
         projected_turnout: m.total / r,
         turnout_lo: m.total_shown.0 / r,
         turnout_hi: m.total_shown.1 / r,
@@ -154,6 +164,18 @@ pub(crate) fn state_view(
     }
 }
 
+/// A candidate's counted share, and the range its final share is certain
+/// to end in: every outstanding vote to the others (at the largest total),
+/// or every one to it.
+fn certain_range(votes: u64, counted: u64, outstanding: u64) -> (f64, f64, f64) {
+    let (v, c, o) = (votes as f64, counted as f64, outstanding as f64);
+    if c + o <= 0.0 {
+        return (0.0, 0.0, 1.0);
+    }
+    let share = if c > 0.0 { v / c } else { 0.0 };
+    (share, v / (c + o), (v + o) / (c + o))
+}
+
 /// The national race: the Electoral College from the states' statuses, or
 /// the popular vote from the summed counts and models.
 pub(crate) fn national(
@@ -161,6 +183,7 @@ pub(crate) fn national(
     snap: &Snapshot,
     states: &[StateView],
     models: &[StateModel],
+    suspended: bool,
 ) -> (Status, Evidence, NationalView) {
     let k = snap.candidates.len();
     let total_ev: u16 = states.iter().map(|s| s.electoral_votes).sum();
@@ -182,10 +205,27 @@ pub(crate) fn national(
     let counted: Vec<u64> = (0..k)
         .map(|j| models.iter().map(|m| m.counted[j]).sum())
         .collect();
-    let popular = popular_shares(cfg, snap, models, &counted);
+    let popular = if suspended {
+        let c: u64 = counted.iter().sum();
+        let out: u64 = states.iter().map(|s| s.outstanding).sum();
+        (0..k)
+            .map(|j| {
+                let (share, lo, hi) = certain_range(counted[j], c, out);
+                ShareView {
+                    candidate: snap.candidates[j].clone(),
+                    counted: counted[j],
+                    share,
+                    lo,
+                    hi,
+                }
+            })
+            .collect()
+    } else {
+        popular_shares(cfg, snap, models, &counted)
+    };
     let anything = states.iter().any(|s| s.status != Status::TooEarly);
     let (status, ev) = if cfg.popular_vote {
-        popular_status(cfg, snap, states, models, &counted)
+        popular_status(cfg, snap, states, models, &counted, suspended)
     } else {
         let best = |ev: &[u16]| (0..k).find(|&i| ev[i] >= threshold && threshold > 0);
         let not_called = total_ev - called.iter().sum::<u16>();
@@ -249,6 +289,7 @@ fn popular_status(
     states: &[StateView],
     models: &[StateModel],
     counted: &[u64],
+    suspended: bool,
 ) -> (Status, Evidence) {
     let out: u64 = states.iter().map(|s| s.outstanding).sum();
     let margin = counted_leader(counted).map_or(0, |(_, d)| d as i64);
@@ -270,6 +311,9 @@ fn popular_status(
     }
     if !states.iter().any(|s| s.status != Status::TooEarly) {
         return (Status::TooEarly, ev);
+    }
+    if suspended {
+        return (Status::TooClose, ev);
     }
     let k = counted.len();
     let total = |j: usize| models.iter().map(|m| m.projected_votes(j)).sum::<f64>();

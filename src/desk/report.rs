@@ -14,9 +14,16 @@ pub struct Tally {
     pub projections: usize,
     pub withdrawn: usize,
     pub wrong_projections: usize,
-    /// Share intervals judged (state 10–90% counted) and how many held the final share.
+    /// Statistical share intervals judged (state 10–90% counted) and how
+    /// many held the final share.
     pub intervals: u64,
     pub covered: u64,
+    /// Nights the model was suspended, and the sum of how far into the
+    /// night (share of snapshots) it happened.
+    pub suspended: usize,
+    pub(crate) suspended_at: f64,
+    /// Certain ranges judged instead, while suspended (each must hold).
+    pub ranges: u64,
     /// Sum of the states' counted share of the final total at their call.
     pub(crate) called_reporting: f64,
 }
@@ -28,6 +35,11 @@ impl Tally {
         } else {
             self.covered as f64 / self.intervals as f64
         }
+    }
+
+    /// Mean share of the night's snapshots gone when the model was suspended.
+    pub fn suspended_at(&self) -> f64 {
+        self.suspended_at / self.suspended.max(1) as f64
     }
 
     /// Mean share of a state's final votes counted when it was called.
@@ -46,6 +58,9 @@ impl Tally {
         self.intervals += o.intervals;
         self.covered += o.covered;
         self.called_reporting += o.called_reporting;
+        self.suspended += o.suspended;
+        self.suspended_at += o.suspended_at;
+        self.ranges += o.ranges;
     }
 }
 
@@ -81,10 +96,13 @@ impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "| ordering | nights | snapshots | calls | wrong calls | counted at call | projections | withdrawn | wrong proj. | coverage (nominal {:.0}%) |",
+            "| ordering | nights | snapshots | calls | wrong calls | counted at call | projections | withdrawn | wrong proj. | coverage (nominal {:.0}%) | suspended (at) | certain ranges |",
             self.nominal * 100.0
         )?;
-        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(
+            f,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )?;
         let total = self.total();
         let rows = self
             .by_ordering
@@ -94,7 +112,7 @@ impl fmt::Display for CheckReport {
         for (name, t) in rows {
             writeln!(
                 f,
-                "| {name} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.1}% of {} |",
+                "| {name} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.1}% of {} | {} ({:.0}%) | {} |",
                 t.nights,
                 t.snapshots,
                 t.calls,
@@ -104,7 +122,10 @@ impl fmt::Display for CheckReport {
                 t.withdrawn,
                 t.wrong_projections,
                 100.0 * t.coverage(),
-                t.intervals
+                t.intervals,
+                t.suspended,
+                100.0 * t.suspended_at(),
+                t.ranges
             )?;
         }
         writeln!(f, "failures: {}", self.failures.len())?;

@@ -195,6 +195,7 @@ fn kind_name(k: EventKind) -> &'static str {
         EventKind::Projected => "projected",
         EventKind::Withdrawn => "withdrawn",
         EventKind::Called => "called",
+        EventKind::Suspended => "suspended",
     }
 }
 

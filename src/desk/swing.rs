@@ -113,3 +113,24 @@ pub(crate) fn fit(cfg: &DeskConfig, states: &mut [StateModel], k: usize) {
         }
     }
 }
+
+/// The order effect β̂_k fitted over every modelable state (none left out),
+/// per candidate, in units of its prior sd: how hard the count leans.
+pub(crate) fn order_effect(cfg: &DeskConfig, states: &[StateModel], k: usize) -> Vec<f64> {
+    (0..k)
+        .map(|j| {
+            let mut all = Normal {
+                a: 1.0 / cfg.swing_sd.powi(2),
+                c: 1.0 / cfg.order_effect_sd.powi(2),
+                ..Normal::default()
+            };
+            for m in states {
+                if let Some((w, u, e)) = point(cfg, m, j) {
+                    all.add(w, u, e, 1.0);
+                }
+            }
+            let ((_, beta), _) = all.solve();
+            beta / cfg.order_effect_sd
+        })
+        .collect()
+}

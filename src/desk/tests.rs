@@ -2,6 +2,7 @@ use super::night::{self, NightConfig, Ordering};
 use super::*;
 
 mod national;
+mod suspended;
 
 fn names() -> Vec<String> {
     night::candidates()
