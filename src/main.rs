@@ -149,7 +149,7 @@ struct SimArgs {
     #[arg(long, env = "VOTESTREAM_NIGHT", value_parser = commands::range::night_duration)]
     night: Option<votestream::model::Millis>,
     /// With --night: how strongly early returns lean to one candidate (0 to 1); the final count does not.
-    #[arg(long, env = "VOTESTREAM_NIGHT_SKEW", default_value_t = 0.5, value_parser = commands::range::share, allow_negative_numbers = true)]
+    #[arg(long, env = "VOTESTREAM_NIGHT_SKEW", default_value_t = 0.25, value_parser = commands::range::share, allow_negative_numbers = true)]
     night_skew: f64,
     /// With --night: the candidate the early returns lean to (0: the election's first).
     #[arg(long, env = "VOTESTREAM_NIGHT_SKEW_CANDIDATE", default_value_t = 0)]

@@ -112,7 +112,7 @@ impl fmt::Display for CheckReport {
         for (name, t) in rows {
             writeln!(
                 f,
-                "| {name} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.1}% of {} | {} ({:.0}%) | {} |",
+                "| {name} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.1}% of {} | {} ({:.1}%) | {} |",
                 t.nights,
                 t.snapshots,
                 t.calls,

@@ -6,7 +6,7 @@
 // textContent (candidate names may be hostile).
 "use strict";
 const DESK_BADGE = { too_early: "TOO EARLY", too_close: "TOO CLOSE", projected: "PROJECTED", called: "CALLED" };
-const DESK_KIND = { called: "Called", projected: "Projected", withdrawn: "Withdrawn" };
+const DESK_KIND = { called: "Called", projected: "Projected", withdrawn: "Withdrawn", suspended: "Model suspended" };
 const DESK_RANK = { called: 0, projected: 1, too_close: 2, too_early: 3 };
 // A candidate id the results do not know still gets drawn, in a colour no party has.
 const DESK_UNKNOWN = "#7d8590";
@@ -37,6 +37,11 @@ function renderDesk(d, r, col, names) {
   const states = Array.isArray(d.states) ? d.states : [];
   const nat = d.national || {};
   $("desk-asof").textContent = `As of count position ${fmt(d.position)} · ${deskTime(d.at)}`;
+  // Suspended: the count leans further than the model allows, so nothing is
+  // projected and each share's range is the certain one.
+  const model = $("desk-model");
+  model.hidden = !d.suspended;
+  $("desk").dataset.suspended = d.suspended ? "true" : "false";
   const tally = deskTally(nat, ctx);
   renderDeskNational(nat, states, tally, ctx);
   renderDeskEv(nat, tally, ctx);
@@ -251,8 +256,11 @@ function renderDeskLog(events, ctx) {
     const li = el("li", { "data-kind": kind, "data-event": e.event_no });
     const who = el("span", { class: "log-who" });
     who.append(deskSwatch(ctx.colour(e.candidate)), el("span", { class: "log-name" }, ctx.who(e.candidate).candidate_name));
-    const badge = kind === "withdrawn" ? el("span", { class: "badge withdrawn" }, DESK_KIND[kind]) : deskBadge(kind, e.candidate, ctx, DESK_KIND[kind]);
-    const detail = [e.margin != null ? `margin ${fmt(e.margin)}` : "", e.outstanding != null ? `${fmt(e.outstanding)} outstanding` : ""].filter(Boolean).join(" · ");
+    const plain = kind === "withdrawn" || kind === "suspended";
+    const badge = plain ? el("span", { class: `badge ${kind}` }, DESK_KIND[kind]) : deskBadge(kind, e.candidate, ctx, DESK_KIND[kind]);
+    const detail = kind === "suspended"
+      ? `count ${(Number(e.conflict) || 0).toFixed(1)} sd past the model`
+      : [e.margin != null ? `margin ${fmt(e.margin)}` : "", e.outstanding != null ? `${fmt(e.outstanding)} outstanding` : ""].filter(Boolean).join(" · ");
     const time = el("time", Number.isFinite(e.at) ? { datetime: new Date(e.at).toISOString() } : {}, deskTime(e.at));
     li.append(time, el("span", { class: "log-race" }, deskRace(e)), badge, who, el("span", { class: "log-detail" }, detail));
     return li;
