@@ -669,6 +669,30 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
         driver.js("return [window.__xss === undefined, document.querySelectorAll('#desk img, #desk b:not(.ev-n)').length]"),
         json!([true, 0])
     );
+
+    // The model suspended for the night: a note above the map, and the
+    // event in the log with its statistic.
+    let hidden = "return document.getElementById('desk-model').hidden";
+    assert_eq!(driver.js(hidden), json!(true));
+    let n = second["events"].as_array().unwrap().len();
+    let mut suspended = desk_event(n, "", "suspended", &cands[0], now + 180_000);
+    suspended["race"] = json!({"kind": "national"});
+    suspended["conflict"] = json!(6.44);
+    second["events"].as_array_mut().unwrap().push(suspended);
+    second["suspended"] = json!(true);
+    feed(&second, 0);
+    assert_eq!(driver.js(hidden), json!(false));
+    assert!(driver.text("desk-model").contains("Projections suspended"));
+    assert_eq!(attr("#desk-log li", "data-kind"), "suspended");
+    let newest = driver.js("return document.querySelector('#desk-log li').textContent");
+    let newest = newest.as_str().unwrap();
+    assert!(
+        newest.contains("National")
+            && newest.contains("Model suspended")
+            && newest.contains("6.4 sd past the model"),
+        "{newest}"
+    );
+    shoot("desk-1400-suspended.png", 1400, 1000, Some("#desk"));
 }
 
 /// A real night, not a fed snapshot: the election's polls close a few

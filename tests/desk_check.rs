@@ -30,7 +30,10 @@ fn two_hundred_nights_without_a_wrong_call() {
     }
     // A certain range that missed would be among the failures above.
     let adv = report.tally(Ordering::Adversarial);
-    assert_eq!(adv.suspended, adv.nights, "every adversarial night suspends");
+    assert_eq!(
+        adv.suspended, adv.nights,
+        "every adversarial night suspends"
+    );
     assert!(adv.suspended_at() < 0.05, "late: {}", adv.suspended_at());
     assert!(
         adv.intervals * 1000 < adv.ranges,

@@ -32,7 +32,7 @@ impl CallTopic {
         let topic = bus.topic(Topic::RaceCalls);
         Ok(CallTopic {
             publisher: bus.publisher()?,
-            next: read_numbers(bus, &topic)?,
+            next: read_numbers_patiently(bus, &topic)?,
             topic,
         })
     }
@@ -68,6 +68,22 @@ impl CallTopic {
             self.next.insert(election_id.to_string(), last + 1);
         }
         Ok(())
+    }
+}
+
+/// [`read_numbers`], again while the broker answers with what waiting can
+/// clear: a topic created a moment ago may have no leader yet
+/// (NotLeaderForPartition), and the desk must not die of it.
+fn read_numbers_patiently(bus: &KafkaBus, topic: &str) -> Result<HashMap<String, i64>, BusError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match read_numbers(bus, topic) {
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                tracing::warn!(topic, error = %e, "reading the race calls again");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            done => return done,
+        }
     }
 }
 
