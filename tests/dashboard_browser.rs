@@ -683,6 +683,7 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
     feed(&second, 0);
     assert_eq!(driver.js(hidden), json!(false));
     assert!(driver.text("desk-model").contains("Projections suspended"));
+    assert!(driver.text("desk-popular").contains("certain range"));
     assert_eq!(attr("#desk-log li", "data-kind"), "suspended");
     let newest = driver.js("return document.querySelector('#desk-log li').textContent");
     let newest = newest.as_str().unwrap();

@@ -44,7 +44,7 @@ function renderDesk(d, r, col, names) {
   $("desk").dataset.suspended = d.suspended ? "true" : "false";
   const tally = deskTally(nat, ctx);
   renderDeskNational(nat, states, tally, ctx);
-  renderDeskEv(nat, tally, ctx);
+  renderDeskEv(nat, tally, ctx, !!d.suspended);
   renderDeskMap(states, ctx);
   renderDeskTable(states, ctx);
   renderDeskLog(Array.isArray(d.events) ? d.events : [], ctx);
@@ -96,7 +96,7 @@ function deskTally(nat, ctx) {
   }).sort((a, b) => b.called + b.projected - a.called - a.projected || b.called - a.called || a.i - b.i);
 }
 
-function renderDeskEv(nat, tally, ctx) {
+function renderDeskEv(nat, tally, ctx, suspended) {
   const total = Number(nat.total_ev) || 538, threshold = Number(nat.threshold) || 270;
   const at = (ev) => `${(100 * Math.min(ev, total) / total).toFixed(3)}%`;
   const segs = [];
@@ -133,7 +133,7 @@ function renderDeskEv(nat, tally, ctx) {
   }), el("li", { class: "ev-rest" }, `${fmt(rest)} not yet called or projected`));
   const pop = Array.isArray(nat.popular) ? nat.popular : [];
   const p = $("desk-popular");
-  p.replaceChildren(el("span", { class: "k" }, "Projected popular vote"), ...pop.map((s) => {
+  p.replaceChildren(el("span", { class: "k" }, suspended ? "Popular vote (counted, certain range)" : "Projected popular vote"), ...pop.map((s) => {
     const item = el("span", { class: "pop" });
     item.append(deskSwatch(ctx.colour(s.candidate)), `${ctx.who(s.candidate).candidate_name} ${deskShare(s)}`);
     return item;
