@@ -19,8 +19,10 @@
 //!    [`simulate`] (a deterministic stream of ballots, good and bad),
 //!    [`process`] (parse and validate ballots, one vote per voter, enrich),
 //!    [`aggregate`] (the built-in engine's live tallies, persisted
-//!    exactly) and [`desk`] (the election-night race desk: certain calls,
-//!    model projections, and the synthetic nights that grade them).
+//!    exactly), [`desk`] (the election-night race desk: certain calls,
+//!    model projections, and the synthetic nights that grade them) and
+//!    [`alerts`] (the detectors that watch the vote and the pipeline:
+//!    invariants, rates, source concentration, share swings).
 //! 4. Edges: [`serve`] (the live dashboard, ballot and read APIs, SSE,
 //!    metrics), [`pipeline`] (wires the stages together for `votestream
 //!    run`, on either bus), [`audit`] (recomputes every tally from the
@@ -46,6 +48,7 @@ pub mod store;
 
 // Stages.
 pub mod aggregate;
+pub mod alerts;
 pub mod desk;
 pub mod generate;
 pub mod process;
