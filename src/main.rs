@@ -231,6 +231,11 @@ enum Command {
         after_help = "Examples:\n  votestream desk-check\n  votestream desk-check --nights 200 --seed 7 --voters 200000"
     )]
     DeskCheck(commands::desk::DeskCheckArgs),
+    /// Measure the alert detectors on seeded streams, clean and with anomalies injected.
+    #[command(
+        after_help = "Examples:\n  votestream alert-check\n  votestream alert-check --nights 100 --seed 7"
+    )]
+    AlertCheck(commands::desk::AlertCheckArgs),
 }
 
 // The stages allocate and free many short strings across threads.
@@ -268,5 +273,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => commands::report::bench(a, progress),
         Command::Desk(a) => commands::run::desk(a),
         Command::DeskCheck(a) => commands::desk::desk_check(a),
+        Command::AlertCheck(a) => commands::desk::alert_check(a),
     }
 }

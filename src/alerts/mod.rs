@@ -6,13 +6,17 @@
 //! - [`swing`]: a share moving between buckets more than its volume explains
 //! - [`watch`]: the detectors together, fed observations, raising and
 //!   resolving alerts; hard invariants alert on their first occurrence
+//! - [`night`] and [`check`]: seeded streams with anomalies injected, and
+//!   the detection delays and false alarms measured on them
 //!
 //! Pure, like the race desk's model: no store, clock or randomness, so the
 //! same observations give the same alerts. docs/ALERTS.md gives every
 //! formula and default. Digit tests (Benford's and the like) are not here:
 //! they are unreliable on vote counts and would only ever be noise.
 
+pub mod check;
 pub mod heavy;
+pub mod night;
 pub mod rate;
 pub mod swing;
 mod watch;

@@ -40,9 +40,9 @@ impl Default for RateConfig {
             lambda: 0.05,
             warmup: 12,
             z: 6.0,
-            min_excess: 10.0,
+            min_excess: 5.0,
             k: 1.0,
-            h: 8.0,
+            h: 6.0,
         }
     }
 }

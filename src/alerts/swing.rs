@@ -1,21 +1,26 @@
-//! Share swings: a candidate's share of one state's accepted votes moving
-//! between consecutive buckets by more than the counted volume explains.
+//! Share swings: a candidate's share of one state's accepted votes moving,
+//! from the last few buckets to the newest, by more than the counted
+//! volume explains.
 //!
-//! With x₁ of n₁ votes for the candidate in the earlier bucket and x₂ of
-//! n₂ in the later one, under one share p for both (estimated as pooled,
-//! p̄ = (x₁ + x₂)/(n₁ + n₂)), the two-proportion z-score is
+//! With x₁ of n₁ votes for the candidate in the `window` buckets before
+//! and x₂ of n₂ in the newest, under one share p for both (estimated as
+//! pooled, p̄ = (x₁ + x₂)/(n₁ + n₂)), the two-proportion z-score is
 //!
 //! ```text
 //! z = (x₂/n₂ − x₁/n₁) / √(p̄(1 − p̄)(1/n₁ + 1/n₂))
 //! ```
 //!
-//! An alarm needs |z| > `z`, at least `min_votes` in each bucket, and a
-//! move of at least `min_points` (so a huge state's tiny real drift is no
-//! alarm).
+//! An alarm needs |z| > `z`, at least `min_before` votes before and
+//! `min_votes` in the newest bucket, and a move of at least `min_points`
+//! (so a huge state's tiny real drift is no alarm). Comparing with a few
+//! buckets rather than one halves the noise of the baseline, so a swing in
+//! a mid-sized state shows within a bucket.
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SwingConfig {
     pub z: f64,
+    pub window: usize,
+    pub min_before: u64,
     pub min_votes: u64,
     pub min_points: f64,
 }
@@ -24,7 +29,9 @@ impl Default for SwingConfig {
     fn default() -> Self {
         SwingConfig {
             z: 6.0,
-            min_votes: 50,
+            window: 12,
+            min_before: 100,
+            min_votes: 20,
             min_points: 0.15,
         }
     }
@@ -42,7 +49,7 @@ pub struct Swing {
 /// if it is one.
 pub fn swing(cfg: &SwingConfig, before: (u64, u64), after: (u64, u64)) -> Option<Swing> {
     let ((x1, n1), (x2, n2)) = (before, after);
-    if n1 < cfg.min_votes || n2 < cfg.min_votes {
+    if n1 < cfg.min_before || n2 < cfg.min_votes {
         return None;
     }
     let (p1, p2) = (x1 as f64 / n1 as f64, x2 as f64 / n2 as f64);
@@ -75,7 +82,8 @@ mod tests {
         let s = swing(&cfg, (450, 1000), (800, 1000)).expect("a flip");
         assert!(s.z > 6.0 && (s.after - 0.8).abs() < 1e-12);
         // Too few votes to tell, however large the move.
-        assert_eq!(swing(&cfg, (5, 10), (10, 10)), None);
+        assert_eq!(swing(&cfg, (50, 100), (10, 10)), None);
+        assert_eq!(swing(&cfg, (5, 10), (100, 100)), None);
         // Unanimous both times: no variance, no swing.
         assert_eq!(swing(&cfg, (100, 100), (100, 100)), None);
     }

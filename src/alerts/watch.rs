@@ -6,7 +6,7 @@
 //! firing, and resolved after `resolve_after` quiet buckets (invariants
 //! stay open: a breach does not heal).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::heavy::SourceWindow;
 use super::rate::{RateAlarm, RateConfig, RateWatch};
@@ -109,11 +109,15 @@ pub struct Watch {
     reg: Registry,
     bucket_start: Option<Millis>,
     now: Millis,
+    /// When what is being judged was complete: the observation's time for
+    /// an invariant, the bucket's end for the detectors that close it.
+    seen_at: Millis,
     counts: HashMap<RateKey, u64>,
     rates: BTreeMap<RateKey, RateWatch>,
     sources: SourceWindow,
     votes: Votes,
-    last_votes: Votes,
+    /// The last `swing.window` buckets' votes, oldest first.
+    recent: VecDeque<Votes>,
     counted: HashMap<String, u64>,
     tallies: HashMap<(String, String), u64>,
     /// Open alerts, and the buckets since each last fired.
@@ -129,10 +133,11 @@ impl Watch {
             reg,
             bucket_start: None,
             now: Millis::MIN,
+            seen_at: Millis::MIN,
             counts: HashMap::new(),
             rates: BTreeMap::new(),
             votes: HashMap::new(),
-            last_votes: HashMap::new(),
+            recent: VecDeque::new(),
             counted: HashMap::new(),
             tallies: HashMap::new(),
             open: BTreeMap::new(),
@@ -143,6 +148,7 @@ impl Watch {
     /// Takes one observation; returns the alerts it opened or resolved.
     pub fn observe(&mut self, o: &Observation<'_>) -> Vec<AlertEvent> {
         let mut out = self.advance(o.at());
+        self.seen_at = self.now;
         match *o {
             Observation::Received { state, source, .. } => {
                 self.count("ballots", state.unwrap_or(""));
@@ -191,7 +197,8 @@ impl Watch {
     /// Closes the bucket under way (the end of a night).
     pub fn finish(&mut self) -> Vec<AlertEvent> {
         let mut out = Vec::new();
-        if self.bucket_start.is_some() {
+        if let Some(start) = self.bucket_start {
+            self.seen_at = start + self.cfg.bucket_ms.max(1);
             self.close_bucket(&mut out);
         }
         out
@@ -220,6 +227,7 @@ impl Watch {
             .get_or_insert(at.div_euclid(width) * width);
         let mut start = start;
         while self.now >= start + width {
+            self.seen_at = start + width;
             self.close_bucket(&mut out);
             start += width;
         }
@@ -324,12 +332,12 @@ impl Watch {
         let votes = std::mem::take(&mut self.votes);
         let mut found = Vec::new();
         for (state, now) in &votes {
-            let Some(before) = self.last_votes.get(state) else {
-                continue;
-            };
+            let mut before: HashMap<&String, u64> = HashMap::new();
+            for (c, n) in self.recent.iter().filter_map(|b| b.get(state)).flatten() {
+                *before.entry(c).or_default() += n;
+            }
             let (n1, n2) = (before.values().sum(), now.values().sum());
-            let names: std::collections::BTreeSet<&String> =
-                before.keys().chain(now.keys()).collect();
+            let names: BTreeSet<&String> = before.keys().copied().chain(now.keys()).collect();
             for c in names {
                 let x1 = before.get(c).copied().unwrap_or(0);
                 let x2 = now.get(c).copied().unwrap_or(0);
@@ -347,7 +355,10 @@ impl Watch {
             let ev = evidence(s.after, s.before, s.z, self.cfg.swing.z);
             self.raise(AlertKind::ShareSwing, scope, ev, out);
         }
-        self.last_votes = votes;
+        self.recent.push_back(votes);
+        while self.recent.len() > self.cfg.swing.window {
+            self.recent.pop_front();
+        }
     }
 
     fn resolve_quiet(&mut self, out: &mut Vec<AlertEvent>) {
@@ -364,7 +375,7 @@ impl Watch {
         }
         for key in done {
             if let Some((mut alert, _)) = self.open.remove(&key) {
-                alert.resolved = Some(self.now);
+                alert.resolved = Some(self.seen_at);
                 out.push(AlertEvent::Resolved(alert));
             }
         }
@@ -372,10 +383,11 @@ impl Watch {
 
     /// Opens an alert, or keeps the open one of that kind and scope going.
     fn raise(&mut self, kind: AlertKind, scope: Scope, ev: Evidence, out: &mut Vec<AlertEvent>) {
+        let at = self.seen_at;
         let key = (kind, scope);
         self.fired.insert(key.clone());
         if let Some((alert, quiet)) = self.open.get_mut(&key) {
-            alert.last_seen = self.now;
+            alert.last_seen = at;
             *quiet = 0;
             return;
         }
@@ -384,8 +396,8 @@ impl Watch {
             severity: kind.severity(),
             scope: key.1.clone(),
             evidence: ev,
-            first_seen: self.now,
-            last_seen: self.now,
+            first_seen: at,
+            last_seen: at,
             resolved: None,
         };
         self.open.insert(key, (alert.clone(), 0));

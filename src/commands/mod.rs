@@ -6,7 +6,8 @@
 //! - [`process`]: `process`, from JSON lines or Kafka's `ballots`
 //! - [`aggregate`]: `aggregate`, the built-in engine or Spark
 //! - [`report`]: `results`, `audit` and `bench`
-//! - [`desk`]: `desk-check`, the race desk graded on synthetic nights
+//! - [`desk`]: `desk-check`, the race desk graded on synthetic nights, and
+//!   `alert-check`, the alert detectors measured on seeded streams
 
 pub mod aggregate;
 pub mod desk;
