@@ -330,23 +330,36 @@ impl Watch {
 
     fn close_swings(&mut self, out: &mut Vec<AlertEvent>) {
         let votes = std::mem::take(&mut self.votes);
-        let mut found = Vec::new();
-        for (state, now) in &votes {
-            let mut before: HashMap<&String, u64> = HashMap::new();
-            for (c, n) in self.recent.iter().filter_map(|b| b.get(state)).flatten() {
-                *before.entry(c).or_default() += n;
+        self.recent.push_back(votes);
+        // The newest bucket against the `window` before it, and the newest
+        // two against the window before them: a swing in a state with few
+        // votes a bucket shows in the second.
+        let n = self.recent.len();
+        let sum = |buckets: &[&Votes], state: &str| {
+            let mut t: HashMap<String, u64> = HashMap::new();
+            for (c, v) in buckets.iter().filter_map(|b| b.get(state)).flatten() {
+                *t.entry(c.clone()).or_default() += v;
             }
-            let (n1, n2) = (before.values().sum(), now.values().sum());
-            let names: BTreeSet<&String> = before.keys().copied().chain(now.keys()).collect();
-            for c in names {
-                let x1 = before.get(c).copied().unwrap_or(0);
-                let x2 = now.get(c).copied().unwrap_or(0);
-                if let Some(s) = swing(&self.cfg.swing, (x1, n1), (x2, n2)) {
-                    found.push((state.clone(), c.clone(), s));
+            t
+        };
+        let all: Vec<&Votes> = self.recent.iter().collect();
+        let mut found = BTreeMap::new();
+        for state in self.recent[n - 1].keys() {
+            for newest in [1, 2].into_iter().filter(|&k| k < n) {
+                let (before, now) = all.split_at(n - newest);
+                let (before, now) = (sum(before, state), sum(now, state));
+                let (n1, n2) = (before.values().sum(), now.values().sum());
+                let names: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
+                for c in names {
+                    let x1 = before.get(c).copied().unwrap_or(0);
+                    let x2 = now.get(c).copied().unwrap_or(0);
+                    if let Some(s) = swing(&self.cfg.swing, (x1, n1), (x2, n2)) {
+                        found.entry((state.clone(), c.clone())).or_insert(s);
+                    }
                 }
             }
         }
-        for (state, candidate, s) in found {
+        for ((state, candidate), s) in found {
             let scope = Scope {
                 state: Some(state),
                 candidate: Some(candidate),
@@ -355,8 +368,7 @@ impl Watch {
             let ev = evidence(s.after, s.before, s.z, self.cfg.swing.z);
             self.raise(AlertKind::ShareSwing, scope, ev, out);
         }
-        self.recent.push_back(votes);
-        while self.recent.len() > self.cfg.swing.window {
+        while self.recent.len() > self.cfg.swing.window + 1 {
             self.recent.pop_front();
         }
     }
