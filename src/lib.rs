@@ -7,7 +7,7 @@
 //! 1. Shared types: [`model`] (the domain types), `edge` (the rules text
 //!    from outside must meet, one place for every path, and the ballot's
 //!    JSON wire shape), `tally` (the results tables' keys and counters),
-//!    `ack` (what a waiting request is told), `metric_names`, `results`
+//!    `ack` (what a waiting request is told), `metric_names`, [`results`]
 //!    (the read model), [`states`] (the 50 states and DC as public
 //!    constants), [`stats`] (live counters) and [`shutdown`] (the
 //!    two-step Ctrl-C).
@@ -34,7 +34,7 @@ pub(crate) mod ack;
 pub(crate) mod edge;
 pub(crate) mod metric_names;
 pub mod model;
-pub(crate) mod results;
+pub mod results;
 pub mod shutdown;
 pub mod states;
 pub mod stats;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use votestream::aggregate::BUILTIN;
 use votestream::bus::BusKind;
+use votestream::results::At;
 use votestream::store::{self, StoreKind, StoreUrl};
 
 use crate::Common;
@@ -18,6 +19,24 @@ pub struct ResultsArgs {
     common: Common,
     #[arg(long, env = "VOTESTREAM_JSON")]
     json: bool,
+    /// Results as of a moment of the night: a time (RFC 3339, or
+    /// `YYYY-MM-DD HH:MM:SS` in UTC): the votes counted until the first vote
+    /// cast after it. Recounted from the votes ledger, e.g.
+    /// `votestream results --at 2026-11-03T21:00:00Z`.
+    #[arg(long, env = "VOTESTREAM_AT", value_parser = parse_time_at, conflicts_with = "at_seq")]
+    at: Option<At>,
+    /// Results as of a position in the votes ledger (`votes.seq`): the
+    /// first N votes recorded, e.g. `votestream results --at-seq 50000`.
+    #[arg(long, env = "VOTESTREAM_AT_SEQ")]
+    at_seq: Option<u64>,
+}
+
+fn parse_time_at(s: &str) -> Result<At, String> {
+    match At::parse(s) {
+        Ok(at @ At::Time(_)) => Ok(at),
+        Ok(At::Seq(_)) => Err("a time, not a number (a ledger position is --at-seq)".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Args)]
@@ -63,7 +82,15 @@ pub struct BenchArgs {
 
 pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
     let mut st = open_existing(&a.common)?;
-    let r = st.results(&a.common.election, BUILTIN)?;
+    let at = match (a.at, a.at_seq) {
+        (Some(at), _) => Some(at),
+        (None, Some(n)) => Some(At::Seq(i64::try_from(n).context("--at-seq is too large")?)),
+        (None, None) => None,
+    };
+    let r = match at {
+        Some(at) => st.results_at(&a.common.election, at)?,
+        None => st.results(&a.common.election, BUILTIN)?,
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -383,6 +383,13 @@ mod tests {
         ) -> Result<crate::results::Results, StoreError> {
             self.inner.results(election_id, engine)
         }
+        fn results_at(
+            &mut self,
+            election_id: &str,
+            at: crate::results::At,
+        ) -> Result<Results, StoreError> {
+            self.inner.results_at(election_id, at)
+        }
         fn recount(&mut self, election_id: &str) -> Result<crate::tally::Tallies, StoreError> {
             self.inner.recount(election_id)
         }

@@ -30,6 +30,7 @@ impl StoreError {
             StoreError::UnsupportedUrl(_)
             | StoreError::SqliteValue(_)
             | StoreError::UnknownElection(_)
+            | StoreError::BadCheckpoint(_)
             | StoreError::EngineMoved { .. } => ErrorClass::Permanent,
         }
     }
