@@ -135,7 +135,10 @@ impl Results {
         let mut minutes = BTreeMap::new();
         for (k, n) in t.iter() {
             match k {
-                TallyKey::Candidate { election, candidate } if &**election == id => {
+                TallyKey::Candidate {
+                    election,
+                    candidate,
+                } if &**election == id => {
                     totals.insert(candidate.to_string(), n);
                 }
                 TallyKey::State {
@@ -171,12 +174,14 @@ impl Results {
         }
         self.demographics = demographics
             .into_iter()
-            .map(|((age_band, gender, candidate_id), votes)| DemographicTally {
-                age_band: age_band.to_string(),
-                gender: gender.to_string(),
-                candidate_id,
-                votes,
-            })
+            .map(
+                |((age_band, gender, candidate_id), votes)| DemographicTally {
+                    age_band: age_band.to_string(),
+                    gender: gender.to_string(),
+                    candidate_id,
+                    votes,
+                },
+            )
             .collect();
         self.timeline = minutes
             .into_iter()
@@ -243,7 +248,9 @@ impl Results {
             self.election.name, self.election.election_id
         );
         if let Some(a) = &self.as_of {
-            let time = a.time.map_or("before the first vote".into(), format_voting_time);
+            let time = a
+                .time
+                .map_or("before the first vote".into(), format_voting_time);
             let _ = writeln!(
                 out,
                 "as of ledger position {} of {} (latest vote counted cast {time})",

@@ -8,8 +8,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use support::{votestream_ok, KillMoments, Server, TempDb, TestStore, ELECTION};
 use votestream::model::{format_voting_time, AgeBand};
 use votestream::results::At;
@@ -67,7 +67,12 @@ fn tallies_of(r: &Value) -> (Value, i64) {
         .unwrap()
         .iter()
         .filter(|c| c["total_votes"].as_i64() != Some(0))
-        .map(|c| (c["candidate_id"].as_str().unwrap().to_string(), c["total_votes"].as_i64().unwrap()))
+        .map(|c| {
+            (
+                c["candidate_id"].as_str().unwrap().to_string(),
+                c["total_votes"].as_i64().unwrap(),
+            )
+        })
         .collect();
     let view = json!({
         "accepted": r["accepted"], "candidates": cands, "states": r["states"],
@@ -124,42 +129,90 @@ fn ledger_pg(db: &TempDb) -> Vec<Row> {
 /// and random times.
 fn check_store(url: &str, rows: &[Row], test: &str) {
     let end = rows.last().expect("the night recorded votes").seq;
-    assert!(end > 3 * CHECKPOINT_EVERY, "a night long enough to cross checkpoints");
+    assert!(
+        end > 3 * CHECKPOINT_EVERY,
+        "a night long enough to cross checkpoints"
+    );
     let mut rng = KillMoments::new(test);
     let mut st = store::open(url).unwrap();
-    let mut positions: Vec<i64> = (0..120).map(|_| rng.between(0, end as u64 + 1) as i64).collect();
+    let mut positions: Vec<i64> = (0..120)
+        .map(|_| rng.between(0, end as u64 + 1) as i64)
+        .collect();
     // Exactly on, and either side of, a checkpoint; both ends; past the end.
-    positions.extend([0, 1, CHECKPOINT_EVERY - 1, CHECKPOINT_EVERY, CHECKPOINT_EVERY + 1, end]);
+    positions.extend([
+        0,
+        1,
+        CHECKPOINT_EVERY - 1,
+        CHECKPOINT_EVERY,
+        CHECKPOINT_EVERY + 1,
+        end,
+    ]);
     for &n in &positions {
         let r = serde_json::to_value(st.results_at(ELECTION, At::Seq(n)).unwrap()).unwrap();
         let (got, at) = tallies_of(&r);
         assert_eq!(at, n, "as_of.seq");
-        assert_eq!(got, recount(rows, n), "results as of seq {n} against a recount");
+        assert_eq!(
+            got,
+            recount(rows, n),
+            "results as of seq {n} against a recount"
+        );
     }
     let past = serde_json::to_value(st.results_at(ELECTION, At::Seq(end + 1000)).unwrap()).unwrap();
-    assert_eq!(tallies_of(&past), (recount(rows, end), end), "a position past the end is the end");
+    assert_eq!(
+        tallies_of(&past),
+        (recount(rows, end), end),
+        "a position past the end is the end"
+    );
     for _ in 0..100 {
         let n = rng.between(0, end as u64 + 1) as i64;
-        let out = votestream_ok(&["results", "--store", url, "--json", "--at-seq", &n.to_string()]);
+        let out = votestream_ok(&[
+            "results",
+            "--store",
+            url,
+            "--json",
+            "--at-seq",
+            &n.to_string(),
+        ]);
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(tallies_of(&r), (recount(rows, n), n), "results --at-seq {n}");
+        assert_eq!(
+            tallies_of(&r),
+            (recount(rows, n), n),
+            "results --at-seq {n}"
+        );
     }
     // A time: the ledger up to, not including, the first vote cast after it.
-    let (first, last) = (rows[0].cast_at, rows.iter().map(|r| r.cast_at).max().unwrap());
+    let (first, last) = (
+        rows[0].cast_at,
+        rows.iter().map(|r| r.cast_at).max().unwrap(),
+    );
     for _ in 0..20 {
         let t = rng.between(first as u64 - 1000, last as u64 + 1000) as i64;
-        let n = rows.iter().find(|r| r.cast_at > t).map_or(end, |r| r.seq - 1);
+        let n = rows
+            .iter()
+            .find(|r| r.cast_at > t)
+            .map_or(end, |r| r.seq - 1);
         let r = serde_json::to_value(st.results_at(ELECTION, At::Time(t)).unwrap()).unwrap();
-        assert_eq!(tallies_of(&r), (recount(rows, n), n), "results as of time {t}");
+        assert_eq!(
+            tallies_of(&r),
+            (recount(rows, n), n),
+            "results as of time {t}"
+        );
     }
 }
 
-const VOTERS: u64 = 45_000;
+/// About 36,000 votes by default; `VOTESTREAM_TEST_TIME_TRAVEL_VOTERS=1250000`
+/// makes the 1M-vote night of docs/BENCHMARKS.md.
+fn voters() -> u64 {
+    std::env::var("VOTESTREAM_TEST_TIME_TRAVEL_VOTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(45_000)
+}
 
 #[test]
 fn results_as_of_a_position_equal_a_recount_on_sqlite() {
     let s = TestStore::new();
-    s.run(VOTERS, 7);
+    s.run(voters(), 7);
     let rows = ledger_sqlite(&s);
     check_store(&s.url, &rows, "time_travel sqlite");
     let kept: i64 = s
@@ -172,10 +225,11 @@ fn results_as_of_a_position_equal_a_recount_on_sqlite() {
 #[test]
 fn results_as_of_a_position_equal_a_recount_on_postgres() {
     let db = TempDb::new();
-    votestream_ok(&support::run::run_args(&db.url, VOTERS, 7));
+    votestream_ok(&support::run::run_args(&db.url, voters(), 7));
     let rows = ledger_pg(&db);
     check_store(&db.url, &rows, "time_travel postgres");
-    let kept = support::Raw::Postgres(db.url.clone()).scalar("SELECT COUNT(*) FROM tally_checkpoints");
+    let kept =
+        support::Raw::Postgres(db.url.clone()).scalar("SELECT COUNT(*) FROM tally_checkpoints");
     assert!(kept >= 3, "the queries kept their checkpoints ({kept})");
 }
 
@@ -190,7 +244,10 @@ fn the_api_answers_results_as_of_a_moment_and_refuses_a_bad_one() {
     assert_eq!(tallies_of(&r), (recount(&rows, 1000), 1000));
     // The last millisecond of the second a vote was cast in.
     let t = rows[1500].cast_at.div_euclid(1000) * 1000 + 999;
-    let n = rows.iter().find(|r| r.cast_at > t).map_or(rows.len() as i64, |r| r.seq - 1);
+    let n = rows
+        .iter()
+        .find(|r| r.cast_at > t)
+        .map_or(rows.len() as i64, |r| r.seq - 1);
     let iso = format_voting_time(t).replace(' ', "T") + ".999Z";
     let r = server.json(&format!("{path}?at={iso}"));
     assert_eq!(tallies_of(&r), (recount(&rows, n), n), "as of {iso}");

@@ -69,6 +69,17 @@ pub struct BenchArgs {
     desk: bool,
     #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
     http: bool,
+    /// Measure results as of a moment instead, on the existing store
+    /// --store names (its own night: make a 10M-vote one with `run`), e.g.
+    /// `votestream bench --time-travel --store sqlite://night.db`.
+    #[arg(long, env = "VOTESTREAM_BENCH_TIME_TRAVEL", requires = "store")]
+    time_travel: bool,
+    /// With --time-travel: random positions (and as many times) queried.
+    #[arg(long, env = "VOTESTREAM_BENCH_QUERIES", default_value_t = 1000, value_parser = super::range::at_least_one_u64, allow_negative_numbers = true)]
+    queries: u64,
+    /// With --time-travel: the election.
+    #[arg(long, env = "VOTESTREAM_ELECTION", default_value = "general-2026")]
+    election: String,
     /// With --http: concurrent keep-alive connections casting ballots.
     #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256, value_parser = super::range::at_least_one, allow_negative_numbers = true)]
     connections: usize,
@@ -137,7 +148,9 @@ pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|u| StoreUrl::parse(u).ok())
         .filter(|u| *u.kind() == StoreKind::Postgres);
-    let report = if a.desk {
+    let report = if let (true, Some(url)) = (a.time_travel, &a.store) {
+        votestream::bench::at::run(url, &a.election, a.queries)?
+    } else if a.desk {
         votestream::bench::desk::run(a.voters, &a.bus, a.store.as_deref(), &a.dir)?
     } else if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
         let pg = pg.context("--bus kafka://… needs --store postgres://…")?;

@@ -187,7 +187,11 @@ fn decode(election: &Arc<str>, body: &str) -> Result<Tallies, StoreError> {
             .and_then(Value::as_array)
             .ok_or_else(|| bad(&format!("no `{name}` list")))?
             .iter()
-            .map(|r| r.as_array().cloned().ok_or_else(|| bad("a row is not a list")))
+            .map(|r| {
+                r.as_array()
+                    .cloned()
+                    .ok_or_else(|| bad("a row is not a list"))
+            })
             .collect()
     };
     let text = |r: &[Value], i: usize| -> Result<Arc<str>, StoreError> {
@@ -249,8 +253,24 @@ mod tests {
         let e: Arc<str> = Arc::from("e");
         let mut t = Tallies::default();
         let (a, b) = (Arc::from("a"), Arc::from("b"));
-        t.add_recounted(&e, a, Arc::from("Ohio"), AgeBand::of_age(30), Gender::Female, 60_000, 3);
-        t.add_recounted(&e, b, Arc::from("Iowa"), AgeBand::of_age(70), Gender::Other, 0, 2);
+        t.add_recounted(
+            &e,
+            a,
+            Arc::from("Ohio"),
+            AgeBand::of_age(30),
+            Gender::Female,
+            60_000,
+            3,
+        );
+        t.add_recounted(
+            &e,
+            b,
+            Arc::from("Iowa"),
+            AgeBand::of_age(70),
+            Gender::Other,
+            0,
+            2,
+        );
         let back = decode(&e, &encode(&t)).unwrap();
         let mut want: Vec<_> = t.iter().map(|(k, n)| (k.clone(), n)).collect();
         let mut got: Vec<_> = back.iter().map(|(k, n)| (k.clone(), n)).collect();
