@@ -31,6 +31,7 @@ impl StoreError {
             | StoreError::SqliteValue(_)
             | StoreError::UnknownElection(_)
             | StoreError::BadCheckpoint(_)
+            | StoreError::UnknownReason(_)
             | StoreError::EngineMoved { .. } => ErrorClass::Permanent,
         }
     }

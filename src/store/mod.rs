@@ -59,6 +59,8 @@ pub enum StoreError {
     NulInText { what: String },
     #[error("{what} is out of range for the store")]
     OutOfRange { what: String },
+    #[error("unknown rejection reason `{0}` in the store")]
+    UnknownReason(String),
     #[error("unreadable tally checkpoint: {0}")]
     BadCheckpoint(String),
 }
@@ -224,6 +226,13 @@ pub trait Store: Send {
     fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)>;
     /// Accepted votes with `seq > after`, in seq order, at most `limit`.
     fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError>;
+    /// Recorded rejections with `id > after` (their order of recording), at
+    /// most `limit`, each with its id: what a replay re-drives beside the votes.
+    fn rejections_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Rejection)>, StoreError>;
     /// An engine's persisted tallies and the seq they are exact up to.
     fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError>;
     /// Writes changed tallies and the new position in one transaction, only

@@ -4,7 +4,7 @@ use postgres::{IsolationLevel, Transaction};
 
 use super::read::age_of;
 use super::PgStore;
-use crate::model::{Gender, Millis};
+use crate::model::{Gender, Millis, RejectReason, Rejection};
 use crate::results::{At, Results};
 use crate::store::checkpoint::{self, Checkpoint, Ledger};
 use crate::store::{Store, StoreError};
@@ -138,4 +138,35 @@ impl Ledger for Snapshot<'_, '_> {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
+}
+
+pub(super) fn rejections_after(
+    store: &mut PgStore,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, Rejection)>, StoreError> {
+    store.with(|c| {
+        let rows = c.query(
+            "SELECT id, ballot_id, election_id, voter_id, reason, detail, raw, received_at
+             FROM rejected_ballots WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let reason: String = r.try_get(4)?;
+                let rejection = Rejection {
+                    ballot_id: r.try_get(1)?,
+                    election_id: r.try_get(2)?,
+                    voter_id: r.try_get(3)?,
+                    reason: RejectReason::parse(&reason)
+                        .ok_or(StoreError::UnknownReason(reason))?,
+                    detail: r.try_get(5)?,
+                    raw: r.try_get(6)?,
+                    received_at: r.try_get(7)?,
+                    source: None,
+                };
+                Ok((r.try_get(0)?, rejection))
+            })
+            .collect()
+    })
 }

@@ -318,6 +318,14 @@ impl Store for PgStore {
         read::results(self, election_id, engine)
     }
 
+    fn rejections_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, crate::model::Rejection)>, StoreError> {
+        at::rejections_after(self, after, limit)
+    }
+
     fn results_at(&mut self, election_id: &str, at: At) -> Result<Results, StoreError> {
         at::results_at(self, election_id, at)
     }

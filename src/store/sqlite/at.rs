@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::SqliteStore;
-use crate::model::{Gender, Millis};
+use crate::model::{Gender, Millis, RejectReason, Rejection};
 use crate::results::{At, Results};
 use crate::store::checkpoint::{self, Checkpoint, Ledger};
 use crate::store::{Store, StoreError};
@@ -134,4 +134,32 @@ impl Ledger for Snapshot<'_, '_> {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+pub(super) fn rejections_after(
+    store: &mut SqliteStore,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, Rejection)>, StoreError> {
+    let mut stmt = store.conn.prepare_cached(
+        "SELECT id, ballot_id, election_id, voter_id, reason, detail, raw, received_at
+         FROM rejected_ballots WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![after, limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let reason: String = r.get(4)?;
+        let rejection = Rejection {
+            ballot_id: r.get(1)?,
+            election_id: r.get(2)?,
+            voter_id: r.get(3)?,
+            reason: RejectReason::parse(&reason).ok_or(StoreError::UnknownReason(reason))?,
+            detail: r.get(5)?,
+            raw: r.get(6)?,
+            received_at: r.get(7)?,
+            source: None,
+        };
+        out.push((r.get(0)?, rejection));
+    }
+    Ok(out)
 }
