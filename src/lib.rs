@@ -23,7 +23,8 @@
 //!    model projections, and the synthetic nights that grade them).
 //! 4. Edges: [`serve`] (the live dashboard, ballot and read APIs, SSE,
 //!    metrics), [`pipeline`] (wires the stages together for `votestream
-//!    run`, on either bus), [`audit`] (recomputes every tally from the
+//!    run`, on either bus), [`replay`] (a recorded night played again into
+//!    a store of its own), [`audit`] (recomputes every tally from the
 //!    votes table) and [`bench`] (`votestream bench`, `--http` included).
 //!
 //! Only what the binary, the tests and the fuzz targets use is public; the
@@ -55,4 +56,5 @@ pub mod simulate;
 pub mod audit;
 pub mod bench;
 pub mod pipeline;
+pub mod replay;
 pub mod serve;
