@@ -394,7 +394,7 @@ mod tests {
             &mut self,
             election_id: &str,
             at: crate::results::At,
-        ) -> Result<Results, StoreError> {
+        ) -> Result<crate::results::Results, StoreError> {
             self.inner.results_at(election_id, at)
         }
         fn recount(&mut self, election_id: &str) -> Result<crate::tally::Tallies, StoreError> {

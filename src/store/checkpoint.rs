@@ -49,14 +49,13 @@ pub(crate) trait Ledger {
         t: Millis,
     ) -> Result<Option<i64>, StoreError>;
     /// Calls `add` for each group of the election's votes in positions
-    /// `(after, until]` (candidate, state, age, gender, minute, count) and
-    /// returns their latest cast time.
+    /// `(after, until]` and returns their latest cast time.
     fn count(
         &mut self,
         election: &str,
         after: i64,
         until: i64,
-        add: &mut dyn FnMut(&str, &str, u32, Gender, Millis, i64),
+        add: &mut dyn FnMut(Group<'_>),
     ) -> Result<Option<Millis>, StoreError>;
     /// The election's rejections by reason, those received by `until` (all: `None`).
     fn rejected(
@@ -64,6 +63,17 @@ pub(crate) trait Ledger {
         election: &str,
         until: Option<Millis>,
     ) -> Result<Vec<(String, i64)>, StoreError>;
+}
+
+/// Votes alike in every counter: how many, for whom, from where.
+pub(crate) struct Group<'a> {
+    pub candidate: &'a str,
+    pub state: &'a str,
+    pub age: u32,
+    pub gender: Gender,
+    /// The start of their minute (ms).
+    pub minute: Millis,
+    pub n: i64,
 }
 
 /// The counters of an election as of a moment, where that moment stands,
@@ -93,15 +103,15 @@ pub(crate) fn walk(ledger: &mut dyn Ledger, election: &str, at: At) -> Result<Mo
     while pos < target {
         let boundary = (pos / EVERY + 1) * EVERY;
         let until = boundary.min(target);
-        let mut add = |cand: &str, state: &str, age: u32, gender, minute, n| {
+        let mut add = |g: Group<'_>| {
             tallies.add_recounted(
                 &id,
-                names.get(cand),
-                names.get(state),
-                AgeBand::of_age(age.min(200)),
-                gender,
-                minute,
-                n,
+                names.get(g.candidate),
+                names.get(g.state),
+                AgeBand::of_age(g.age.min(200)),
+                g.gender,
+                g.minute,
+                g.n,
             );
         };
         let latest = ledger.count(election, pos, until, &mut add)?;

@@ -313,6 +313,18 @@ pub struct DeskLog {
     pub events: Vec<String>,
 }
 
+/// One election as stored, or `UnknownElection`.
+pub(crate) fn find_election(
+    store: &mut dyn Store,
+    election_id: &str,
+) -> Result<ElectionEntry, StoreError> {
+    store
+        .elections()?
+        .into_iter()
+        .find(|e| e.election.election_id == election_id)
+        .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))
+}
+
 /// Opens the store a URL names, creating its schema if needed.
 pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     StoreUrl::parse(url)?.open()

@@ -6,19 +6,15 @@ use super::read::age_of;
 use super::PgStore;
 use crate::model::{Gender, Millis, RejectReason, Rejection};
 use crate::results::{At, Results};
-use crate::store::checkpoint::{self, Checkpoint, Ledger};
-use crate::store::{Store, StoreError};
+use crate::store::checkpoint::{self, Checkpoint, Group, Ledger};
+use crate::store::{find_election, StoreError};
 
 pub(super) fn results_at(
     store: &mut PgStore,
     election_id: &str,
     at: At,
 ) -> Result<Results, StoreError> {
-    let entry = store
-        .elections()?
-        .into_iter()
-        .find(|e| e.election.election_id == election_id)
-        .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))?;
+    let entry = find_election(store, election_id)?;
     let writable = store.writable;
     store.with(|c| {
         // One snapshot: the ledger, the checkpoints and the rejections agree.
@@ -98,7 +94,7 @@ impl Ledger for Snapshot<'_, '_> {
         election: &str,
         after: i64,
         until: i64,
-        add: &mut dyn FnMut(&str, &str, u32, Gender, Millis, i64),
+        add: &mut dyn FnMut(Group<'_>),
     ) -> Result<Option<Millis>, StoreError> {
         let rows = self.0.query(
             "SELECT v.candidate_id, r.address_state, r.registered_age, r.gender, v.cast_at / 60000,
@@ -111,14 +107,14 @@ impl Ledger for Snapshot<'_, '_> {
         let mut latest = None;
         for r in rows {
             let minute: i64 = r.try_get(4)?;
-            add(
-                r.try_get(0)?,
-                r.try_get(1)?,
-                age_of(r.try_get(2)?),
-                Gender::parse(r.try_get(3)?),
-                minute * crate::tally::MINUTE_MS,
-                r.try_get(5)?,
-            );
+            add(Group {
+                candidate: r.try_get(0)?,
+                state: r.try_get(1)?,
+                age: age_of(r.try_get(2)?),
+                gender: Gender::parse(r.try_get(3)?),
+                minute: minute * crate::tally::MINUTE_MS,
+                n: r.try_get(5)?,
+            });
             latest = latest.max(Some(r.try_get::<_, i64>(6)?));
         }
         Ok(latest)

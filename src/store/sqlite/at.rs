@@ -5,19 +5,15 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use super::SqliteStore;
 use crate::model::{Gender, Millis, RejectReason, Rejection};
 use crate::results::{At, Results};
-use crate::store::checkpoint::{self, Checkpoint, Ledger};
-use crate::store::{Store, StoreError};
+use crate::store::checkpoint::{self, Checkpoint, Group, Ledger};
+use crate::store::{find_election, StoreError};
 
 pub(super) fn results_at(
     store: &mut SqliteStore,
     election_id: &str,
     at: At,
 ) -> Result<Results, StoreError> {
-    let entry = store
-        .elections()?
-        .into_iter()
-        .find(|e| e.election.election_id == election_id)
-        .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))?;
+    let entry = find_election(store, election_id)?;
     // One read transaction: the ledger, the checkpoints and the rejections
     // from the same snapshot.
     let tx = store.conn.transaction()?;
@@ -93,7 +89,7 @@ impl Ledger for Snapshot<'_, '_> {
         election: &str,
         after: i64,
         until: i64,
-        add: &mut dyn FnMut(&str, &str, u32, Gender, Millis, i64),
+        add: &mut dyn FnMut(Group<'_>),
     ) -> Result<Option<Millis>, StoreError> {
         let mut stmt = self.0.prepare_cached(
             "SELECT v.candidate_id, r.address_state, r.registered_age, r.gender, v.cast_at / 60000,
@@ -107,14 +103,14 @@ impl Ledger for Snapshot<'_, '_> {
         while let Some(r) = rows.next()? {
             let age: i64 = r.get(2)?;
             let minute: i64 = r.get(4)?;
-            add(
-                r.get_ref(0)?.as_str()?,
-                r.get_ref(1)?.as_str()?,
-                age.clamp(0, 200) as u32,
-                Gender::parse(r.get_ref(3)?.as_str()?),
-                minute * crate::tally::MINUTE_MS,
-                r.get(5)?,
-            );
+            add(Group {
+                candidate: r.get_ref(0)?.as_str()?,
+                state: r.get_ref(1)?.as_str()?,
+                age: age.clamp(0, 200) as u32,
+                gender: Gender::parse(r.get_ref(3)?.as_str()?),
+                minute: minute * crate::tally::MINUTE_MS,
+                n: r.get(5)?,
+            });
             latest = latest.max(Some(r.get::<_, i64>(6)?));
         }
         Ok(latest)
