@@ -183,3 +183,4 @@ CREATE TABLE IF NOT EXISTS tally_checkpoints (
 );
 -- Rejections as of a time.
 CREATE INDEX IF NOT EXISTS rejected_ballots_by_time ON rejected_ballots (election_id, received_at);
+INSERT INTO schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;
