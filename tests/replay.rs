@@ -204,4 +204,15 @@ fn replays_on_postgres_end_as_the_night_did_and_leave_it_untouched() {
         dbs.last().unwrap().url.clone()
     };
     check(&db.url, Raw::Postgres(db.url.clone()), &mut target);
+
+    // A database the server does not have yet is created.
+    let name = format!("test_{}", support::unique_name('_'));
+    let into = support::with_database(&support::pg_server_url(), &name);
+    let out = replay(&db.url, &into, &[]);
+    let same = results(&into, &[]) == results(&db.url, &[]);
+    let mut admin = postgres::Client::connect(&support::pg_server_url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    assert!(out.contains(" 0 already recorded there") && same, "{out}");
 }

@@ -75,6 +75,9 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         .from
         .open_read_only()
         .with_context(|| format!("opening {} read-only", cfg.from.as_str()))?;
+    if *cfg.into.kind() == StoreKind::Postgres {
+        create_database(cfg.into.as_str())?;
+    }
     let mut target = cfg
         .into
         .open()
@@ -135,6 +138,29 @@ fn same_store(a: &StoreUrl, b: &StoreUrl) -> bool {
         }
         _ => false,
     }
+}
+
+/// Creates the PostgreSQL database a URL names if the server has none of
+/// that name (a replay's target is usually new), from the `postgres`
+/// database of the same server.
+fn create_database(url: &str) -> anyhow::Result<()> {
+    let config: postgres::Config = url.parse().context("--into")?;
+    let Some(name) = config.get_dbname().map(str::to_string) else {
+        return Ok(());
+    };
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    let mut c = admin
+        .connect(postgres::NoTls)
+        .with_context(|| format!("connecting to the server of {url} to create database {name}"))?;
+    let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])?;
+    if exists.is_none() {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        c.batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .with_context(|| format!("creating database {name}"))?;
+        tracing::info!(database = %name, "created the replay's database");
+    }
+    Ok(())
 }
 
 /// Puts the source's elections and voters into the target (those already

@@ -25,7 +25,7 @@ use crate::results::{AsOf, At, Results};
 use crate::tally::{Tallies, TallyKey};
 
 /// Ledger positions between two checkpoints.
-pub const EVERY: i64 = 10_000;
+pub const EVERY: i64 = 5_000;
 
 /// One election's counters exact to a position.
 pub(crate) struct Checkpoint {
