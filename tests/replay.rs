@@ -6,8 +6,9 @@
 //! cell, minute window, late vote and rejection reason); replaying again
 //! into the same target counts nothing twice; the original store is the
 //! same, table by table, before and after; a replay until a moment equals
-//! the original's results as of that moment; a replay into the store it
-//! reads from is refused.
+//! the original's results as of that moment, and one from the next moment
+//! on holds the rest; a replay into the store it reads from is refused; a
+//! PostgreSQL target the server lacks is created.
 
 mod support;
 
@@ -173,6 +174,28 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
         counts(&results(&into, &[])),
         counts(&results(original, &["--at", &until]))
     );
+
+    // From the next millisecond on: the rest of the night, so the two
+    // windows add up to the whole of it.
+    let second = at["as_of"]["time"].as_i64().unwrap().div_euclid(1000) + 1;
+    let from = votestream::model::format_voting_time(second * 1000).replace(' ', "T") + ".000Z";
+    let rest = target();
+    replay(original, &rest, &["--from-time", &from]);
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&results(&into, &[])).unwrap(),
+        serde_json::from_str(&results(&rest, &[])).unwrap(),
+    );
+    for field in ["accepted", "rejected"] {
+        assert_eq!(
+            a[field].as_i64().unwrap() + b[field].as_i64().unwrap(),
+            v[field].as_i64().unwrap(),
+            "{field}"
+        );
+    }
+    for (i, c) in v["candidates"].as_array().unwrap().iter().enumerate() {
+        let n = |r: &Value| r["candidates"][i]["total_votes"].as_i64().unwrap();
+        assert_eq!(n(&a) + n(&b), n(&v), "{}", c["candidate_id"]);
+    }
 
     let refused = votestream(&["replay", "--from", original, "--into", original]);
     assert_eq!(
