@@ -10,6 +10,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::time::Duration;
 use support::{votestream_ok, KillMoments, Server, TempDb, TestStore, ELECTION};
 use votestream::model::{format_voting_time, AgeBand};
 use votestream::results::At;
@@ -234,11 +235,25 @@ fn results_as_of_a_position_equal_a_recount_on_postgres() {
 }
 
 #[test]
-fn the_api_answers_results_as_of_a_moment_and_refuses_a_bad_one() {
+fn the_server_keeps_checkpoints_and_answers_results_as_of_a_moment() {
     let s = TestStore::new();
-    s.run(3_000, 3);
+    s.run(8_000, 3);
     let rows = ledger_sqlite(&s);
+    assert!(rows.len() as i64 > CHECKPOINT_EVERY);
     let server = Server::start(&s.url, s.dir.path(), &["--no-desk"]);
+    // Before anyone asks: the server keeps the checkpoints itself.
+    let kept = || {
+        s.db()
+            .query_row("SELECT COUNT(*) FROM tally_checkpoints", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    support::wait::until(
+        Duration::from_secs(30),
+        "a checkpoint kept by the server",
+        || kept() >= 1,
+    );
     let path = format!("/api/v1/elections/{ELECTION}/results");
     let r = server.json(&format!("{path}?at=1000"));
     assert_eq!(tallies_of(&r), (recount(&rows, 1000), 1000));
