@@ -7,7 +7,7 @@
 //! 1. Shared types: [`model`] (the domain types), `edge` (the rules text
 //!    from outside must meet, one place for every path, and the ballot's
 //!    JSON wire shape), `tally` (the results tables' keys and counters),
-//!    `ack` (what a waiting request is told), `metric_names`, `results`
+//!    `ack` (what a waiting request is told), `metric_names`, [`results`]
 //!    (the read model), [`states`] (the 50 states and DC as public
 //!    constants), [`stats`] (live counters) and [`shutdown`] (the
 //!    two-step Ctrl-C).
@@ -25,7 +25,8 @@
 //!    invariants, rates, source concentration, share swings).
 //! 4. Edges: [`serve`] (the live dashboard, ballot and read APIs, SSE,
 //!    metrics), [`pipeline`] (wires the stages together for `votestream
-//!    run`, on either bus), [`audit`] (recomputes every tally from the
+//!    run`, on either bus), [`replay`] (a recorded night played again into
+//!    a store of its own), [`audit`] (recomputes every tally from the
 //!    votes table) and [`bench`] (`votestream bench`, `--http` included).
 //!
 //! Only what the binary, the tests and the fuzz targets use is public; the
@@ -36,7 +37,7 @@ pub(crate) mod ack;
 pub(crate) mod edge;
 pub(crate) mod metric_names;
 pub mod model;
-pub(crate) mod results;
+pub mod results;
 pub mod shutdown;
 pub mod states;
 pub mod stats;
@@ -58,4 +59,5 @@ pub mod simulate;
 pub mod audit;
 pub mod bench;
 pub mod pipeline;
+pub mod replay;
 pub mod serve;

@@ -210,12 +210,19 @@ enum Command {
         after_help = "Examples:\n  votestream serve --listen 127.0.0.1:8080\n  VOTESTREAM_API_TOKEN=s3cret votestream serve\n  curl -H 'Authorization: Bearer s3cret' -H 'Idempotency-Key: k1' \\\n    -d '{\"voter_id\":\"…\",\"candidate_id\":\"…\"}' http://127.0.0.1:8080/api/v1/elections/general-2026/ballots"
     )]
     Serve(commands::run::ServeArgs),
-    /// Print the current results.
-    #[command(after_help = "Examples:\n  votestream results\n  votestream results --json")]
+    /// Print the current results, or the results as of a moment of the night.
+    #[command(
+        after_help = "Examples:\n  votestream results\n  votestream results --json\n  votestream results --at 2026-11-03T21:00:00Z\n  votestream results --at-seq 50000 --json"
+    )]
     Results(commands::report::ResultsArgs),
     /// Recompute every tally from the votes table; exit 1 on any difference.
     #[command(after_help = "Examples:\n  votestream audit --store sqlite://votestream.db")]
     Audit(commands::report::AuditArgs),
+    /// Play a recorded night again into a store of its own, at a speed.
+    #[command(
+        after_help = "Examples:\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db --speed 50x\n  votestream replay --from postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --speed 1x --until 2026-11-03T22:00:00Z"
+    )]
+    Replay(commands::replay::ReplayArgs),
     /// Measure every stage and the whole pipeline; print one table.
     #[command(
         after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:15432/votestream"
@@ -270,6 +277,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => commands::run::serve(a, progress),
         Command::Results(a) => commands::report::results(a),
         Command::Audit(a) => commands::report::audit(a),
+        Command::Replay(a) => commands::replay::replay(a),
         Command::Bench(a) => commands::report::bench(a, progress),
         Command::Desk(a) => commands::run::desk(a),
         Command::DeskCheck(a) => commands::desk::desk_check(a),

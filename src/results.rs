@@ -5,7 +5,42 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::model::{Candidate, Election};
+use crate::model::{format_voting_time, parse_time, Candidate, Election, Millis};
+use crate::tally::{Tallies, TallyKey};
+
+/// A moment of the night: a position in the votes ledger (`votes.seq`) or a
+/// wall-clock time. Parsed once at the edge (flag or query string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    Seq(i64),
+    Time(Millis),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`at` must be a ledger position (a whole number, 0 or more) or a time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC); got {0}")]
+pub struct BadAt(String);
+
+impl At {
+    /// Digits alone are a position; anything else must be a time.
+    pub fn parse(s: &str) -> Result<At, BadAt> {
+        let bad = || BadAt(crate::edge::echo(s));
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse().map(At::Seq).map_err(|_| bad());
+        }
+        parse_time(s).map(At::Time).ok_or_else(bad)
+    }
+}
+
+/// Where results as of a moment stand in the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AsOf {
+    /// The ledger position the results are exact to.
+    pub seq: i64,
+    /// The latest cast time among the votes counted (ms); null before the first.
+    pub time: Option<Millis>,
+    /// The ledger's end when asked: `seq == ledger_seq` means "now".
+    pub ledger_seq: i64,
+}
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CandidateTotal {
@@ -56,6 +91,9 @@ pub struct Results {
     pub states: Vec<StateTally>,
     pub demographics: Vec<DemographicTally>,
     pub timeline: Vec<MinuteTally>,
+    /// Only for results as of a moment (`Store::results_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<AsOf>,
 }
 
 impl Results {
@@ -82,7 +120,77 @@ impl Results {
             states: Vec::new(),
             demographics: Vec::new(),
             timeline: Vec::new(),
+            as_of: None,
         }
+    }
+
+    /// Fills the tallies of one election from counters (results as of a
+    /// moment), in the order the results tables are read: byte order of
+    /// state, of (age band, gender, candidate) and of (minute, candidate).
+    pub fn fill_from_tallies(&mut self, t: &Tallies) {
+        let id = self.election.election_id.as_str();
+        let mut totals = HashMap::new();
+        let mut states = BTreeMap::new();
+        let mut demographics = BTreeMap::new();
+        let mut minutes = BTreeMap::new();
+        for (k, n) in t.iter() {
+            match k {
+                TallyKey::Candidate {
+                    election,
+                    candidate,
+                } if &**election == id => {
+                    totals.insert(candidate.to_string(), n);
+                }
+                TallyKey::State {
+                    election,
+                    state,
+                    candidate,
+                } if &**election == id => {
+                    states.insert((state.to_string(), candidate.to_string()), n);
+                }
+                TallyKey::Demographic {
+                    election,
+                    age_band,
+                    gender,
+                    candidate,
+                } if &**election == id => {
+                    let key = (age_band.as_str(), gender.as_str(), candidate.to_string());
+                    demographics.insert(key, n);
+                }
+                TallyKey::Minute {
+                    election,
+                    minute,
+                    candidate,
+                } if &**election == id => {
+                    minutes.insert((*minute, candidate.to_string()), n);
+                }
+                _ => {}
+            }
+        }
+        self.set_candidate_totals(&totals);
+        self.states.clear();
+        for ((state, candidate), n) in states {
+            self.add_state_votes(state, candidate, n);
+        }
+        self.demographics = demographics
+            .into_iter()
+            .map(
+                |((age_band, gender, candidate_id), votes)| DemographicTally {
+                    age_band: age_band.to_string(),
+                    gender: gender.to_string(),
+                    candidate_id,
+                    votes,
+                },
+            )
+            .collect();
+        self.timeline = minutes
+            .into_iter()
+            .map(|((minute, candidate_id), votes)| MinuteTally {
+                minute: format_voting_time(minute),
+                candidate_id,
+                votes,
+            })
+            .collect();
     }
 
     /// Adds one `ballot_counts` row (`accepted` or a rejection reason);
@@ -139,6 +247,16 @@ impl Results {
             "{} ({})",
             self.election.name, self.election.election_id
         );
+        if let Some(a) = &self.as_of {
+            let time = a
+                .time
+                .map_or("before the first vote".into(), format_voting_time);
+            let _ = writeln!(
+                out,
+                "as of ledger position {} of {} (latest vote counted cast {time})",
+                a.seq, a.ledger_seq
+            );
+        }
         let _ = writeln!(
             out,
             "registered {}  received {}  accepted {}  rejected {}  counted {}  late {}  turnout {:.1}%",

@@ -1,8 +1,8 @@
 //! Needs: PostgreSQL.
 //!
-//! `results` and `audit` on PostgreSQL only read: they run as a role that may
-//! SELECT and nothing else (no schema change is attempted), and every session
-//! they open is read-only.
+//! `results` (also as of a moment) and `audit` on PostgreSQL only read:
+//! they run as a role that may SELECT and nothing else (no schema change is
+//! attempted), and every session they open is read-only.
 
 mod support;
 
@@ -28,6 +28,7 @@ fn results_and_audit_work_as_a_select_only_role() {
     };
     let results = votestream(&["results", "--store", &reader_url, "--json"]);
     let audit = votestream(&["audit", "--store", &reader_url]);
+    let at = votestream(&["results", "--store", &reader_url, "--json", "--at-seq", "0"]);
     drop(db); // drops the database, and with it the grants
     let mut server = postgres::Client::connect(&support::pg_server_url(), postgres::NoTls).unwrap();
     let _ = server.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
@@ -43,5 +44,10 @@ fn results_and_audit_work_as_a_select_only_role() {
         audit.status.success(),
         "audit as a SELECT-only role: {}",
         String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(
+        at.status.success(),
+        "results --at-seq as a SELECT-only role: {}",
+        String::from_utf8_lossy(&at.stderr)
     );
 }

@@ -6,6 +6,7 @@
 //! - [`process`]: `process`, from JSON lines or Kafka's `ballots`
 //! - [`aggregate`]: `aggregate`, the built-in engine or Spark
 //! - [`report`]: `results`, `audit` and `bench`
+//! - [`replay`]: `replay`, a recorded night played again into a store of its own
 //! - [`desk`]: `desk-check`, the race desk graded on synthetic nights, and
 //!   `alert-check`, the alert detectors measured on seeded streams
 
@@ -13,6 +14,7 @@ pub mod aggregate;
 pub mod desk;
 pub mod generate;
 pub mod process;
+pub mod replay;
 pub mod report;
 pub mod run;
 

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use votestream::aggregate::BUILTIN;
 use votestream::bus::BusKind;
+use votestream::results::At;
 use votestream::store::{self, StoreKind, StoreUrl};
 
 use crate::Common;
@@ -18,6 +19,24 @@ pub struct ResultsArgs {
     common: Common,
     #[arg(long, env = "VOTESTREAM_JSON")]
     json: bool,
+    /// Results as of a moment of the night: a time (RFC 3339, or
+    /// `YYYY-MM-DD HH:MM:SS` in UTC): the votes counted until the first vote
+    /// cast after it. Recounted from the votes ledger, e.g.
+    /// `votestream results --at 2026-11-03T21:00:00Z`.
+    #[arg(long, env = "VOTESTREAM_AT", value_parser = parse_time_at, conflicts_with = "at_seq")]
+    at: Option<At>,
+    /// Results as of a position in the votes ledger (`votes.seq`): the
+    /// first N votes recorded, e.g. `votestream results --at-seq 50000`.
+    #[arg(long, env = "VOTESTREAM_AT_SEQ")]
+    at_seq: Option<u64>,
+}
+
+fn parse_time_at(s: &str) -> Result<At, String> {
+    match At::parse(s) {
+        Ok(at @ At::Time(_)) => Ok(at),
+        Ok(At::Seq(_)) => Err("a time, not a number (a ledger position is --at-seq)".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Args)]
@@ -50,6 +69,17 @@ pub struct BenchArgs {
     desk: bool,
     #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
     http: bool,
+    /// Measure results as of a moment instead, on the existing store
+    /// --store names (its own night: make a 10M-vote one with `run`), e.g.
+    /// `votestream bench --time-travel --store sqlite://night.db`.
+    #[arg(long, env = "VOTESTREAM_BENCH_TIME_TRAVEL", requires = "store")]
+    time_travel: bool,
+    /// With --time-travel: random positions (and as many times) queried.
+    #[arg(long, env = "VOTESTREAM_BENCH_QUERIES", default_value_t = 1000, value_parser = super::range::at_least_one_u64, allow_negative_numbers = true)]
+    queries: u64,
+    /// With --time-travel: the election.
+    #[arg(long, env = "VOTESTREAM_ELECTION", default_value = "general-2026")]
+    election: String,
     /// With --http: concurrent keep-alive connections casting ballots.
     #[arg(long, env = "VOTESTREAM_BENCH_CONNECTIONS", default_value_t = 256, value_parser = super::range::at_least_one, allow_negative_numbers = true)]
     connections: usize,
@@ -63,7 +93,15 @@ pub struct BenchArgs {
 
 pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
     let mut st = open_existing(&a.common)?;
-    let r = st.results(&a.common.election, BUILTIN)?;
+    let at = match (a.at, a.at_seq) {
+        (Some(at), _) => Some(at),
+        (None, Some(n)) => Some(At::Seq(i64::try_from(n).context("--at-seq is too large")?)),
+        (None, None) => None,
+    };
+    let r = match at {
+        Some(at) => st.results_at(&a.common.election, at)?,
+        None => st.results(&a.common.election, BUILTIN)?,
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -110,7 +148,9 @@ pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|u| StoreUrl::parse(u).ok())
         .filter(|u| *u.kind() == StoreKind::Postgres);
-    let report = if a.desk {
+    let report = if let (true, Some(url)) = (a.time_travel, &a.store) {
+        votestream::bench::at::run(url, &a.election, a.queries)?
+    } else if a.desk {
         votestream::bench::desk::run(a.voters, &a.bus, a.store.as_deref(), &a.dir)?
     } else if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
         let pg = pg.context("--bus kafka://… needs --store postgres://…")?;

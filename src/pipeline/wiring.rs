@@ -153,7 +153,12 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
     let (intake, intake_stop) = serve::Intake::start(intake);
     let snapshots = {
         let _guard = rt.enter();
-        serve::snapshot::start(cfg.store_url.open()?, stats.clone(), health.clone())
+        serve::snapshot::start(
+            cfg.store_url.open()?,
+            Some(cfg.store_url.open()?),
+            stats.clone(),
+            health.clone(),
+        )
     };
     let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.http.listen))?;
     let addr = listener.local_addr()?;

@@ -383,6 +383,20 @@ mod tests {
         ) -> Result<crate::results::Results, StoreError> {
             self.inner.results(election_id, engine)
         }
+        fn rejections_after(
+            &mut self,
+            after: i64,
+            limit: usize,
+        ) -> Result<Vec<(i64, crate::model::Rejection)>, StoreError> {
+            self.inner.rejections_after(after, limit)
+        }
+        fn results_at(
+            &mut self,
+            election_id: &str,
+            at: crate::results::At,
+        ) -> Result<crate::results::Results, StoreError> {
+            self.inner.results_at(election_id, at)
+        }
         fn recount(&mut self, election_id: &str) -> Result<crate::tally::Tallies, StoreError> {
             self.inner.recount(election_id)
         }

@@ -21,7 +21,11 @@ const TILES = [["AK","Alaska",0,0],["ME","Maine",0,11],["VT","Vermont",1,10],["N
  ["HI","Hawaii",7,0],["TX","Texas",7,4],["FL","Florida",7,9]];
 
 const ui = { election: document.body.dataset.election, interval: 1000, paused: false, source: null,
-  sort: "state", desc: false, page: 1, perPage: 10, last: null };
+  sort: "state", desc: false, page: 1, perPage: 10, last: null,
+  // The timeline scrubber: null when live; else the ledger position shown.
+  at: null, end: null, want: null, fetching: false };
+// Any position past the ledger's end means its end (the largest safe integer).
+const END = 9007199254740991;
 
 function el(tag, attrs, text) {
   const e = tag.startsWith("svg:") ? document.createElementNS(NS, tag.slice(4)) : document.createElement(tag);
@@ -47,7 +51,7 @@ function connect() {
   if (ui.paused) { $("live-dot").classList.add("off"); return; }
   const url = `/api/v1/elections/${encodeURIComponent(ui.election)}/results/stream?interval_ms=${ui.interval}`;
   const s = new EventSource(url);
-  s.addEventListener("snapshot", (ev) => { ui.last = JSON.parse(ev.data); render(ui.last); });
+  s.addEventListener("snapshot", (ev) => { ui.last = JSON.parse(ev.data); if (ui.at === null) render(ui.last); });
   s.onopen = () => $("live-dot").classList.remove("off");
   s.onerror = () => $("live-dot").classList.add("off");
   ui.source = s;
@@ -232,6 +236,41 @@ function renderRejections(r) {
   }));
 }
 
+// Results as of a moment, fetched from the ledger; one request at a time,
+// always for the slider's latest value.
+async function resultsAt(at) {
+  const url = `/api/v1/elections/${encodeURIComponent(ui.election)}/results?at=${at}`;
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
+  return res.json();
+}
+async function scrub() {
+  if (ui.fetching) return;
+  ui.fetching = true;
+  try {
+    while (ui.want !== null) {
+      const value = ui.want; ui.want = null;
+      if (ui.end === null) ui.end = (await resultsAt(END)).as_of.ledger_seq;
+      const r = await resultsAt(Math.round((ui.end * value) / 1000));
+      if (ui.at === null && $("live").disabled) continue; // back to live meanwhile
+      ui.at = r.as_of.seq;
+      const when = r.as_of.time ? new Date(r.as_of.time).toLocaleTimeString() : "before the first vote";
+      $("scrub-at").textContent = `as of vote ${fmt(r.as_of.seq)} of ${fmt(r.as_of.ledger_seq)} · ${when}`;
+      // The desk as of then is not rebuilt: hidden rather than shown live.
+      render({ ...(ui.last || { elections: [] }), results: r, desk: null, votes_per_s: 0, lag: 0, generated_at: Date.now() });
+    }
+  } catch (e) {
+    $("scrub-at").textContent = `cannot go back: ${e.message}`;
+  } finally {
+    ui.fetching = false;
+  }
+}
+function goLive() {
+  ui.at = null; ui.end = null; ui.want = null;
+  $("scrub").value = 1000; $("live").disabled = true; $("scrub-at").textContent = "live";
+  if (ui.last) render(ui.last);
+}
+
 function init() {
   const params = new URLSearchParams(location.search);
   if (params.get("election")) ui.election = params.get("election");
@@ -242,8 +281,10 @@ function init() {
     document.documentElement.dataset.theme = t; localStorage.setItem("theme", t);
   };
   $("pause").onclick = () => { ui.paused = !ui.paused; $("pause").textContent = ui.paused ? "Resume" : "Pause"; connect(); };
+  $("scrub").oninput = (e) => { $("live").disabled = false; ui.want = Number(e.target.value); scrub(); };
+  $("live").onclick = goLive;
   $("interval").onchange = (e) => { ui.interval = Number(e.target.value); connect(); };
-  $("election").onchange = (e) => { ui.election = e.target.value; ui.page = 1; history.replaceState(null, "", "?election=" + encodeURIComponent(ui.election)); connect(); };
+  $("election").onchange = (e) => { goLive(); ui.election = e.target.value; ui.page = 1; history.replaceState(null, "", "?election=" + encodeURIComponent(ui.election)); connect(); };
   const rerender = () => ui.last && render(ui.last);
   for (const b of document.querySelectorAll("#state-table th button")) {
     b.onclick = () => { const k = b.dataset.sort; ui.desc = ui.sort === k ? !ui.desc : k !== "state"; ui.sort = k; ui.page = 1; rerender(); };

@@ -8,6 +8,7 @@
 
 pub(crate) mod admin;
 pub mod ballots;
+mod checkpoints;
 pub(crate) mod error;
 pub(crate) mod guard;
 pub mod intake;

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::snapshot::ElectionView;
 use super::Shared;
 use crate::generate::avatar_svg;
-use crate::results::StateTally;
+use crate::results::{At, StateTally};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -73,8 +73,27 @@ pub struct AfterQuery {
     after: Option<i64>,
 }
 
-pub async fn results(State(st): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
-    to_json(&view(&st, &id)?.0.results)
+#[derive(Deserialize)]
+pub struct AtQuery {
+    at: Option<String>,
+}
+
+/// The live results, or with `?at=` (a ledger position or an RFC 3339
+/// time) the results as of that moment, recounted from the ledger.
+pub async fn results(
+    State(st): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> ApiResult {
+    let Some(at) = q.at else {
+        return to_json(&view(&st, &id)?.0.results);
+    };
+    let at = At::parse(&at).map_err(|e| ApiError::BadRequest {
+        code: "invalid_at",
+        message: e.to_string(),
+    })?;
+    let r = st.with_store(move |s| Ok(s.results_at(&id, at)?)).await?;
+    to_json(&r)
 }
 
 pub async fn totals(State(st): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {

@@ -211,11 +211,15 @@ struct ElectionRef<'a> {
 }
 
 /// Starts the snapshot thread; the first snapshot is ready on return.
+/// Starts the snapshot thread; with `checkpoints` (a connection of its
+/// own), it also keeps the elections' tally checkpoints up to date.
 pub fn start(
     mut store: Box<dyn Store>,
+    checkpoints: Option<Box<dyn Store>>,
     stats: Arc<Stats>,
     health: Arc<Health>,
 ) -> watch::Receiver<Arc<Snapshot>> {
+    let checkpointer = checkpoints.map(super::checkpoints::Checkpointer::new);
     let mut maker = Maker::default();
     let first = maker.make(&mut *store, &stats, &health, 0);
     let (tx, rx) = watch::channel(Arc::new(first));
@@ -233,6 +237,11 @@ pub fn start(
                 }
                 health.watch(&stats);
                 let snap = maker.make(&mut *store, &stats, &health, tick);
+                if let Some(c) = &checkpointer {
+                    if tick % super::checkpoints::EVERY_TICKS == 1 {
+                        c.pass(snap.views.keys().cloned().collect());
+                    }
+                }
                 if maker.changed || tick.is_multiple_of(REFRESH_EVERY_TICKS) {
                     tx.send_replace(Arc::new(snap));
                 }

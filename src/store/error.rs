@@ -30,6 +30,8 @@ impl StoreError {
             StoreError::UnsupportedUrl(_)
             | StoreError::SqliteValue(_)
             | StoreError::UnknownElection(_)
+            | StoreError::BadCheckpoint(_)
+            | StoreError::UnknownReason(_)
             | StoreError::EngineMoved { .. } => ErrorClass::Permanent,
         }
     }

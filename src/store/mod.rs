@@ -6,6 +6,7 @@
 //! The methods are few and coarse on purpose: each is one transaction, so a
 //! crash between two calls never leaves half a batch behind.
 
+mod checkpoint;
 mod error;
 pub(crate) mod ids;
 mod outcome;
@@ -15,6 +16,7 @@ mod sqlite;
 mod url;
 pub mod util;
 
+pub use checkpoint::EVERY as CHECKPOINT_EVERY;
 pub use error::ErrorClass;
 pub use outcome::{Fate, Recorded};
 pub use postgres::{PgStore, VOTE_COPY_TYPES};
@@ -25,7 +27,7 @@ pub use url::{StoreKind, StoreUrl};
 use std::collections::HashMap;
 
 use crate::model::{Candidate, Election, Gender, Millis, Rejection, Vote, Voter};
-use crate::results::Results;
+use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,10 @@ pub enum StoreError {
     NulInText { what: String },
     #[error("{what} is out of range for the store")]
     OutOfRange { what: String },
+    #[error("unknown rejection reason `{0}` in the store")]
+    UnknownReason(String),
+    #[error("unreadable tally checkpoint: {0}")]
+    BadCheckpoint(String),
 }
 
 /// Refuses text a store could not read back verbatim (see [`StoreError::NulInText`]).
@@ -220,6 +226,13 @@ pub trait Store: Send {
     fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)>;
     /// Accepted votes with `seq > after`, in seq order, at most `limit`.
     fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError>;
+    /// Recorded rejections with `id > after` (their order of recording), at
+    /// most `limit`, each with its id: what a replay re-drives beside the votes.
+    fn rejections_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Rejection)>, StoreError>;
     /// An engine's persisted tallies and the seq they are exact up to.
     fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError>;
     /// Writes changed tallies and the new position in one transaction, only
@@ -250,6 +263,11 @@ pub trait Store: Send {
     fn profiles(&mut self, voter_nos: &[i64]) -> Result<Vec<(i64, Voter)>, StoreError>;
     /// The read model for one election, as the results API shows it.
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError>;
+    /// The read model as of a moment of the night, recounted from the votes
+    /// ledger up to it (from the nearest tally checkpoint: `checkpoint.rs`);
+    /// `as_of` says where it stands. A writable store keeps the checkpoints
+    /// the query made.
+    fn results_at(&mut self, election_id: &str, at: At) -> Result<Results, StoreError>;
     /// Every tally recomputed from the votes table alone (for `audit`).
     fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError>;
     /// Seals a state's count: no new vote for it is recorded after this
@@ -293,6 +311,18 @@ pub struct DeskLog {
     /// The desk's events in order (their number is their index), as JSON
     /// the store does not read.
     pub events: Vec<String>,
+}
+
+/// One election as stored, or `UnknownElection`.
+pub(crate) fn find_election(
+    store: &mut dyn Store,
+    election_id: &str,
+) -> Result<ElectionEntry, StoreError> {
+    store
+        .elections()?
+        .into_iter()
+        .find(|e| e.election.election_id == election_id)
+        .ok_or_else(|| StoreError::UnknownElection(election_id.to_string()))
 }
 
 /// Opens the store a URL names, creating its schema if needed.

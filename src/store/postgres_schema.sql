@@ -170,3 +170,17 @@ CREATE TABLE IF NOT EXISTS desk_events (
     PRIMARY KEY (election_id, event_no)
 );
 INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;
+-- Results as of a moment of the night (store/checkpoint.rs): one election's
+-- counters exact to a votes ledger position, a multiple of 5,000, with the
+-- latest cast time counted by then. Made lazily by the queries that walk the
+-- ledger; never stale, since the ledger only grows in seq order.
+CREATE TABLE IF NOT EXISTS tally_checkpoints (
+    election_id TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    max_cast_at BIGINT,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (election_id, seq)
+);
+-- Rejections as of a time, counted by reason from the index alone.
+CREATE INDEX IF NOT EXISTS rejected_ballots_by_time ON rejected_ballots (election_id, received_at, reason);
+INSERT INTO schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;

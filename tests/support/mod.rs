@@ -7,6 +7,7 @@
 //!   deadline;
 //! - [`wait`]: polling with a deadline;
 //! - [`sqlite`]: SQLite stores, read-only looks into them;
+//! - [`browser`]: headless Chromium over WebDriver, for the dashboard;
 //! - [`http`]: a `votestream serve` on a free port and a raw HTTP client;
 //! - [`pg`]: a fresh PostgreSQL database per test (VOTESTREAM_TEST_PG_URL);
 //! - [`kafka`]: a topic prefix per test on a real broker
@@ -19,6 +20,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod browser;
 pub mod http;
 pub mod kafka;
 pub mod night;

@@ -8,6 +8,7 @@
 //! every write is one transaction and idempotent when repeated (a commit
 //! whose acknowledgement was lost is recognised as a replay on retry).
 
+mod at;
 mod desk;
 mod ids;
 mod read;
@@ -27,7 +28,7 @@ use super::{
 };
 use super::{DeskLog, Seal};
 use crate::model::{Candidate, Election, Millis, Voter};
-use crate::results::Results;
+use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
 
 const SCHEMA: &str = include_str!("../postgres_schema.sql");
@@ -41,6 +42,8 @@ const RECORD_LOCK: i64 = 0x766f_7465_0000_0002;
 pub struct PgStore {
     config: Config,
     client: Option<Client>,
+    /// False when opened read-only: queries then keep no checkpoints.
+    writable: bool,
 }
 
 impl PgStore {
@@ -56,6 +59,7 @@ impl PgStore {
         let mut store = PgStore {
             config,
             client: None,
+            writable: true,
         };
         store.with(|c| {
             // One transaction: the lock is held until the schema is committed.
@@ -99,6 +103,7 @@ impl PgStore {
         let mut store = PgStore {
             config,
             client: None,
+            writable: false,
         };
         store.with(|_| Ok(()))?;
         Ok(store)
@@ -311,6 +316,18 @@ impl Store for PgStore {
 
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
         read::results(self, election_id, engine)
+    }
+
+    fn rejections_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, crate::model::Rejection)>, StoreError> {
+        at::rejections_after(self, after, limit)
+    }
+
+    fn results_at(&mut self, election_id: &str, at: At) -> Result<Results, StoreError> {
+        at::results_at(self, election_id, at)
     }
 
     fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError> {

@@ -15,7 +15,7 @@ use crate::store::util::{voter_columns, Interner};
 use crate::store::{Store, StoreError, VoterKey};
 use crate::tally::{Tallies, TallyKey};
 
-fn age_of(years: i32) -> u32 {
+pub(super) fn age_of(years: i32) -> u32 {
     u32::try_from(years).unwrap_or(0)
 }
 

@@ -6,6 +6,7 @@
 //! rest. The SQL is the same tables in another dialect, so the two stores
 //! repeat each other's shape on purpose.
 
+mod at;
 mod desk;
 mod read;
 mod write;
@@ -21,13 +22,15 @@ use super::{
 };
 use super::{DeskLog, Seal};
 use crate::model::{Candidate, Election, Millis, Vote, Voter};
-use crate::results::Results;
+use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
 
 const SCHEMA: &str = include_str!("../sqlite_schema.sql");
 
 pub struct SqliteStore {
     conn: Connection,
+    /// False when opened read-only: queries then keep no checkpoints.
+    writable: bool,
 }
 
 impl SqliteStore {
@@ -44,7 +47,10 @@ impl SqliteStore {
         )?;
         conn.execute_batch(SCHEMA)?;
         add_source_columns(&conn)?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore {
+            conn,
+            writable: true,
+        };
         store.claim_recorded_ids()?;
         Ok(store)
     }
@@ -74,7 +80,10 @@ impl SqliteStore {
             Ok(conn) => conn,
             Err(first) => probe(&format!("file:{file}?mode=ro&immutable=1")).map_err(|_| first)?,
         };
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            writable: false,
+        })
     }
 }
 
@@ -329,6 +338,18 @@ impl Store for SqliteStore {
 
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
         read::results(self, election_id, engine)
+    }
+
+    fn rejections_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, crate::model::Rejection)>, StoreError> {
+        at::rejections_after(self, after, limit)
+    }
+
+    fn results_at(&mut self, election_id: &str, at: At) -> Result<Results, StoreError> {
+        at::results_at(self, election_id, at)
     }
 
     fn recount(&mut self, election_id: &str) -> Result<Tallies, StoreError> {

@@ -1,0 +1,64 @@
+//! `replay`: a recorded night played again into a store of its own.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use votestream::model::{parse_time, Millis};
+use votestream::pipeline::allowance_ms;
+use votestream::replay::{self, ReplayConfig, Speed};
+use votestream::store::StoreUrl;
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// The store the night was recorded in (opened read-only).
+    #[arg(long, env = "VOTESTREAM_REPLAY_FROM")]
+    from: String,
+    /// A store of the replay's own: a new SQLite file or PostgreSQL database
+    /// (never the one replayed from). Replaying into it again changes nothing.
+    #[arg(long, env = "VOTESTREAM_REPLAY_INTO")]
+    into: String,
+    /// `max`, or the original gaps between ballots divided by a factor: `1x`, `50x`.
+    #[arg(long, env = "VOTESTREAM_REPLAY_SPEED", default_value = "max", value_parser = Speed::parse)]
+    speed: Speed,
+    /// Only ballots received from this time (RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC).
+    #[arg(long, env = "VOTESTREAM_REPLAY_FROM_TIME", value_parser = time)]
+    from_time: Option<Millis>,
+    /// Only ballots received until this time.
+    #[arg(long, env = "VOTESTREAM_REPLAY_UNTIL", value_parser = time)]
+    until: Option<Millis>,
+    /// The lateness allowance of the original run (its minute windows are
+    /// counted again with it).
+    #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
+    allowance_secs: u64,
+}
+
+fn time(s: &str) -> Result<Millis, String> {
+    parse_time(s).ok_or_else(|| format!("{s:?} is not RFC 3339 nor YYYY-MM-DD HH:MM:SS"))
+}
+
+pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let cfg = ReplayConfig {
+        from: StoreUrl::parse(&a.from).context("--from")?,
+        into: StoreUrl::parse(&a.into).context("--into")?,
+        speed: a.speed,
+        from_time: a.from_time,
+        until: a.until,
+        allowance_ms: allowance_ms(a.allowance_secs),
+    };
+    let (_rt, shutdown) = super::signals()?;
+    let r = replay::run(&cfg, &shutdown)?;
+    println!(
+        "replayed {} ballots into {} in {:.1} s ({:.0} ballots/s): {} accepted, {} rejected, \
+         {} already recorded there (skipped); {} voters copied",
+        r.ballots,
+        cfg.into.as_str(),
+        r.seconds,
+        r.ballots as f64 / r.seconds.max(1e-9),
+        r.accepted,
+        r.rejected,
+        r.replays,
+        r.voters_copied
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,184 @@
+//! `votestream replay`: plays a recorded night again, through the
+//! processor and the aggregator, into a store of its own (a new SQLite file
+//! or PostgreSQL database), so a rehearsal never touches the live election.
+//!
+//! - The source is opened read-only: nothing of the live election changes.
+//! - The target gets the source's registry (elections, candidates, voters),
+//!   then every recorded ballot in received order ([`recording`]), at the
+//!   chosen speed, through `process::run` and the built-in engine, as in
+//!   `votestream run`.
+//! - Votes are re-driven as ballots (JSON bytes) and decided again: with
+//!   the same registry and in the same order they are accepted again and
+//!   numbered in the same order, so the engine counts the same minute
+//!   windows and late votes. Rejections are re-driven as the decisions they
+//!   were (reason, detail, raw bytes, time received), because several
+//!   reasons rest on what a replay cannot bring back: the processor's clock
+//!   at the time (`cast_in_future`), a body kept only to its first 4 KiB
+//!   (`too_large`), a seal of the race desk (`polls_closed`).
+//! - Replaying again into the same target is idempotent: every ballot id is
+//!   already recorded there with the same content, so the store's ballot-id
+//!   rules skip it as a replay and nothing is counted twice.
+
+mod recording;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use anyhow::Context;
+
+pub use recording::Speed;
+
+use crate::aggregate::engine::{Engine, Feed};
+use crate::bus::memory;
+use crate::model::Millis;
+use crate::process::{self, Processor, Registry};
+use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+use crate::store::{Store, StoreKind, StoreUrl};
+
+/// Voters copied to the target per transaction.
+const VOTER_CHUNK: usize = 10_000;
+
+pub struct ReplayConfig {
+    pub from: StoreUrl,
+    pub into: StoreUrl,
+    pub speed: Speed,
+    /// Only ballots received at or after this moment (recording time, ms).
+    pub from_time: Option<Millis>,
+    /// Only ballots received at or before this moment.
+    pub until: Option<Millis>,
+    /// The aggregator's lateness allowance: the original run's, for the
+    /// same minute windows.
+    pub allowance_ms: Millis,
+}
+
+/// What a replay did.
+#[derive(Debug)]
+pub struct Replayed {
+    pub ballots: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Ballots the target had already recorded (an earlier replay).
+    pub replays: u64,
+    pub voters_copied: u64,
+    pub seconds: f64,
+}
+
+pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> {
+    if same_store(&cfg.from, &cfg.into) {
+        anyhow::bail!(
+            "--into names the store replayed from ({}): a replay goes into a store of its own",
+            cfg.into.as_str()
+        );
+    }
+    let mut source = cfg
+        .from
+        .open_read_only()
+        .with_context(|| format!("opening {} read-only", cfg.from.as_str()))?;
+    if *cfg.into.kind() == StoreKind::Postgres {
+        create_database(cfg.into.as_str())?;
+    }
+    let mut target = cfg
+        .into
+        .open()
+        .with_context(|| format!("opening {}", cfg.into.as_str()))?;
+    let voters_copied = copy_registry(&mut *source, &mut *target)?;
+    let processor = Processor::new(Registry::load(&mut *target)?);
+    let mut engine = Engine::open(cfg.into.open()?, cfg.allowance_ms)?;
+    let recording = recording::Recording::new(source);
+    let mut ballots = recording::Paced::new(recording, cfg.speed, cfg.from_time, cfg.until);
+    let stats = Stats::default();
+    let (vote_tx, vote_rx) = memory::votes();
+    let started = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let counting = s.spawn(|| engine.run(Feed::Bus(Box::new(vote_rx)), &stats, shutdown));
+        let processed = process::run(
+            &processor,
+            &mut *target,
+            &mut ballots,
+            Some(&vote_tx),
+            &stats,
+            shutdown,
+        );
+        drop(vote_tx); // ends the engine's feed
+        let counted = counting
+            .join()
+            .map_err(|_| anyhow::anyhow!("the aggregator panicked"))?;
+        processed?;
+        Ok(counted?)
+    })?;
+    Ok(Replayed {
+        ballots: stats.consumed.load(Relaxed),
+        accepted: stats.accepted.load(Relaxed),
+        rejected: stats.rejected.load(Relaxed),
+        replays: stats.replays.load(Relaxed),
+        voters_copied,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Whether two URLs name one store (the same file, or the same database
+/// on the same server).
+fn same_store(a: &StoreUrl, b: &StoreUrl) -> bool {
+    match (a.kind(), b.kind()) {
+        (StoreKind::SqliteFile(x), StoreKind::SqliteFile(y)) => {
+            let canon = |p: &str| std::fs::canonicalize(p).ok();
+            x == y || canon(x).is_some_and(|c| Some(c) == canon(y))
+        }
+        (StoreKind::Postgres, StoreKind::Postgres) => {
+            let key = |u: &StoreUrl| {
+                let c: postgres::Config = u.as_str().parse().ok()?;
+                Some((
+                    format!("{:?}", c.get_hosts()),
+                    c.get_ports().to_vec(),
+                    c.get_dbname().map(str::to_string),
+                ))
+            };
+            a.as_str() == b.as_str() || key(a).is_some_and(|k| Some(k) == key(b))
+        }
+        _ => false,
+    }
+}
+
+/// Creates the PostgreSQL database a URL names if the server has none of
+/// that name (a replay's target is usually new), from the `postgres`
+/// database of the same server.
+fn create_database(url: &str) -> anyhow::Result<()> {
+    let config: postgres::Config = url.parse().context("--into")?;
+    let Some(name) = config.get_dbname().map(str::to_string) else {
+        return Ok(());
+    };
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    let mut c = admin
+        .connect(postgres::NoTls)
+        .with_context(|| format!("connecting to the server of {url} to create database {name}"))?;
+    let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])?;
+    if exists.is_none() {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        c.batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .with_context(|| format!("creating database {name}"))?;
+        tracing::info!(database = %name, "created the replay's database");
+    }
+    Ok(())
+}
+
+/// Puts the source's elections and voters into the target (those already
+/// there are left as they are); returns how many voters were new.
+fn copy_registry(source: &mut dyn Store, target: &mut dyn Store) -> anyhow::Result<u64> {
+    for e in source.elections()? {
+        target.put_election(&e.election, &e.candidates)?;
+    }
+    let mut nos = Vec::new();
+    source.scan_voters(&mut |k| nos.push(k.voter_no))?;
+    let mut copied = 0;
+    for chunk in nos.chunks(VOTER_CHUNK) {
+        let voters: Vec<_> = source
+            .profiles(chunk)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        copied += target.put_voters(&voters)?;
+    }
+    Ok(copied)
+}
