@@ -26,7 +26,7 @@ pub struct ResultsArgs {
     #[arg(long, env = "VOTESTREAM_AT", value_parser = parse_time_at, conflicts_with = "at_seq")]
     at: Option<At>,
     /// Results as of a position in the votes ledger (`votes.seq`): the
-    /// first N votes recorded, e.g. `votestream results --at-seq 50000`.
+    /// votes recorded up to position N, e.g. `votestream results --at-seq 50000`.
     #[arg(long, env = "VOTESTREAM_AT_SEQ")]
     at_seq: Option<u64>,
 }
