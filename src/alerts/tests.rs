@@ -5,6 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::night::Injection as Inject;
 use super::*;
 
 const STATES: [&str; 3] = ["Ohio", "Texas", "Vermont"];
@@ -12,16 +13,6 @@ const CANDS: [&str; 3] = ["a", "b", "c"];
 /// Stream time where every injection starts, and the night's length.
 const AT: Millis = 300_000;
 const END: Millis = 600_000;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Inject {
-    None,
-    Burst,
-    Duplicates,
-    AfterClose,
-    TurnoutPush,
-    Swing,
-}
 
 fn registry() -> Registry {
     Registry {
