@@ -96,7 +96,7 @@ fn world() -> World {
         .expect("runtime");
     let snapshots = {
         let _guard = rt.enter();
-        serve::snapshot::start(store::open(&url).expect("store"), stats, health.clone())
+        serve::snapshot::start(store::open(&url).expect("store"), None, stats, health.clone())
     };
     let opts = HttpOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -211,8 +211,8 @@ struct ElectionRef<'a> {
 }
 
 /// Starts the snapshot thread; the first snapshot is ready on return.
-/// Starts the snapshot thread; with `checkpoints` (a connection of its
-/// own), it also keeps the elections' tally checkpoints up to date.
+/// With `checkpoints` (a connection of its own), it also keeps the
+/// elections' tally checkpoints up to date.
 pub fn start(
     mut store: Box<dyn Store>,
     checkpoints: Option<Box<dyn Store>>,
