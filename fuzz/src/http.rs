@@ -96,7 +96,12 @@ fn world() -> World {
         .expect("runtime");
     let snapshots = {
         let _guard = rt.enter();
-        serve::snapshot::start(store::open(&url).expect("store"), None, stats, health.clone())
+        serve::snapshot::start(
+            store::open(&url).expect("store"),
+            None,
+            stats,
+            health.clone(),
+        )
     };
     let opts = HttpOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -320,16 +325,18 @@ fn check_response(w: &World, r: &Parsed) {
                 // The id names other content: this request is recorded
                 // under an id the store derives from it, the id's first
                 // outcome stands under the id itself.
-                let n: i64 = w
-                    .db
-                    .query_row(
+                let n: i64 =
+                    w.db.query_row(
                         "SELECT COUNT(*) FROM rejected_ballots WHERE reason = 'ballot_id_reused'
                          AND substr(ballot_id, 1, length(?1) + 8) = ?1 || '~reused-'",
                         [id],
                         |row| row.get(0),
                     )
                     .expect("query");
-                assert!(n >= 1, "answered ballot_id_reused for {id:?}, none recorded");
+                assert!(
+                    n >= 1,
+                    "answered ballot_id_reused for {id:?}, none recorded"
+                );
                 // With an Idempotency-Key it is the key that was reused.
                 let (want_error, want_status) = if id.starts_with("http-key-") {
                     ("idempotency_key_reused", 422)
