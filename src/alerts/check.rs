@@ -127,11 +127,11 @@ pub fn check(nights: usize, seed: u64) -> AlertReport {
                 }
                 continue;
             }
-            for a in alerts.iter().filter(|a| {
+            let elsewhere = |a: &&Alert| {
                 a.scope.state.as_deref() != Some(target.state)
-                    && (a.scope.source.is_none() || a.scope.source.as_deref() != target.source)
-                    && a.scope.source.as_deref() != Some("stuffer")
-            }) {
+                    && (target.source.is_none() || a.scope.source.as_deref() != target.source)
+            };
+            for a in alerts.iter().filter(elsewhere) {
                 *r.strays.entry(a.kind).or_default() += 1;
             }
             for (name, is) in detectors(inj) {

@@ -64,7 +64,8 @@ impl NightConfig {
     }
 }
 
-/// Where the anomaly went: the state (by name), and the source for a burst.
+/// Where the anomaly went: the state (by name), and the source that sent
+/// it, for the injections that have one (a burst, a turnout push).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
     pub state: &'static str,
@@ -100,7 +101,11 @@ pub fn registry(cfg: &NightConfig) -> (Registry, Target) {
         big.sort_by_key(|s| std::cmp::Reverse(s.population_k));
         big[rng.random_range(0..10)].name
     };
-    let source = (cfg.injection == Injection::Burst).then_some("bot");
+    let source = match cfg.injection {
+        Injection::Burst => Some("bot"),
+        Injection::TurnoutPush => Some("stuffer"),
+        _ => None,
+    };
     (reg, Target { state, source })
 }
 
@@ -156,7 +161,7 @@ pub fn play(cfg: &NightConfig, target: &Target, f: &mut dyn FnMut(&Observation<'
             f(&Observation::Received {
                 at,
                 state,
-                source: "bot",
+                source: target.source.unwrap_or("bot"),
             });
             f(&Observation::Rejected {
                 at,
@@ -165,7 +170,7 @@ pub fn play(cfg: &NightConfig, target: &Target, f: &mut dyn FnMut(&Observation<'
             });
         }
         if cfg.injection == Injection::TurnoutPush && at >= t0 && rng.random_bool(0.3) {
-            let (state, source) = (target.state, "stuffer");
+            let (state, source) = (target.state, target.source.unwrap_or("stuffer"));
             f(&Observation::Received {
                 at,
                 state: Some(state),

@@ -58,18 +58,24 @@ fn point(cfg: &DeskConfig, m: &StateModel, j: usize) -> Option<(f64, f64, f64)> 
     Some((1.0 / v, (1.0 - r).sqrt(), m.q[j] - m.base[j]))
 }
 
+/// The priors on (d, β) plus every state's point: the whole regression.
+fn pooled(cfg: &DeskConfig, points: &[Option<(f64, f64, f64)>]) -> Normal {
+    let mut all = Normal {
+        a: 1.0 / cfg.swing_sd.powi(2),
+        c: 1.0 / cfg.order_effect_sd.powi(2),
+        ..Normal::default()
+    };
+    for &(w, u, e) in points.iter().flatten() {
+        all.add(w, u, e, 1.0);
+    }
+    all
+}
+
 pub(crate) fn fit(cfg: &DeskConfig, states: &mut [StateModel], k: usize) {
     let order = cfg.order_sd.powi(2);
     for j in 0..k {
-        let mut all = Normal {
-            a: 1.0 / cfg.swing_sd.powi(2),
-            c: 1.0 / cfg.order_effect_sd.powi(2),
-            ..Normal::default()
-        };
         let points: Vec<_> = states.iter().map(|m| point(cfg, m, j)).collect();
-        for &(w, u, e) in points.iter().flatten() {
-            all.add(w, u, e, 1.0);
-        }
+        let all = pooled(cfg, &points);
         for (m, own) in states.iter_mut().zip(points) {
             // Leave the state out of its own fit: else it is its own
             // evidence twice, and its interval too narrow.
@@ -119,17 +125,8 @@ pub(crate) fn fit(cfg: &DeskConfig, states: &mut [StateModel], k: usize) {
 pub(crate) fn order_effect(cfg: &DeskConfig, states: &[StateModel], k: usize) -> Vec<f64> {
     (0..k)
         .map(|j| {
-            let mut all = Normal {
-                a: 1.0 / cfg.swing_sd.powi(2),
-                c: 1.0 / cfg.order_effect_sd.powi(2),
-                ..Normal::default()
-            };
-            for m in states {
-                if let Some((w, u, e)) = point(cfg, m, j) {
-                    all.add(w, u, e, 1.0);
-                }
-            }
-            let ((_, beta), _) = all.solve();
+            let points: Vec<_> = states.iter().map(|m| point(cfg, m, j)).collect();
+            let ((_, beta), _) = pooled(cfg, &points).solve();
             beta / cfg.order_effect_sd
         })
         .collect()
