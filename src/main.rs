@@ -238,6 +238,11 @@ enum Command {
         after_help = "Examples:\n  votestream desk-check\n  votestream desk-check --nights 200 --seed 7 --voters 200000"
     )]
     DeskCheck(commands::desk::DeskCheckArgs),
+    /// The alerts stage alone: watches the votes ledger, records alerts once.
+    #[command(
+        after_help = "Examples:\n  votestream alerts\n  votestream alerts --store postgres://postgres@127.0.0.1:15432/votestream --bus kafka://127.0.0.1:19092\n  votestream alerts --alert-webhook http://127.0.0.1:9000/hooks/votestream"
+    )]
+    Alerts(commands::run::AlertsArgs),
     /// Measure the alert detectors on seeded streams, clean and with anomalies injected.
     #[command(
         after_help = "Examples:\n  votestream alert-check\n  votestream alert-check --nights 100 --seed 7"
@@ -282,5 +287,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Desk(a) => commands::run::desk(a),
         Command::DeskCheck(a) => commands::desk::desk_check(a),
         Command::AlertCheck(a) => commands::desk::alert_check(a),
+        Command::Alerts(a) => commands::run::alerts(a),
     }
 }

@@ -27,3 +27,6 @@ pub const STAGE_STALLED_SECONDS: &str = "votestream_stage_stalled_seconds";
 pub const DESK_EVENTS: &str = "votestream_desk_events_total";
 pub const DESK_SEALS: &str = "votestream_desk_seals_total";
 pub const DESK_RACES: &str = "votestream_desk_races";
+pub const ALERT_CHANGES: &str = "votestream_alerts_total";
+pub const ALERTS_OPEN: &str = "votestream_alerts_open";
+pub const ALERT_WEBHOOK: &str = "votestream_alert_webhook_total";

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 
 /// One bucket's bounded summary.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SpaceSaving {
     capacity: usize,
     /// source → (count, error)
@@ -76,7 +76,7 @@ pub struct Heavy {
 }
 
 /// The last `window` buckets' summaries.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SourceWindow {
     capacity: usize,
     window: usize,

@@ -4,6 +4,9 @@
 //! - [`rate`]: EWMA z-score and CUSUM over counts per bucket of stream time
 //! - [`heavy`]: the heaviest client sources in a sliding window (space-saving)
 //! - [`swing`]: a share moving between buckets more than its volume explains
+//! - [`record`]: the stage's record of changes, and the alerts it adds up to
+//! - [`stage`]: the watch fed from the store's ledger in a run, each
+//!   alert recorded once, resumed after a crash
 //! - [`watch`]: the detectors together, fed observations, raising and
 //!   resolving alerts; hard invariants alert on their first occurrence
 //! - [`night`] and [`check`]: seeded streams with anomalies injected, and
@@ -18,6 +21,8 @@ pub mod check;
 pub mod heavy;
 pub mod night;
 pub mod rate;
+pub mod record;
+pub mod stage;
 pub mod swing;
 mod watch;
 
@@ -48,6 +53,17 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::TurnoutOverRegistration,
+        AlertKind::CountWentBackwards,
+        AlertKind::UnknownCandidate,
+        AlertKind::OutsidePollingHours,
+        AlertKind::RateSpike,
+        AlertKind::RateShift,
+        AlertKind::SourceConcentration,
+        AlertKind::ShareSwing,
+    ];
+
     /// Invariants are certain breaches: critical, and never resolved.
     pub fn is_invariant(self) -> bool {
         matches!(

@@ -63,7 +63,7 @@ pub enum RateAlarm {
 }
 
 /// One key's state: a few floats, so a state × reason grid stays small.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateWatch {
     mean: f64,
     var: f64,

@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use super::heavy::SourceWindow;
 use super::rate::{RateAlarm, RateConfig, RateWatch};
 use super::swing::{swing, SwingConfig};
@@ -46,7 +48,7 @@ impl Default for AlertConfig {
 }
 
 /// What the watch knows of the election.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Registry {
     pub registered: HashMap<String, u64>,
     pub candidates: HashSet<String>,
@@ -104,7 +106,11 @@ pub enum AlertEvent {
 type RateKey = (String, String);
 type Votes = HashMap<String, HashMap<String, u64>>;
 
+/// Everything but the configuration is state: saved with the stage's
+/// position (`stage.rs`) and taken back after a restart.
+#[derive(Serialize, Deserialize)]
 pub struct Watch {
+    #[serde(skip)]
     cfg: AlertConfig,
     reg: Registry,
     bucket_start: Option<Millis>,
@@ -112,15 +118,19 @@ pub struct Watch {
     /// When what is being judged was complete: the observation's time for
     /// an invariant, the bucket's end for the detectors that close it.
     seen_at: Millis,
+    #[serde(with = "pairs")]
     counts: HashMap<RateKey, u64>,
+    #[serde(with = "pairs")]
     rates: BTreeMap<RateKey, RateWatch>,
     sources: SourceWindow,
     votes: Votes,
     /// The last `swing.window` buckets' votes, oldest first.
     recent: VecDeque<Votes>,
     counted: HashMap<String, u64>,
+    #[serde(with = "pairs")]
     tallies: HashMap<(String, String), u64>,
     /// Open alerts, and the buckets since each last fired.
+    #[serde(with = "pairs")]
     open: BTreeMap<(AlertKind, Scope), (Alert, u32)>,
     fired: HashSet<(AlertKind, Scope)>,
 }
@@ -145,6 +155,29 @@ impl Watch {
         }
     }
 
+    /// Takes a watch back from its saved state, with today's configuration.
+    pub fn resume(cfg: AlertConfig, state: &str) -> serde_json::Result<Watch> {
+        let mut w: Watch = serde_json::from_str(state)?;
+        w.cfg = cfg;
+        Ok(w)
+    }
+
+    /// The state to save ([`Watch::resume`] takes it back).
+    pub fn save(&self) -> String {
+        serde_json::to_string(self).expect("the watch's state serializes")
+    }
+
+    /// Stream time: the latest moment observed.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Moves stream time on to `at` with nothing observed, closing the
+    /// buckets it passes (a stream gone quiet).
+    pub fn tick(&mut self, at: Millis) -> Vec<AlertEvent> {
+        self.advance(at)
+    }
+
     /// Takes one observation; returns the alerts it opened or resolved.
     pub fn observe(&mut self, o: &Observation<'_>) -> Vec<AlertEvent> {
         let mut out = self.advance(o.at());
@@ -152,7 +185,10 @@ impl Watch {
         match *o {
             Observation::Received { state, source, .. } => {
                 self.count("ballots", state.unwrap_or(""));
-                self.sources.add(source);
+                // A ballot whose client is not known is no client's share.
+                if !source.is_empty() {
+                    self.sources.add(source);
+                }
             }
             Observation::Accepted {
                 state,
@@ -423,5 +459,31 @@ fn evidence(observed: f64, expected: f64, statistic: f64, threshold: f64) -> Evi
         expected,
         statistic,
         threshold,
+    }
+}
+
+/// Maps whose keys are not strings, saved as lists of pairs (JSON objects
+/// take string keys only).
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<'a, M, K, V, S>(map: &'a M, s: S) -> Result<S::Ok, S::Error>
+    where
+        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        K: Serialize + 'a,
+        V: Serialize + 'a,
+        S: Serializer,
+    {
+        s.collect_seq(map)
+    }
+
+    pub fn deserialize<'de, M, K, V, D>(d: D) -> Result<M, D::Error>
+    where
+        M: FromIterator<(K, V)>,
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }

@@ -179,6 +179,8 @@ pub(crate) fn bench_config(
         progress,
         // The pipeline's own rate; the desk's cost is measured apart.
         desk: false,
+        alerts: false,
+        alert_webhook: None,
     })
 }
 

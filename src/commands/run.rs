@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use votestream::bus::BusKind;
+use votestream::pipeline::webhook::WebhookUrl;
 use votestream::pipeline::{self, allowance_ms, RunConfig};
 use votestream::simulate::{Rate, SimConfig};
 use votestream::store::StoreUrl;
@@ -28,6 +29,20 @@ pub struct RunArgs {
     http: HttpArgs,
     #[command(flatten)]
     desk: DeskFlag,
+    #[command(flatten)]
+    alerts: AlertFlags,
+}
+
+/// Whether this process runs the alerts stage, and where it routes alerts.
+#[derive(Args)]
+pub struct AlertFlags {
+    /// Do not run the alerts stage here (run `votestream alerts` apart, or none).
+    #[arg(long, env = "VOTESTREAM_NO_ALERTS")]
+    no_alerts: bool,
+    /// Also POST each alert opened or resolved, as JSON, to this http:// URL
+    /// (retried on no answer, 5xx and 429; 5 s timeout per try).
+    #[arg(long, env = "VOTESTREAM_ALERT_WEBHOOK", value_parser = WebhookUrl::parse)]
+    alert_webhook: Option<WebhookUrl>,
 }
 
 /// Whether this process runs the race desk.
@@ -47,6 +62,8 @@ pub struct ServeArgs {
     http: HttpArgs,
     #[command(flatten)]
     desk: DeskFlag,
+    #[command(flatten)]
+    alerts: AlertFlags,
     #[arg(long, env = "VOTESTREAM_ALLOWANCE_SECS", default_value_t = 60)]
     allowance_secs: u64,
 }
@@ -81,6 +98,8 @@ pub fn run(a: RunArgs, progress: bool) -> anyhow::Result<ExitCode> {
         addr_file: a.http.addr_file.clone(),
         progress,
         desk: !a.desk.no_desk,
+        alerts: !a.alerts.no_alerts,
+        alert_webhook: a.alerts.alert_webhook,
     })?;
     print!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
@@ -107,6 +126,8 @@ pub fn serve(a: ServeArgs, progress: bool) -> anyhow::Result<ExitCode> {
         addr_file: a.http.addr_file.clone(),
         progress,
         desk: !a.desk.no_desk,
+        alerts: !a.alerts.no_alerts,
+        alert_webhook: a.alerts.alert_webhook,
     })?;
     print!("{}", summary.results.render_text());
     Ok(ExitCode::SUCCESS)
@@ -133,6 +154,35 @@ pub fn desk(a: DeskArgs) -> anyhow::Result<ExitCode> {
         election_id: &a.common.election,
         engine: &a.engine,
         allowance_ms: allowance_ms(a.allowance_secs),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The engine whose persisted tallies are watched for going backwards.
+    #[arg(long, env = "VOTESTREAM_ENGINE", default_value = "builtin", value_parser = ["builtin", "spark"])]
+    engine: String,
+    /// Also POST each alert opened or resolved, as JSON, to this http:// URL.
+    #[arg(long, env = "VOTESTREAM_ALERT_WEBHOOK", value_parser = WebhookUrl::parse)]
+    alert_webhook: Option<WebhookUrl>,
+    /// Votes (and rejections) read from the ledger per look; each look's
+    /// alerts and position are saved in one transaction.
+    #[arg(long, env = "VOTESTREAM_ALERTS_READ_BATCH", default_value_t = votestream::alerts::stage::READ_LIMIT)]
+    read_batch: usize,
+}
+
+/// `alerts`: the alerts stage as a process of its own.
+pub fn alerts(a: AlertsArgs) -> anyhow::Result<ExitCode> {
+    pipeline::alerts::run_alerts(&pipeline::alerts::AlertOptions {
+        store_url: &StoreUrl::parse(&a.common.store).context("opening the store")?,
+        bus: &BusKind::parse(&a.common.bus)?,
+        election_id: &a.common.election,
+        engine: &a.engine,
+        webhook: a.alert_webhook.as_ref(),
+        read_limit: a.read_batch,
     })?;
     Ok(ExitCode::SUCCESS)
 }

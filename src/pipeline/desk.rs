@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::aggregate::BUILTIN;
-use crate::bus::kafka::calls::CallTopic;
-use crate::bus::kafka::KafkaBus;
+use crate::bus::kafka::calls::EventTopic;
+use crate::bus::kafka::{KafkaBus, Topic};
 use crate::bus::BusKind;
 use crate::desk::stage::{CallSink, DeskStage};
 use crate::desk::{DeskConfig, DeskEvent};
@@ -67,12 +67,12 @@ pub fn run_desk(o: &DeskOptions<'_>) -> anyhow::Result<()> {
 /// The default engine a run's desk reads.
 pub const DESK_ENGINE: &str = BUILTIN;
 
-struct KafkaCalls(CallTopic);
+struct KafkaCalls(EventTopic);
 
 impl KafkaCalls {
     fn open(bus: &KafkaBus) -> anyhow::Result<KafkaCalls> {
         bus.ensure_topics()?;
-        Ok(KafkaCalls(CallTopic::open(bus)?))
+        Ok(KafkaCalls(EventTopic::open(bus, Topic::RaceCalls)?))
     }
 }
 

@@ -19,9 +19,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod alerts;
 pub mod desk;
 mod kafka;
 mod supervise;
+pub mod webhook;
 mod wiring;
 
 pub use kafka::simulate as simulate_to_kafka;
@@ -60,6 +62,10 @@ pub struct RunConfig {
     /// Run the race desk beside the aggregator (it seals states whose polls
     /// closed and records calls); off when a `votestream desk` runs apart.
     pub desk: bool,
+    /// Run the alerts stage beside it; off when a `votestream alerts` runs apart.
+    pub alerts: bool,
+    /// Where the alerts stage also POSTs each alert change.
+    pub alert_webhook: Option<webhook::WebhookUrl>,
 }
 
 /// What a finished run reports.

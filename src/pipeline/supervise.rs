@@ -35,6 +35,7 @@ pub(super) fn run(
         in_process,
         health,
         desk,
+        alerts,
         intake_stop,
         addr,
     } = stages;
@@ -77,6 +78,10 @@ pub(super) fn run(
         // tables: it stops when the run does, and a failed look is retried.
         if let Some(desk) = desk {
             s.spawn(|| desk.run(super::desk::DESK_EVERY, shutdown));
+        }
+        // Likewise the alerts stage: it reads the ledger, records its own.
+        if let Some(alerts) = alerts {
+            s.spawn(|| alerts.run(super::alerts::ALERTS_EVERY, shutdown));
         }
         // The simulator owns its sink: once it is done, only the HTTP
         // intake holds the processor's channel.

@@ -14,6 +14,7 @@ use super::supervise::{Aggregator, Processing};
 use super::RunConfig;
 use crate::aggregate::engine::Engine;
 use crate::aggregate::stream::StreamEngine;
+use crate::alerts::stage::AlertStage;
 use crate::bus::kafka::intake::{BallotProducer, BallotWriter, EarlyCheck};
 use crate::bus::memory;
 use crate::bus::{BallotSink, BusKind, Inbound};
@@ -50,6 +51,7 @@ pub(super) struct Stages {
     pub in_process: bool,
     pub health: Arc<serve::Health>,
     pub desk: Option<DeskStage>,
+    pub alerts: Option<AlertStage>,
     pub intake_stop: serve::IntakeStop,
     pub addr: SocketAddr,
 }
@@ -147,6 +149,18 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
     } else {
         None
     };
+    let alerts = if cfg.alerts {
+        Some(super::alerts::alert_stage(&super::alerts::AlertOptions {
+            store_url: &cfg.store_url,
+            bus: &cfg.bus,
+            election_id: &cfg.election_id,
+            engine: super::desk::DESK_ENGINE,
+            webhook: cfg.alert_webhook.as_ref(),
+            read_limit: crate::alerts::stage::READ_LIMIT,
+        })?)
+    } else {
+        None
+    };
     let health = Arc::new(serve::Health::default());
     // On the in-process bus every simulated ballot is this processor's work.
     health.sent_is_local.store(in_process, Relaxed);
@@ -204,6 +218,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
             in_process,
             health,
             desk,
+            alerts,
             intake_stop,
             addr,
         },

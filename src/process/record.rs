@@ -419,6 +419,30 @@ mod tests {
         ) -> Result<(), StoreError> {
             self.inner.append_desk(election_id, next, events)
         }
+        fn alert_events(
+            &mut self,
+            election_id: &str,
+            from: i64,
+        ) -> Result<Vec<String>, StoreError> {
+            self.inner.alert_events(election_id, from)
+        }
+        fn alert_resume(
+            &mut self,
+            election_id: &str,
+        ) -> Result<Option<crate::store::AlertResume>, StoreError> {
+            self.inner.alert_resume(election_id)
+        }
+        fn append_alerts(
+            &mut self,
+            election_id: &str,
+            next: i64,
+            events: &[String],
+            from: crate::store::LedgerPosition,
+            to: &crate::store::AlertResume,
+        ) -> Result<(), StoreError> {
+            self.inner
+                .append_alerts(election_id, next, events, from, to)
+        }
     }
 
     fn busy() -> StoreError {

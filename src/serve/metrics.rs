@@ -43,6 +43,15 @@ fn describe() {
         "States whose count was sealed (polls closed and the lateness allowance passed)"
     );
     metrics::describe_gauge!(DESK_RACES, "Races by their status on the race desk");
+    metrics::describe_counter!(
+        ALERT_CHANGES,
+        "Alerts recorded by the alerts stage, by kind and change (opened, resolved)"
+    );
+    metrics::describe_gauge!(ALERTS_OPEN, "Alerts open now, by kind");
+    metrics::describe_counter!(
+        ALERT_WEBHOOK,
+        "Alert changes sent to the webhook, by outcome (delivered, refused, failed, dropped)"
+    );
     metrics::describe_counter!(BALLOTS_ACCEPTED, "Ballots accepted and committed");
     metrics::describe_counter!(BALLOTS_REJECTED, "Ballots rejected, by reason");
     metrics::describe_counter!(

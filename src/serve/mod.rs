@@ -158,6 +158,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route(&format!("{election}/results/stream"), get(sse::stream))
         .route(&format!("{election}/desk"), get(read::desk))
         .route(&format!("{election}/desk/events"), get(read::desk_events))
+        .route(&format!("{election}/alerts"), get(read::alerts))
         .route(&format!("{election}/candidates"), get(read::candidates))
         .route(&format!("{election}/progress"), get(read::progress))
         .route(

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::snapshot::ElectionView;
 use super::Shared;
+use crate::alerts::stage::kind_name;
+use crate::alerts::AlertKind;
 use crate::generate::avatar_svg;
 use crate::results::{At, StateTally};
 
@@ -269,4 +271,70 @@ pub async fn avatar(
         avatar_svg(&id, &label),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AlertQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    /// `open`, `resolved` or `all` (the default).
+    status: Option<String>,
+}
+
+/// The alerts recorded for an election, newest first, optionally only one
+/// state's, one kind's, or the open (or resolved) ones.
+pub async fn alerts(
+    State(st): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<AlertQuery>,
+) -> ApiResult {
+    let (v, _, _) = view(&st, &id)?;
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(
+            serde_json::from_value::<AlertKind>(Value::String(k.to_string())).map_err(|_| {
+                ApiError::BadRequest {
+                    code: "invalid_kind",
+                    message: format!(
+                        "no alert kind {}; kinds: {}",
+                        crate::edge::echo(k),
+                        AlertKind::ALL.map(kind_name).join(", ")
+                    ),
+                }
+            })?,
+        ),
+    };
+    let open = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some("open") => Some(true),
+        Some("resolved") => Some(false),
+        Some(s) => {
+            return Err(ApiError::BadRequest {
+                code: "invalid_status",
+                message: format!(
+                    "status {} is none of open, resolved, all",
+                    crate::edge::echo(s)
+                ),
+            })
+        }
+    };
+    let book = &v.alerts;
+    let shown: Vec<_> = book
+        .entries
+        .iter()
+        .rev()
+        .filter(|e| kind.is_none_or(|k| e.alert.kind == k))
+        .filter(|e| open.is_none_or(|o| e.open == o))
+        .filter(|e| {
+            q.state
+                .as_deref()
+                .is_none_or(|s| e.alert.scope.state.as_deref() == Some(s))
+        })
+        .collect();
+    Ok(Json(json!({
+        "election_id": id,
+        "open": book.open_count(),
+        "total": book.entries.len(),
+        "alerts": shown,
+    })))
 }

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::metrics::{LAG_VOTES, READY, STAGE_READY, STAGE_STALLED_SECONDS, VOTE_VISIBLE_SECONDS};
 use crate::aggregate::BUILTIN;
+use crate::alerts::record::{AlertBook, AlertChange, AlertEntry};
 use crate::desk::board::{Board, BoardError, DeskFrame};
 use crate::desk::DeskConfig;
 use crate::model::{format_voting_time, now_millis, parse_time, Candidate, Election, Millis};
@@ -172,6 +173,8 @@ pub struct ElectionView {
     pub results: Results,
     /// The race desk's board and record (None until it could be read).
     pub desk: Option<Arc<DeskFrame>>,
+    /// The alerts recorded so far.
+    pub alerts: Arc<AlertBook>,
     pub votes_per_s: f64,
     /// The SSE frame (`event: snapshot`), built once for every viewer.
     pub frame: Bytes,
@@ -202,6 +205,38 @@ struct Frame<'a> {
     results: &'a Results,
     #[serde(skip_serializing_if = "Option::is_none")]
     desk: Option<&'a DeskFrame>,
+    alerts: AlertsShown<'a>,
+}
+
+/// What the dashboard shows of the alerts: the counts, every open alert and
+/// the latest others, newest first (the API has them all).
+#[derive(Serialize)]
+struct AlertsShown<'a> {
+    open: usize,
+    total: usize,
+    latest: Vec<&'a AlertEntry>,
+}
+
+/// Alerts in a frame besides the open ones.
+const ALERTS_SHOWN: usize = 20;
+
+impl<'a> AlertsShown<'a> {
+    fn of(book: &'a AlertBook) -> AlertsShown<'a> {
+        let n = book.entries.len();
+        let latest = book
+            .entries
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(i, e)| e.open || *i + ALERTS_SHOWN >= n)
+            .map(|(_, e)| e)
+            .collect();
+        AlertsShown {
+            open: book.open_count(),
+            total: n,
+            latest,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -261,6 +296,8 @@ struct Maker {
     last: HashMap<String, Vec<u8>>,
     /// Per election, the race desk's board as read from the store.
     boards: HashMap<String, Board>,
+    /// Per election, the alerts as read from the store so far.
+    books: HashMap<String, Arc<AlertBook>>,
     changed: bool,
 }
 
@@ -302,8 +339,15 @@ impl Maker {
                 for (e, results) in &all {
                     let id = e.election.election_id.clone();
                     let desk = self.desk(store, &e.election, results, generated_at);
-                    let view =
-                        self.view(&id, results.clone(), desk, &refs, tick, generated_at, lag);
+                    let alerts = self.alerts(store, &id);
+                    let view = self.view(
+                        &id,
+                        results.clone(),
+                        (desk, alerts),
+                        &refs,
+                        (tick, generated_at),
+                        lag,
+                    );
                     views.insert(id, Arc::new(view));
                 }
                 snap.views = views;
@@ -349,15 +393,32 @@ impl Maker {
         Some(Arc::new(board.frame(results, now)))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The alerts of one election, with what was recorded since the last
+    /// tick folded in; as they were (and a warning) while the store cannot say.
+    fn alerts(&mut self, store: &mut dyn Store, id: &str) -> Arc<AlertBook> {
+        let book = self.books.entry(id.to_string()).or_default();
+        match store.alert_events(id, book.changes) {
+            Ok(bodies) if !bodies.is_empty() => {
+                let changes: Vec<AlertChange> = bodies
+                    .iter()
+                    .filter_map(|b| serde_json::from_str(b).ok())
+                    .collect();
+                Arc::make_mut(book).add(changes);
+                self.changed = true;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "snapshot: cannot read the alerts"),
+        }
+        book.clone()
+    }
+
     fn view(
         &mut self,
         id: &str,
         results: Results,
-        desk: Option<Arc<DeskFrame>>,
+        (desk, alerts): (Option<Arc<DeskFrame>>, Arc<AlertBook>),
         elections: &[ElectionRef],
-        tick: u64,
-        generated_at: Millis,
+        (tick, generated_at): (u64, Millis),
         lag: i64,
     ) -> ElectionView {
         let now = Instant::now();
@@ -393,11 +454,13 @@ impl Maker {
                 .collect(),
             results: &shown,
             desk: desk.as_deref(),
+            alerts: AlertsShown::of(&alerts),
         };
         let json = serde_json::to_string(&frame).unwrap_or_else(|_| "{}".into());
         ElectionView {
             results,
             desk,
+            alerts,
             votes_per_s,
             frame: Bytes::from(format!("event: snapshot\ndata: {json}\n\n")),
         }

@@ -290,6 +290,23 @@ pub trait Store: Send {
         next: i64,
         events: &[String],
     ) -> Result<(), StoreError>;
+    /// The alerts stage's events of an election numbered `from` on, in order
+    /// (their number is `from` plus their index), as JSON the store does not read.
+    fn alert_events(&mut self, election_id: &str, from: i64) -> Result<Vec<String>, StoreError>;
+    /// Where the alerts stage of an election stands; None before its first save.
+    fn alert_resume(&mut self, election_id: &str) -> Result<Option<AlertResume>, StoreError>;
+    /// Appends alert events numbered `next`, `next + 1`, ... and moves the
+    /// stage to `to`, in one transaction, only if `next` events are recorded
+    /// and the stage stands at `from` (else `EngineMoved`, nothing written):
+    /// after a restart, or beside a second stage, no alert is recorded twice.
+    fn append_alerts(
+        &mut self,
+        election_id: &str,
+        next: i64,
+        events: &[String],
+        from: LedgerPosition,
+        to: &AlertResume,
+    ) -> Result<(), StoreError>;
 }
 
 /// The states whose count is sealed, as `(election_no, state)`.
@@ -311,6 +328,32 @@ pub struct DeskLog {
     /// The desk's events in order (their number is their index), as JSON
     /// the store does not read.
     pub events: Vec<String>,
+}
+
+/// A place in the ledger: the votes up to a seq and the rejections up to an
+/// id have been read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LedgerPosition {
+    pub votes: i64,
+    pub rejections: i64,
+}
+
+/// What the alerts stage saves with its events: where it stands and its
+/// detectors' state (JSON the store does not read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertResume {
+    pub at: LedgerPosition,
+    pub state: String,
+}
+
+/// Another alerts stage moved first: its events or its position differ
+/// from what this one expected.
+pub(crate) fn alerts_moved(election_id: &str, expected: i64, found: i64) -> StoreError {
+    StoreError::EngineMoved {
+        engine: format!("alerts of {election_id}"),
+        expected,
+        found,
+    }
 }
 
 /// One election as stored, or `UnknownElection`.

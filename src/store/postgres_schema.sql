@@ -169,6 +169,21 @@ CREATE TABLE IF NOT EXISTS desk_events (
     body        TEXT NOT NULL,
     PRIMARY KEY (election_id, event_no)
 );
+-- The alerts stage (alerts/stage.rs): each alert opened or resolved, numbered
+-- densely per election, and where the stage stands in the ledger with its
+-- detectors' state, written in the same transaction as the events.
+CREATE TABLE IF NOT EXISTS alert_events (
+    election_id TEXT NOT NULL,
+    event_no    BIGINT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (election_id, event_no)
+);
+CREATE TABLE IF NOT EXISTS alert_state (
+    election_id      TEXT PRIMARY KEY,
+    votes_after      BIGINT NOT NULL,
+    rejections_after BIGINT NOT NULL,
+    state            TEXT NOT NULL
+);
 INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;
 -- Results as of a moment of the night (store/checkpoint.rs): one election's
 -- counters exact to a votes ledger position, a multiple of 5,000, with the

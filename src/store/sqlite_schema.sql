@@ -170,3 +170,19 @@ CREATE TABLE IF NOT EXISTS tally_checkpoints (
 );
 -- Rejections as of a time, counted by reason from the index alone.
 CREATE INDEX IF NOT EXISTS rejected_ballots_by_time ON rejected_ballots (election_id, received_at, reason);
+-- The alerts stage (alerts/stage.rs): each alert opened or resolved, numbered
+-- densely per election (the body is the change's JSON), and where the stage
+-- stands in the ledger with its detectors' state, written in the same
+-- transaction as the events, so a restart resumes without repeating one.
+CREATE TABLE IF NOT EXISTS alert_events (
+    election_id TEXT NOT NULL,
+    event_no    INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (election_id, event_no)
+);
+CREATE TABLE IF NOT EXISTS alert_state (
+    election_id      TEXT PRIMARY KEY,
+    votes_after      INTEGER NOT NULL,
+    rejections_after INTEGER NOT NULL,
+    state            TEXT NOT NULL
+);

@@ -1,5 +1,6 @@
-//! `race_calls`: the race desk's events, one partition (so every reader
-//! sees them in the order they were recorded), keyed by election id. Each
+//! `race_calls` and `alerts`: a stage's numbered record (the race desk's
+//! events, the alerts stage's changes), one partition (so every reader sees
+//! them in the order they were recorded), keyed by election id. Each
 //! message carries its event number; the writer reads the topic once when
 //! it opens and from then on sends only numbers it has not seen, so an
 //! event is on the topic once however often the desk restarts.
@@ -13,24 +14,25 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use super::{KafkaBus, Publisher, Topic};
 use crate::bus::BusError;
 
-pub struct CallTopic {
+pub struct EventTopic {
     publisher: Publisher,
     topic: String,
     /// Per election, the next event number the topic does not have.
     next: HashMap<String, i64>,
 }
 
-/// What a `race_calls` message must hold for the writer to resume from it.
+/// What a message must hold for the writer to resume from it.
 #[derive(serde::Deserialize)]
 struct Numbered {
     election_id: String,
     event_no: i64,
 }
 
-impl CallTopic {
-    pub fn open(bus: &KafkaBus) -> Result<CallTopic, BusError> {
-        let topic = bus.topic(Topic::RaceCalls);
-        Ok(CallTopic {
+impl EventTopic {
+    /// `which`: [`Topic::RaceCalls`] or [`Topic::Alerts`].
+    pub fn open(bus: &KafkaBus, which: Topic) -> Result<EventTopic, BusError> {
+        let topic = bus.topic(which);
+        Ok(EventTopic {
             publisher: bus.publisher()?,
             next: read_numbers_patiently(bus, &topic)?,
             topic,
@@ -42,7 +44,7 @@ impl CallTopic {
         self.next.get(election_id).copied().unwrap_or(0)
     }
 
-    /// Sends the events numbered from [`CallTopic::next`] on (earlier ones
+    /// Sends the events numbered from [`EventTopic::next`] on (earlier ones
     /// are on the topic already) and waits until the broker has them.
     /// `events` are `(event_no, JSON object)`, in order, without gaps.
     pub fn publish(
@@ -73,13 +75,13 @@ impl CallTopic {
 
 /// [`read_numbers`], again while the broker answers with what waiting can
 /// clear: a topic created a moment ago may have no leader yet
-/// (NotLeaderForPartition), and the desk must not die of it.
+/// (NotLeaderForPartition), and the stage must not die of it.
 fn read_numbers_patiently(bus: &KafkaBus, topic: &str) -> Result<HashMap<String, i64>, BusError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match read_numbers(bus, topic) {
             Err(e) if e.is_transient() && Instant::now() < deadline => {
-                tracing::warn!(topic, error = %e, "reading the race calls again");
+                tracing::warn!(topic, error = %e, "reading the topic's record again");
                 std::thread::sleep(Duration::from_millis(250));
             }
             done => return done,
@@ -87,12 +89,12 @@ fn read_numbers_patiently(bus: &KafkaBus, topic: &str) -> Result<HashMap<String,
     }
 }
 
-/// Reads the whole topic (it holds a few hundred events a night) for the
+/// Reads the whole topic (it holds a few hundred records a night) for the
 /// last event number of each election.
 fn read_numbers(bus: &KafkaBus, topic: &str) -> Result<HashMap<String, i64>, BusError> {
     let consumer: BaseConsumer = bus
         .config()
-        .set("group.id", bus.group("race-calls-reader"))
+        .set("group.id", bus.group(&format!("{topic}-reader")))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()?;

@@ -10,7 +10,8 @@
 //! - [`ballots`]: the processor's side: ballots in, one Kafka transaction
 //!   per batch out (`votes_topic`, `rejected_ballots`, consumer offsets).
 //! - [`votes`]: the aggregator's side: `votes_topic` in, read_committed.
-//! - [`calls`]: `race_calls`, the race desk's events, each once.
+//! - [`calls`]: `race_calls` and `alerts`, the race desk's and the alerts
+//!   stage's records, each event once.
 //! - [`Publisher`]: plain idempotent producing (simulator, registry,
 //!   aggregate topics).
 
@@ -45,10 +46,12 @@ pub enum Topic {
     TurnoutByLocation,
     /// The race desk's calls and projections.
     RaceCalls,
+    /// The alerts stage's alerts, opened and resolved.
+    Alerts,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::Voters,
         Topic::Candidates,
         Topic::Ballots,
@@ -57,6 +60,7 @@ impl Topic {
         Topic::VotesPerCandidate,
         Topic::TurnoutByLocation,
         Topic::RaceCalls,
+        Topic::Alerts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +73,7 @@ impl Topic {
             Topic::VotesPerCandidate => "aggregated_votes_per_candidate",
             Topic::TurnoutByLocation => "aggregated_turnout_by_location",
             Topic::RaceCalls => "race_calls",
+            Topic::Alerts => "alerts",
         }
     }
 
@@ -196,8 +201,9 @@ impl KafkaBus {
             .iter()
             .zip(&names)
             .map(|(t, name)| {
-                // One partition: readers see the calls in the order they were made.
-                let partitions = if *t == Topic::RaceCalls {
+                // One partition: readers see the calls and alerts in the
+                // order they were recorded.
+                let partitions = if matches!(t, Topic::RaceCalls | Topic::Alerts) {
                     1
                 } else {
                     self.partitions

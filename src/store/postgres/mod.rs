@@ -8,6 +8,7 @@
 //! every write is one transaction and idempotent when repeated (a commit
 //! whose acknowledgement was lost is recognised as a replay on retry).
 
+mod alerts;
 mod at;
 mod desk;
 mod ids;
@@ -26,7 +27,7 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, Recorded, Store, StoreError,
     VoterKey,
 };
-use super::{DeskLog, Seal};
+use super::{AlertResume, DeskLog, LedgerPosition, Seal};
 use crate::model::{Candidate, Election, Millis, Voter};
 use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
@@ -354,5 +355,24 @@ impl Store for PgStore {
         events: &[String],
     ) -> Result<(), StoreError> {
         desk::append_desk(self, election_id, next, events)
+    }
+
+    fn alert_events(&mut self, election_id: &str, from: i64) -> Result<Vec<String>, StoreError> {
+        alerts::alert_events(self, election_id, from)
+    }
+
+    fn alert_resume(&mut self, election_id: &str) -> Result<Option<AlertResume>, StoreError> {
+        alerts::alert_resume(self, election_id)
+    }
+
+    fn append_alerts(
+        &mut self,
+        election_id: &str,
+        next: i64,
+        events: &[String],
+        from: LedgerPosition,
+        to: &AlertResume,
+    ) -> Result<(), StoreError> {
+        alerts::append_alerts(self, election_id, next, events, from, to)
     }
 }

@@ -6,6 +6,7 @@
 //! rest. The SQL is the same tables in another dialect, so the two stores
 //! repeat each other's shape on purpose.
 
+mod alerts;
 mod at;
 mod desk;
 mod read;
@@ -20,7 +21,7 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, OffsetMove, Recorded, Store,
     StoreError, VoterKey,
 };
-use super::{DeskLog, Seal};
+use super::{AlertResume, DeskLog, LedgerPosition, Seal};
 use crate::model::{Candidate, Election, Millis, Vote, Voter};
 use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
@@ -376,5 +377,24 @@ impl Store for SqliteStore {
         events: &[String],
     ) -> Result<(), StoreError> {
         desk::append_desk(self, election_id, next, events)
+    }
+
+    fn alert_events(&mut self, election_id: &str, from: i64) -> Result<Vec<String>, StoreError> {
+        alerts::alert_events(self, election_id, from)
+    }
+
+    fn alert_resume(&mut self, election_id: &str) -> Result<Option<AlertResume>, StoreError> {
+        alerts::alert_resume(self, election_id)
+    }
+
+    fn append_alerts(
+        &mut self,
+        election_id: &str,
+        next: i64,
+        events: &[String],
+        from: LedgerPosition,
+        to: &AlertResume,
+    ) -> Result<(), StoreError> {
+        alerts::append_alerts(self, election_id, next, events, from, to)
     }
 }
