@@ -8,17 +8,23 @@
 //! and nothing is raised anywhere else. Then `votestream alerts`, killed
 //! with SIGKILL again and again while it reads the same night in a second
 //! store and restarted each time, records exactly the changes one stage
-//! that was never interrupted records: none lost, none twice.
+//! that was never interrupted records: none lost, none twice, each one
+//! also POSTed to a webhook (which refuses the first try with a 503) once.
+//! The API serves the recorded alerts, filtered by state, kind and status.
 
 mod support;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{command, ChildGuard, KillMoments, TempDb, ELECTION};
+use support::{command, ChildGuard, KillMoments, Server, TempDb, ELECTION};
 use votestream::alerts::stage::{AlertChange, AlertStage, Change};
 use votestream::alerts::{AlertConfig, AlertKind};
 use votestream::bus::Inbound;
@@ -229,8 +235,14 @@ fn night_alerts_are_right(changes: &[AlertChange], start: Millis) {
 }
 
 /// `votestream alerts` killed with SIGKILL `kills` times while it reads,
-/// then left to finish; returns what it recorded.
-fn killed_and_restarted(url: &str, kills: usize, moments: &mut KillMoments) -> Vec<String> {
+/// then left to finish (and its webhook POSTs with it); returns what it
+/// recorded.
+fn killed_and_restarted(
+    url: &str,
+    kills: usize,
+    moments: &mut KillMoments,
+    hook: &Hook,
+) -> Vec<String> {
     let spawn = || {
         ChildGuard::spawn(
             command()
@@ -243,6 +255,8 @@ fn killed_and_restarted(url: &str, kills: usize, moments: &mut KillMoments) -> V
                     ELECTION,
                     "--read-batch",
                     "300",
+                    "--alert-webhook",
+                    &hook.url,
                 ])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null()),
@@ -278,10 +292,13 @@ fn killed_and_restarted(url: &str, kills: usize, moments: &mut KillMoments) -> V
         stood.push(position(&mut store));
     }
     eprintln!("killed at votes positions {stood:?} of {end}");
+    let from = store.alert_events(ELECTION, 0).unwrap().len() as i64;
     assert!(
         stood.iter().any(|&p| p < end),
         "no kill came before the stage had read the whole ledger: {stood:?}"
     );
+    // The last run's first POST is refused, and must be tried again.
+    hook.refuse_next();
     let mut child = spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -295,8 +312,25 @@ fn killed_and_restarted(url: &str, kills: usize, moments: &mut KillMoments) -> V
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let record = recorded(url);
+    let due: Vec<i64> = (from..record.len() as i64).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !due.iter().all(|n| hook.numbers().contains(n)) {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook did not get changes {due:?} within 30 s: it has {:?}",
+            hook.numbers()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     child.kill();
-    recorded(url)
+    if !due.is_empty() {
+        assert!(
+            hook.refused().is_some(),
+            "the last run's first POST was not refused"
+        );
+    }
+    record
 }
 
 fn scenario(first: &str, second: &str) {
@@ -316,12 +350,172 @@ fn scenario(first: &str, second: &str) {
         reference,
         "what the stage recorded is what it returned"
     );
+    api_serves_the_record(first, reference.len());
+    let hook = Hook::start();
     let mut moments = KillMoments::new("alerts_stage");
-    let survived = killed_and_restarted(second, 6, &mut moments);
+    let survived = killed_and_restarted(second, 6, &mut moments, &hook);
     assert_eq!(
         survived, reference,
         "killed and restarted, the stage recorded other changes than one never interrupted"
     );
+    // Each change POSTed once, as recorded, by the run that recorded it (a
+    // kill between the record and the POST can lose one: the record is what
+    // counts); the last run's, refused at first, all arrived (waited for above).
+    let got = hook.received();
+    let mut numbers = hook.numbers();
+    let sent = numbers.len();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), sent, "a change was delivered twice");
+    for v in &got {
+        let no = v["event_no"].as_u64().unwrap() as usize;
+        let mut body = v.clone();
+        let obj = body.as_object_mut().unwrap();
+        assert_eq!(obj.remove("election_id").unwrap(), ELECTION);
+        obj.remove("event_no");
+        let recorded: serde_json::Value = serde_json::from_str(&reference[no]).unwrap();
+        assert_eq!(
+            body, recorded,
+            "change {no} as POSTed differs from the record"
+        );
+    }
+}
+
+/// The alerts API over the store the stage recorded into.
+fn api_serves_the_record(url: &str, changes: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(url, dir.path(), &["--no-desk", "--no-alerts"]);
+    let path = format!("/api/v1/elections/{ELECTION}/alerts");
+    let all = server.json(&path);
+    let alerts = all["alerts"].as_array().unwrap();
+    let opened = alerts.len();
+    assert!(opened > 0 && opened <= changes, "{all}");
+    assert_eq!(all["total"].as_u64(), Some(opened as u64));
+    let ids: Vec<i64> = alerts.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let ca = server.json(&format!("{path}?state={}", BURST));
+    let ca = ca["alerts"].as_array().unwrap();
+    assert!(!ca.is_empty() && ca.iter().all(|a| a["scope"]["state"] == BURST));
+    let open = server.json(&format!("{path}?status=open"));
+    let open = open["alerts"].as_array().unwrap();
+    assert!(open
+        .iter()
+        .all(|a| a["open"] == true && a["resolved"].is_null()));
+    assert_eq!(open.len() as u64, all["open"].as_u64().unwrap());
+    let swings = server.json(&format!("{path}?kind=share_swing"));
+    assert!(swings["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["kind"] == "share_swing"));
+    let (status, body) = server.get(&format!("{path}?kind=benford"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_kind"), "{body}");
+    let (status, body) = server.get(&format!("{path}?status=maybe"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_status"), "{body}");
+    // The SSE frame carries them too.
+    let frame = server.json(&format!("/api/v1/elections/{ELECTION}/results"));
+    assert!(frame.get("candidates").is_some());
+}
+
+/// A webhook receiver on a free port: answers 200 and keeps the body, or
+/// 503 to one POST when told to.
+struct Hook {
+    url: String,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// 1: refuse the next POST; 2: refused it.
+    refusals: Arc<AtomicUsize>,
+}
+
+impl Hook {
+    fn start() -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let refusals = Arc::new(AtomicUsize::new(0));
+        let (b, r) = (bodies.clone(), refusals.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (b, r) = (b.clone(), r.clone());
+                std::thread::spawn(move || serve_hook(&mut conn, &b, &r));
+            }
+        });
+        Hook {
+            url,
+            bodies,
+            refusals,
+        }
+    }
+
+    fn received(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    fn refuse_next(&self) {
+        self.refusals.store(1, Ordering::SeqCst);
+    }
+
+    fn refused(&self) -> Option<()> {
+        (self.refusals.load(Ordering::SeqCst) == 2).then_some(())
+    }
+
+    fn numbers(&self) -> Vec<i64> {
+        self.received()
+            .iter()
+            .map(|v| v["event_no"].as_i64().unwrap())
+            .collect()
+    }
+}
+
+/// Requests on one connection (keep-alive), until it closes.
+fn serve_hook(
+    conn: &mut TcpStream,
+    bodies: &Mutex<Vec<serde_json::Value>>,
+    refusals: &AtomicUsize,
+) {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        while buf.len() < end + 4 + len {
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body: Vec<u8> = buf[end + 4..end + 4 + len].to_vec();
+        buf.drain(..end + 4 + len);
+        let refuse = refusals
+            .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        let answer: &[u8] = if refuse {
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+        } else {
+            bodies
+                .lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap());
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+        };
+        if conn.write_all(answer).is_err() {
+            return;
+        }
+    }
 }
 
 #[test]

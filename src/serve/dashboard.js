@@ -82,12 +82,56 @@ function render(snap) {
   renderBars(ranked, r.counted, col);
   renderDonut(ranked, r.counted, col);
   renderCandTable(ranked, r.counted, col, led);
-  renderMap(r, col, names);
+  renderMap(r, col, names, alertedStates(snap.alerts));
   renderStates(r, col, names);
   renderTimeline(r, col, names);
   renderDemographics(r, col, names);
   renderRejections(r);
   renderDesk(snap.desk, r, col, names);
+  renderAlerts(snap.alerts);
+}
+
+// The states with an alert open: outlined on the map.
+function alertedStates(a) {
+  return new Set(((a && a.latest) || []).filter((e) => e.open && e.scope && e.scope.state).map((e) => e.scope.state));
+}
+
+const ALERT_NAME = {
+  turnout_over_registration: "Turnout above registration", count_went_backwards: "Count went backwards",
+  unknown_candidate: "Vote for a candidate not on the ballot", outside_polling_hours: "Vote outside polling hours",
+  rate_spike: "Rate spike", rate_shift: "Sustained rate shift", source_concentration: "One source sends too much",
+  share_swing: "Share swing",
+};
+const alertsUi = { key: null };
+
+function alertScope(s) {
+  return [s.state, s.candidate, s.source && `source ${s.source}`, s.metric].filter(Boolean).join(" · ") || "national";
+}
+
+function renderAlerts(a) {
+  if (!a) {
+    // As of a past moment: the feed is the live one's, so it is not shown.
+    $("alerts-count").textContent = "live only: not shown for a past moment";
+    $("alert-feed").replaceChildren();
+    alertsUi.key = null;
+    return;
+  }
+  $("alerts-count").textContent = `${fmt(a.open)} open · ${fmt(a.total)} in all`;
+  const first = a.latest[0];
+  const key = `${a.total}:${a.open}:${a.latest.map((e) => e.id + (e.open ? "o" : "r")).join(",")}`;
+  if (alertsUi.key === key) return;
+  if (alertsUi.key !== null && first) $("alerts-announce").textContent = `Alert: ${ALERT_NAME[first.kind] || first.kind}, ${alertScope(first.scope)}`;
+  alertsUi.key = key;
+  const items = a.latest.map((e) => {
+    const li = el("li", { "data-kind": e.kind, "data-open": String(e.open), "data-alert": e.id });
+    const badge = el("span", { class: `badge alert-${e.open ? e.severity : "resolved"}` }, e.open ? e.severity.toUpperCase() : "RESOLVED");
+    const ev = e.evidence || {};
+    const detail = `observed ${Number(ev.observed).toPrecision(4)} vs expected ${Number(ev.expected).toPrecision(4)} · statistic ${Number(ev.statistic).toFixed(1)} (threshold ${ev.threshold})`;
+    li.append(el("time", { datetime: new Date(e.first_seen).toISOString() }, new Date(e.first_seen).toLocaleTimeString()), badge,
+      el("span", { class: "alert-what" }, `${ALERT_NAME[e.kind] || e.kind}: ${alertScope(e.scope)}`), el("span", { class: "alert-evidence" }, detail));
+    return li;
+  });
+  $("alert-feed").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No alert raised")]));
 }
 
 function syncElections(list) {
@@ -152,15 +196,15 @@ function renderCandTable(ranked, counted, col, led) {
   }));
 }
 
-function renderMap(r, col, names) {
+function renderMap(r, col, names, alerted) {
   const byName = Object.fromEntries(r.states.map((s) => [s.state, s]));
   const S = 58, G = 2;
   $("map").replaceChildren(...TILES.map(([code, name, row, c]) => {
     const s = byName[name], l = s ? leaderOf(s.by_candidate) : { id: null, margin: 0 };
-    const g = el("svg:g", { "data-state": name });
+    const g = el("svg:g", alerted.has(name) ? { "data-state": name, "data-alert": "open" } : { "data-state": name });
     const rect = el("svg:rect", { x: c * (S + G) + 2, y: row * (S + G) + 10, width: S, height: S, rx: 6,
       fill: l.id ? col[l.id] : "var(--track)", "fill-opacity": l.id ? (0.3 + 0.7 * Math.min(1, l.margin * 3)).toFixed(2) : 1 });
-    const tip = el("svg:title", {}, `${name}: ${s ? fmt(s.count) + " votes" : "no votes"}${l.id ? ", " + names[l.id].candidate_name + " leads by " + pct(l.margin) : ""}`);
+    const tip = el("svg:title", {}, `${name}: ${s ? fmt(s.count) + " votes" : "no votes"}${l.id ? ", " + names[l.id].candidate_name + " leads by " + pct(l.margin) : ""}${alerted.has(name) ? " (alert open)" : ""}`);
     g.append(rect, tip, el("svg:text", { x: c * (S + G) + 2 + S / 2, y: row * (S + G) + 10 + S / 2 + 6, "text-anchor": "middle", "font-size": 15, "font-weight": 700 }, code));
     return g;
   }));
@@ -257,7 +301,7 @@ async function scrub() {
       const when = r.as_of.time ? new Date(r.as_of.time).toLocaleTimeString() : "before the first vote";
       $("scrub-at").textContent = `as of vote ${fmt(r.as_of.seq)} of ${fmt(r.as_of.ledger_seq)} · ${when}`;
       // The desk as of then is not rebuilt: hidden rather than shown live.
-      render({ ...(ui.last || { elections: [] }), results: r, desk: null, votes_per_s: 0, lag: 0, generated_at: Date.now() });
+      render({ ...(ui.last || { elections: [] }), results: r, desk: null, alerts: null, votes_per_s: 0, lag: 0, generated_at: Date.now() });
     }
   } catch (e) {
     $("scrub-at").textContent = `cannot go back: ${e.message}`;
