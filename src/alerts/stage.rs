@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 pub use super::record::{AlertChange, Change};
 use super::{AlertConfig, AlertEvent, AlertKind, Observation, Registry, Watch};
 use crate::metric_names::{ALERTS_OPEN, ALERT_CHANGES};
-use crate::model::{now_millis, Millis, Rejection, Vote};
+use crate::model::{now_millis, Millis, Rejection};
 use crate::shutdown::Shutdown;
-use crate::store::{AlertResume, LedgerPosition, Store, StoreError, VoterKey};
+use crate::store::{AlertResume, LedgerEntry, LedgerPosition, Store, StoreError, VoterKey};
 
 /// Votes (and rejections) read per look by default: a look that read this
 /// many looks again at once, so the stage keeps up with the pipeline.
@@ -59,6 +59,11 @@ pub struct AlertStage {
     published: i64,
     sinks: Vec<Box<dyn AlertSink>>,
     read_limit: usize,
+    /// Each voter's state, by voter_no, and the election's number (built
+    /// when the stage starts watching; again if the registry grew).
+    index: Option<StateIndex>,
+    /// When the tallies were last read back.
+    tallies_at: Option<Instant>,
     /// Rejected voters' states, looked up once each (cleared when large).
     voter_states: HashMap<String, Option<Arc<str>>>,
 }
@@ -82,6 +87,8 @@ impl AlertStage {
             published: 0,
             sinks,
             read_limit: READ_LIMIT,
+            index: None,
+            tallies_at: None,
             voter_states: HashMap::new(),
         };
         stage.reload()?;
@@ -122,23 +129,44 @@ impl AlertStage {
     /// Returns the changes recorded, and whether the read was full (look
     /// again at once).
     pub fn step(&mut self, now: Millis) -> Result<(Vec<AlertChange>, bool), StageError> {
-        if self.watch.is_none() {
-            match self.registry()? {
-                Some(reg) => self.watch = Some(Watch::new(self.cfg.clone(), reg)),
-                None => return Ok((Vec::new(), false)),
+        if self.index.is_none() || self.watch.is_none() {
+            let Some((index, reg)) = self.registry()? else {
+                return Ok((Vec::new(), false));
+            };
+            self.index = Some(index);
+            if self.watch.is_none() {
+                self.watch = Some(Watch::new(self.cfg.clone(), reg));
             }
         }
         let from = self.at;
         let limit = self.read_limit;
-        let votes = self.store.votes_after(from.votes, limit)?;
+        let votes = self.store.ledger_after(from.votes, limit)?;
+        let beyond = self.index.as_ref().is_some_and(|i| {
+            votes
+                .iter()
+                .any(|v| v.voter_no as usize >= i.by_voter.len())
+        });
+        if beyond {
+            // Voters registered since the stage started: know their states.
+            self.index = self.registry()?.map(|(i, _)| i);
+        }
         let rejections = self.store.rejections_after(from.rejections, limit)?;
         let full = votes.len() == limit || rejections.len() == limit;
         let states = self.rejected_states(&rejections)?;
-        let tallies = self.tallies()?;
+        // The tallies at most once a second: a look after a full read comes
+        // at once, and the read model is not small.
+        let tallies = match self.tallies_at {
+            Some(t) if t.elapsed() < Duration::from_secs(1) => Vec::new(),
+            _ => {
+                self.tallies_at = Some(Instant::now());
+                self.tallies()?
+            }
+        };
         let watch = self.watch.as_mut().expect("made above");
         let mut feed = Feed {
             watch,
             election_id: &self.election_id,
+            index: self.index.as_ref().expect("made above"),
             at: from,
             changes: Vec::new(),
         };
@@ -208,7 +236,7 @@ impl AlertStage {
     /// What the watch must know of the election, once it is in the store:
     /// the candidates, the polling hours, and the registration per state as
     /// it stands when the watch starts (saved with its state from then on).
-    fn registry(&mut self) -> Result<Option<Registry>, StoreError> {
+    fn registry(&mut self) -> Result<Option<(StateIndex, Registry)>, StoreError> {
         let store = &mut *self.store;
         let Some(e) = store
             .elections()?
@@ -218,17 +246,39 @@ impl AlertStage {
             return Ok(None);
         };
         let mut registered: HashMap<String, u64> = HashMap::new();
-        store.scan_voters(&mut |v: VoterKey<'_>| match registered.get_mut(v.state) {
-            Some(n) => *n += 1,
-            None => {
-                registered.insert(v.state.to_string(), 1);
+        let mut index = StateIndex {
+            election_no: e.no,
+            names: Vec::new(),
+            by_voter: Vec::new(),
+        };
+        let mut numbers: HashMap<String, u16> = HashMap::new();
+        store.scan_voters(&mut |v: VoterKey<'_>| {
+            let no = match numbers.get(v.state) {
+                Some(&no) => no,
+                None => {
+                    let no = index.names.len().min(usize::from(UNKNOWN - 1)) as u16;
+                    index.names.push(Arc::from(v.state));
+                    numbers.insert(v.state.to_string(), no);
+                    no
+                }
+            };
+            let at = v.voter_no.max(0) as usize;
+            if index.by_voter.len() <= at {
+                index.by_voter.resize(at + 1, UNKNOWN);
+            }
+            index.by_voter[at] = no;
+            match registered.get_mut(v.state) {
+                Some(n) => *n += 1,
+                None => {
+                    registered.insert(v.state.to_string(), 1);
+                }
             }
         })?;
         let closes = registered
             .keys()
             .filter_map(|s| Some((s.clone(), e.election.closes_at(s)?)))
             .collect();
-        Ok(Some(Registry {
+        let reg = Registry {
             registered,
             candidates: e
                 .candidates
@@ -237,7 +287,8 @@ impl AlertStage {
                 .collect(),
             opens: e.election.opens_at,
             closes,
-        }))
+        };
+        Ok(Some((index, reg)))
     }
 
     /// The state of each rejected ballot's voter, where the voter is known.
@@ -373,6 +424,7 @@ impl AlertStage {
 struct Feed<'a> {
     watch: &'a mut Watch,
     election_id: &'a str,
+    index: &'a StateIndex,
     at: LedgerPosition,
     changes: Vec<AlertChange>,
 }
@@ -383,7 +435,7 @@ impl Feed<'_> {
     /// not fed now is read again next time, in its place.
     fn merge(
         &mut self,
-        (votes, rejections): (&[Vote], &[(i64, Rejection)]),
+        (votes, rejections): (&[LedgerEntry], &[(i64, Rejection)]),
         states: &[Option<Arc<str>>],
         limit: usize,
     ) {
@@ -410,21 +462,22 @@ impl Feed<'_> {
         }
     }
 
-    fn vote(&mut self, v: &Vote) {
+    fn vote(&mut self, v: &LedgerEntry) {
         self.at.votes = v.seq;
-        if *v.election_id != *self.election_id {
+        if v.election_no != self.index.election_no {
             return;
         }
         let source = "";
+        let state = self.index.state(v.voter_no);
         for o in [
             Observation::Received {
                 at: v.cast_at,
-                state: Some(&*v.state),
+                state: Some(state),
                 source,
             },
             Observation::Accepted {
                 at: v.cast_at,
-                state: &v.state,
+                state,
                 candidate: &v.candidate_id,
                 cast_at: v.cast_at,
             },
@@ -469,6 +522,27 @@ impl Feed<'_> {
                 position: self.at.votes,
             });
         }
+    }
+}
+
+/// A state number meaning "not known".
+const UNKNOWN: u16 = u16::MAX;
+
+/// Each registered voter's state, by voter_no: a few bytes per voter, so the
+/// ledger is read without the voters' profiles.
+struct StateIndex {
+    election_no: i64,
+    names: Vec<Arc<str>>,
+    by_voter: Vec<u16>,
+}
+
+impl StateIndex {
+    fn state(&self, voter_no: i64) -> &str {
+        usize::try_from(voter_no)
+            .ok()
+            .and_then(|i| self.by_voter.get(i))
+            .and_then(|&n| self.names.get(usize::from(n)))
+            .map_or("", |s| s)
     }
 }
 

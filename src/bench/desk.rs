@@ -27,7 +27,7 @@ use hdrhistogram::Histogram;
 use super::http::{Server, TOKEN};
 use super::{bench_config, copy_db, cores, remove_db, render, sqlite_url, Row};
 use crate::generate::{self, DEFAULT_ELECTION_ID};
-use crate::pipeline;
+use crate::pipeline::{self, RunConfig};
 use crate::simulate::Rate;
 use crate::store::{self, VoterKey};
 
@@ -77,20 +77,41 @@ pub fn run(voters: u64, bus: &str, store_url: Option<&str>, dir: &Path) -> anyho
 
 /// Two alternating pairs of full-speed runs, without and with the desk.
 fn cost(voters: u64, dir: &Path) -> anyhow::Result<Vec<Row>> {
-    let registry = dir.join("desk-registry.db");
+    Ok(vec![stage_cost(voters, dir, "the desk", 2, |cfg| {
+        cfg.desk = true
+    })?])
+}
+
+/// `pairs` alternating pairs of full-speed embedded runs (off, on, on,
+/// off, …) without and with a stage `enable` turns on; one row with both
+/// rates and their ratio.
+pub(crate) fn stage_cost(
+    voters: u64,
+    dir: &Path,
+    stage: &str,
+    pairs: usize,
+    enable: fn(&mut RunConfig),
+) -> anyhow::Result<Row> {
+    let registry = dir.join("stage-registry.db");
     remove_db(&registry);
     let mut st = store::open(&sqlite_url(&registry))?;
     generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, false)?;
     drop(st);
     let mut rates: BTreeMap<bool, Vec<f64>> = BTreeMap::new();
-    for with_desk in [false, true, true, false] {
-        let db = dir.join("desk-e2e.db");
+    let order = [false, true, true, false]
+        .into_iter()
+        .cycle()
+        .take(2 * pairs);
+    for with in order {
+        let db = dir.join("stage-e2e.db");
         copy_db(&registry, &db)?;
         let mut cfg = bench_config(&sqlite_url(&db), voters, Rate::Max, false)?;
-        cfg.desk = with_desk;
+        if with {
+            enable(&mut cfg);
+        }
         let s = pipeline::run(cfg)?;
         rates
-            .entry(with_desk)
+            .entry(with)
             .or_default()
             .push(s.results.accepted as f64 / s.elapsed.as_secs_f64());
         remove_db(&db);
@@ -98,8 +119,8 @@ fn cost(voters: u64, dir: &Path) -> anyhow::Result<Vec<Row>> {
     remove_db(&registry);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (off, on) = (mean(&rates[&false]), mean(&rates[&true]));
-    Ok(vec![Row {
-        what: format!("end to end, {voters}-voter registry, rate max, with the desk"),
+    Ok(Row {
+        what: format!("end to end, {voters}-voter registry, rate max, with {stage}"),
         figure: format!("{:.0} votes/s", on),
         note: format!(
             "without: {:.0} votes/s; with/without = {:.1}% (runs {:?} / {:?}, alternated)",
@@ -108,7 +129,7 @@ fn cost(voters: u64, dir: &Path) -> anyhow::Result<Vec<Row>> {
             rates[&true].iter().map(|r| r.round()).collect::<Vec<_>>(),
             rates[&false].iter().map(|r| r.round()).collect::<Vec<_>>()
         ),
-    }])
+    })
 }
 
 /// Per state, the time to the first frame that shows it called, and to the

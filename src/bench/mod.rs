@@ -7,6 +7,7 @@
 //! of that ceiling is visible. [`postgres`] is the same for a PostgreSQL
 //! store (`votestream bench --store postgres://…`).
 
+pub mod alerts;
 pub mod at;
 pub mod desk;
 pub mod http;

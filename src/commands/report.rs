@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// given: `--bus kafka://… --store postgres://…` for the Kafka shape).
     #[arg(long, env = "VOTESTREAM_BENCH_DESK")]
     desk: bool,
+    /// Measure the alerts stage instead: its cost to the embedded pipeline
+    /// (alternated runs with and without it) and its own reading rate.
+    #[arg(long, env = "VOTESTREAM_BENCH_ALERTS")]
+    alerts: bool,
     #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
     http: bool,
     /// Measure results as of a moment instead, on the existing store
@@ -150,6 +154,8 @@ pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
         .filter(|u| *u.kind() == StoreKind::Postgres);
     let report = if let (true, Some(url)) = (a.time_travel, &a.store) {
         votestream::bench::at::run(url, &a.election, a.queries)?
+    } else if a.alerts {
+        votestream::bench::alerts::run(a.voters, &a.dir)?
     } else if a.desk {
         votestream::bench::desk::run(a.voters, &a.bus, a.store.as_deref(), &a.dir)?
     } else if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {

@@ -226,6 +226,10 @@ pub trait Store: Send {
     fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)>;
     /// Accepted votes with `seq > after`, in seq order, at most `limit`.
     fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError>;
+    /// The votes ledger alone, without the voters' profiles: entries with
+    /// `seq > after`, in seq order, at most `limit` (what the alerts stage
+    /// reads; it knows each voter's state already).
+    fn ledger_after(&mut self, after: i64, limit: usize) -> Result<Vec<LedgerEntry>, StoreError>;
     /// Recorded rejections with `id > after` (their order of recording), at
     /// most `limit`, each with its id: what a replay re-drives beside the votes.
     fn rejections_after(
@@ -328,6 +332,16 @@ pub struct DeskLog {
     /// The desk's events in order (their number is their index), as JSON
     /// the store does not read.
     pub events: Vec<String>,
+}
+
+/// One accepted vote as the ledger holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub election_no: i64,
+    pub voter_no: i64,
+    pub candidate_id: std::sync::Arc<str>,
+    pub cast_at: Millis,
 }
 
 /// A place in the ledger: the votes up to a seq and the rejections up to an

@@ -12,7 +12,7 @@ use super::PgStore;
 use crate::model::{format_voting_time, AgeBand, Gender, Vote, Voter};
 use crate::results::{DemographicTally, MinuteTally, Results};
 use crate::store::util::{voter_columns, Interner};
-use crate::store::{Store, StoreError, VoterKey};
+use crate::store::{LedgerEntry, Store, StoreError, VoterKey};
 use crate::tally::{Tallies, TallyKey};
 
 pub(super) fn age_of(years: i32) -> u32 {
@@ -101,6 +101,32 @@ pub(super) fn load_offsets(
             &[&engine, &topic],
         )? {
             out.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        Ok(out)
+    })
+}
+
+pub(super) fn ledger_after(
+    store: &mut PgStore,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    store.with(|c| {
+        let rows = c.query(
+            "SELECT seq, election_no, voter_no, candidate_id, cast_at FROM votes
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&after, &(limit.min(i64::MAX as usize) as i64)],
+        )?;
+        let mut names = Interner::default();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(LedgerEntry {
+                seq: r.try_get(0)?,
+                election_no: r.try_get(1)?,
+                voter_no: r.try_get(2)?,
+                candidate_id: names.get(r.try_get(3)?),
+                cast_at: r.try_get(4)?,
+            });
         }
         Ok(out)
     })

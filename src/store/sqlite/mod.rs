@@ -21,7 +21,7 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, OffsetMove, Recorded, Store,
     StoreError, VoterKey,
 };
-use super::{AlertResume, DeskLog, LedgerPosition, Seal};
+use super::{AlertResume, DeskLog, LedgerEntry, LedgerPosition, Seal};
 use crate::model::{Candidate, Election, Millis, Vote, Voter};
 use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
@@ -339,6 +339,10 @@ impl Store for SqliteStore {
 
     fn results(&mut self, election_id: &str, engine: &str) -> Result<Results, StoreError> {
         read::results(self, election_id, engine)
+    }
+
+    fn ledger_after(&mut self, after: i64, limit: usize) -> Result<Vec<LedgerEntry>, StoreError> {
+        read::ledger_after(self, after, limit)
     }
 
     fn rejections_after(

@@ -10,7 +10,7 @@ use super::SqliteStore;
 use crate::model::{format_voting_time, AgeBand, Gender, Vote, Voter};
 use crate::results::{DemographicTally, MinuteTally, Results};
 use crate::store::util::{voter_columns, Interner};
-use crate::store::{Store, StoreError, VoterKey};
+use crate::store::{LedgerEntry, Store, StoreError, VoterKey};
 use crate::tally::{Tallies, TallyKey};
 
 /// A voter from [`voter_columns`] starting at column `at`.
@@ -89,6 +89,30 @@ pub(super) fn load_offsets(
     )?;
     let rows = stmt.query_map([engine, topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn ledger_after(
+    store: &mut SqliteStore,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    let mut stmt = store.conn.prepare_cached(
+        "SELECT seq, election_no, voter_no, candidate_id, cast_at FROM votes
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
+    let mut names = Interner::default();
+    let mut out = Vec::with_capacity(limit.min(100_000));
+    while let Some(r) = rows.next()? {
+        out.push(LedgerEntry {
+            seq: r.get(0)?,
+            election_no: r.get(1)?,
+            voter_no: r.get(2)?,
+            candidate_id: names.get(r.get_ref(3)?.as_str()?),
+            cast_at: r.get(4)?,
+        });
+    }
+    Ok(out)
 }
 
 pub(super) fn votes_after(
