@@ -383,6 +383,13 @@ mod tests {
         ) -> Result<crate::results::Results, StoreError> {
             self.inner.results(election_id, engine)
         }
+        fn ledger_after(
+            &mut self,
+            after: i64,
+            limit: usize,
+        ) -> Result<Vec<crate::store::LedgerEntry>, StoreError> {
+            self.inner.ledger_after(after, limit)
+        }
         fn rejections_after(
             &mut self,
             after: i64,
