@@ -1,4 +1,4 @@
-//! Needs: PostgreSQL.
+//! Needs: PostgreSQL, Kafka.
 //!
 //! The alerts stage on a night written into the store's ledger, on SQLite
 //! and on PostgreSQL. The night: 60 ballots a second for 8 minutes across
@@ -11,6 +11,8 @@
 //! that was never interrupted records: none lost, none twice, each one
 //! also POSTed to a webhook (which refuses the first try with a 503) once.
 //! The API serves the recorded alerts, filtered by state, kind and status.
+//! In the Kafka shape each recorded change is on the `alerts` topic once,
+//! in order, across SIGKILLs.
 
 mod support;
 
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{command, ChildGuard, KillMoments, Server, TempDb, ELECTION};
+use support::{command, ChildGuard, KafkaTest, KillMoments, Server, TempDb, ELECTION};
 use votestream::alerts::stage::{AlertChange, AlertStage, Change};
 use votestream::alerts::{AlertConfig, AlertKind};
 use votestream::bus::Inbound;
@@ -242,6 +244,7 @@ fn killed_and_restarted(
     kills: usize,
     moments: &mut KillMoments,
     hook: &Hook,
+    bus: &str,
 ) -> Vec<String> {
     let spawn = || {
         ChildGuard::spawn(
@@ -257,6 +260,8 @@ fn killed_and_restarted(
                     "300",
                     "--alert-webhook",
                     &hook.url,
+                    "--bus",
+                    bus,
                 ])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null()),
@@ -276,15 +281,17 @@ fn killed_and_restarted(
             .unwrap()
             .map_or(0, |r| r.at.votes)
     };
-    for _ in 0..kills {
+    for i in 0..kills {
         let before = position(&mut store);
         if before == end {
             break;
         }
         let mut child = spawn();
-        // Once it has saved a look of its own, at a moment among the next ones.
+        // Once it has saved a look of its own past its share of the night
+        // (the kills spread over the ledger), at a moment among the next ones.
+        let due = (end * (i as i64 + 1) / (kills as i64 + 1)).max(before + 1);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while position(&mut store) == before && Instant::now() < deadline {
+        while position(&mut store) < due && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(moments.between(0, 60)));
@@ -353,7 +360,7 @@ fn scenario(first: &str, second: &str) {
     api_serves_the_record(first, reference.len());
     let hook = Hook::start();
     let mut moments = KillMoments::new("alerts_stage");
-    let survived = killed_and_restarted(second, 6, &mut moments, &hook);
+    let survived = killed_and_restarted(second, 6, &mut moments, &hook, "memory");
     assert_eq!(
         survived, reference,
         "killed and restarted, the stage recorded other changes than one never interrupted"
@@ -529,4 +536,50 @@ fn alerts_on_sqlite_find_the_anomalies_and_survive_sigkill() {
 fn alerts_on_postgres_find_the_anomalies_and_survive_sigkill() {
     let (a, b) = (TempDb::new(), TempDb::new());
     scenario(&a.url, &b.url);
+}
+
+#[test]
+fn the_alerts_topic_carries_each_change_once_across_sigkills() {
+    let kt = KafkaTest::new(1);
+    let start = record_night(
+        &mut *StoreUrl::parse(&kt.db.url).unwrap().open().unwrap(),
+        None,
+    );
+    let hook = Hook::start();
+    let mut moments = KillMoments::new("alerts_topic");
+    let recorded = killed_and_restarted(&kt.db.url, 3, &mut moments, &hook, &kt.bus);
+    let changes: Vec<AlertChange> = recorded
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    night_alerts_are_right(&changes, start);
+    let mut on_topic = Vec::new();
+    support::wait::until(
+        Duration::from_secs(30),
+        "the alerts topic to catch up",
+        || {
+            on_topic = kt
+                .read_topic("alerts")
+                .into_iter()
+                .map(|(key, payload)| {
+                    assert_eq!(key.as_deref(), Some(ELECTION));
+                    serde_json::from_slice::<serde_json::Value>(&payload).unwrap()
+                })
+                .collect();
+            on_topic.len() >= recorded.len()
+        },
+    );
+    assert_eq!(
+        on_topic.len(),
+        recorded.len(),
+        "no change twice on the topic"
+    );
+    for (no, (m, body)) in on_topic.iter().zip(&recorded).enumerate() {
+        let mut m = m.clone();
+        let obj = m.as_object_mut().unwrap();
+        assert_eq!(obj.remove("event_no").unwrap(), no as i64);
+        assert_eq!(obj.remove("election_id").unwrap(), ELECTION);
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(m, body, "change {no} on the topic differs from the record");
+    }
 }
