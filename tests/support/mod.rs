@@ -13,6 +13,7 @@
 //! - [`kafka`]: a topic prefix per test on a real broker
 //!   (VOTESTREAM_TEST_KAFKA), the stages as child processes;
 //! - [`night`]: an election night over HTTP (a poll schedule, ballots);
+//! - [`alert_night`]: a night with anomalies written into a store's ledger;
 //! - [`results`]: numbers from summaries and results JSON.
 //!
 //! A test that needs a service it cannot reach fails and says how to start
@@ -20,6 +21,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod alert_night;
 pub mod browser;
 pub mod http;
 pub mod kafka;
