@@ -118,8 +118,9 @@ pub struct Watch {
     /// When what is being judged was complete: the observation's time for
     /// an invariant, the bucket's end for the detectors that close it.
     seen_at: Millis,
-    #[serde(with = "pairs")]
-    counts: HashMap<RateKey, u64>,
+    /// This bucket's counts, by metric then state (looked up by `&str`: no
+    /// allocation per observation once a key is known).
+    counts: HashMap<String, HashMap<String, u64>>,
     #[serde(with = "pairs")]
     rates: BTreeMap<RateKey, RateWatch>,
     sources: SourceWindow,
@@ -197,12 +198,7 @@ impl Watch {
                 ..
             } => {
                 self.count("accepted", state);
-                *self
-                    .votes
-                    .entry(state.to_string())
-                    .or_default()
-                    .entry(candidate.to_string())
-                    .or_default() += 1;
+                bump(&mut self.votes, state, candidate);
                 self.check_vote(state, candidate, cast_at, &mut out);
             }
             Observation::Rejected { state, reason, .. } => {
@@ -246,10 +242,7 @@ impl Watch {
     }
 
     fn count(&mut self, metric: &str, state: &str) {
-        *self
-            .counts
-            .entry((metric.to_string(), state.to_string()))
-            .or_default() += 1;
+        bump(&mut self.counts, metric, state);
     }
 
     /// Moves stream time on, closing every bucket it passes.
@@ -292,7 +285,10 @@ impl Watch {
                 out,
             );
         }
-        let n = self.counted.entry(state.to_string()).or_default();
+        let n = match self.counted.get_mut(state) {
+            Some(n) => n,
+            None => self.counted.entry(state.to_string()).or_default(),
+        };
         *n += 1;
         let (n, r) = (*n, self.reg.registered.get(state).copied().unwrap_or(0));
         if n > r {
@@ -312,7 +308,14 @@ impl Watch {
     }
 
     fn close_bucket(&mut self, out: &mut Vec<AlertEvent>) {
-        let counts = std::mem::take(&mut self.counts);
+        let counts: HashMap<RateKey, u64> = std::mem::take(&mut self.counts)
+            .into_iter()
+            .flat_map(|(metric, by_state)| {
+                by_state
+                    .into_iter()
+                    .map(move |(state, n)| ((metric.clone(), state), n))
+            })
+            .collect();
         for key in counts.keys() {
             self.rates.entry(key.clone()).or_default();
         }
@@ -450,6 +453,20 @@ impl Watch {
         };
         self.open.insert(key, (alert.clone(), 0));
         out.push(AlertEvent::Opened(alert));
+    }
+}
+
+/// Adds one to `map[a][b]`, allocating the keys only the first time.
+fn bump(map: &mut HashMap<String, HashMap<String, u64>>, a: &str, b: &str) {
+    let inner = match map.get_mut(a) {
+        Some(m) => m,
+        None => map.entry(a.to_string()).or_default(),
+    };
+    match inner.get_mut(b) {
+        Some(n) => *n += 1,
+        None => {
+            inner.insert(b.to_string(), 1);
+        }
     }
 }
 
