@@ -25,6 +25,8 @@ use crate::store::{AlertResume, LedgerEntry, LedgerPosition, Store, StoreError, 
 /// Votes (and rejections) read per look by default: a look that read this
 /// many looks again at once, so the stage keeps up with the pipeline.
 pub const READ_LIMIT: usize = 20_000;
+/// How long a stopping stage goes on reading what the ledger still holds.
+pub const DRAIN_FOR: Duration = Duration::from_secs(5);
 /// How far behind the clock stream time may be for the clock to move it.
 const LIVE_WITHIN_MS: Millis = 60_000;
 
@@ -403,7 +405,9 @@ impl AlertStage {
         self.sinks.push(sink);
     }
 
-    /// Runs until shutdown, one look every `every` (at once after a full read).
+    /// Runs until shutdown, one look every `every` (at once after a full
+    /// read); then reads what the ledger still holds, for at most
+    /// [`DRAIN_FOR`], so a run that ends records its last alerts.
     pub fn run(mut self, every: Duration, shutdown: &Shutdown) {
         while !shutdown.is_requested() {
             let next = Instant::now() + every;
@@ -415,6 +419,17 @@ impl AlertStage {
             while !shutdown.is_requested() && Instant::now() < next {
                 let left = next.saturating_duration_since(Instant::now());
                 std::thread::sleep(left.min(Duration::from_millis(10)));
+            }
+        }
+        let deadline = Instant::now() + DRAIN_FOR;
+        while Instant::now() < deadline {
+            match self.step(now_millis()) {
+                Ok((_, true)) => {}
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerts: stopping with the ledger not all read");
+                    return;
+                }
             }
         }
     }
