@@ -9,7 +9,6 @@ use crate::alerts::AlertConfig;
 use crate::bus::kafka::calls::EventTopic;
 use crate::bus::kafka::{KafkaBus, Topic};
 use crate::bus::BusKind;
-use crate::shutdown::Shutdown;
 use crate::store::StoreUrl;
 
 use super::webhook::{Webhook, WebhookUrl};
@@ -51,21 +50,14 @@ pub fn alert_stage(o: &AlertOptions<'_>) -> anyhow::Result<AlertStage> {
 
 /// `votestream alerts`: the stage alone, until Ctrl-C.
 pub fn run_alerts(o: &AlertOptions<'_>) -> anyhow::Result<()> {
-    let shutdown = Shutdown::default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    shutdown.listen(rt.handle());
     let stage = alert_stage(o)?;
     eprintln!(
         "alerts: election {}, from the votes ledger, every {} ms (Ctrl-C to stop)",
         o.election_id,
         ALERTS_EVERY.as_millis()
     );
-    rt.block_on(async {
-        tokio::task::spawn_blocking(move || stage.run(ALERTS_EVERY, &shutdown))
-            .await
-            .map_err(|e| anyhow::anyhow!("the alerts stage panicked: {e}"))
+    super::desk::until_ctrl_c("the alerts stage", move |shutdown| {
+        stage.run(ALERTS_EVERY, shutdown)
     })
 }
 

@@ -44,11 +44,6 @@ pub fn desk_stage(o: &DeskOptions<'_>) -> anyhow::Result<DeskStage> {
 
 /// `votestream desk`: the desk alone, until Ctrl-C.
 pub fn run_desk(o: &DeskOptions<'_>) -> anyhow::Result<()> {
-    let shutdown = Shutdown::default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    shutdown.listen(rt.handle());
     let stage = desk_stage(o)?;
     eprintln!(
         "race desk: election {} on the {} engine's results, every {} ms (Ctrl-C to stop)",
@@ -56,11 +51,24 @@ pub fn run_desk(o: &DeskOptions<'_>) -> anyhow::Result<()> {
         o.engine,
         DESK_EVERY.as_millis()
     );
-    // The signal listener lives on the runtime; the desk on this thread.
+    until_ctrl_c("the desk", move |shutdown| stage.run(DESK_EVERY, shutdown))
+}
+
+/// Runs a stage on a thread of its own until Ctrl-C (or its own end).
+pub(super) fn until_ctrl_c(
+    what: &str,
+    stage: impl FnOnce(&Shutdown) + Send + 'static,
+) -> anyhow::Result<()> {
+    let shutdown = Shutdown::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    shutdown.listen(rt.handle());
+    // The signal listener lives on the runtime; the stage on its thread.
     rt.block_on(async {
-        tokio::task::spawn_blocking(move || stage.run(DESK_EVERY, &shutdown))
+        tokio::task::spawn_blocking(move || stage(&shutdown))
             .await
-            .map_err(|e| anyhow::anyhow!("the desk panicked: {e}"))
+            .map_err(|e| anyhow::anyhow!("{what} panicked: {e}"))
     })
 }
 
