@@ -1,4 +1,5 @@
-//! `replay`: a recorded night played again into a store of its own.
+//! `replay`: a recorded night played again into a store of its own, and
+//! `compare`: whether it ended as the original did.
 
 use std::process::ExitCode;
 
@@ -6,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use votestream::model::{parse_time, Millis};
 use votestream::pipeline::allowance_ms;
-use votestream::replay::{self, ReplayConfig, Speed};
+use votestream::replay::{self, Comparison, ReplayConfig, Speed};
 use votestream::store::StoreUrl;
 
 #[derive(Args)]
@@ -50,7 +51,7 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let r = replay::run(&cfg, &shutdown)?;
     println!(
         "replayed {} ballots into {} in {:.1} s ({:.0} ballots/s): {} accepted, {} rejected, \
-         {} already recorded there (skipped); {} voters copied",
+         {} already recorded there (skipped); {} voters copied; {} race desk events",
         r.ballots,
         cfg.into.as_str(),
         r.seconds,
@@ -58,7 +59,40 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         r.accepted,
         r.rejected,
         r.replays,
-        r.voters_copied
+        r.voters_copied,
+        r.desk_events
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// One store (opened read-only): the original night, say.
+    first: String,
+    /// The other store (opened read-only): its replay.
+    second: String,
+}
+
+pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    let open = |url: &str| {
+        votestream::store::open_read_only(url).with_context(|| format!("opening {url} read-only"))
+    };
+    let (mut first, mut second) = (open(&a.first)?, open(&a.second)?);
+    match replay::compare(&mut *first, &mut *second)? {
+        Comparison::Same {
+            elections,
+            accepted,
+            desk_events,
+        } => {
+            println!(
+                "the same night: {elections} election(s), {accepted} votes, the same results, \
+                 seals and {desk_events} race desk events in the same order"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Comparison::Differ(d) => {
+            println!("first difference: {d}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

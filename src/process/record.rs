@@ -419,6 +419,20 @@ mod tests {
         ) -> Result<(), StoreError> {
             self.inner.append_desk(election_id, next, events)
         }
+        fn record_look(
+            &mut self,
+            election_id: &str,
+            look: &crate::store::DeskLook,
+            events: &[String],
+        ) -> Result<(), StoreError> {
+            self.inner.record_look(election_id, look, events)
+        }
+        fn desk_looks(
+            &mut self,
+            election_id: &str,
+        ) -> Result<Vec<crate::store::DeskLook>, StoreError> {
+            self.inner.desk_looks(election_id)
+        }
     }
 
     fn busy() -> StoreError {

@@ -15,17 +15,24 @@
 //!   reasons rest on what a replay cannot bring back: the processor's clock
 //!   at the time (`cast_in_future`), a body kept only to its first 4 KiB
 //!   (`too_large`), a seal of the race desk (`polls_closed`).
+//! - The race desk takes the original desk's recorded looks again
+//!   ([`desk`]), so its seals and events are the original's, in order.
 //! - Replaying again into the same target is idempotent: every ballot id is
 //!   already recorded there with the same content, so the store's ballot-id
-//!   rules skip it as a replay and nothing is counted twice.
+//!   rules skip it as a replay and nothing is counted twice, and the desk
+//!   takes no look the target has taken.
 
+mod compare;
+mod desk;
 mod recording;
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::Instant;
 
 use anyhow::Context;
 
+pub use compare::{compare, Comparison};
 pub use recording::Speed;
 
 use crate::aggregate::engine::{Engine, Feed};
@@ -60,6 +67,8 @@ pub struct Replayed {
     pub rejected: u64,
     /// Ballots the target had already recorded (an earlier replay).
     pub replays: u64,
+    /// Events the race desk recorded, looking again where the original's did.
+    pub desk_events: u64,
     pub voters_copied: u64,
     pub seconds: f64,
 }
@@ -83,6 +92,12 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         .open()
         .with_context(|| format!("opening {}", cfg.into.as_str()))?;
     let voters_copied = copy_registry(&mut *source, &mut *target)?;
+    // From the night's start only: a desk shown part of the night would
+    // decide other things.
+    let looks = match cfg.from_time {
+        None => desk::looks(&mut *source, &mut *target, cfg.until)?,
+        Some(_) => Vec::new(),
+    };
     let processor = Processor::new(Registry::load(&mut *target)?);
     let mut engine = Engine::open(cfg.into.open()?, cfg.allowance_ms)?;
     let recording = recording::Recording::new(source);
@@ -90,8 +105,11 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
     let stats = Stats::default();
     let (vote_tx, vote_rx) = memory::votes();
     let started = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
+    let recorded = AtomicBool::new(false);
+    let desk_events = std::thread::scope(|s| -> anyhow::Result<u64> {
         let counting = s.spawn(|| engine.run(Feed::Bus(Box::new(vote_rx)), &stats, shutdown));
+        let desking =
+            s.spawn(|| desk::run(looks, &cfg.into, cfg.allowance_ms, &recorded, shutdown));
         let processed = process::run(
             &processor,
             &mut *target,
@@ -101,17 +119,23 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
             shutdown,
         );
         drop(vote_tx); // ends the engine's feed
+        recorded.store(true, Release);
         let counted = counting
             .join()
             .map_err(|_| anyhow::anyhow!("the aggregator panicked"))?;
+        let desked = desking
+            .join()
+            .map_err(|_| anyhow::anyhow!("the race desk panicked"))?;
         processed?;
-        Ok(counted?)
+        counted?;
+        desked
     })?;
     Ok(Replayed {
         ballots: stats.consumed.load(Relaxed),
         accepted: stats.accepted.load(Relaxed),
         rejected: stats.rejected.load(Relaxed),
         replays: stats.replays.load(Relaxed),
+        desk_events,
         voters_copied,
         seconds: started.elapsed().as_secs_f64(),
     })

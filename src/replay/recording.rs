@@ -44,6 +44,9 @@ impl Speed {
 /// One ballot of the recording, due at `at` (recording time, ms).
 struct Entry {
     at: Millis,
+    /// A vote's (election_no, voter_no), the order a store numbers a
+    /// batch's votes in.
+    key: Option<(i64, i64)>,
     inbound: Inbound,
 }
 
@@ -105,6 +108,7 @@ impl Recording {
             let Some(v) = self.votes.pop_front() else {
                 return Ok(None);
             };
+            let key = Some((v.election_no, v.voter_no));
             self.clock = self.clock.max(Some(v.cast_at));
             // As raw bytes, so it is parsed and validated again.
             let ballot = Ballot {
@@ -117,11 +121,13 @@ impl Recording {
             let raw = crate::edge::ballot_json(&ballot).into_bytes();
             return Ok(Some(Entry {
                 at: self.clock.unwrap_or(v.cast_at),
+                key,
                 inbound: Inbound::raw(raw),
             }));
         }
         Ok(self.rejections.pop_front().map(|r| Entry {
             at: r.received_at,
+            key: None,
             // Decided as it was: see the module `replay` for why.
             inbound: Inbound::rejected(r),
         }))
@@ -187,19 +193,29 @@ impl BallotSource for Paced {
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Option<Vec<Inbound>>, BusError> {
         let deadline = Instant::now() + wait;
         let mut out = Vec::new();
+        let mut last = None;
         while out.len() < max {
-            let at = match self
+            let (at, key) = match self
                 .peek()
                 .map_err(|e| BusError::Io(std::io::Error::other(e)))?
             {
-                Some(e) => e.at,
+                Some(e) => (e.at, e.key),
                 None if out.is_empty() => return Ok(None),
                 None => break,
             };
+            // A store numbers a batch's votes in (election, voter) order, so
+            // a vote numbered after one that sorts above it came in a later
+            // batch: it starts one here too, and the ledger keeps the
+            // original's order (its windows, its lateness, what the race
+            // desk was shown at each position).
+            if key.is_some() && key <= last {
+                break;
+            }
             let due = self.due(at);
             let now = Instant::now();
             if due <= now {
                 if let Some(e) = self.waiting.take() {
+                    last = last.max(e.key);
                     out.push(e.inbound);
                 }
                 continue;

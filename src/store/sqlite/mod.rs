@@ -20,7 +20,7 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, OffsetMove, Recorded, Store,
     StoreError, VoterKey,
 };
-use super::{DeskLog, Seal};
+use super::{DeskLog, DeskLook, Seal};
 use crate::model::{Candidate, Election, Millis, Vote, Voter};
 use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
@@ -376,5 +376,18 @@ impl Store for SqliteStore {
         events: &[String],
     ) -> Result<(), StoreError> {
         desk::append_desk(self, election_id, next, events)
+    }
+
+    fn record_look(
+        &mut self,
+        election_id: &str,
+        look: &DeskLook,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        desk::record_look(self, election_id, look, events)
+    }
+
+    fn desk_looks(&mut self, election_id: &str) -> Result<Vec<DeskLook>, StoreError> {
+        desk::desk_looks(self, election_id)
     }
 }
