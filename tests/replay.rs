@@ -15,8 +15,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 use support::{votestream, votestream_ok, Raw, TempDb, TestStore};
 
@@ -62,70 +60,6 @@ fn replay(from: &str, into: &str, extra: &[&str]) -> String {
     ];
     args.extend(extra);
     String::from_utf8(votestream_ok(&args).stdout).unwrap()
-}
-
-/// Every table of a store, each as a digest of all its rows.
-fn checksums(raw: &Raw) -> BTreeMap<String, String> {
-    match raw {
-        Raw::Sqlite(path) => {
-            let db = support::open_ro(path).unwrap();
-            let tables: Vec<String> = db
-                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            tables
-                .into_iter()
-                .map(|t| {
-                    let sql = format!("SELECT * FROM \"{t}\" ORDER BY 1, 2");
-                    let mut stmt = db.prepare(&sql).unwrap();
-                    let n = stmt.column_count();
-                    let mut rows = stmt.query([]).unwrap();
-                    let mut text = String::new();
-                    while let Some(r) = rows.next().unwrap() {
-                        for i in 0..n {
-                            text.push_str(&format!("{:?}|", r.get_ref(i).unwrap()));
-                        }
-                        text.push('\n');
-                    }
-                    (
-                        t,
-                        format!("{} rows, {:x}", text.lines().count(), fnv(&text)),
-                    )
-                })
-                .collect()
-        }
-        Raw::Postgres(url) => {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-            let tables: Vec<String> = c
-                .query(
-                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
-                    &[],
-                )
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            tables
-                .into_iter()
-                .map(|t| {
-                    let sql = format!(
-                        "SELECT COUNT(*)::text || ' rows, ' || COALESCE(md5(string_agg(x::text, '|' \
-                         ORDER BY x::text)), '') FROM \"{t}\" x"
-                    );
-                    (t, c.query_one(&sql, &[]).unwrap().get(0))
-                })
-                .collect()
-        }
-    }
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
 }
 
 /// The parts of two results that a replay until a moment must share with
@@ -178,7 +112,7 @@ fn raw_of(url: &str) -> Raw {
 /// The whole check, on one backend; `target(i)` makes the i-th new store.
 fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
     record_night(original);
-    let before = checksums(&raw);
+    let before = raw.checksums();
     let want = results(original, &[]);
     let v: Value = serde_json::from_str(&want).unwrap();
     assert!(v["rejected"].as_i64().unwrap() > 0 && v["late_votes"].as_i64().unwrap() >= 0);
@@ -276,7 +210,7 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
         Some(2),
         "a replay into its own source is refused"
     );
-    assert_eq!(checksums(&raw), before, "the original store changed");
+    assert_eq!(raw.checksums(), before, "the original store changed");
 }
 
 #[test]

@@ -5,16 +5,22 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use votestream::bus::kafka::KafkaBus;
 use votestream::model::{parse_time, Millis};
 use votestream::pipeline::allowance_ms;
-use votestream::replay::{self, Comparison, ReplayConfig, Speed};
+use votestream::replay::{self, Comparison, ReplayConfig, ReplayFrom, Speed};
 use votestream::store::StoreUrl;
 
 #[derive(Args)]
 pub struct ReplayArgs {
-    /// The store the night was recorded in (opened read-only).
+    /// The store the night was recorded in (opened read-only), or a Kafka
+    /// bus (`kafka://HOST:PORT[?prefix=P]`) whose `ballots` topic is read.
     #[arg(long, env = "VOTESTREAM_REPLAY_FROM")]
     from: String,
+    /// With `--from kafka://…`: the store to copy the registry from (opened
+    /// read-only); without it, the target must hold the registry already.
+    #[arg(long, env = "VOTESTREAM_REPLAY_REGISTRY")]
+    registry: Option<String>,
     /// A store of the replay's own: a new SQLite file or PostgreSQL database
     /// (never the one replayed from). Replaying into it again changes nothing.
     #[arg(long, env = "VOTESTREAM_REPLAY_INTO")]
@@ -40,7 +46,17 @@ fn time(s: &str) -> Result<Millis, String> {
 
 pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let cfg = ReplayConfig {
-        from: StoreUrl::parse(&a.from).context("--from")?,
+        from: if a.from.starts_with("kafka://") {
+            ReplayFrom::Topic(KafkaBus::parse(&a.from).context("--from")?)
+        } else {
+            ReplayFrom::Store(StoreUrl::parse(&a.from).context("--from")?)
+        },
+        registry: a
+            .registry
+            .as_deref()
+            .map(StoreUrl::parse)
+            .transpose()
+            .context("--registry")?,
         into: StoreUrl::parse(&a.into).context("--into")?,
         speed: a.speed,
         from_time: a.from_time,

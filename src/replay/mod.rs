@@ -25,6 +25,7 @@
 mod compare;
 mod desk;
 mod recording;
+mod topic;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, Release};
@@ -36,6 +37,7 @@ pub use compare::{compare, Comparison};
 pub use recording::Speed;
 
 use crate::aggregate::engine::{Engine, Feed};
+use crate::bus::kafka::KafkaBus;
 use crate::bus::memory;
 use crate::model::Millis;
 use crate::process::{self, Processor, Registry};
@@ -46,8 +48,19 @@ use crate::store::{Store, StoreKind, StoreUrl};
 /// Voters copied to the target per transaction.
 const VOTER_CHUNK: usize = 10_000;
 
+/// What a replay reads the night from.
+pub enum ReplayFrom {
+    /// A store, opened read-only: its votes and rejections.
+    Store(StoreUrl),
+    /// A Kafka bus's `ballots` topic (`topic`), the ballots as cast.
+    Topic(KafkaBus),
+}
+
 pub struct ReplayConfig {
-    pub from: StoreUrl,
+    pub from: ReplayFrom,
+    /// Where the registry is copied from when the night comes from a topic
+    /// (opened read-only); none: the target holds it already.
+    pub registry: Option<StoreUrl>,
     pub into: StoreUrl,
     pub speed: Speed,
     /// Only ballots received at or after this moment (recording time, ms).
@@ -74,16 +87,22 @@ pub struct Replayed {
 }
 
 pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> {
-    if same_store(&cfg.from, &cfg.into) {
+    let source_url = match &cfg.from {
+        ReplayFrom::Store(url) => Some(url),
+        ReplayFrom::Topic(_) => cfg.registry.as_ref(),
+    };
+    if let Some(url) = source_url.filter(|u| same_store(u, &cfg.into)) {
         anyhow::bail!(
             "--into names the store replayed from ({}): a replay goes into a store of its own",
-            cfg.into.as_str()
+            url.as_str()
         );
     }
-    let mut source = cfg
-        .from
-        .open_read_only()
-        .with_context(|| format!("opening {} read-only", cfg.from.as_str()))?;
+    let mut source = source_url
+        .map(|u| {
+            u.open_read_only()
+                .with_context(|| format!("opening {} read-only", u.as_str()))
+        })
+        .transpose()?;
     if *cfg.into.kind() == StoreKind::Postgres {
         create_database(cfg.into.as_str())?;
     }
@@ -91,17 +110,26 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         .into
         .open()
         .with_context(|| format!("opening {}", cfg.into.as_str()))?;
-    let voters_copied = copy_registry(&mut *source, &mut *target)?;
-    // From the night's start only: a desk shown part of the night would
-    // decide other things.
-    let looks = match cfg.from_time {
-        None => desk::looks(&mut *source, &mut *target, cfg.until)?,
-        Some(_) => Vec::new(),
+    let voters_copied = match &mut source {
+        Some(source) => copy_registry(&mut **source, &mut *target)?,
+        None => 0,
+    };
+    // The desk's looks are in a store, and from the night's start only: a
+    // desk shown part of the night would decide other things.
+    let looks = match (&mut source, &cfg.from, cfg.from_time) {
+        (Some(source), ReplayFrom::Store(_), None) => {
+            desk::looks(&mut **source, &mut *target, cfg.until)?
+        }
+        _ => Vec::new(),
+    };
+    let tape: Box<dyn recording::Tape> = match (&cfg.from, source) {
+        (ReplayFrom::Store(_), Some(source)) => Box::new(recording::Recording::new(source)),
+        (ReplayFrom::Topic(bus), _) => Box::new(topic::TopicTape::open(bus, cfg.from_time)?),
+        (ReplayFrom::Store(_), None) => unreachable!("a store source is opened above"),
     };
     let processor = Processor::new(Registry::load(&mut *target)?);
     let mut engine = Engine::open(cfg.into.open()?, cfg.allowance_ms)?;
-    let recording = recording::Recording::new(source);
-    let mut ballots = recording::Paced::new(recording, cfg.speed, cfg.from_time, cfg.until);
+    let mut ballots = recording::Paced::new(tape, cfg.speed, cfg.from_time, cfg.until);
     let stats = Stats::default();
     let (vote_tx, vote_rx) = memory::votes();
     let started = Instant::now();

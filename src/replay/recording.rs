@@ -42,12 +42,18 @@ impl Speed {
 }
 
 /// One ballot of the recording, due at `at` (recording time, ms).
-struct Entry {
-    at: Millis,
+pub(super) struct Entry {
+    pub(super) at: Millis,
     /// A vote's (election_no, voter_no), the order a store numbers a
     /// batch's votes in.
-    key: Option<(i64, i64)>,
-    inbound: Inbound,
+    pub(super) key: Option<(i64, i64)>,
+    pub(super) inbound: Inbound,
+}
+
+/// Where recorded ballots come from, in the order they were received: a
+/// store ([`Recording`]) or the `ballots` topic (`replay::topic`).
+pub(super) trait Tape: Send {
+    fn next(&mut self) -> Result<Option<Entry>, BusError>;
 }
 
 /// What was read from the source and not yet handed on.
@@ -96,7 +102,7 @@ impl Recording {
     }
 
     /// The next ballot received; a vote first when both came at one moment.
-    fn next(&mut self) -> Result<Option<Entry>, StoreError> {
+    fn take(&mut self) -> Result<Option<Entry>, StoreError> {
         self.refill()?;
         let vote_at = self.votes.front().map(|v| self.clock.max(Some(v.cast_at)));
         let rejection_at = self.rejections.front().map(|r| r.received_at);
@@ -134,9 +140,16 @@ impl Recording {
     }
 }
 
+impl Tape for Recording {
+    fn next(&mut self) -> Result<Option<Entry>, BusError> {
+        self.take()
+            .map_err(|e| BusError::Io(std::io::Error::other(e)))
+    }
+}
+
 /// The recording as the processor's ballot source, paced, within a window.
 pub(super) struct Paced {
-    recording: Recording,
+    tape: Box<dyn Tape>,
     speed: Speed,
     from: Option<Millis>,
     until: Option<Millis>,
@@ -148,13 +161,13 @@ pub(super) struct Paced {
 
 impl Paced {
     pub(super) fn new(
-        recording: Recording,
+        tape: Box<dyn Tape>,
         speed: Speed,
         from: Option<Millis>,
         until: Option<Millis>,
     ) -> Paced {
         Paced {
-            recording,
+            tape,
             speed,
             from,
             until,
@@ -165,9 +178,9 @@ impl Paced {
     }
 
     /// The next ballot within the window, read ahead and kept until due.
-    fn peek(&mut self) -> Result<Option<&Entry>, StoreError> {
+    fn peek(&mut self) -> Result<Option<&Entry>, BusError> {
         while self.waiting.is_none() && !self.ended {
-            match self.recording.next()? {
+            match self.tape.next()? {
                 Some(e) if self.from.is_some_and(|f| e.at < f) => continue,
                 Some(e) if self.until.is_some_and(|u| e.at > u) => self.ended = true,
                 Some(e) => self.waiting = Some(e),
@@ -195,10 +208,7 @@ impl BallotSource for Paced {
         let mut out = Vec::new();
         let mut last = None;
         while out.len() < max {
-            let (at, key) = match self
-                .peek()
-                .map_err(|e| BusError::Io(std::io::Error::other(e)))?
-            {
+            let (at, key) = match self.peek()? {
                 Some(e) => (e.at, e.key),
                 None if out.is_empty() => return Ok(None),
                 None => break,
