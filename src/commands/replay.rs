@@ -17,6 +17,11 @@ pub struct ReplayArgs {
     /// bus (`kafka://HOST:PORT[?prefix=P]`) whose `ballots` topic is read.
     #[arg(long, env = "VOTESTREAM_REPLAY_FROM")]
     from: String,
+    /// Play the night through Kafka: `kafka://HOST:PORT?prefix=P`, a topic
+    /// prefix of the replay's own (its ballots, votes and rejections topics,
+    /// its consumer groups), into the `--into` store. Without it, in process.
+    #[arg(long, env = "VOTESTREAM_REPLAY_BUS")]
+    bus: Option<String>,
     /// With `--from kafka://…`: the store to copy the registry from (opened
     /// read-only); without it, the target must hold the registry already.
     #[arg(long, env = "VOTESTREAM_REPLAY_REGISTRY")]
@@ -51,6 +56,12 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         } else {
             ReplayFrom::Store(StoreUrl::parse(&a.from).context("--from")?)
         },
+        onto: a
+            .bus
+            .as_deref()
+            .map(KafkaBus::parse)
+            .transpose()
+            .context("--bus")?,
         registry: a
             .registry
             .as_deref()

@@ -24,6 +24,7 @@
 
 mod compare;
 mod desk;
+mod onto;
 mod recording;
 mod topic;
 
@@ -58,6 +59,9 @@ pub enum ReplayFrom {
 
 pub struct ReplayConfig {
     pub from: ReplayFrom,
+    /// A topic prefix of the replay's own to play the night through, with
+    /// its own consumer groups (the distributed shape); none: in process.
+    pub onto: Option<KafkaBus>,
     /// Where the registry is copied from when the night comes from a topic
     /// (opened read-only); none: the target holds it already.
     pub registry: Option<StoreUrl>,
@@ -87,6 +91,20 @@ pub struct Replayed {
 }
 
 pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> {
+    if let Some(onto) = &cfg.onto {
+        // The live night's topics have no prefix, or the source's.
+        let live = match &cfg.from {
+            ReplayFrom::Topic(bus) => bus.prefix.as_str(),
+            ReplayFrom::Store(_) => "",
+        };
+        if onto.prefix.is_empty() || onto.prefix == live {
+            anyhow::bail!(
+                "--bus {}: a replay's topics need a prefix of their own (`?prefix=…`), \
+                 not the live night's",
+                onto.bootstrap
+            );
+        }
+    }
     let source_url = match &cfg.from {
         ReplayFrom::Store(url) => Some(url),
         ReplayFrom::Topic(_) => cfg.registry.as_ref(),
@@ -128,34 +146,38 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         (ReplayFrom::Store(_), None) => unreachable!("a store source is opened above"),
     };
     let processor = Processor::new(Registry::load(&mut *target)?);
-    let mut engine = Engine::open(cfg.into.open()?, cfg.allowance_ms)?;
     let mut ballots = recording::Paced::new(tape, cfg.speed, cfg.from_time, cfg.until);
     let stats = Stats::default();
-    let (vote_tx, vote_rx) = memory::votes();
     let started = Instant::now();
     let recorded = AtomicBool::new(false);
     let desk_events = std::thread::scope(|s| -> anyhow::Result<u64> {
-        let counting = s.spawn(|| engine.run(Feed::Bus(Box::new(vote_rx)), &stats, shutdown));
         let desking =
             s.spawn(|| desk::run(looks, &cfg.into, cfg.allowance_ms, &recorded, shutdown));
-        let processed = process::run(
-            &processor,
-            &mut *target,
-            &mut ballots,
-            Some(&vote_tx),
-            &stats,
-            shutdown,
-        );
-        drop(vote_tx); // ends the engine's feed
+        let played = match &cfg.onto {
+            None => in_process(
+                cfg,
+                &processor,
+                &mut *target,
+                &mut ballots,
+                &stats,
+                shutdown,
+            ),
+            Some(bus) => onto::run(
+                bus,
+                &mut ballots,
+                &processor,
+                &mut *target,
+                &cfg.into,
+                cfg.allowance_ms,
+                &stats,
+                shutdown,
+            ),
+        };
         recorded.store(true, Release);
-        let counted = counting
-            .join()
-            .map_err(|_| anyhow::anyhow!("the aggregator panicked"))?;
         let desked = desking
             .join()
             .map_err(|_| anyhow::anyhow!("the race desk panicked"))?;
-        processed?;
-        counted?;
+        played?;
         desked
     })?;
     Ok(Replayed {
@@ -166,6 +188,30 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         desk_events,
         voters_copied,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The processor and the built-in engine in this process, over the
+/// in-process bus, as `votestream run` has them.
+fn in_process(
+    cfg: &ReplayConfig,
+    processor: &Processor,
+    target: &mut dyn Store,
+    ballots: &mut recording::Paced,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut engine = Engine::open(cfg.into.open()?, cfg.allowance_ms)?;
+    let (vote_tx, vote_rx) = memory::votes();
+    std::thread::scope(|s| {
+        let counting = s.spawn(|| engine.run(Feed::Bus(Box::new(vote_rx)), stats, shutdown));
+        let processed = process::run(processor, target, ballots, Some(&vote_tx), stats, shutdown);
+        drop(vote_tx); // ends the engine's feed
+        let counted = counting
+            .join()
+            .map_err(|_| anyhow::anyhow!("the aggregator panicked"))?;
+        processed?;
+        Ok(counted?)
     })
 }
 
