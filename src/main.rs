@@ -220,7 +220,7 @@ enum Command {
     Audit(commands::report::AuditArgs),
     /// Play a recorded night again into a store of its own, at a speed.
     #[command(
-        after_help = "Examples:\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db --speed 50x\n  votestream replay --from postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --speed 1x --until 2026-11-03T22:00:00Z"
+        after_help = "Examples:\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db --speed 50x\n  votestream replay --from postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --speed 1x --until 2026-11-03T22:00:00Z\n  votestream replay --from kafka://127.0.0.1:19092 --registry postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --bus 'kafka://127.0.0.1:19092?prefix=rehearsal.'"
     )]
     Replay(commands::replay::ReplayArgs),
     /// Compare two stores' nights (a replay and its original); exit 1 on the first difference.

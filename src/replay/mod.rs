@@ -8,15 +8,18 @@
 //!   chosen speed, through `process::run` and the built-in engine, as in
 //!   `votestream run`.
 //! - Votes are re-driven as ballots (JSON bytes) and decided again: with
-//!   the same registry and in the same order they are accepted again and
-//!   numbered in the same order, so the engine counts the same minute
-//!   windows and late votes. Rejections are re-driven as the decisions they
+//!   the same registry, in the same order and in batches cut where the
+//!   original's were, they are accepted again and numbered in the same
+//!   order, so the engine counts the same minute windows and late votes. Rejections are re-driven as the decisions they
 //!   were (reason, detail, raw bytes, time received), because several
 //!   reasons rest on what a replay cannot bring back: the processor's clock
 //!   at the time (`cast_in_future`), a body kept only to its first 4 KiB
 //!   (`too_large`), a seal of the race desk (`polls_closed`).
 //! - The race desk takes the original desk's recorded looks again
 //!   ([`desk`]), so its seals and events are the original's, in order.
+//! - In the distributed shape the recording can be the `ballots` topic
+//!   itself ([`topic`]; each ballot decided again from its bytes), and the
+//!   replay can run through a topic prefix of its own ([`onto`]).
 //! - Replaying again into the same target is idempotent: every ballot id is
 //!   already recorded there with the same content, so the store's ballot-id
 //!   rules skip it as a replay and nothing is counted twice, and the desk
