@@ -220,9 +220,14 @@ enum Command {
     Audit(commands::report::AuditArgs),
     /// Play a recorded night again into a store of its own, at a speed.
     #[command(
-        after_help = "Examples:\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db --speed 50x\n  votestream replay --from postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --speed 1x --until 2026-11-03T22:00:00Z"
+        after_help = "Examples:\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db --speed 50x\n  votestream replay --from postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --speed 1x --until 2026-11-03T22:00:00Z\n  votestream replay --from kafka://127.0.0.1:19092 --registry postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --bus 'kafka://127.0.0.1:19092?prefix=rehearsal.'"
     )]
     Replay(commands::replay::ReplayArgs),
+    /// Compare two stores' nights (a replay and its original); exit 1 on the first difference.
+    #[command(
+        after_help = "Examples:\n  votestream compare sqlite://votestream.db sqlite://rehearsal.db"
+    )]
+    Compare(commands::replay::CompareArgs),
     /// Measure every stage and the whole pipeline; print one table.
     #[command(
         after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:15432/votestream"
@@ -283,6 +288,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(a) => commands::report::results(a),
         Command::Audit(a) => commands::report::audit(a),
         Command::Replay(a) => commands::replay::replay(a),
+        Command::Compare(a) => commands::replay::compare(a),
         Command::Bench(a) => commands::report::bench(a, progress),
         Command::Desk(a) => commands::run::desk(a),
         Command::DeskCheck(a) => commands::desk::desk_check(a),

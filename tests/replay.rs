@@ -1,10 +1,13 @@
 //! Needs: PostgreSQL.
 //!
-//! `votestream replay` on SQLite and on PostgreSQL: a short night replayed
-//! at 1×, 50× and max speed into stores of its own ends with results
-//! byte-identical to the original's (every candidate, state, demographic
-//! cell, minute window, late vote and rejection reason); replaying again
-//! into the same target counts nothing twice; the original store is the
+//! `votestream replay` on SQLite and on PostgreSQL: a short election night
+//! (polls closing in waves, the race desk sealing states and calling races)
+//! replayed at 1×, 50× and max speed into stores of its own ends with
+//! results byte-identical to the original's (every candidate, state,
+//! demographic cell, minute window, late vote and rejection reason) and the
+//! same seals and race-desk events in the same order (`votestream compare`,
+//! which is shown to catch a changed event and a changed count); replaying
+//! again into the same target changes nothing; the original store is the
 //! same, table by table, before and after; a replay until a moment equals
 //! the original's results as of that moment, and one from the next moment
 //! on holds the rest; a replay into the store it reads from is refused; a
@@ -12,12 +15,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 use support::{votestream, votestream_ok, Raw, TempDb, TestStore};
 
-/// A night of about 2,600 ballots sent at 1,500 a second: under 2 s at 1×.
+/// The lateness allowance of the night, and of its replays: one second, so
+/// the desk seals the first waves' states before the night ends.
+const ALLOWANCE: &str = "1";
+
+/// A night of about 2,400 ballots over 8 s, with the race desk: 8 s at 1×.
 fn record_night(url: &str) {
     votestream_ok(&[
         "run",
@@ -27,12 +32,13 @@ fn record_night(url: &str) {
         "3000",
         "--seed",
         "11",
-        "--rate",
-        "1500",
+        "--night",
+        "8s",
+        "--allowance-secs",
+        ALLOWANCE,
         "--until-done",
         "--listen",
         "127.0.0.1:0",
-        "--no-desk",
     ]);
 }
 
@@ -43,73 +49,17 @@ fn results(url: &str, extra: &[&str]) -> String {
 }
 
 fn replay(from: &str, into: &str, extra: &[&str]) -> String {
-    let mut args = vec!["replay", "--from", from, "--into", into];
+    let mut args = vec![
+        "replay",
+        "--from",
+        from,
+        "--into",
+        into,
+        "--allowance-secs",
+        ALLOWANCE,
+    ];
     args.extend(extra);
     String::from_utf8(votestream_ok(&args).stdout).unwrap()
-}
-
-/// Every table of a store, each as a digest of all its rows.
-fn checksums(raw: &Raw) -> BTreeMap<String, String> {
-    match raw {
-        Raw::Sqlite(path) => {
-            let db = support::open_ro(path).unwrap();
-            let tables: Vec<String> = db
-                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            tables
-                .into_iter()
-                .map(|t| {
-                    let sql = format!("SELECT * FROM \"{t}\" ORDER BY 1, 2");
-                    let mut stmt = db.prepare(&sql).unwrap();
-                    let n = stmt.column_count();
-                    let mut rows = stmt.query([]).unwrap();
-                    let mut text = String::new();
-                    while let Some(r) = rows.next().unwrap() {
-                        for i in 0..n {
-                            text.push_str(&format!("{:?}|", r.get_ref(i).unwrap()));
-                        }
-                        text.push('\n');
-                    }
-                    (
-                        t,
-                        format!("{} rows, {:x}", text.lines().count(), fnv(&text)),
-                    )
-                })
-                .collect()
-        }
-        Raw::Postgres(url) => {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-            let tables: Vec<String> = c
-                .query(
-                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
-                    &[],
-                )
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            tables
-                .into_iter()
-                .map(|t| {
-                    let sql = format!(
-                        "SELECT COUNT(*)::text || ' rows, ' || COALESCE(md5(string_agg(x::text, '|' \
-                         ORDER BY x::text)), '') FROM \"{t}\" x"
-                    );
-                    (t, c.query_one(&sql, &[]).unwrap().get(0))
-                })
-                .collect()
-        }
-    }
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
 }
 
 /// The parts of two results that a replay until a moment must share with
@@ -127,10 +77,42 @@ fn counts(r: &str) -> Value {
     keep.iter().map(|k| (k.to_string(), v[k].clone())).collect()
 }
 
+/// `votestream compare`: the two nights end alike, desk events included.
+fn same_night(a: &str, b: &str) {
+    let out = votestream(&["compare", a, b]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{a} vs {b}: {text}");
+    let events: i64 = text
+        .split(" race desk events")
+        .next()
+        .and_then(|t| t.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(events > 0, "a night with a desk records events: {text}");
+}
+
+/// `votestream compare` finds a difference and names where it is.
+fn differs(a: &str, b: &str, place: &str) {
+    let out = votestream(&["compare", a, b]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(place),
+        "expected a difference at {place}: {text}"
+    );
+}
+
+fn raw_of(url: &str) -> Raw {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => Raw::Sqlite(path.into()),
+        None => Raw::Postgres(url.to_string()),
+    }
+}
+
 /// The whole check, on one backend; `target(i)` makes the i-th new store.
 fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
     record_night(original);
-    let before = checksums(&raw);
+    let before = raw.checksums();
     let want = results(original, &[]);
     let v: Value = serde_json::from_str(&want).unwrap();
     assert!(v["rejected"].as_i64().unwrap() > 0 && v["late_votes"].as_i64().unwrap() >= 0);
@@ -145,8 +127,10 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
             want,
             "results after a replay at {speed}"
         );
+        same_night(original, &into);
         targets.push(into);
     }
+    same_night(&targets[0], &targets[1]);
     // Again into the same target: every ballot is already there.
     let again = replay(original, &targets[2], &[]);
     assert!(again.contains(" 0 accepted, 0 rejected"), "{again}");
@@ -155,6 +139,7 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
         want,
         "results after replaying twice"
     );
+    same_night(original, &targets[2]);
     let audit = votestream(&["audit", "--store", &targets[2]]);
     assert!(
         audit.status.success(),
@@ -197,13 +182,35 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
         assert_eq!(n(&a) + n(&b), n(&v), "{}", c["candidate_id"]);
     }
 
+    // The desk did seal and call during the night, and a changed event or
+    // count is a difference `compare` finds and names.
+    let log = votestream::store::open_read_only(original)
+        .unwrap()
+        .desk_log(support::ELECTION)
+        .unwrap();
+    assert!(!log.seals.is_empty(), "no state was sealed: {log:?}");
+    assert!(
+        log.events.iter().any(|e| e.contains(r#""kind":"called""#)),
+        "no race was called: {log:?}"
+    );
+    raw_of(&targets[0]).execute(
+        r#"UPDATE desk_events SET body = replace(body, '"kind":"called"', '"kind":"projected"')
+           WHERE event_no = (SELECT MIN(event_no) FROM desk_events WHERE body LIKE '%"called"%')"#,
+    );
+    differs(original, &targets[0], "desk events[");
+    raw_of(&targets[1]).execute(
+        "UPDATE results_state SET votes = votes + 1
+         WHERE state = (SELECT MIN(state) FROM results_state)",
+    );
+    differs(original, &targets[1], "results.states[0: ");
+
     let refused = votestream(&["replay", "--from", original, "--into", original]);
     assert_eq!(
         refused.status.code(),
         Some(2),
         "a replay into its own source is refused"
     );
-    assert_eq!(checksums(&raw), before, "the original store changed");
+    assert_eq!(raw.checksums(), before, "the original store changed");
 }
 
 #[test]

@@ -96,6 +96,7 @@ contract!(
     ids_recorded_before_the_id_check_are_claimed_when_opened,
     a_sealed_state_takes_no_new_vote_and_its_count_is_final,
     desk_events_are_appended_once_in_order,
+    a_desk_look_is_recorded_with_its_events_or_not_at_all,
 );
 
 fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
@@ -1365,4 +1366,42 @@ fn desk_events_are_appended_once_in_order(b: &Backend) {
     let bodies: Vec<&str> = log.events.iter().map(String::as_str).collect();
     assert_eq!(bodies, [r#"{"n":"a"}"#, r#"{"n":"b"}"#, r#"{"n":"c"}"#]);
     assert_eq!(other.desk_log("e2").unwrap().events.len(), 1);
+}
+
+fn a_desk_look_is_recorded_with_its_events_or_not_at_all(b: &Backend) {
+    setup(b, 1);
+    let mut st = b.open();
+    let look = |at, first_event, events| store::DeskLook {
+        at,
+        counted: at * 10,
+        accepted: at * 11,
+        seals: at % 2,
+        first_event,
+        events,
+    };
+    let ev = |s: &str| format!("{{\"n\":\"{s}\"}}");
+    st.record_look("e1", &look(1, 0, 2), &[ev("a"), ev("b")])
+        .unwrap();
+    // A look that sealed and made no event.
+    st.record_look("e1", &look(2, 2, 0), &[]).unwrap();
+    let mut other = b.open();
+    // Stale (another desk recorded first): neither the look nor its events.
+    match other.record_look("e1", &look(3, 1, 1), &[ev("late")]) {
+        Err(StoreError::EngineMoved {
+            expected: 1,
+            found: 2,
+            ..
+        }) => {}
+        x => panic!("a stale look must be refused, got {x:?}"),
+    }
+    other.record_look("e1", &look(4, 2, 1), &[ev("c")]).unwrap();
+    other.record_look("e2", &look(5, 0, 0), &[]).unwrap();
+    assert_eq!(
+        other.desk_looks("e1").unwrap(),
+        [look(1, 0, 2), look(2, 2, 0), look(4, 2, 1)]
+    );
+    assert_eq!(other.desk_looks("e2").unwrap(), [look(5, 0, 0)]);
+    assert!(other.desk_looks("e3").unwrap().is_empty());
+    let bodies = other.desk_log("e1").unwrap().events;
+    assert_eq!(bodies, [ev("a"), ev("b"), ev("c")]);
 }

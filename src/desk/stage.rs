@@ -11,8 +11,9 @@ use super::board::{Board, BoardError};
 use super::{DeskConfig, DeskEvent, EventKind, Race, Status, View};
 use crate::metric_names::{DESK_EVENTS, DESK_RACES, DESK_SEALS};
 use crate::model::{now_millis, Millis};
+use crate::results::{At, Results};
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError};
+use crate::store::{DeskLook, Store, StoreError};
 
 /// Where recorded events go besides the store (the `race_calls` topic in
 /// the Kafka shape). Told every recorded event in order, with its number;
@@ -61,10 +62,31 @@ impl DeskStage {
     /// One look: seals what is due, then records what the desk decides.
     /// Returns the events recorded by this call, and the board shown.
     pub fn step(&mut self, now: Millis) -> Result<(Vec<DeskEvent>, View), BoardError> {
+        self.look(now, None)
+    }
+
+    /// A recorded look taken again, in a replay of the night: the same
+    /// clock, and the results as they stood with as many votes counted, so
+    /// the same night makes the same seals and events. Recorded like any
+    /// look, with the original's `accepted` (the replay waited for as many).
+    pub fn look_again(&mut self, look: &DeskLook) -> Result<Vec<DeskEvent>, BoardError> {
+        Ok(self.look(look.at, Some(look))?.0)
+    }
+
+    fn look(
+        &mut self,
+        now: Millis,
+        again: Option<&DeskLook>,
+    ) -> Result<(Vec<DeskEvent>, View), BoardError> {
         let store = &mut *self.store;
         // The results carry the election (and its poll schedule) as read
         // in the same look.
-        let mut results = store.results(&self.board.election_id, &self.engine)?;
+        let (election_id, engine) = (self.board.election_id.clone(), &self.engine);
+        let read = |store: &mut dyn Store| match again {
+            None => store.results(&election_id, engine),
+            Some(look) => counted_to(store, &election_id, look.counted),
+        };
+        let mut results = read(store)?;
         self.board.registry(store, results.registered_voters)?;
         let due: Vec<String> = self
             .board
@@ -78,7 +100,7 @@ impl DeskStage {
             })
             .map(str::to_string)
             .collect();
-        let sealed_any = !due.is_empty();
+        let seals = due.len() as i64;
         for state in due {
             let seal = store.seal_state(&self.board.election_id, &state, now)?;
             metrics::counter!(DESK_SEALS).increment(1);
@@ -89,23 +111,31 @@ impl DeskStage {
             );
             self.board.seals.insert(state, seal.final_votes);
         }
-        if sealed_any {
+        if seals > 0 {
             // Read before the seals: read again, so that the desk is never
             // shown a final count beside results older than the seal.
-            results = store.results(&self.board.election_id, &self.engine)?;
+            results = read(store)?;
         }
         let snap = self.board.snapshot(&results, now);
         let (view, events) = self.board.desk.observe(&snap);
         race_gauges(&view);
-        if events.is_empty() {
+        if events.is_empty() && seals == 0 {
             return Ok((events, view));
         }
         let next = self.board.events.len() as i64;
+        let look = DeskLook {
+            at: now,
+            counted: results.counted,
+            accepted: again.map_or(results.accepted, |l| l.accepted),
+            seals,
+            first_event: next,
+            events: events.len() as i64,
+        };
         let bodies: Vec<String> = events
             .iter()
             .map(|e| serde_json::to_string(e).expect("an event serializes"))
             .collect();
-        match store.append_desk(&self.board.election_id, next, &bodies) {
+        match store.record_look(&self.board.election_id, &look, &bodies) {
             Ok(()) => {
                 for e in &events {
                     metrics::counter!(DESK_EVENTS, "kind" => kind_name(e.kind), "race" => race_kind(&e.race))
@@ -164,6 +194,22 @@ impl DeskStage {
                 std::thread::sleep(left.min(Duration::from_millis(10)));
             }
         }
+    }
+}
+
+/// The results as they stood when `n` of the election's votes were
+/// counted: the ledger up to its `n`-th vote of the election (positions
+/// count every election's votes, so each step of the search is at most as
+/// far as the votes still missing, and never past it).
+fn counted_to(store: &mut dyn Store, election_id: &str, n: i64) -> Result<Results, StoreError> {
+    let mut seq = n;
+    loop {
+        let r = store.results_at(election_id, At::Seq(seq))?;
+        let ended = r.as_of.is_none_or(|a| a.seq >= a.ledger_seq);
+        if r.counted >= n || ended {
+            return Ok(r);
+        }
+        seq += n - r.counted;
     }
 }
 

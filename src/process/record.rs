@@ -450,6 +450,20 @@ mod tests {
             self.inner
                 .append_alerts(election_id, next, events, from, to)
         }
+        fn record_look(
+            &mut self,
+            election_id: &str,
+            look: &crate::store::DeskLook,
+            events: &[String],
+        ) -> Result<(), StoreError> {
+            self.inner.record_look(election_id, look, events)
+        }
+        fn desk_looks(
+            &mut self,
+            election_id: &str,
+        ) -> Result<Vec<crate::store::DeskLook>, StoreError> {
+            self.inner.desk_looks(election_id)
+        }
     }
 
     fn busy() -> StoreError {

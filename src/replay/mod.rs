@@ -8,27 +8,40 @@
 //!   chosen speed, through `process::run` and the built-in engine, as in
 //!   `votestream run`.
 //! - Votes are re-driven as ballots (JSON bytes) and decided again: with
-//!   the same registry and in the same order they are accepted again and
-//!   numbered in the same order, so the engine counts the same minute
-//!   windows and late votes. Rejections are re-driven as the decisions they
+//!   the same registry, in the same order and in batches cut where the
+//!   original's were, they are accepted again and numbered in the same
+//!   order, so the engine counts the same minute windows and late votes. Rejections are re-driven as the decisions they
 //!   were (reason, detail, raw bytes, time received), because several
 //!   reasons rest on what a replay cannot bring back: the processor's clock
 //!   at the time (`cast_in_future`), a body kept only to its first 4 KiB
 //!   (`too_large`), a seal of the race desk (`polls_closed`).
+//! - The race desk takes the original desk's recorded looks again
+//!   ([`desk`]), so its seals and events are the original's, in order.
+//! - In the distributed shape the recording can be the `ballots` topic
+//!   itself ([`topic`]; each ballot decided again from its bytes), and the
+//!   replay can run through a topic prefix of its own ([`onto`]).
 //! - Replaying again into the same target is idempotent: every ballot id is
 //!   already recorded there with the same content, so the store's ballot-id
-//!   rules skip it as a replay and nothing is counted twice.
+//!   rules skip it as a replay and nothing is counted twice, and the desk
+//!   takes no look the target has taken.
 
+mod compare;
+mod desk;
+mod onto;
 mod recording;
+mod topic;
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::Instant;
 
 use anyhow::Context;
 
+pub use compare::{compare, Comparison};
 pub use recording::Speed;
 
 use crate::aggregate::engine::{Engine, Feed};
+use crate::bus::kafka::KafkaBus;
 use crate::bus::memory;
 use crate::model::Millis;
 use crate::process::{self, Processor, Registry};
@@ -39,8 +52,22 @@ use crate::store::{Store, StoreKind, StoreUrl};
 /// Voters copied to the target per transaction.
 const VOTER_CHUNK: usize = 10_000;
 
+/// What a replay reads the night from.
+pub enum ReplayFrom {
+    /// A store, opened read-only: its votes and rejections.
+    Store(StoreUrl),
+    /// A Kafka bus's `ballots` topic (`topic`), the ballots as cast.
+    Topic(KafkaBus),
+}
+
 pub struct ReplayConfig {
-    pub from: StoreUrl,
+    pub from: ReplayFrom,
+    /// A topic prefix of the replay's own to play the night through, with
+    /// its own consumer groups (the distributed shape); none: in process.
+    pub onto: Option<KafkaBus>,
+    /// Where the registry is copied from when the night comes from a topic
+    /// (opened read-only); none: the target holds it already.
+    pub registry: Option<StoreUrl>,
     pub into: StoreUrl,
     pub speed: Speed,
     /// Only ballots received at or after this moment (recording time, ms).
@@ -60,21 +87,43 @@ pub struct Replayed {
     pub rejected: u64,
     /// Ballots the target had already recorded (an earlier replay).
     pub replays: u64,
+    /// Events the race desk recorded, looking again where the original's did.
+    pub desk_events: u64,
     pub voters_copied: u64,
     pub seconds: f64,
 }
 
 pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> {
-    if same_store(&cfg.from, &cfg.into) {
+    if let Some(onto) = &cfg.onto {
+        // The live night's topics have no prefix, or the source's.
+        let live = match &cfg.from {
+            ReplayFrom::Topic(bus) => bus.prefix.as_str(),
+            ReplayFrom::Store(_) => "",
+        };
+        if onto.prefix.is_empty() || onto.prefix == live {
+            anyhow::bail!(
+                "--bus {}: a replay's topics need a prefix of their own (`?prefix=…`), \
+                 not the live night's",
+                onto.bootstrap
+            );
+        }
+    }
+    let source_url = match &cfg.from {
+        ReplayFrom::Store(url) => Some(url),
+        ReplayFrom::Topic(_) => cfg.registry.as_ref(),
+    };
+    if let Some(url) = source_url.filter(|u| same_store(u, &cfg.into)) {
         anyhow::bail!(
             "--into names the store replayed from ({}): a replay goes into a store of its own",
-            cfg.into.as_str()
+            url.as_str()
         );
     }
-    let mut source = cfg
-        .from
-        .open_read_only()
-        .with_context(|| format!("opening {} read-only", cfg.from.as_str()))?;
+    let mut source = source_url
+        .map(|u| {
+            u.open_read_only()
+                .with_context(|| format!("opening {} read-only", u.as_str()))
+        })
+        .transpose()?;
     if *cfg.into.kind() == StoreKind::Postgres {
         create_database(cfg.into.as_str())?;
     }
@@ -82,38 +131,90 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         .into
         .open()
         .with_context(|| format!("opening {}", cfg.into.as_str()))?;
-    let voters_copied = copy_registry(&mut *source, &mut *target)?;
+    let voters_copied = match &mut source {
+        Some(source) => copy_registry(&mut **source, &mut *target)?,
+        None => 0,
+    };
+    // The desk's looks are in a store, and from the night's start only: a
+    // desk shown part of the night would decide other things.
+    let looks = match (&mut source, &cfg.from, cfg.from_time) {
+        (Some(source), ReplayFrom::Store(_), None) => {
+            desk::looks(&mut **source, &mut *target, cfg.until)?
+        }
+        _ => Vec::new(),
+    };
+    let tape: Box<dyn recording::Tape> = match (&cfg.from, source) {
+        (ReplayFrom::Store(_), Some(source)) => Box::new(recording::Recording::new(source)),
+        (ReplayFrom::Topic(bus), _) => Box::new(topic::TopicTape::open(bus, cfg.from_time)?),
+        (ReplayFrom::Store(_), None) => unreachable!("a store source is opened above"),
+    };
     let processor = Processor::new(Registry::load(&mut *target)?);
-    let mut engine = Engine::open(cfg.into.open()?, cfg.allowance_ms)?;
-    let recording = recording::Recording::new(source);
-    let mut ballots = recording::Paced::new(recording, cfg.speed, cfg.from_time, cfg.until);
+    let mut ballots = recording::Paced::new(tape, cfg.speed, cfg.from_time, cfg.until);
     let stats = Stats::default();
-    let (vote_tx, vote_rx) = memory::votes();
     let started = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let counting = s.spawn(|| engine.run(Feed::Bus(Box::new(vote_rx)), &stats, shutdown));
-        let processed = process::run(
-            &processor,
-            &mut *target,
-            &mut ballots,
-            Some(&vote_tx),
-            &stats,
-            shutdown,
-        );
-        drop(vote_tx); // ends the engine's feed
-        let counted = counting
+    let recorded = AtomicBool::new(false);
+    let desk_events = std::thread::scope(|s| -> anyhow::Result<u64> {
+        let desking =
+            s.spawn(|| desk::run(looks, &cfg.into, cfg.allowance_ms, &recorded, shutdown));
+        let played = match &cfg.onto {
+            None => in_process(
+                cfg,
+                &processor,
+                &mut *target,
+                &mut ballots,
+                &stats,
+                shutdown,
+            ),
+            Some(bus) => onto::run(
+                bus,
+                &mut ballots,
+                &processor,
+                &mut *target,
+                &cfg.into,
+                cfg.allowance_ms,
+                &stats,
+                shutdown,
+            ),
+        };
+        recorded.store(true, Release);
+        let desked = desking
             .join()
-            .map_err(|_| anyhow::anyhow!("the aggregator panicked"))?;
-        processed?;
-        Ok(counted?)
+            .map_err(|_| anyhow::anyhow!("the race desk panicked"))?;
+        played?;
+        desked
     })?;
     Ok(Replayed {
         ballots: stats.consumed.load(Relaxed),
         accepted: stats.accepted.load(Relaxed),
         rejected: stats.rejected.load(Relaxed),
         replays: stats.replays.load(Relaxed),
+        desk_events,
         voters_copied,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The processor and the built-in engine in this process, over the
+/// in-process bus, as `votestream run` has them.
+fn in_process(
+    cfg: &ReplayConfig,
+    processor: &Processor,
+    target: &mut dyn Store,
+    ballots: &mut recording::Paced,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut engine = Engine::open(cfg.into.open()?, cfg.allowance_ms)?;
+    let (vote_tx, vote_rx) = memory::votes();
+    std::thread::scope(|s| {
+        let counting = s.spawn(|| engine.run(Feed::Bus(Box::new(vote_rx)), stats, shutdown));
+        let processed = process::run(processor, target, ballots, Some(&vote_tx), stats, shutdown);
+        drop(vote_tx); // ends the engine's feed
+        let counted = counting
+            .join()
+            .map_err(|_| anyhow::anyhow!("the aggregator panicked"))?;
+        processed?;
+        Ok(counted?)
     })
 }
 

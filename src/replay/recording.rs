@@ -42,9 +42,18 @@ impl Speed {
 }
 
 /// One ballot of the recording, due at `at` (recording time, ms).
-struct Entry {
-    at: Millis,
-    inbound: Inbound,
+pub(super) struct Entry {
+    pub(super) at: Millis,
+    /// A vote's (election_no, voter_no), the order a store numbers a
+    /// batch's votes in.
+    pub(super) key: Option<(i64, i64)>,
+    pub(super) inbound: Inbound,
+}
+
+/// Where recorded ballots come from, in the order they were received: a
+/// store ([`Recording`]) or the `ballots` topic (`replay::topic`).
+pub(super) trait Tape: Send {
+    fn next(&mut self) -> Result<Option<Entry>, BusError>;
 }
 
 /// What was read from the source and not yet handed on.
@@ -93,7 +102,7 @@ impl Recording {
     }
 
     /// The next ballot received; a vote first when both came at one moment.
-    fn next(&mut self) -> Result<Option<Entry>, StoreError> {
+    fn take(&mut self) -> Result<Option<Entry>, StoreError> {
         self.refill()?;
         let vote_at = self.votes.front().map(|v| self.clock.max(Some(v.cast_at)));
         let rejection_at = self.rejections.front().map(|r| r.received_at);
@@ -105,6 +114,7 @@ impl Recording {
             let Some(v) = self.votes.pop_front() else {
                 return Ok(None);
             };
+            let key = Some((v.election_no, v.voter_no));
             self.clock = self.clock.max(Some(v.cast_at));
             // As raw bytes, so it is parsed and validated again.
             let ballot = Ballot {
@@ -117,20 +127,29 @@ impl Recording {
             let raw = crate::edge::ballot_json(&ballot).into_bytes();
             return Ok(Some(Entry {
                 at: self.clock.unwrap_or(v.cast_at),
+                key,
                 inbound: Inbound::raw(raw),
             }));
         }
         Ok(self.rejections.pop_front().map(|r| Entry {
             at: r.received_at,
+            key: None,
             // Decided as it was: see the module `replay` for why.
             inbound: Inbound::rejected(r),
         }))
     }
 }
 
+impl Tape for Recording {
+    fn next(&mut self) -> Result<Option<Entry>, BusError> {
+        self.take()
+            .map_err(|e| BusError::Io(std::io::Error::other(e)))
+    }
+}
+
 /// The recording as the processor's ballot source, paced, within a window.
 pub(super) struct Paced {
-    recording: Recording,
+    tape: Box<dyn Tape>,
     speed: Speed,
     from: Option<Millis>,
     until: Option<Millis>,
@@ -142,13 +161,13 @@ pub(super) struct Paced {
 
 impl Paced {
     pub(super) fn new(
-        recording: Recording,
+        tape: Box<dyn Tape>,
         speed: Speed,
         from: Option<Millis>,
         until: Option<Millis>,
     ) -> Paced {
         Paced {
-            recording,
+            tape,
             speed,
             from,
             until,
@@ -159,9 +178,9 @@ impl Paced {
     }
 
     /// The next ballot within the window, read ahead and kept until due.
-    fn peek(&mut self) -> Result<Option<&Entry>, StoreError> {
+    fn peek(&mut self) -> Result<Option<&Entry>, BusError> {
         while self.waiting.is_none() && !self.ended {
-            match self.recording.next()? {
+            match self.tape.next()? {
                 Some(e) if self.from.is_some_and(|f| e.at < f) => continue,
                 Some(e) if self.until.is_some_and(|u| e.at > u) => self.ended = true,
                 Some(e) => self.waiting = Some(e),
@@ -187,19 +206,26 @@ impl BallotSource for Paced {
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Option<Vec<Inbound>>, BusError> {
         let deadline = Instant::now() + wait;
         let mut out = Vec::new();
+        let mut last = None;
         while out.len() < max {
-            let at = match self
-                .peek()
-                .map_err(|e| BusError::Io(std::io::Error::other(e)))?
-            {
-                Some(e) => e.at,
+            let (at, key) = match self.peek()? {
+                Some(e) => (e.at, e.key),
                 None if out.is_empty() => return Ok(None),
                 None => break,
             };
+            // A store numbers a batch's votes in (election, voter) order, so
+            // a vote numbered after one that sorts above it came in a later
+            // batch: it starts one here too, and the ledger keeps the
+            // original's order (its windows, its lateness, what the race
+            // desk was shown at each position).
+            if key.is_some() && key <= last {
+                break;
+            }
             let due = self.due(at);
             let now = Instant::now();
             if due <= now {
                 if let Some(e) = self.waiting.take() {
+                    last = last.max(e.key);
                     out.push(e.inbound);
                 }
                 continue;

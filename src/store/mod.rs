@@ -311,6 +311,18 @@ pub trait Store: Send {
         from: LedgerPosition,
         to: &AlertResume,
     ) -> Result<(), StoreError>;
+    /// Appends one look of the race desk that changed something, with the
+    /// events it made (numbered from `look.first_event`, only if that many
+    /// are recorded, else `EngineMoved`), in one transaction: the record of
+    /// what the desk was shown, so a replay can show its own desk the same.
+    fn record_look(
+        &mut self,
+        election_id: &str,
+        look: &DeskLook,
+        events: &[String],
+    ) -> Result<(), StoreError>;
+    /// The desk's recorded looks of an election, in order.
+    fn desk_looks(&mut self, election_id: &str) -> Result<Vec<DeskLook>, StoreError>;
 }
 
 /// The states whose count is sealed, as `(election_no, state)`.
@@ -368,6 +380,23 @@ pub(crate) fn alerts_moved(election_id: &str, expected: i64, found: i64) -> Stor
         expected,
         found,
     }
+}
+
+/// One look of the race desk that sealed a state or made events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeskLook {
+    /// The look's clock (ms): its events' `at`, its seals' `sealed_at`.
+    pub at: Millis,
+    /// The votes counted in the results it was shown (its events' `position`).
+    pub counted: i64,
+    /// The election's votes recorded when it read them, after its seals: a
+    /// state it sealed has no vote past these.
+    pub accepted: i64,
+    /// How many states it sealed.
+    pub seals: i64,
+    /// Its events are numbered from here, `events` of them.
+    pub first_event: i64,
+    pub events: i64,
 }
 
 /// One election as stored, or `UnknownElection`.

@@ -199,3 +199,18 @@ CREATE TABLE IF NOT EXISTS tally_checkpoints (
 -- Rejections as of a time, counted by reason from the index alone.
 CREATE INDEX IF NOT EXISTS rejected_ballots_by_time ON rejected_ballots (election_id, received_at, reason);
 INSERT INTO schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;
+-- What the race desk was shown: each look that sealed a state or made
+-- events, with its clock, the votes counted in the results it read and the
+-- election's votes recorded by then, so a replay can show its own desk the
+-- same moments of the night (replay/desk.rs).
+CREATE TABLE IF NOT EXISTS desk_looks (
+    election_id TEXT NOT NULL,
+    look_no     BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    counted     BIGINT NOT NULL,
+    accepted    BIGINT NOT NULL,
+    seals       BIGINT NOT NULL,
+    first_event BIGINT NOT NULL,
+    events      BIGINT NOT NULL,
+    PRIMARY KEY (election_id, look_no)
+);

@@ -186,3 +186,18 @@ CREATE TABLE IF NOT EXISTS alert_state (
     rejections_after INTEGER NOT NULL,
     state            TEXT NOT NULL
 );
+-- What the race desk was shown: each look that sealed a state or made
+-- events, with its clock, the votes counted in the results it read and the
+-- election's votes recorded by then, so a replay can show its own desk the
+-- same moments of the night (replay/desk.rs).
+CREATE TABLE IF NOT EXISTS desk_looks (
+    election_id TEXT NOT NULL,
+    look_no     INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    counted     INTEGER NOT NULL,
+    accepted    INTEGER NOT NULL,
+    seals       INTEGER NOT NULL,
+    first_event INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    PRIMARY KEY (election_id, look_no)
+);

@@ -130,6 +130,64 @@ impl Raw {
         }
     }
 
+    /// Every table of a store, each as a digest of all its rows.
+    pub fn checksums(&self) -> std::collections::BTreeMap<String, String> {
+        match self {
+            Raw::Sqlite(path) => {
+                let db = super::sqlite::open_ro(path).unwrap();
+                let tables: Vec<String> = db
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                tables
+                    .into_iter()
+                    .map(|t| {
+                        let sql = format!("SELECT * FROM \"{t}\" ORDER BY 1, 2");
+                        let mut stmt = db.prepare(&sql).unwrap();
+                        let n = stmt.column_count();
+                        let mut rows = stmt.query([]).unwrap();
+                        let mut text = String::new();
+                        while let Some(r) = rows.next().unwrap() {
+                            for i in 0..n {
+                                text.push_str(&format!("{:?}|", r.get_ref(i).unwrap()));
+                            }
+                            text.push('\n');
+                        }
+                        (
+                            t,
+                            format!("{} rows, {:x}", text.lines().count(), fnv(&text)),
+                        )
+                    })
+                    .collect()
+            }
+            Raw::Postgres(url) => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                let tables: Vec<String> = c
+                    .query(
+                        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+                        &[],
+                    )
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                tables
+                .into_iter()
+                .map(|t| {
+                    let sql = format!(
+                        "SELECT COUNT(*)::text || ' rows, ' || COALESCE(md5(string_agg(x::text, '|' \
+                         ORDER BY x::text)), '') FROM \"{t}\" x"
+                    );
+                    (t, c.query_one(&sql, &[]).unwrap().get(0))
+                })
+                .collect()
+            }
+        }
+    }
+
     /// A single integer from a query (counts, max).
     pub fn scalar(&self, sql: &str) -> i64 {
         match self {
@@ -144,6 +202,13 @@ impl Raw {
                 .get(0),
         }
     }
+}
+
+/// FNV-1a of a text: a digest that needs no crate.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Checks the votes table of a PostgreSQL store: one vote per (election,

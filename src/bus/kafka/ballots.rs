@@ -62,6 +62,21 @@ impl Polled {
     }
 }
 
+/// A `ballots` message as the processor takes it: the raw ballot, or the
+/// refusal the HTTP edge already answered (its header).
+pub fn inbound(m: &impl Message) -> Inbound {
+    let payload = m.payload().unwrap_or_default();
+    let refused = m.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == EDGE_REJECTION_HEADER)
+            .and_then(|h| parse_edge_rejection(h.value?, payload))
+    });
+    match refused {
+        Some(r) => Inbound::rejected(r),
+        None => Inbound::raw(payload.to_vec()),
+    }
+}
+
 /// The `ballots` topic, read by a processor instance in the group.
 pub struct KafkaBallots {
     consumer: BaseConsumer<GroupContext>,
@@ -124,17 +139,7 @@ impl KafkaBallots {
                 offset: m.offset(),
             };
             polled.ends.insert(source.partition, source.offset + 1);
-            let payload = m.payload().unwrap_or_default();
-            let refused = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == EDGE_REJECTION_HEADER)
-                    .and_then(|h| parse_edge_rejection(h.value?, payload))
-            });
-            let inbound = match refused {
-                Some(r) => Inbound::rejected(r),
-                None => Inbound::raw(payload.to_vec()),
-            };
-            polled.inbound.push(inbound.read_at(source));
+            polled.inbound.push(inbound(&m).read_at(source));
             if epoch == Some(u64::MAX) {
                 break;
             }

@@ -18,7 +18,7 @@ use super::{send_with_headers, KafkaBus, Publisher, Topic};
 use crate::ack::{Ack, Decision, Outcome};
 use crate::bus::{BallotSink, BusError, Inbound, Payload};
 use crate::edge::ballot_json;
-use crate::model::{Ballot, RejectReason};
+use crate::model::{Ballot, RejectReason, Rejection};
 
 /// What the server can tell of a ballot at once (the processor's registry
 /// check): the reason and detail it would be rejected with, if any. A
@@ -77,11 +77,7 @@ impl BallotProducer {
                 (Some(key), payload, id, early)
             }
             Payload::Rejected(r) => {
-                let header = edge_rejection_header(&r);
-                headers = Some(OwnedHeaders::new().insert(Header {
-                    key: EDGE_REJECTION_HEADER,
-                    value: Some(&header),
-                }));
+                headers = Some(refusal(&r));
                 (
                     r.voter_id.clone(),
                     r.raw.into_bytes(),
@@ -118,8 +114,18 @@ impl BallotSink for BallotProducer {
     }
 }
 
-/// Ballots nobody waits on (the simulator's) onto the `ballots` topic,
-/// keyed by voter so that one voter's ballots keep their order.
+/// The header that carries a refusal decided before the topic, so that
+/// the processor records it as it was decided.
+fn refusal(r: &Rejection) -> OwnedHeaders {
+    OwnedHeaders::new().insert(Header {
+        key: EDGE_REJECTION_HEADER,
+        value: Some(&edge_rejection_header(r)),
+    })
+}
+
+/// Ballots nobody waits on (the simulator's, a replay's) onto the
+/// `ballots` topic, keyed by voter so that one voter's ballots keep their
+/// order.
 pub struct BallotWriter {
     publisher: Publisher,
     topic: String,
@@ -143,9 +149,22 @@ impl BallotSink for BallotWriter {
                     Some(b.voter_id.as_bytes()),
                     ballot_json(&b).as_bytes(),
                 )?,
-                Payload::Raw(bytes) => self.publisher.send(&self.topic, None, &bytes)?,
-                // Refused at an edge that waits for the answer: not this path.
-                Payload::Rejected(_) => {}
+                // Keyed by the voter it names, if it names one: a replay of
+                // a topic keeps one voter's ballots in order this way too.
+                Payload::Raw(bytes) => {
+                    let key = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| Some(v.get("voter_id")?.as_str()?.to_string()));
+                    let key = key.as_deref().map(str::as_bytes);
+                    self.publisher.send(&self.topic, key, &bytes)?
+                }
+                // A replay's refusals, recorded as they were decided.
+                Payload::Rejected(r) => self.publisher.send_headed(
+                    &self.topic,
+                    r.voter_id.as_deref().map(str::as_bytes),
+                    r.raw.as_bytes(),
+                    refusal(&r),
+                )?,
             }
         }
         Ok(true)

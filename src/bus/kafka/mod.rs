@@ -327,6 +327,17 @@ impl Publisher {
         send_retrying(&self.producer, topic, key, payload, ())
     }
 
+    /// [`send`](Self::send), with Kafka headers.
+    pub fn send_headed(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: rdkafka::message::OwnedHeaders,
+    ) -> Result<(), BusError> {
+        send_with_headers(&self.producer, topic, key, payload, Some(headers), ())
+    }
+
     /// Waits until every queued message is acknowledged by the broker;
     /// fails if any delivery failed since the last call.
     pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {

@@ -1,11 +1,11 @@
-//! The race desk's tables: the seals that make a state's count final, and
-//! the desk's events, each recorded once.
+//! The race desk's tables: the seals that make a state's count final, the
+//! desk's events, each recorded once, and the looks that made them.
 
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteStore;
 use crate::model::Millis;
-use crate::store::{DeskLog, Seal, StoreError};
+use crate::store::{DeskLog, DeskLook, Seal, StoreError};
 
 fn election_no(tx: &rusqlite::Transaction<'_>, election_id: &str) -> Result<i64, StoreError> {
     tx.query_row(
@@ -98,6 +98,18 @@ pub(super) fn append_desk(
     let tx = store
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    append_events(&tx, election_id, next, events)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Appends events numbered from `next`, if `next` are recorded.
+fn append_events(
+    tx: &rusqlite::Transaction<'_>,
+    election_id: &str,
+    next: i64,
+    events: &[String],
+) -> Result<(), StoreError> {
     let found: i64 = tx.query_row(
         "SELECT COUNT(*) FROM desk_events WHERE election_id = ?1",
         [election_id],
@@ -110,14 +122,69 @@ pub(super) fn append_desk(
             found,
         });
     }
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO desk_events (election_id, event_no, body) VALUES (?1, ?2, ?3)",
-        )?;
-        for (i, body) in events.iter().enumerate() {
-            insert.execute(params![election_id, next + i as i64, body])?;
-        }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO desk_events (election_id, event_no, body) VALUES (?1, ?2, ?3)",
+    )?;
+    for (i, body) in events.iter().enumerate() {
+        insert.execute(params![election_id, next + i as i64, body])?;
     }
+    Ok(())
+}
+
+pub(super) fn record_look(
+    store: &mut SqliteStore,
+    election_id: &str,
+    look: &DeskLook,
+    events: &[String],
+) -> Result<(), StoreError> {
+    let tx = store
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    append_events(&tx, election_id, look.first_event, events)?;
+    tx.execute(
+        "INSERT INTO desk_looks (election_id, look_no, at, counted, accepted, seals, first_event, events)
+         SELECT ?1, COUNT(*), ?2, ?3, ?4, ?5, ?6, ?7 FROM desk_looks WHERE election_id = ?1",
+        params![
+            election_id,
+            look.at,
+            look.counted,
+            look.accepted,
+            look.seals,
+            look.first_event,
+            events.len() as i64
+        ],
+    )?;
     tx.commit()?;
     Ok(())
+}
+
+pub(super) fn desk_looks(
+    store: &mut SqliteStore,
+    election_id: &str,
+) -> Result<Vec<DeskLook>, StoreError> {
+    // A store written before looks were recorded, opened read-only, has no
+    // such table: it has no looks either.
+    let table: i64 = store.conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'desk_looks'",
+        [],
+        |r| r.get(0),
+    )?;
+    if table == 0 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = store.conn.prepare_cached(
+        "SELECT at, counted, accepted, seals, first_event, events FROM desk_looks
+         WHERE election_id = ?1 ORDER BY look_no",
+    )?;
+    let rows = stmt.query_map([election_id], |r| {
+        Ok(DeskLook {
+            at: r.get(0)?,
+            counted: r.get(1)?,
+            accepted: r.get(2)?,
+            seals: r.get(3)?,
+            first_event: r.get(4)?,
+            events: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

@@ -21,7 +21,7 @@ use super::{
     check_election, sort_by_voter, unsort, Batch, ElectionEntry, OffsetMove, Recorded, Store,
     StoreError, VoterKey,
 };
-use super::{AlertResume, DeskLog, LedgerEntry, LedgerPosition, Seal};
+use super::{AlertResume, DeskLog, DeskLook, LedgerEntry, LedgerPosition, Seal};
 use crate::model::{Candidate, Election, Millis, Vote, Voter};
 use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
@@ -400,5 +400,18 @@ impl Store for SqliteStore {
         to: &AlertResume,
     ) -> Result<(), StoreError> {
         alerts::append_alerts(self, election_id, next, events, from, to)
+    }
+
+    fn record_look(
+        &mut self,
+        election_id: &str,
+        look: &DeskLook,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        desk::record_look(self, election_id, look, events)
+    }
+
+    fn desk_looks(&mut self, election_id: &str) -> Result<Vec<DeskLook>, StoreError> {
+        desk::desk_looks(self, election_id)
     }
 }
