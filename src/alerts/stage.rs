@@ -204,13 +204,63 @@ impl AlertStage {
         if to == from && changes.is_empty() {
             return Ok((changes, full));
         }
+        match self.save(from, to, &changes)? {
+            true => Ok((changes, full)),
+            false => Ok((Vec::new(), true)),
+        }
+    }
+
+    /// Moves stream time on to `at` with nothing more read, and records
+    /// what that closes: how a replay's stage ends where the original's
+    /// clock took it after the night.
+    pub fn tick_to(&mut self, at: Millis) -> Result<Vec<AlertChange>, StageError> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Ok(Vec::new());
+        };
+        if at <= watch.now() {
+            return Ok(Vec::new());
+        }
+        let position = self.at.votes;
+        let changes: Vec<AlertChange> = watch
+            .tick(at)
+            .into_iter()
+            .map(|e| change(e, position))
+            .collect();
+        let at = self.at;
+        match self.save(at, at, &changes)? {
+            true => Ok(changes),
+            false => Ok(Vec::new()),
+        }
+    }
+
+    /// Stream time as the watch has it (None before it started).
+    pub fn stream_time(&self) -> Option<Millis> {
+        self.watch
+            .as_ref()
+            .map(Watch::now)
+            .filter(|&t| t > Millis::MIN)
+    }
+
+    /// Records `changes` and the move from `from` to `to` with the
+    /// detectors' state. False when another stage moved first (the record
+    /// is taken back); an error when nothing could be recorded.
+    fn save(
+        &mut self,
+        from: LedgerPosition,
+        to: LedgerPosition,
+        changes: &[AlertChange],
+    ) -> Result<bool, StageError> {
         let bodies: Vec<String> = changes
             .iter()
             .map(|c| serde_json::to_string(c).expect("a change serializes"))
             .collect();
         let resume = AlertResume {
             at: to,
-            state: self.watch.as_ref().expect("made above").save(),
+            state: self
+                .watch
+                .as_ref()
+                .expect("a stage saves once it watches")
+                .save(),
         };
         let saved =
             self.store
@@ -219,16 +269,16 @@ impl AlertStage {
             Ok(()) => {
                 self.at = to;
                 self.recorded += changes.len() as i64;
-                self.count(&changes);
+                self.count(changes);
                 self.publish();
-                Ok((changes, full))
+                Ok(true)
             }
             Err(e) => {
                 // Not recorded (or another stage moved first): take the
                 // record back and decide again from there.
                 self.reload()?;
                 match e {
-                    StoreError::EngineMoved { .. } => Ok((Vec::new(), true)),
+                    StoreError::EngineMoved { .. } => Ok(false),
                     e => Err(e.into()),
                 }
             }
@@ -527,16 +577,21 @@ impl Feed<'_> {
 
     fn take(&mut self, events: Vec<AlertEvent>) {
         for e in events {
-            let (change, alert) = match e {
-                AlertEvent::Opened(a) => (Change::Opened, a),
-                AlertEvent::Resolved(a) => (Change::Resolved, a),
-            };
-            self.changes.push(AlertChange {
-                change,
-                alert,
-                position: self.at.votes,
-            });
+            self.changes.push(change(e, self.at.votes));
         }
+    }
+}
+
+/// An alert opened or resolved, as recorded at a ledger position.
+fn change(e: AlertEvent, position: i64) -> AlertChange {
+    let (change, alert) = match e {
+        AlertEvent::Opened(a) => (Change::Opened, a),
+        AlertEvent::Resolved(a) => (Change::Resolved, a),
+    };
+    AlertChange {
+        change,
+        alert,
+        position,
     }
 }
 

@@ -78,7 +78,8 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let r = replay::run(&cfg, &shutdown)?;
     println!(
         "replayed {} ballots into {} in {:.1} s ({:.0} ballots/s): {} accepted, {} rejected, \
-         {} already recorded there (skipped); {} voters copied; {} race desk events",
+         {} already recorded there (skipped); {} voters copied; {} race desk events; \
+         {} alert changes",
         r.ballots,
         cfg.into.as_str(),
         r.seconds,
@@ -87,7 +88,8 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         r.rejected,
         r.replays,
         r.voters_copied,
-        r.desk_events
+        r.desk_events,
+        r.alert_changes
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -110,10 +112,12 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
             elections,
             accepted,
             desk_events,
+            alert_changes,
         } => {
             println!(
                 "the same night: {elections} election(s), {accepted} votes, the same results, \
-                 seals and {desk_events} race desk events in the same order"
+                 seals, {desk_events} race desk events and {alert_changes} alert changes in \
+                 the same order"
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -1,7 +1,8 @@
 //! Two stores' nights side by side (`votestream compare`): the same
 //! elections, the same results (every candidate, state, demographic cell,
 //! minute window, late vote and rejection reason), the same seals and the
-//! same race-desk events in the same order. What a replay must end with.
+//! same race-desk events and the same alert changes in the same order. What
+//! a replay must end with.
 
 use serde_json::Value;
 
@@ -15,6 +16,7 @@ pub enum Comparison {
         elections: usize,
         accepted: i64,
         desk_events: usize,
+        alert_changes: usize,
     },
     /// Where the first difference is, and both sides of it.
     Differ(String),
@@ -33,7 +35,7 @@ pub fn compare(a: &mut dyn Store, b: &mut dyn Store) -> Result<Comparison, Store
             "elections: {ea:?} in the first, {eb:?} in the second"
         )));
     }
-    let (mut accepted, mut desk_events) = (0, 0);
+    let (mut accepted, mut desk_events, mut alert_changes) = (0, 0, 0);
     for id in &ea {
         let (ra, rb) = (a.results(id, BUILTIN)?, b.results(id, BUILTIN)?);
         accepted += ra.accepted;
@@ -61,11 +63,26 @@ pub fn compare(a: &mut dyn Store, b: &mut dyn Store) -> Result<Comparison, Store
             return Ok(Comparison::Differ(d));
         }
         desk_events += la.events.len();
+        let (aa, ab) = (a.alert_events(id, 0)?, b.alert_events(id, 0)?);
+        let changes = |v: &[String]| -> Value {
+            v.iter()
+                .map(|e| serde_json::from_str(e).unwrap_or_else(|_| Value::String(e.clone())))
+                .collect()
+        };
+        if let Some(d) = diff(
+            &format!("{id}: alert changes"),
+            &changes(&aa),
+            &changes(&ab),
+        ) {
+            return Ok(Comparison::Differ(d));
+        }
+        alert_changes += aa.len();
     }
     Ok(Comparison::Same {
         elections: ea.len(),
         accepted,
         desk_events,
+        alert_changes,
     })
 }
 

@@ -17,6 +17,8 @@
 //!   (`too_large`), a seal of the race desk (`polls_closed`).
 //! - The race desk takes the original desk's recorded looks again
 //!   ([`desk`]), so its seals and events are the original's, in order.
+//! - Then the alerts stage reads the replayed ledger ([`alerts`]): the same
+//!   ledger in the same order, the same alerts.
 //! - In the distributed shape the recording can be the `ballots` topic
 //!   itself ([`topic`]; each ballot decided again from its bytes), and the
 //!   replay can run through a topic prefix of its own ([`onto`]).
@@ -25,6 +27,7 @@
 //!   rules skip it as a replay and nothing is counted twice, and the desk
 //!   takes no look the target has taken.
 
+mod alerts;
 mod compare;
 mod desk;
 mod onto;
@@ -89,6 +92,9 @@ pub struct Replayed {
     pub replays: u64,
     /// Events the race desk recorded, looking again where the original's did.
     pub desk_events: u64,
+    /// Alert changes the alerts stage recorded over the replayed ledger
+    /// (none for a replay from a moment of the night on).
+    pub alert_changes: i64,
     pub voters_copied: u64,
     pub seconds: f64,
 }
@@ -183,12 +189,24 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         played?;
         desked
     })?;
+    // From the night's start only, as the desk: a stage shown part of the
+    // night would decide other things.
+    let alert_changes = if cfg.from_time.is_some() || shutdown.is_requested() {
+        0
+    } else {
+        let original = match (&cfg.from, cfg.until) {
+            (ReplayFrom::Store(url), None) => Some(url.open_read_only()?),
+            _ => None,
+        };
+        alerts::run(original, &cfg.into)?
+    };
     Ok(Replayed {
         ballots: stats.consumed.load(Relaxed),
         accepted: stats.accepted.load(Relaxed),
         rejected: stats.rejected.load(Relaxed),
         replays: stats.replays.load(Relaxed),
         desk_events,
+        alert_changes,
         voters_copied,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -24,8 +24,9 @@ pub const BURST: &str = "California";
 pub const SWING: &str = "Texas";
 pub const DUPLICATES: &str = "Florida";
 
-/// Writes the night into a store, starting at `start` (or an hour after the
-/// polls opened, on a whole minute): the same start, the same ledger.
+/// Writes the night into a store, starting at `start` (or on the first
+/// whole minute after the polls opened, so the whole night is in the past
+/// and a replay can take it again): the same start, the same ledger.
 /// Returns the start.
 pub fn record_night(store: &mut dyn Store, start: Option<Millis>) -> Millis {
     votestream::generate::ensure_registry(store, ELECTION, 42, 40_000, false).unwrap();
@@ -69,7 +70,7 @@ pub fn record_night(store: &mut dyn Store, start: Option<Millis>) -> Millis {
     let state_no = |name: &str| states.iter().position(|(s, _)| s == name).unwrap();
     let (burst, swing, dups) = (state_no(BURST), state_no(SWING), state_no(DUPLICATES));
     let mut used = vec![0usize; states.len()];
-    let start = start.unwrap_or((entry.election.opens_at / 60_000 + 60) * 60_000);
+    let start = start.unwrap_or((entry.election.opens_at / 60_000 + 1) * 60_000);
     let (mut n, mut again) = (0u64, 0u64);
     for second in 0..LENGTH_S {
         let mut inbound = Vec::new();
