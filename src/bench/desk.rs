@@ -77,20 +77,27 @@ pub fn run(voters: u64, bus: &str, store_url: Option<&str>, dir: &Path) -> anyho
 
 /// Two alternating pairs of full-speed runs, without and with the desk.
 fn cost(voters: u64, dir: &Path) -> anyhow::Result<Vec<Row>> {
-    Ok(vec![stage_cost(voters, dir, "the desk", 2, |cfg| {
-        cfg.desk = true
-    })?])
+    Ok(vec![stage_cost(
+        voters,
+        dir,
+        "the desk",
+        2,
+        |cfg| cfg.desk = true,
+        &|_| Ok(String::new()),
+    )?])
 }
 
 /// `pairs` alternating pairs of full-speed embedded runs (off, on, on,
 /// off, …) without and with a stage `enable` turns on; one row with both
-/// rates and their ratio.
+/// rates and their ratio, and what `after` says of the last run with the
+/// stage (given its store's URL).
 pub(crate) fn stage_cost(
     voters: u64,
     dir: &Path,
     stage: &str,
     pairs: usize,
     enable: fn(&mut RunConfig),
+    after: &dyn Fn(&str) -> anyhow::Result<String>,
 ) -> anyhow::Result<Row> {
     let registry = dir.join("stage-registry.db");
     remove_db(&registry);
@@ -102,6 +109,7 @@ pub(crate) fn stage_cost(
         .into_iter()
         .cycle()
         .take(2 * pairs);
+    let mut said = String::new();
     for with in order {
         let db = dir.join("stage-e2e.db");
         copy_db(&registry, &db)?;
@@ -114,6 +122,9 @@ pub(crate) fn stage_cost(
             .entry(with)
             .or_default()
             .push(s.results.accepted as f64 / s.elapsed.as_secs_f64());
+        if with {
+            said = after(&sqlite_url(&db))?;
+        }
         remove_db(&db);
     }
     remove_db(&registry);
@@ -123,7 +134,7 @@ pub(crate) fn stage_cost(
         what: format!("end to end, {voters}-voter registry, rate max, with {stage}"),
         figure: format!("{:.0} votes/s", on),
         note: format!(
-            "without: {:.0} votes/s; with/without = {:.1}% (runs {:?} / {:?}, alternated)",
+            "without: {:.0} votes/s; with/without = {:.1}% (runs {:?} / {:?}, alternated){said}",
             off,
             100.0 * on / off,
             rates[&true].iter().map(|r| r.round()).collect::<Vec<_>>(),

@@ -79,9 +79,14 @@ pub(super) fn run(
         if let Some(desk) = desk {
             s.spawn(|| desk.run(super::desk::DESK_EVERY, shutdown));
         }
-        // Likewise the alerts stage: it reads the ledger, records its own.
+        // Likewise the alerts stage: it reads the ledger, records its own,
+        // at a lower CPU priority: it never takes a core the count needs,
+        // and catches up whenever the count leaves one idle.
         if let Some(alerts) = alerts {
-            s.spawn(|| alerts.run(super::alerts::ALERTS_EVERY, shutdown));
+            s.spawn(|| {
+                super::alerts::yield_to_the_count();
+                alerts.run(super::alerts::ALERTS_EVERY, shutdown)
+            });
         }
         // The simulator owns its sink: once it is done, only the HTTP
         // intake holds the processor's channel.
