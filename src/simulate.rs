@@ -16,6 +16,7 @@ use crate::states::{LAST_CLOSE_STEP, STATES};
 use crate::store::{Store, StoreError, VoterKey};
 
 mod invalid;
+pub mod kiosk;
 pub mod night;
 mod pace;
 mod plan;
@@ -24,6 +25,7 @@ mod tests;
 
 pub use invalid::Invalid;
 use invalid::{INVALID_KINDS, NIGHT_KINDS};
+use kiosk::Kiosks;
 pub use night::Night;
 pub use pace::Rate;
 use plan::{choose, party_index, plan};
@@ -106,6 +108,8 @@ pub struct Simulation {
     night: Option<NightClock>,
     seed: u64,
     allowance_ms: Millis,
+    /// Who sends each voter's ballots.
+    kiosks: Kiosks,
 }
 
 /// A night pinned to the wall clock.
@@ -193,7 +197,13 @@ impl Simulation {
             night,
             seed,
             allowance_ms: cfg.allowance_ms,
+            kiosks: Kiosks::new(seed),
         }
+    }
+
+    /// The kiosk voter `v` votes at.
+    fn kiosk_of(&self, v: u32) -> std::sync::Arc<str> {
+        self.kiosks.of(v, self.voters[v as usize].state)
     }
 
     /// When polls close in voter `v`'s state, with a night.
@@ -249,6 +259,7 @@ impl Simulation {
                 voter_id: self.voters[voter as usize].id.clone(),
                 candidate_id: candidate,
                 cast_at,
+                client: Some(self.kiosk_of(voter)),
             })
         };
         let in_time = |voter: u32| self.close_of(voter).map_or(now, |c| now.min(c - 1));

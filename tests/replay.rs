@@ -106,6 +106,19 @@ fn checksums(raw: &Raw) -> BTreeMap<String, String> {
     }
 }
 
+/// Who sent each recorded ballot (vote or rejection), by ballot id.
+fn clients(url: &str) -> BTreeMap<String, Option<String>> {
+    let mut st = votestream::store::open_read_only(url).unwrap();
+    let votes = st.votes_after(0, usize::MAX / 2).unwrap();
+    let rejections = st.rejections_after(0, usize::MAX / 2).unwrap();
+    let votes = votes.into_iter().map(|v| (v.ballot_id, v.client));
+    let rejections = rejections.into_iter().map(|(_, r)| (r.ballot_id, r.client));
+    votes
+        .chain(rejections)
+        .map(|(id, c)| (id, c.map(|c| c.to_string())))
+        .collect()
+}
+
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
@@ -147,6 +160,12 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
         );
         targets.push(into);
     }
+    let sent_by = clients(original);
+    assert!(
+        sent_by.values().filter(|c| c.is_some()).count() * 10 > sent_by.len() * 9,
+        "the simulator names the kiosk of nearly every ballot"
+    );
+    assert_eq!(clients(&targets[0]), sent_by, "a replay keeps who sent each ballot");
     // Again into the same target: every ballot is already there.
     let again = replay(original, &targets[2], &[]);
     assert!(again.contains(" 0 accepted, 0 rejected"), "{again}");

@@ -311,3 +311,107 @@ fn simulate_night_after_close_ballots_are_refused_as_polls_closed() {
         }
     )));
 }
+
+/// The content of every ballot of a plan (without clients), hashed.
+fn content_hash(sim: &Simulation) -> u64 {
+    let mut bytes = Vec::new();
+    for i in 0..sim.len() {
+        let now = START + sim.at.get(i).copied().unwrap_or(i as Millis);
+        match sim.ballot(i, now).body {
+            Payload::Ballot(b) => bytes.extend_from_slice(crate::edge::ballot_raw(&b).as_bytes()),
+            Payload::Raw(raw) => bytes.extend_from_slice(&raw),
+            Payload::Rejected(_) => panic!("the simulator refuses nothing itself"),
+        }
+        bytes.push(b'\n');
+    }
+    fnv1a(&bytes)
+}
+
+#[test]
+fn simulate_night_clients_leave_the_ballots_as_they_were() {
+    // Hashes of the plans as they were before ballots named their client:
+    // the client is added, nothing else moves.
+    let night = simulation(&config(7));
+    assert_eq!(
+        (night.len(), content_hash(&night)),
+        (16_338, 0xd0bc_1964_1400_ee6f)
+    );
+    let plain = simulation(&SimConfig {
+        seed: 7,
+        ..SimConfig::default()
+    });
+    assert_eq!(
+        (plain.len(), content_hash(&plain)),
+        (16_311, 0x7e4d_17de_f14a_7131)
+    );
+}
+
+fn client(b: &Inbound) -> Option<std::sync::Arc<str>> {
+    match &b.body {
+        Payload::Ballot(b) => b.client.clone(),
+        _ => None,
+    }
+}
+
+#[test]
+fn simulate_night_each_voter_votes_at_a_kiosk_of_their_state() {
+    let a = simulation(&config(7));
+    let b = simulation(&config(7));
+    let other = simulation(&config(8));
+    let mut moved = 0;
+    for (i, p) in a.plan.iter().enumerate() {
+        let Planned::Vote { voter, .. } = *p else {
+            continue;
+        };
+        let at = START + a.at[i];
+        let c = client(&a.ballot(i, at)).expect("a vote names its kiosk");
+        let code = STATES[a.voters[voter as usize].state as usize].code;
+        assert!(c.starts_with(&format!("kiosk-{code}-")), "{c} for {code}");
+        assert_eq!(
+            Some(&c),
+            client(&b.ballot(i, at)).as_ref(),
+            "same seed, same kiosk"
+        );
+        if i < other.len() {
+            moved += usize::from(Some(&c) != client(&other.ballot(i, at)).as_ref());
+        }
+    }
+    assert!(moved > 0, "another seed sends from other kiosks");
+}
+
+#[test]
+fn simulate_night_no_kiosk_stands_out_in_any_ten_seconds() {
+    for seed in [7, 8] {
+        let sim = simulation(&config(seed));
+        let mut windows: HashMap<Millis, HashMap<std::sync::Arc<str>, u32>> = HashMap::new();
+        for i in 0..sim.len() {
+            let at = sim.at[i];
+            let Some(c) = client(&sim.ballot(i, START + at)) else {
+                continue;
+            };
+            // The detector's window: two aligned 5 s buckets.
+            let bucket = at.div_euclid(5_000);
+            for start in [bucket - 1, bucket] {
+                *windows
+                    .entry(start)
+                    .or_default()
+                    .entry(c.clone())
+                    .or_default() += 1;
+            }
+        }
+        let mut judged = 0;
+        for (start, counts) in windows {
+            let total: u32 = counts.values().sum();
+            if total < 200 {
+                continue;
+            }
+            judged += 1;
+            let top = counts.values().max().copied().unwrap_or(0);
+            assert!(
+                f64::from(top) <= 0.10 * f64::from(total),
+                "seed {seed}: a kiosk sent {top} of {total} ballots in the window at {start}"
+            );
+        }
+        assert!(judged > 5, "the night has full windows to judge");
+    }
+}

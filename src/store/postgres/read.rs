@@ -111,12 +111,16 @@ pub(super) fn votes_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<Vote>, StoreError> {
+    let client = store.client_column();
     store.with(|c| {
         let rows = c.query(
-            "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
-                    r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no
-             FROM votes v JOIN voters r ON r.voter_no = v.voter_no
-             WHERE v.seq > $1 ORDER BY v.seq LIMIT $2",
+            &format!(
+                "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
+                    r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no,
+                    {client}
+                 FROM votes v JOIN voters r ON r.voter_no = v.voter_no
+                 WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
+            ),
             &[&after, &(limit.min(i64::MAX as usize) as i64)],
         )?;
         let mut names = Interner::default();
@@ -135,6 +139,7 @@ pub(super) fn votes_after(
                 gender: Gender::parse(r.try_get(8)?),
                 election_no: r.try_get(9)?,
                 voter_no: r.try_get(10)?,
+                client: r.try_get::<_, Option<&str>>(11)?.map(|c| names.get(c)),
             });
         }
         Ok(out)

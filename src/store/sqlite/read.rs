@@ -96,12 +96,13 @@ pub(super) fn votes_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<Vote>, StoreError> {
-    let mut stmt = store.conn.prepare_cached(
+    let mut stmt = store.conn.prepare_cached(&format!(
         "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
-                r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no
+                r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no, {}
          FROM votes v JOIN voters r ON r.voter_no = v.voter_no
          WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2",
-    )?;
+        store.client_column()
+    ))?;
     let mut rows = stmt.query(params![after, limit as i64])?;
     let mut names = Interner::default();
     let mut out = Vec::new();
@@ -120,6 +121,7 @@ pub(super) fn votes_after(
             gender: Gender::parse(r.get_ref(8)?.as_str()?),
             election_no: r.get(9)?,
             voter_no: r.get(10)?,
+            client: r.get_ref(11)?.as_str_or_null()?.map(|c| names.get(c)),
         });
     }
     Ok(out)
