@@ -165,7 +165,11 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
         sent_by.values().filter(|c| c.is_some()).count() * 10 > sent_by.len() * 9,
         "the simulator names the kiosk of nearly every ballot"
     );
-    assert_eq!(clients(&targets[0]), sent_by, "a replay keeps who sent each ballot");
+    assert_eq!(
+        clients(&targets[0]),
+        sent_by,
+        "a replay keeps who sent each ballot"
+    );
     // Again into the same target: every ballot is already there.
     let again = replay(original, &targets[2], &[]);
     assert!(again.contains(" 0 accepted, 0 rejected"), "{again}");

@@ -136,6 +136,9 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
         simulated,
         in_process,
     } = bus(cfg, &processor)?;
+    if sim.as_ref().is_some_and(|s| !s.registrations().is_empty()) {
+        anyhow::ensure!(in_process, "{}", super::MIDNIGHT_REGISTRATION);
+    }
     let desk = if cfg.desk {
         Some(super::desk::desk_stage(&super::desk::DeskOptions {
             store_url: &cfg.store_url,

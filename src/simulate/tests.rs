@@ -11,10 +11,10 @@ use crate::bus::Payload;
 use crate::model::RejectReason;
 
 /// Opened a day before the night, so late ballots are after the opening.
-const START: Millis = 1_780_000_000_000;
+pub(super) const START: Millis = 1_780_000_000_000;
 const VOTERS: u64 = 20_000;
 
-fn night() -> Night {
+pub(super) fn night() -> Night {
     Night {
         duration_ms: 90_000,
         skew: 0.5,
@@ -23,7 +23,7 @@ fn night() -> Night {
     }
 }
 
-fn config(seed: u64) -> SimConfig {
+pub(super) fn config(seed: u64) -> SimConfig {
     SimConfig {
         seed,
         night: Some(night()),
@@ -45,7 +45,7 @@ fn sim_voter(v: &crate::model::Voter) -> SimVoter {
     }
 }
 
-fn electorate() -> &'static [SimVoter] {
+pub(super) fn electorate() -> &'static [SimVoter] {
     static VOTERS_: OnceLock<Vec<SimVoter>> = OnceLock::new();
     VOTERS_.get_or_init(|| {
         crate::generate::voters(3, VOTERS)
@@ -55,15 +55,15 @@ fn electorate() -> &'static [SimVoter] {
 }
 
 /// The default election under the night's schedule from `START`.
-fn election() -> (Election, Vec<Candidate>) {
+pub(super) fn election() -> (Election, Vec<Candidate>) {
     let (mut election, candidates) = crate::generate::default_election(START - 86_400_000);
     election.polls = Some(night().polls(START));
     (election, candidates)
 }
 
-fn simulation(cfg: &SimConfig) -> Simulation {
+pub(super) fn simulation(cfg: &SimConfig) -> Simulation {
     let (election, candidates) = election();
-    Simulation::new(election, candidates, electorate().to_vec(), cfg)
+    Simulation::new(election, candidates, electorate().to_vec(), cfg).unwrap()
 }
 
 fn state_name(sim: &Simulation, voter: u32) -> &'static str {
@@ -129,7 +129,7 @@ fn simulate_night_on_time_votes_are_cast_before_their_close() {
     for (i, p) in sim.plan.iter().enumerate() {
         let voter = match *p {
             Planned::Vote { voter, .. } | Planned::Duplicate { voter, .. } => voter,
-            Planned::Bad { .. } => continue,
+            Planned::Bad { .. } | Planned::Forged { .. } => continue,
         };
         let close = sim.election.closes_at(state_name(&sim, voter)).unwrap();
         assert!(START + sim.at[i] < close, "planned before the close");
@@ -313,7 +313,7 @@ fn simulate_night_after_close_ballots_are_refused_as_polls_closed() {
 }
 
 /// The content of every ballot of a plan (without clients), hashed.
-fn content_hash(sim: &Simulation) -> u64 {
+pub(super) fn content_hash(sim: &Simulation) -> u64 {
     let mut bytes = Vec::new();
     for i in 0..sim.len() {
         let now = START + sim.at.get(i).copied().unwrap_or(i as Millis);
@@ -346,7 +346,7 @@ fn simulate_night_clients_leave_the_ballots_as_they_were() {
     );
 }
 
-fn client(b: &Inbound) -> Option<std::sync::Arc<str>> {
+pub(super) fn client(b: &Inbound) -> Option<std::sync::Arc<str>> {
     match &b.body {
         Payload::Ballot(b) => b.client.clone(),
         _ => None,
