@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::{stderr, votestream, votestream_ok};
+use support::{run_args, stderr, votestream, votestream_ok};
 
 fn count(store: &str, sql: &str) -> i64 {
     let path = store.trim_start_matches("sqlite://");
@@ -20,25 +20,21 @@ fn count(store: &str, sql: &str) -> i64 {
 fn a_turnout_push_outvotes_the_registration_and_a_burst_comes_from_one_kiosk() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("n.db").display());
-    votestream_ok(&[
-        "run",
-        "--store",
-        &store,
-        "--voters",
-        "5000",
-        "--seed",
-        "42",
-        "--night",
-        "8s",
-        "--inject",
-        "turnout@2s:WY",
-        "--inject",
-        "burst@1s:kiosk-TX-07",
-        "--until-done",
-        "--no-desk",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    // --rate is ignored in a night: each ballot goes at its planned time.
+    let mut args = run_args(&store, 5000, 42);
+    args.extend(
+        [
+            "--night",
+            "8s",
+            "--inject",
+            "turnout@2s:WY",
+            "--inject",
+            "burst@1s:kiosk-TX-07",
+            "--no-desk",
+        ]
+        .map(String::from),
+    );
+    votestream_ok(&args);
     let registered = count(
         &store,
         "SELECT COUNT(*) FROM voters WHERE address_state = 'Wyoming' \
