@@ -143,6 +143,11 @@ pub enum InjectError {
         "swing: the election has no two main parties (Management and Savior) to swing between"
     )]
     TwoParties,
+    #[error("{kind}: {state} has no registered voters to send it")]
+    NoVoters {
+        kind: &'static str,
+        state: &'static str,
+    },
     #[error("{kind} at {at_ms} ms: no state it can go to then (open, or for after-close closed, with voters)")]
     NoState { kind: &'static str, at_ms: Millis },
 }

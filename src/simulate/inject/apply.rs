@@ -188,6 +188,13 @@ fn target_state(
     if let Some(t) = &inj.target {
         let s = t.state();
         let close_ms = night.close_offset(s.close_step);
+        let needs_voters = matches!(inj.kind, Kind::Duplicates | Kind::AfterClose | Kind::Swing);
+        if needs_voters && !has_voters(s) {
+            return Err(InjectError::NoVoters {
+                kind,
+                state: s.name,
+            });
+        }
         return match (inj.kind, open(s)) {
             (Kind::AfterClose, true) => Err(InjectError::NotClosed {
                 state: s.name,

@@ -80,6 +80,12 @@ fn inject_needs_a_night_and_a_time_inside_it() {
     let voters = crate::simulate::tests::electorate().to_vec();
     let late = Simulation::new(election, candidates, voters, &with(7, &["swing@95s"]));
     assert!(matches!(late, Err(InjectError::AfterNight { .. })));
+    let (election, candidates) = crate::simulate::tests::election();
+    let mut voters = crate::simulate::tests::electorate().to_vec();
+    let wy = STATES.iter().position(|s| s.code == "WY").unwrap() as u8;
+    voters.retain(|v| v.state != wy);
+    let empty = Simulation::new(election, candidates, voters, &with(7, &["swing@10s:WY"]));
+    assert!(matches!(empty, Err(InjectError::NoVoters { .. })));
 }
 
 #[test]
