@@ -93,6 +93,26 @@ fn a_turnout_push_is_refused_where_no_processor_would_see_the_new_voters() {
         "{}",
         stderr(&out)
     );
+    // Refused before any broker is asked: none listens at this port.
+    let mut args = run_args(&store, 500, 42);
+    args.extend(
+        [
+            "--night",
+            "5s",
+            "--inject",
+            "turnout@1s",
+            "--bus",
+            "kafka://127.0.0.1:9",
+        ]
+        .map(String::from),
+    );
+    let out = votestream(&args);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("run --bus memory"),
+        "{}",
+        stderr(&out)
+    );
     let out = votestream(&["simulate", "--store", &store, "--inject", "swing@1s"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("needs --night"), "{}", stderr(&out));
