@@ -3,8 +3,9 @@
 //! `run --night … --inject …` on the embedded shape: a turnout push
 //! registers voters mid-night and the processor counts their votes, so a
 //! small state ends with more votes than it had registered voters; a
-//! burst's ballots all come from the one kiosk named; the shapes that
-//! cannot see voters registered mid-run refuse a turnout push.
+//! burst's ballots all come from the one kiosk named; ballots cast after
+//! a state's close are refused as such; the shapes that cannot see voters
+//! registered mid-run refuse a turnout push.
 
 mod support;
 
@@ -30,6 +31,8 @@ fn a_turnout_push_outvotes_the_registration_and_a_burst_comes_from_one_kiosk() {
             "turnout@2s:WY",
             "--inject",
             "burst@1s:kiosk-TX-07",
+            "--inject",
+            "after-close@5s:GA",
             "--no-desk",
         ]
         .map(String::from),
@@ -70,6 +73,16 @@ fn a_turnout_push_outvotes_the_registration_and_a_burst_comes_from_one_kiosk() {
     assert!(
         from_kiosk > 100 && from_kiosk * 10 > forged * 9,
         "{from_kiosk} of {forged}"
+    );
+    // Georgia's polls closed with the first wave, at 40% of the night.
+    let after_close = count(
+        &store,
+        "SELECT COUNT(*) FROM rejected_ballots b JOIN voters r ON r.voter_id = b.voter_id \
+         WHERE b.reason = 'polls_closed' AND r.address_state = 'Georgia'",
+    );
+    assert!(
+        after_close >= 10,
+        "{after_close} refused after Georgia's close"
     );
 }
 
