@@ -121,7 +121,11 @@ pub fn check_ballot(b: &Ballot) -> Result<(), TextError> {
     check(Kind::Id, "ballot_id", &b.ballot_id)?;
     check(Kind::Id, "election_id", &b.election_id)?;
     check(Kind::Id, "voter_id", &b.voter_id)?;
-    check(Kind::Id, "candidate_id", &b.candidate_id)
+    check(Kind::Id, "candidate_id", &b.candidate_id)?;
+    match &b.client {
+        Some(c) => check(Kind::Id, "client", c),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a JSON array: serde would read it into a struct by position.
@@ -199,6 +203,12 @@ pub fn storable_rejection(mut r: Rejection) -> Rejection {
             *id = None;
         }
     }
+    if r.client
+        .as_deref()
+        .is_some_and(|c| check(Kind::Id, "client", c).is_err())
+    {
+        r.client = None;
+    }
     if r.detail.len() > DETAIL_KEPT_BYTES || r.detail.contains('\0') {
         r.detail = storable(&r.detail, DETAIL_KEPT_BYTES);
     }
@@ -220,12 +230,30 @@ pub fn invalid_ballot(b: &Ballot, e: &TextError, raw: String, now: i64) -> Rejec
         raw,
         received_at: now,
         source: None,
+        client: b.client.clone(),
     })
 }
 
 /// The JSON line for a ballot, as the simulator and the API put it on the
-/// bus: the one wire shape every path into the processor reads.
+/// bus: the one wire shape every path into the processor reads. `client`
+/// is there only when the ballot has one, so a ballot without one is the
+/// same line as before clients were kept.
 pub fn ballot_json(b: &Ballot) -> String {
+    let mut line = ballot_content(b);
+    if let Some(client) = &b.client {
+        line["client"] = serde_json::Value::from(&**client);
+    }
+    line.to_string()
+}
+
+/// What a rejection keeps of a typed ballot: its content without its
+/// client, so the same ballot retried from elsewhere is recognised as the
+/// same ballot (the id check fingerprints what a rejection keeps).
+pub fn ballot_raw(b: &Ballot) -> String {
+    ballot_content(b).to_string()
+}
+
+fn ballot_content(b: &Ballot) -> serde_json::Value {
     serde_json::json!({
         "ballot_id": b.ballot_id,
         "election_id": b.election_id,
@@ -235,7 +263,6 @@ pub fn ballot_json(b: &Ballot) -> String {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             .unwrap_or_default(),
     })
-    .to_string()
 }
 
 #[cfg(test)]
@@ -280,6 +307,7 @@ mod tests {
             raw: format!("{{\0{}", "r".repeat(60_000)),
             received_at: 0,
             source: None,
+            client: Some("c\0".into()),
         };
         let a = storable_rejection(r.clone());
         let b = storable_rejection(r);
@@ -287,6 +315,7 @@ mod tests {
         assert!(a.ballot_id.starts_with("raw-"));
         assert_eq!(a.election_id, None);
         assert_eq!(a.voter_id, None);
+        assert_eq!(a.client, None);
         assert!(a.detail.len() <= DETAIL_KEPT_BYTES && !a.detail.contains('\0'));
         assert!(a.raw.len() <= RAW_KEPT_BYTES && !a.raw.contains('\0'));
         assert!(a.raw.starts_with("{\u{FFFD}"));

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use votestream::generate;
 use votestream::pipeline::allowance_ms;
-use votestream::simulate::{Night, Rate, SimConfig};
+use votestream::simulate::{Injection, Night, Rate, SimConfig};
 use votestream::store::StoreUrl;
 
 #[derive(Parser)]
@@ -157,6 +157,9 @@ struct SimArgs {
     /// With --night: each state's turnout varies by up to ± this around --turnout.
     #[arg(long, env = "VOTESTREAM_NIGHT_TURNOUT_SPREAD", default_value_t = 0.15, value_parser = commands::range::share, allow_negative_numbers = true)]
     night_turnout_spread: f64,
+    /// With --night: inject an anomaly, KIND@TIME[:TARGET] (repeatable): KIND burst, duplicates, after-close, swing or turnout; TIME into the night (90s, 2m); TARGET a state (TX, Ohio) or for a burst a kiosk (kiosk-TX-07), else drawn from the seed.
+    #[arg(long = "inject", env = "VOTESTREAM_INJECT", value_delimiter = ',')]
+    injections: Vec<Injection>,
 }
 
 impl SimArgs {
@@ -174,6 +177,7 @@ impl SimArgs {
                 skew_candidate: self.night_skew_candidate,
                 turnout_spread: self.night_turnout_spread,
             }),
+            injections: self.injections.clone(),
         }
     }
 }
@@ -182,7 +186,7 @@ impl SimArgs {
 enum Command {
     /// Run everything: generate if needed, simulate, process, aggregate, serve.
     #[command(
-        after_help = "Examples:\n  votestream run\n  votestream run --voters 1000000 --rate max --until-done\n  votestream run --store sqlite://night.db --listen 0.0.0.0:8080\n  votestream run --night 2m"
+        after_help = "Examples:\n  votestream run\n  votestream run --voters 1000000 --rate max --until-done\n  votestream run --store sqlite://night.db --listen 0.0.0.0:8080\n  votestream run --night 2m\n  votestream run --night 10m --inject burst@3m --inject swing@4m:OH"
     )]
     Run(commands::run::RunArgs),
     /// Create the default election and generate (or import) the registry.
@@ -192,7 +196,7 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Write simulated ballots as JSON lines (to stdout, or --out).
     #[command(
-        after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -\n  votestream simulate --night 90s --out night.jsonl"
+        after_help = "Examples:\n  votestream simulate --rate max > ballots.jsonl\n  votestream simulate --rate 500 | votestream process --input -\n  votestream simulate --night 90s --out night.jsonl\n  votestream simulate --night 5m --inject duplicates@2m:TX --inject after-close@4m --out night.jsonl"
     )]
     Simulate(commands::generate::SimulateArgs),
     /// Validate and record ballots: JSON lines (a file, or - for stdin), or the Kafka `ballots` topic.

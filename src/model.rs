@@ -252,6 +252,10 @@ pub struct Ballot {
     pub candidate_id: String,
     /// When the voter cast it (event time), not when it arrived.
     pub cast_at: Millis,
+    /// Who sent it, as the intake that took it names them (see
+    /// [`Vote::client`]); never read from what the sender wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Arc<str>>,
 }
 
 /// Why a ballot was not counted. A closed set: every rejection has one.
@@ -341,6 +345,8 @@ pub struct Rejection {
     pub received_at: Millis,
     /// The bus message it came from, when the bus has positions (Kafka).
     pub source: Option<Source>,
+    /// Who sent it, when known (see [`Vote::client`]).
+    pub client: Option<Arc<str>>,
 }
 
 /// A message's place on the bus: a Kafka partition of `ballots` and the
@@ -376,4 +382,10 @@ pub struct Vote {
     pub cast_at: Millis,
     /// The bus message it came from (see [`Source`]).
     pub source: Option<Source>,
+    /// Who sent the ballot: the HTTP API's caller (`http:<ip>#<token
+    /// fingerprint>`) or the simulator's polling-place kiosk
+    /// (`kiosk-<state>-<n>`); None when the path that brought it does not
+    /// know (a ballot piped in, a record from before clients were kept).
+    /// Shared: a client sends many ballots.
+    pub client: Option<Arc<str>>,
 }

@@ -10,20 +10,27 @@
 //! With a [`Night`] the plan also gives every ballot a time in the night, so
 //! states vote, close and report in their real waves ([`night`]).
 
+use std::sync::Arc;
+
 use crate::bus::Inbound;
 use crate::model::{Ballot, Candidate, Election, Gender, Millis};
 use crate::states::{LAST_CLOSE_STEP, STATES};
 use crate::store::{Store, StoreError, VoterKey};
 
+pub mod inject;
 mod invalid;
+pub mod kiosk;
 pub mod night;
 mod pace;
 mod plan;
 #[cfg(test)]
 mod tests;
 
+pub use inject::{InjectError, Injection, Registration, INJECTED_VOTER_PREFIX};
+use inject::{Injected, INJECTED};
 pub use invalid::Invalid;
 use invalid::{INVALID_KINDS, NIGHT_KINDS};
+use kiosk::Kiosks;
 pub use night::Night;
 pub use pace::Rate;
 use plan::{choose, party_index, plan};
@@ -43,6 +50,8 @@ pub struct SimConfig {
     /// Play an election night: ballots at planned times, states closing in
     /// waves. None: ballots as fast as the rate allows, no schedule.
     pub night: Option<Night>,
+    /// Anomalies to inject into the night (they need one).
+    pub injections: Vec<Injection>,
 }
 
 impl Default for SimConfig {
@@ -55,6 +64,7 @@ impl Default for SimConfig {
             late_share: 0.01,
             allowance_ms: 60_000,
             night: None,
+            injections: Vec::new(),
         }
     }
 }
@@ -73,6 +83,11 @@ enum Planned {
     Bad {
         voter: u32,
         kind: Invalid,
+    },
+    /// A burst's ballot: a voter nobody registered, from the kiosk in
+    /// `Simulation::forged` slot `slot`.
+    Forged {
+        slot: u16,
     },
 }
 
@@ -106,6 +121,24 @@ pub struct Simulation {
     night: Option<NightClock>,
     seed: u64,
     allowance_ms: Millis,
+    /// Who sends each voter's ballots.
+    kiosks: Kiosks,
+    /// With injections: each planned ballot's number, parallel to `plan`
+    /// (see `inject::apply`); empty when it is its place in the plan.
+    numbers: Vec<u64>,
+    /// The kiosks bursts come from.
+    forged: Vec<Arc<str>>,
+    /// Voters a turnout injection registers mid-night, and where.
+    registrations: Vec<Registration>,
+}
+
+/// Why a simulation could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Inject(#[from] InjectError),
 }
 
 /// A night pinned to the wall clock.
@@ -132,7 +165,7 @@ impl Simulation {
         store: &mut dyn Store,
         election_id: &str,
         cfg: &SimConfig,
-    ) -> Result<Simulation, StoreError> {
+    ) -> Result<Simulation, SimError> {
         let entry = store
             .elections()?
             .into_iter()
@@ -141,6 +174,9 @@ impl Simulation {
         let (election, candidates) = (entry.election, entry.candidates);
         let mut voters = Vec::new();
         store.scan_voters(&mut |v: VoterKey<'_>| {
+            if v.voter_id.starts_with(INJECTED_VOTER_PREFIX) {
+                return; // registered by an injection: not the night's electorate
+            }
             let state = STATES
                 .iter()
                 .position(|s| s.name.eq_ignore_ascii_case(v.state))
@@ -153,7 +189,7 @@ impl Simulation {
                 state: state as u8,
             })
         })?;
-        Ok(Simulation::new(election, candidates, voters, cfg))
+        Ok(Simulation::new(election, candidates, voters, cfg)?)
     }
 
     /// With a night, the schedule is the election's if it has one (the
@@ -163,9 +199,9 @@ impl Simulation {
     fn new(
         mut election: Election,
         candidates: Vec<Candidate>,
-        voters: Vec<SimVoter>,
+        mut voters: Vec<SimVoter>,
         cfg: &SimConfig,
-    ) -> Simulation {
+    ) -> Result<Simulation, InjectError> {
         let parties: Vec<usize> = candidates
             .iter()
             .enumerate()
@@ -184,16 +220,43 @@ impl Simulation {
         };
         // Ballot ids differ per election, or one election's would replay another's.
         let seed = cfg.seed ^ fnv1a(election.election_id.as_bytes());
-        Simulation {
+        let injected = match (&night, cfg.injections.is_empty()) {
+            (_, true) => Injected::none(plan, at),
+            (None, false) => return Err(InjectError::NoNight),
+            (Some(clock), false) => {
+                let ctx = inject::NightPlan {
+                    night: &clock.night,
+                    seed: cfg.seed,
+                    parties: &parties,
+                };
+                inject::apply(&cfg.injections, &ctx, &mut voters, plan, at)?
+            }
+        };
+        Ok(Simulation {
             election,
             candidates,
             voters,
-            plan,
-            at,
+            plan: injected.plan,
+            at: injected.at,
             night,
             seed,
             allowance_ms: cfg.allowance_ms,
-        }
+            kiosks: Kiosks::new(seed),
+            numbers: injected.numbers,
+            forged: injected.forged,
+            registrations: injected.registrations,
+        })
+    }
+
+    /// The voters injections register mid-night, each group before the
+    /// plan entry it names: whoever sends the ballots registers them.
+    pub fn registrations(&self) -> &[Registration] {
+        &self.registrations
+    }
+
+    /// The kiosk voter `v` votes at.
+    fn kiosk_of(&self, v: u32) -> std::sync::Arc<str> {
+        self.kiosks.of(v, self.voters[v as usize].state)
     }
 
     /// When polls close in voter `v`'s state, with a night.
@@ -226,6 +289,7 @@ impl Simulation {
                     c.invalid += 1;
                     c.after_close += (*kind == Invalid::AfterClose) as u64;
                 }
+                Planned::Forged { .. } => c.invalid += 1,
             }
         }
         c
@@ -235,7 +299,11 @@ impl Simulation {
     /// stamped no later than 1 ms before its state's close: the simulator
     /// stamps the time the voter cast it, the network may deliver it later.
     pub fn ballot(&self, i: usize, now: Millis) -> Inbound {
-        let ballot_id = ballot_id(self.seed, i as u64);
+        let ballot_id = match self.numbers.get(i) {
+            Some(&n) if n & INJECTED != 0 => ballot_id(self.seed ^ 0x1a7e_c7ed, n & !INJECTED),
+            Some(&n) => ballot_id(self.seed, n),
+            None => ballot_id(self.seed, i as u64),
+        };
         let e = &self.election.election_id;
         let cand = |c: u16| {
             self.candidates[c as usize % self.candidates.len()]
@@ -249,6 +317,7 @@ impl Simulation {
                 voter_id: self.voters[voter as usize].id.clone(),
                 candidate_id: candidate,
                 cast_at,
+                client: Some(self.kiosk_of(voter)),
             })
         };
         let in_time = |voter: u32| self.close_of(voter).map_or(now, |c| now.min(c - 1));
@@ -271,6 +340,14 @@ impl Simulation {
                 typed(voter, cand(candidate), in_time(voter))
             }
             Planned::Bad { voter, kind } => self.bad_ballot(kind, voter, ballot_id, now),
+            Planned::Forged { slot } => Inbound::ballot(Ballot {
+                voter_id: format!("unregistered-{ballot_id}"),
+                ballot_id,
+                election_id: e.clone(),
+                candidate_id: cand(0),
+                cast_at: now,
+                client: self.forged.get(usize::from(slot)).cloned(),
+            }),
         }
     }
 }

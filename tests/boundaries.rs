@@ -34,6 +34,7 @@ fn vote(seq: i64, cast_at: Millis) -> Vote {
         gender: Gender::Female,
         cast_at,
         source: None,
+        client: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn verdict(p: &Processor, voter: &str, cast_at: Millis, now: Millis) -> Result<(
         voter_id: voter.into(),
         candidate_id: "a".into(),
         cast_at,
+        client: None,
     };
     p.validate(Inbound::ballot(b), now)
         .map(|_| ())

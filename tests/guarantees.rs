@@ -84,6 +84,7 @@ impl Fixture {
             voter_id: self.voters[voter].clone(),
             candidate_id: candidate.into(),
             cast_at: OPENS + voter as Millis,
+            client: None,
         }
     }
 

@@ -49,6 +49,18 @@ fn ballots_cast_over_http_go_through_kafka_and_are_counted_once() {
     assert_eq!(r["accepted"], 2, "{r}");
     assert_eq!(r["rejected_by_reason"]["unknown_voter"], 1, "{r}");
     assert_eq!(r["rejected_by_reason"]["already_voted"], 1, "{r}");
+    // Who sent each ballot travelled with it in the `ballots` message.
+    let from_http = "client LIKE 'http-%@127.0.0.1'";
+    assert_eq!(
+        t.scalar(&format!("SELECT COUNT(*) FROM votes WHERE {from_http}")),
+        2
+    );
+    assert_eq!(
+        t.scalar(&format!(
+            "SELECT COUNT(*) FROM rejected_ballots WHERE {from_http}"
+        )),
+        2
+    );
     // Stopped cleanly (SIGTERM), so no transaction is left open.
     // SAFETY: signals our own child, by its pid.
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };

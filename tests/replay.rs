@@ -15,6 +15,8 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use support::{votestream, votestream_ok, Raw, TempDb, TestStore};
 
@@ -60,6 +62,19 @@ fn replay(from: &str, into: &str, extra: &[&str]) -> String {
     ];
     args.extend(extra);
     String::from_utf8(votestream_ok(&args).stdout).unwrap()
+}
+
+/// Who sent each recorded ballot (vote or rejection), by ballot id.
+fn clients(url: &str) -> BTreeMap<String, Option<String>> {
+    let mut st = votestream::store::open_read_only(url).unwrap();
+    let votes = st.votes_after(0, usize::MAX / 2).unwrap();
+    let rejections = st.rejections_after(0, usize::MAX / 2).unwrap();
+    let votes = votes.into_iter().map(|v| (v.ballot_id, v.client));
+    let rejections = rejections.into_iter().map(|(_, r)| (r.ballot_id, r.client));
+    votes
+        .chain(rejections)
+        .map(|(id, c)| (id, c.map(|c| c.to_string())))
+        .collect()
 }
 
 /// The parts of two results that a replay until a moment must share with
@@ -131,6 +146,16 @@ fn check(original: &str, raw: Raw, target: &mut dyn FnMut() -> String) {
         targets.push(into);
     }
     same_night(&targets[0], &targets[1]);
+    let sent_by = clients(original);
+    assert!(
+        sent_by.values().filter(|c| c.is_some()).count() * 10 > sent_by.len() * 9,
+        "the simulator names the kiosk of nearly every ballot"
+    );
+    assert_eq!(
+        clients(&targets[0]),
+        sent_by,
+        "a replay keeps who sent each ballot"
+    );
     // Again into the same target: every ballot is already there.
     let again = replay(original, &targets[2], &[]);
     assert!(again.contains(" 0 accepted, 0 rejected"), "{again}");

@@ -97,6 +97,7 @@ contract!(
     a_sealed_state_takes_no_new_vote_and_its_count_is_final,
     desk_events_are_appended_once_in_order,
     a_desk_look_is_recorded_with_its_events_or_not_at_all,
+    clients_are_kept_and_stores_made_before_them_gain_the_column,
 );
 
 fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
@@ -139,6 +140,7 @@ fn ballot(id: &str, election: &str, voter: &Voter, candidate: usize, minute: i64
         voter_id: voter.voter_id.clone(),
         candidate_id: format!("c{candidate}"),
         cast_at: OPENS + minute * 60_000 + 1_234,
+        client: None,
     })
 }
 
@@ -164,6 +166,7 @@ fn garbage(id: &str) -> Rejection {
         raw: "{nope".into(),
         received_at: OPENS,
         source: None,
+        client: None,
     }
 }
 
@@ -599,6 +602,7 @@ fn hostile_strings_come_back_verbatim(b: &Backend) {
         voter_id: voters[3].voter_id.clone(),
         candidate_id: HOSTILE[4].into(),
         cast_at: OPENS + 5_000,
+        client: None,
     });
     let unknown = Inbound::ballot(Ballot {
         ballot_id: HOSTILE[6].into(),
@@ -606,6 +610,7 @@ fn hostile_strings_come_back_verbatim(b: &Backend) {
         voter_id: HOSTILE[5].into(),
         candidate_id: "c0".into(),
         cast_at: OPENS + 5_000,
+        client: None,
     });
     let raw = Inbound::raw(HOSTILE.join(" | ").into_bytes());
     let r = record(&mut *st, &p, vec![hostile_ballot, unknown, raw]);
@@ -668,6 +673,7 @@ fn nul_is_refused_by_the_store_and_rejected_by_the_processor(b: &Backend) {
             voter_id: voter_id.into(),
             candidate_id: "c0".into(),
             cast_at: OPENS,
+            client: None,
         })
     };
     let ballots = vec![
@@ -1118,6 +1124,7 @@ fn a_batch_decides_ballot_ids_in_arrival_order(b: &Backend) {
             voter_id: voter.into(),
             candidate_id: "c0".into(),
             cast_at: OPENS + 1_000,
+            client: None,
         })
     };
     let r = record(
@@ -1404,4 +1411,77 @@ fn a_desk_look_is_recorded_with_its_events_or_not_at_all(b: &Backend) {
     assert!(other.desk_looks("e3").unwrap().is_empty());
     let bodies = other.desk_log("e1").unwrap().events;
     assert_eq!(bodies, [ev("a"), ev("b"), ev("c")]);
+}
+
+/// A ballot as `ballot` makes it, sent by `client`.
+fn from_client(b: Inbound, client: &str) -> Inbound {
+    match b.body {
+        votestream::bus::Payload::Ballot(b) => Inbound::ballot(Ballot {
+            client: Some(client.into()),
+            ..b
+        }),
+        _ => unreachable!("`ballot` makes typed ballots"),
+    }
+}
+
+fn clients_of_rejections(st: &mut dyn Store) -> Vec<(String, Option<String>)> {
+    let rows = st.rejections_after(0, 100).unwrap();
+    rows.into_iter()
+        .map(|(_, r)| {
+            (
+                r.reason.as_str().to_string(),
+                r.client.map(|c| c.to_string()),
+            )
+        })
+        .collect()
+}
+
+fn clients_are_kept_and_stores_made_before_them_gain_the_column(b: &Backend) {
+    let v = setup(b, 10);
+    let mut st = b.open();
+    let p = processor(&mut *st);
+    let raw = br#"{"ballot_id":"g","election_id":"e1","voter_id":5,"client":"pipe-1"}"#;
+    record(
+        &mut *st,
+        &p,
+        vec![
+            from_client(ballot("a", "e1", &v[0], 0, 0), "kiosk-OH-01"),
+            from_client(ballot("b", "e1", &v[0], 1, 0), "kiosk-OH-02"),
+            ballot("c", "e1", &v[1], 0, 0),
+            Inbound::raw(raw.to_vec()),
+        ],
+    );
+    let clients = |st: &mut dyn Store| -> Vec<Option<String>> {
+        let votes = st.votes_after(0, 100).unwrap();
+        votes
+            .into_iter()
+            .map(|x| x.client.map(|c| c.to_string()))
+            .collect()
+    };
+    assert_eq!(clients(&mut *st), [Some("kiosk-OH-01".into()), None]);
+    assert_eq!(
+        clients_of_rejections(&mut *st),
+        [
+            ("wrong_type".to_string(), Some("pipe-1".to_string())),
+            ("already_voted".to_string(), Some("kiosk-OH-02".to_string())),
+        ]
+    );
+    drop(st);
+
+    // As a store made before clients were kept: read-only, it still reads
+    // (no client); opened to write, it gains the column.
+    b.raw.execute(
+        "ALTER TABLE votes DROP COLUMN client; ALTER TABLE rejected_ballots DROP COLUMN client;",
+    );
+    let mut ro = store::open_read_only(&b.url).unwrap();
+    assert_eq!(clients(&mut *ro), [None, None]);
+    assert_eq!(clients_of_rejections(&mut *ro).len(), 2);
+    drop(ro);
+    let mut st = b.open();
+    record(
+        &mut *st,
+        &p,
+        vec![from_client(ballot("d", "e1", &v[2], 0, 0), "kiosk-OH-03")],
+    );
+    assert_eq!(clients(&mut *st), [None, None, Some("kiosk-OH-03".into())]);
 }

@@ -532,7 +532,7 @@ impl Feed<'_> {
         if v.election_no != self.index.election_no {
             return;
         }
-        let source = "";
+        let source = v.client.as_deref().unwrap_or("");
         let state = self.index.state(v.voter_no);
         for o in [
             Observation::Received {
@@ -557,7 +557,7 @@ impl Feed<'_> {
         if r.election_id.as_deref() != Some(self.election_id) {
             return;
         }
-        let source = "";
+        let source = r.client.as_deref().unwrap_or("");
         for o in [
             Observation::Received {
                 at: r.received_at,

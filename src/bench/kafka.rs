@@ -169,6 +169,7 @@ fn message_size(url: &str) -> anyhow::Result<usize> {
                 gender: voter.gender,
                 cast_at: crate::model::now_millis(),
                 source: None,
+                client: None,
             };
             crate::bus::kafka::messages::vote_json(&vote, voter, candidate).len()
         })

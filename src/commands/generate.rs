@@ -124,6 +124,11 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         super::announce_night(&mut *st, &a.common.election, night)?;
     }
     let simulation = Simulation::load(&mut *st, &a.common.election, &cfg)?;
+    anyhow::ensure!(
+        simulation.registrations().is_empty(),
+        "{}",
+        votestream::pipeline::MIDNIGHT_REGISTRATION
+    );
     if let BusKind::Kafka(bus) = bus {
         let (_rt, shutdown) = signals()?;
         bus.ensure_topics()?;

@@ -32,8 +32,13 @@ pub fn simulate(
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        sim.registrations().is_empty(),
+        "{}",
+        super::MIDNIGHT_REGISTRATION
+    );
     let sink = BallotWriter::new(bus)?;
-    super::simulate_into(sim, &sink, unpaced, rate, stats, shutdown)
+    super::simulate_into(sim, &sink, unpaced, rate, stats, shutdown, &mut |_| {})
 }
 
 /// `profiles` is a second connection to the store (see `process::kafka`).

@@ -35,7 +35,7 @@ use crate::model::Millis;
 use crate::results::Results;
 use crate::serve;
 use crate::shutdown::Shutdown;
-use crate::simulate::{Rate, SimConfig, Simulation};
+use crate::simulate::{Rate, Registration, SimConfig, Simulation};
 use crate::stats::Stats;
 use crate::store::{retry, StoreUrl};
 
@@ -139,7 +139,8 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
 
 /// Runs the simulator into `sink` (the first `unpaced` ballots at full
 /// speed: a restart's replay of what was sent before), then waits until the
-/// sink has everything.
+/// sink has everything. `register` adds the voters an injection registers
+/// mid-night (see [`Simulation::registrations`]).
 pub(crate) fn simulate_into(
     sim: &Simulation,
     sink: &dyn BallotSink,
@@ -147,9 +148,10 @@ pub(crate) fn simulate_into(
     rate: Rate,
     stats: &Stats,
     shutdown: &Shutdown,
+    register: &mut dyn FnMut(&Registration),
 ) -> anyhow::Result<()> {
     let mut failed = None;
-    sim.run(unpaced, rate, shutdown, |batch| {
+    let send = |batch: Vec<crate::bus::Inbound>| {
         let n = batch.len() as u64;
         // Counted before it can be consumed, so "sent" never trails what
         // the processor has seen.
@@ -162,12 +164,44 @@ pub(crate) fn simulate_into(
                 false
             }
         }
-    });
+    };
+    sim.run_registering(unpaced, rate, shutdown, send, register);
     if let Some(e) = failed {
         return Err(e.into());
     }
     sink.flush()?;
     Ok(())
+}
+
+/// Why a turnout injection needs `run` on the in-process bus.
+pub const MIDNIGHT_REGISTRATION: &str = "--inject turnout registers voters in the \
+    middle of the night, which only the processor of `votestream run` on the in-process bus \
+    sees (`process` and the Kafka shape's processors load the registry when they start): \
+    use `run --bus memory`";
+
+/// Registers an injection's voters in the store, then has the processor
+/// validate against the registry with them. Their ballots come next: a
+/// failure here leaves them refused as unknown voters, and says so.
+fn register_voters(
+    store_url: &StoreUrl,
+    processor: &crate::process::Processor,
+    r: &Registration,
+    shutdown: &Shutdown,
+) {
+    let registered = (|| -> anyhow::Result<()> {
+        let mut st = store_url.open()?;
+        retry(shutdown, || st.put_voters(&r.voters))?;
+        let registry = retry(shutdown, || crate::process::Registry::load(&mut *st))?;
+        processor.set_registry(registry);
+        Ok(())
+    })();
+    match registered {
+        Ok(()) => tracing::info!(
+            voters = r.voters.len(),
+            "registered voters mid-night (--inject turnout)"
+        ),
+        Err(e) => tracing::error!(error = %e, "registering voters mid-night (--inject turnout)"),
+    }
 }
 
 /// Lateness allowance in milliseconds from seconds on the command line.

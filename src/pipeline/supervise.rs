@@ -16,6 +16,7 @@ use crate::bus::kafka::KafkaBus;
 use crate::bus::{BallotSource, VoteSink, VoteSource};
 use crate::process;
 use crate::shutdown::Shutdown;
+use crate::simulate::Registration;
 use crate::stats::{progress_bar, Stats};
 use crate::store::Store;
 
@@ -90,8 +91,22 @@ pub(super) fn run(
         }
         // The simulator owns its sink: once it is done, only the HTTP
         // intake holds the processor's channel.
+        let registering = &processor;
         let simulating = sim.as_ref().zip(sim_sink).map(|(sim, sink)| {
-            s.spawn(move || super::simulate_into(sim, &*sink, already, cfg.rate, stats, shutdown))
+            s.spawn(move || {
+                let mut register = |r: &Registration| {
+                    super::register_voters(&cfg.store_url, registering, r, shutdown)
+                };
+                super::simulate_into(
+                    sim,
+                    &*sink,
+                    already,
+                    cfg.rate,
+                    stats,
+                    shutdown,
+                    &mut register,
+                )
+            })
         });
         let bar = progress_bar(
             cfg.progress && sim.is_some(),

@@ -126,6 +126,10 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
     } else {
         None
     };
+    if sim.as_ref().is_some_and(|s| !s.registrations().is_empty()) {
+        let in_process = matches!(cfg.bus, crate::bus::BusKind::Memory);
+        anyhow::ensure!(in_process, "{}", super::MIDNIGHT_REGISTRATION);
+    }
     // After a restart, what was already received is replayed at full speed.
     let already = store
         .results(&cfg.election_id, crate::aggregate::BUILTIN)?

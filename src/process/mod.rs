@@ -107,13 +107,14 @@ impl Processor {
                 voter_id: Some(b.voter_id.clone()),
                 reason,
                 detail,
-                raw: parse::ballot_json(b),
+                raw: edge::ballot_raw(b),
                 received_at: now,
                 source: None,
+                client: b.client.clone(),
             })
         };
         if let Err(e) = edge::check_ballot(&ballot) {
-            let raw = parse::ballot_json(&ballot);
+            let raw = edge::ballot_raw(&ballot);
             return Err(Box::new(edge::invalid_ballot(&ballot, &e, raw, now)));
         }
         let Some(election) = registry.election(&ballot.election_id) else {
@@ -183,6 +184,7 @@ impl Processor {
             voter_id: ballot.voter_id,
             election_no: election.no,
             voter_no: voter.voter_no,
+            client: ballot.client,
         })
     }
 

@@ -1,6 +1,8 @@
 //! The edge of the processor: raw bytes off the bus become a [`Ballot`] or a
 //! [`Rejection`] that says exactly what was wrong.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::edge::{self, Kind};
@@ -15,6 +17,9 @@ struct WireBallot {
     voter_id: String,
     candidate_id: String,
     voting_time: String,
+    /// Set by the intake that put the ballot on the bus, not by the voter.
+    #[serde(default)]
+    client: Option<String>,
 }
 
 /// Parses one message of the `ballots` topic.
@@ -42,10 +47,12 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
     let wire: WireBallot =
         serde_json::from_str(text).map_err(|e| reject(json_error_reason(&e), e.to_string()))?;
     for (name, value) in [
-        ("ballot_id", &wire.ballot_id),
+        ("ballot_id", wire.ballot_id.as_str()),
         ("election_id", &wire.election_id),
         ("voter_id", &wire.voter_id),
         ("candidate_id", &wire.candidate_id),
+        // Optional: absent from what was written before clients were kept.
+        ("client", wire.client.as_deref().unwrap_or("-")),
     ] {
         edge::check(Kind::Id, name, value)
             .map_err(|e| reject(RejectReason::InvalidField, e.to_string()))?;
@@ -65,6 +72,7 @@ pub fn parse_ballot(raw: &[u8], now: Millis) -> Result<Ballot, Box<Rejection>> {
         voter_id: wire.voter_id,
         candidate_id: wire.candidate_id,
         cast_at,
+        client: wire.client.map(Arc::from),
     })
 }
 
@@ -109,6 +117,7 @@ fn rejection_for_raw(raw: &[u8], reason: RejectReason, detail: String, now: Mill
         raw: edge::storable_raw(raw),
         received_at: now,
         source: None,
+        client: field("client").map(Arc::from),
     }
 }
 
@@ -190,7 +199,24 @@ mod tests {
             voter_id: "v".into(),
             candidate_id: "c".into(),
             cast_at: 1_700_000_000_123,
+            client: None,
+        };
+        let line = ballot_json(&b);
+        assert!(!line.contains("client"), "{line}");
+        assert_eq!(parse_ballot(line.as_bytes(), 0).unwrap(), b);
+        let b = Ballot {
+            client: Some("kiosk-TX-3".into()),
+            ..b
         };
         assert_eq!(parse_ballot(ballot_json(&b).as_bytes(), 0).unwrap(), b);
+    }
+
+    #[test]
+    fn a_bad_client_is_refused_and_a_good_one_kept_with_a_rejection() {
+        let raw = br#"{"ballot_id":"b","election_id":"e","voter_id":"v","candidate_id":"c","voting_time":"2026-01-01 00:00:00","client":""}"#;
+        assert_eq!(reason(raw), RejectReason::InvalidField);
+        let raw = br#"{"ballot_id":"b","election_id":"e","voter_id":"v","candidate_id":5,"voting_time":"x","client":"kiosk-OH-1"}"#;
+        let r = parse_ballot(raw, 0).unwrap_err();
+        assert_eq!(r.client.as_deref(), Some("kiosk-OH-1"));
     }
 }

@@ -150,6 +150,7 @@ fn refused_vote(v: Vote, error: &StoreError) -> Rejection {
         raw: String::new(),
         received_at: crate::model::now_millis(),
         source: v.source,
+        client: v.client,
     })
 }
 
@@ -181,6 +182,7 @@ fn record_refused(
         raw: String::new(),
         received_at: r.received_at,
         source: r.source,
+        client: None,
     };
     let one = |r| Batch {
         rejections: vec![r],
@@ -258,6 +260,7 @@ mod tests {
                     voter_id: v.clone(),
                     candidate_id: "c".into(),
                     cast_at: OPENS + 1,
+                    client: None,
                 })
             })
             .collect();
@@ -282,6 +285,7 @@ mod tests {
             raw: "{\0".into(),
             received_at: OPENS,
             source: None,
+            client: None,
         });
         let recorded = record_with_retry(&mut *store, batch, &Shutdown::default())
             .expect("the rest of the batch commits");

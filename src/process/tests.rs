@@ -132,6 +132,7 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
                     .map_or_else(|| format!("nobody-{voter}"), |v| v.voter_id.clone()),
                 candidate_id: format!("c{candidate}"),
                 cast_at: when.cast_at(i),
+                client: None,
             }),
             Op::Replay(k) if !out.is_empty() => dup(&out[k % out.len()]),
             Op::Replay(_) => continue,
@@ -154,6 +155,7 @@ fn ballots(ops: &[Op], voters: &[crate::model::Voter]) -> Vec<Inbound> {
                     .map_or_else(|| format!("nobody-{voter}"), |v| v.voter_id.clone()),
                 candidate_id: format!("c{candidate}"),
                 cast_at: BASE + i as i64,
+                client: None,
             }),
             Op::Garbage(n) => Inbound::raw(format!("{{not json {n}").into_bytes()),
         };
@@ -344,6 +346,7 @@ fn every_semantic_rejection_has_its_reason() {
         voter_id: voters[0].voter_id.clone(),
         candidate_id: "c1".into(),
         cast_at: now,
+        client: None,
     };
     let reason = |b: Ballot| p.validate(Inbound::ballot(b), now).unwrap_err().reason;
     assert!(p.validate(Inbound::ballot(good.clone()), now).is_ok());

@@ -123,6 +123,7 @@ impl Recording {
                 voter_id: v.voter_id,
                 candidate_id: v.candidate_id.to_string(),
                 cast_at: v.cast_at,
+                client: v.client,
             };
             let raw = crate::edge::ballot_json(&ballot).into_bytes();
             return Ok(Some(Entry {

@@ -18,7 +18,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 use std::hash::Hasher;
 
 use super::error::ApiError;
-use super::guard::check_bearer;
+use super::guard::{check_bearer, client_name};
 use super::intake::IntakeError;
 use super::metrics::HTTP_BALLOTS;
 use super::Shared;
@@ -51,6 +51,9 @@ pub async fn cast(
 ) -> Result<Response, ApiError> {
     st.limiter.check(peer.ip())?;
     check_bearer(&headers, &st.tokens.api)?;
+    // Named here, from the connection and the token: whatever the body
+    // says about its sender is not read.
+    let client = client_name(&st.tokens.api, peer.ip());
     let intake = st
         .intake
         .as_ref()
@@ -71,14 +74,14 @@ pub async fn cast(
     };
     let now = now_millis();
     let inbound = match Limited::new(body, st.max_body).collect().await {
-        Ok(collected) => to_inbound(&election_id, key, &collected.to_bytes(), now),
+        Ok(collected) => to_inbound(&election_id, key, &collected.to_bytes(), now, client),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             let id = match key {
                 Some(k) => keyed_id(&election_id, k),
                 None => random_id(),
             };
             let detail = format!("the body is larger than {} bytes", st.max_body);
-            Inbound::rejected(rejection(
+            let r = rejection(
                 &election_id,
                 id,
                 None,
@@ -86,7 +89,11 @@ pub async fn cast(
                 detail,
                 b"",
                 now,
-            ))
+            );
+            Inbound::rejected(Rejection {
+                client: Some(client),
+                ..r
+            })
         }
         Err(e) => {
             return Err(ApiError::BadRequest {
@@ -194,15 +201,26 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Parses the body into a ballot, or into the rejection that says why not.
-fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> Inbound {
+/// Parses the body into a ballot, or into the rejection that says why not;
+/// either is recorded as sent by `client`.
+fn to_inbound(
+    election_id: &str,
+    key: Option<&str>,
+    raw: &[u8],
+    now: Millis,
+    client: Arc<str>,
+) -> Inbound {
     let reject = |reason, detail: String, voter: Option<&str>| {
         let id = match key {
             Some(k) => keyed_id(election_id, k),
             None => content_id(election_id, raw),
         };
         let voter = voter.map(str::to_string);
-        Inbound::rejected(rejection(election_id, id, voter, reason, detail, raw, now))
+        let r = rejection(election_id, id, voter, reason, detail, raw, now);
+        Inbound::rejected(Rejection {
+            client: Some(client.clone()),
+            ..r
+        })
     };
     if let Err(e) = edge::check(Kind::Id, "the path's election id", election_id) {
         return reject(RejectReason::InvalidField, e.to_string(), None);
@@ -257,6 +275,7 @@ fn to_inbound(election_id: &str, key: Option<&str>, raw: &[u8], now: Millis) -> 
         voter_id: b.voter_id,
         candidate_id: b.candidate_id,
         cast_at,
+        client: Some(client),
     })
 }
 
@@ -280,6 +299,7 @@ fn rejection(
         raw: edge::storable_raw(raw),
         received_at: now,
         source: None,
+        client: None,
     })
 }
 

@@ -2,11 +2,13 @@
 //! client IP for the endpoints that write.
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::{header, HeaderMap};
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::error::ApiError;
 
@@ -42,6 +44,17 @@ pub fn check_bearer(headers: &HeaderMap, expected: &str) -> Result<(), ApiError>
     } else {
         Err(ApiError::WrongToken)
     }
+}
+
+/// The client a ballot over HTTP is recorded from: the token it was sent
+/// with (as a fingerprint: the secret itself is never stored) and the
+/// address it came from, so one caller flooding the intake stands out
+/// from the many that share a token. `http-<8 hex digits>@<ip>`.
+pub fn client_name(token: &str, ip: IpAddr) -> Arc<str> {
+    let mut h = SipHasher13::new_with_keys(0x636c_6965, 0x6e74);
+    h.write(token.as_bytes());
+    let print = h.finish128().as_u128() >> 96;
+    Arc::from(format!("http-{print:08x}@{ip}"))
 }
 
 /// Compares without an early exit, so timing does not reveal a prefix.
@@ -125,6 +138,18 @@ mod tests {
         assert!(matches!(l.check(ip), Err(ApiError::RateLimited { .. })));
         // Another client has its own bucket.
         assert!(l.check([127, 0, 0, 2].into()).is_ok());
+    }
+
+    #[test]
+    fn a_client_names_its_address_and_token_but_never_shows_the_token() {
+        let ip: IpAddr = [10, 1, 2, 3].into();
+        let a = client_name("secret-token", ip);
+        assert!(a.starts_with("http-") && a.ends_with("@10.1.2.3"), "{a}");
+        assert_eq!(a.len(), "http-12345678@10.1.2.3".len());
+        assert!(!a.contains("secret"));
+        assert_eq!(a, client_name("secret-token", ip));
+        assert_ne!(a, client_name("other-token", ip));
+        assert_ne!(a, client_name("secret-token", [10, 1, 2, 4].into()));
     }
 
     #[test]

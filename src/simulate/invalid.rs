@@ -71,6 +71,7 @@ impl Simulation {
                 voter_id,
                 candidate_id,
                 cast_at,
+                client: Some(self.kiosk_of(voter)),
             })
         };
         let raw = |s: String| Inbound::raw(s.into_bytes());

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{NightClock, Simulation};
+use super::{NightClock, Registration, Simulation};
 use crate::bus::Inbound;
 use crate::model::now_millis;
 use crate::shutdown::Shutdown;
@@ -44,10 +44,24 @@ impl Simulation {
         unpaced: usize,
         rate: Rate,
         shutdown: &Shutdown,
+        send: impl FnMut(Vec<Inbound>) -> bool,
+    ) -> usize {
+        self.run_registering(unpaced, rate, shutdown, send, |_| {})
+    }
+
+    /// [`run`](Self::run), calling `register` with each group of voters an
+    /// injection registers mid-night (see [`Simulation::registrations`])
+    /// before the first ballot that needs them is sent.
+    pub fn run_registering(
+        &self,
+        unpaced: usize,
+        rate: Rate,
+        shutdown: &Shutdown,
         mut send: impl FnMut(Vec<Inbound>) -> bool,
+        mut register: impl FnMut(&Registration),
     ) -> usize {
         if let Some(clock) = self.night {
-            return self.run_night(clock, unpaced, shutdown, send);
+            return self.run_night(clock, unpaced, shutdown, send, &mut register);
         }
         let chunk = match rate {
             Rate::Max => CHUNK,
@@ -88,8 +102,10 @@ impl Simulation {
         unpaced: usize,
         shutdown: &Shutdown,
         mut send: impl FnMut(Vec<Inbound>) -> bool,
+        register: &mut dyn FnMut(&Registration),
     ) -> usize {
         let into = now_millis() - clock.start;
+        let mut registrations = self.registrations.iter().peekable();
         let origin = match into >= 0 {
             true => Instant::now().checked_sub(Duration::from_millis(into as u64)),
             false => Instant::now().checked_add(Duration::from_millis(into.unsigned_abs())),
@@ -111,9 +127,14 @@ impl Simulation {
                     break;
                 }
             }
+            while let Some(r) = registrations.next_if(|r| r.before <= i) {
+                register(r);
+            }
+            // A batch ends where the next registration is due.
+            let stop = registrations.peek().map_or(self.plan.len(), |r| r.before);
             let now = Instant::now();
             let mut end = i + 1;
-            while end < self.plan.len() && end - i < CHUNK && (end < unpaced || due(end) <= now) {
+            while end < stop && end - i < CHUNK && (end < unpaced || due(end) <= now) {
                 end += 1;
             }
             let stamp = now_millis();

@@ -11,10 +11,10 @@ use crate::bus::Payload;
 use crate::model::RejectReason;
 
 /// Opened a day before the night, so late ballots are after the opening.
-const START: Millis = 1_780_000_000_000;
+pub(super) const START: Millis = 1_780_000_000_000;
 const VOTERS: u64 = 20_000;
 
-fn night() -> Night {
+pub(super) fn night() -> Night {
     Night {
         duration_ms: 90_000,
         skew: 0.5,
@@ -23,7 +23,7 @@ fn night() -> Night {
     }
 }
 
-fn config(seed: u64) -> SimConfig {
+pub(super) fn config(seed: u64) -> SimConfig {
     SimConfig {
         seed,
         night: Some(night()),
@@ -45,7 +45,7 @@ fn sim_voter(v: &crate::model::Voter) -> SimVoter {
     }
 }
 
-fn electorate() -> &'static [SimVoter] {
+pub(super) fn electorate() -> &'static [SimVoter] {
     static VOTERS_: OnceLock<Vec<SimVoter>> = OnceLock::new();
     VOTERS_.get_or_init(|| {
         crate::generate::voters(3, VOTERS)
@@ -55,15 +55,15 @@ fn electorate() -> &'static [SimVoter] {
 }
 
 /// The default election under the night's schedule from `START`.
-fn election() -> (Election, Vec<Candidate>) {
+pub(super) fn election() -> (Election, Vec<Candidate>) {
     let (mut election, candidates) = crate::generate::default_election(START - 86_400_000);
     election.polls = Some(night().polls(START));
     (election, candidates)
 }
 
-fn simulation(cfg: &SimConfig) -> Simulation {
+pub(super) fn simulation(cfg: &SimConfig) -> Simulation {
     let (election, candidates) = election();
-    Simulation::new(election, candidates, electorate().to_vec(), cfg)
+    Simulation::new(election, candidates, electorate().to_vec(), cfg).unwrap()
 }
 
 fn state_name(sim: &Simulation, voter: u32) -> &'static str {
@@ -129,7 +129,7 @@ fn simulate_night_on_time_votes_are_cast_before_their_close() {
     for (i, p) in sim.plan.iter().enumerate() {
         let voter = match *p {
             Planned::Vote { voter, .. } | Planned::Duplicate { voter, .. } => voter,
-            Planned::Bad { .. } => continue,
+            Planned::Bad { .. } | Planned::Forged { .. } => continue,
         };
         let close = sim.election.closes_at(state_name(&sim, voter)).unwrap();
         assert!(START + sim.at[i] < close, "planned before the close");
@@ -310,4 +310,108 @@ fn simulate_night_after_close_ballots_are_refused_as_polls_closed() {
             ..
         }
     )));
+}
+
+/// The content of every ballot of a plan (without clients), hashed.
+pub(super) fn content_hash(sim: &Simulation) -> u64 {
+    let mut bytes = Vec::new();
+    for i in 0..sim.len() {
+        let now = START + sim.at.get(i).copied().unwrap_or(i as Millis);
+        match sim.ballot(i, now).body {
+            Payload::Ballot(b) => bytes.extend_from_slice(crate::edge::ballot_raw(&b).as_bytes()),
+            Payload::Raw(raw) => bytes.extend_from_slice(&raw),
+            Payload::Rejected(_) => panic!("the simulator refuses nothing itself"),
+        }
+        bytes.push(b'\n');
+    }
+    fnv1a(&bytes)
+}
+
+#[test]
+fn simulate_night_clients_leave_the_ballots_as_they_were() {
+    // Hashes of the plans as they were before ballots named their client:
+    // the client is added, nothing else moves.
+    let night = simulation(&config(7));
+    assert_eq!(
+        (night.len(), content_hash(&night)),
+        (16_338, 0xd0bc_1964_1400_ee6f)
+    );
+    let plain = simulation(&SimConfig {
+        seed: 7,
+        ..SimConfig::default()
+    });
+    assert_eq!(
+        (plain.len(), content_hash(&plain)),
+        (16_311, 0x7e4d_17de_f14a_7131)
+    );
+}
+
+pub(super) fn client(b: &Inbound) -> Option<std::sync::Arc<str>> {
+    match &b.body {
+        Payload::Ballot(b) => b.client.clone(),
+        _ => None,
+    }
+}
+
+#[test]
+fn simulate_night_each_voter_votes_at_a_kiosk_of_their_state() {
+    let a = simulation(&config(7));
+    let b = simulation(&config(7));
+    let other = simulation(&config(8));
+    let mut moved = 0;
+    for (i, p) in a.plan.iter().enumerate() {
+        let Planned::Vote { voter, .. } = *p else {
+            continue;
+        };
+        let at = START + a.at[i];
+        let c = client(&a.ballot(i, at)).expect("a vote names its kiosk");
+        let code = STATES[a.voters[voter as usize].state as usize].code;
+        assert!(c.starts_with(&format!("kiosk-{code}-")), "{c} for {code}");
+        assert_eq!(
+            Some(&c),
+            client(&b.ballot(i, at)).as_ref(),
+            "same seed, same kiosk"
+        );
+        if i < other.len() {
+            moved += usize::from(Some(&c) != client(&other.ballot(i, at)).as_ref());
+        }
+    }
+    assert!(moved > 0, "another seed sends from other kiosks");
+}
+
+#[test]
+fn simulate_night_no_kiosk_stands_out_in_any_ten_seconds() {
+    for seed in [7, 8] {
+        let sim = simulation(&config(seed));
+        let mut windows: HashMap<Millis, HashMap<std::sync::Arc<str>, u32>> = HashMap::new();
+        for i in 0..sim.len() {
+            let at = sim.at[i];
+            let Some(c) = client(&sim.ballot(i, START + at)) else {
+                continue;
+            };
+            // The detector's window: two aligned 5 s buckets.
+            let bucket = at.div_euclid(5_000);
+            for start in [bucket - 1, bucket] {
+                *windows
+                    .entry(start)
+                    .or_default()
+                    .entry(c.clone())
+                    .or_default() += 1;
+            }
+        }
+        let mut judged = 0;
+        for (start, counts) in windows {
+            let total: u32 = counts.values().sum();
+            if total < 200 {
+                continue;
+            }
+            judged += 1;
+            let top = counts.values().max().copied().unwrap_or(0);
+            assert!(
+                f64::from(top) <= 0.10 * f64::from(total),
+                "seed {seed}: a kiosk sent {top} of {total} ballots in the window at {start}"
+            );
+        }
+        assert!(judged > 5, "the night has full windows to judge");
+    }
 }

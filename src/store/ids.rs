@@ -311,6 +311,7 @@ fn reused_vote(v: &Vote, print: i64, now: crate::model::Millis) -> Rejection {
         reason: crate::model::RejectReason::BallotIdReused,
         received_at: now,
         source: v.source,
+        client: v.client.clone(),
     }
 }
 

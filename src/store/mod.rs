@@ -354,6 +354,8 @@ pub struct LedgerEntry {
     pub voter_no: i64,
     pub candidate_id: std::sync::Arc<str>,
     pub cast_at: Millis,
+    /// Who sent the ballot (see `model::Ballot::client`), when known.
+    pub client: Option<std::sync::Arc<str>>,
 }
 
 /// A place in the ledger: the votes up to a seq and the rejections up to an

@@ -157,6 +157,7 @@ pub fn new_rejections(batch: &Batch, plan: &Plan, votes: &[VoteOutcome]) -> Vec<
                     raw: vote_raw(v),
                     received_at: crate::model::now_millis(),
                     source: v.source,
+                    client: v.client.clone(),
                 },
                 item: Item::Vote(i),
             }),
@@ -173,6 +174,7 @@ pub fn new_rejections(batch: &Batch, plan: &Plan, votes: &[VoteOutcome]) -> Vec<
                     raw: vote_raw(v),
                     received_at: crate::model::now_millis(),
                     source: v.source,
+                    client: v.client.clone(),
                 },
                 item: Item::Vote(i),
             }),
@@ -288,6 +290,7 @@ impl BatchOutcome {
                             raw: vote_raw(&v),
                             received_at: crate::model::now_millis(),
                             source: v.source,
+                            client: v.client.clone(),
                         };
                         Some(replay_stored(&mut out, &v.ballot_id, again))
                     }

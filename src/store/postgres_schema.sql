@@ -79,6 +79,10 @@ CREATE TABLE IF NOT EXISTS rejected_ballots (
     raw         TEXT NOT NULL,
     received_at BIGINT NOT NULL
 );
+-- Who sent each ballot (model.rs `Vote::client`); NULL when unknown and
+-- for what was recorded before clients were kept.
+ALTER TABLE votes ADD COLUMN IF NOT EXISTS client TEXT;
+ALTER TABLE rejected_ballots ADD COLUMN IF NOT EXISTS client TEXT;
 
 -- received = accepted + rejected, per election, kept in the processor's transaction.
 CREATE TABLE IF NOT EXISTS ballot_counts (

@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS votes (
     -- The bus message it came from (Kafka partition and offset of `ballots`).
     src_partition INTEGER,
     src_offset    INTEGER,
+    -- Who sent the ballot (model.rs `Vote::client`); NULL when unknown.
+    client        TEXT,
     UNIQUE (election_no, voter_no)
 );
 
@@ -80,7 +82,8 @@ CREATE TABLE IF NOT EXISTS rejected_ballots (
     raw         TEXT NOT NULL,
     received_at INTEGER NOT NULL,
     src_partition INTEGER,
-    src_offset    INTEGER
+    src_offset    INTEGER,
+    client        TEXT
 );
 
 -- received = accepted + rejected, per election, kept in the processor's transaction.

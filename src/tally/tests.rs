@@ -14,6 +14,7 @@ fn vote(seq: i64, candidate: &str, cast_at: Millis) -> Vote {
         gender: Gender::Female,
         cast_at,
         source: None,
+        client: None,
     }
 }
 

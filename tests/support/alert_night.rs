@@ -83,6 +83,7 @@ pub fn record_night(store: &mut dyn Store, start: Option<Millis>) -> Millis {
                 voter_id: states[state].1[voter].clone(),
                 candidate_id: candidate.to_string(),
                 cast_at,
+                client: None,
             })
         };
         for k in 0..RATE {
@@ -110,6 +111,7 @@ pub fn record_night(store: &mut dyn Store, start: Option<Millis>) -> Millis {
                     raw: String::new(),
                     received_at: at(k),
                     source: None,
+                    client: None,
                 }));
                 continue;
             }

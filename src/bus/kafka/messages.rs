@@ -137,6 +137,7 @@ pub fn parse_vote(
         gender: Gender::parse(&m.gender),
         cast_at: m.cast_at,
         source: None,
+        client: None,
     })
 }
 
@@ -150,6 +151,7 @@ pub fn rejection_json(r: &Rejection) -> Vec<u8> {
         "detail": r.detail,
         "raw": r.raw,
         "received_at": r.received_at,
+        "client": r.client.as_deref(),
     }))
     .unwrap_or_default()
 }
@@ -170,6 +172,7 @@ pub fn edge_rejection_header(r: &Rejection) -> Vec<u8> {
         "reason": r.reason.as_str(),
         "detail": r.detail,
         "received_at": r.received_at,
+        "client": r.client.as_deref(),
     }))
     .unwrap_or_default()
 }
@@ -186,6 +189,8 @@ pub fn parse_edge_rejection(header: &[u8], payload: &[u8]) -> Option<Rejection> 
         reason: String,
         detail: String,
         received_at: Millis,
+        #[serde(default)]
+        client: Option<String>,
     }
     let h: Header = serde_json::from_slice(header).ok()?;
     Some(Rejection {
@@ -197,6 +202,7 @@ pub fn parse_edge_rejection(header: &[u8], payload: &[u8]) -> Option<Rejection> 
         raw: crate::edge::storable_raw(payload),
         received_at: h.received_at,
         source: None,
+        client: h.client.map(Into::into),
     })
 }
 
@@ -226,6 +232,7 @@ mod tests {
             raw: "{}".into(),
             received_at: 7,
             source: None,
+            client: Some("http-0123abcd@10.0.0.1".into()),
         };
         let back = parse_edge_rejection(&edge_rejection_header(&r), r.raw.as_bytes());
         assert_eq!(back, Some(r));
@@ -252,6 +259,7 @@ mod tests {
             gender: voter.gender,
             cast_at: 1_700_000_000_000,
             source: None,
+            client: None,
         };
         let bytes = vote_json(&vote, &voter, &candidates[0]);
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

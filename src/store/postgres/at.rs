@@ -7,6 +7,7 @@ use super::PgStore;
 use crate::model::{Gender, Millis, RejectReason, Rejection};
 use crate::results::{At, Results};
 use crate::store::checkpoint::{self, Checkpoint, Group, Ledger};
+use crate::store::util::Interner;
 use crate::store::{find_election, StoreError};
 
 pub(super) fn results_at(
@@ -141,12 +142,17 @@ pub(super) fn rejections_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<(i64, Rejection)>, StoreError> {
+    let client = store.client_column();
     store.with(|c| {
         let rows = c.query(
-            "SELECT id, ballot_id, election_id, voter_id, reason, detail, raw, received_at
-             FROM rejected_ballots WHERE id > $1 ORDER BY id LIMIT $2",
+            &format!(
+                "SELECT id, ballot_id, election_id, voter_id, reason, detail, raw, received_at,
+                    {client}
+                 FROM rejected_ballots WHERE id > $1 ORDER BY id LIMIT $2"
+            ),
             &[&after, &(limit as i64)],
         )?;
+        let mut clients = Interner::default();
         rows.iter()
             .map(|r| {
                 let reason: String = r.try_get(4)?;
@@ -160,6 +166,7 @@ pub(super) fn rejections_after(
                     raw: r.try_get(6)?,
                     received_at: r.try_get(7)?,
                     source: None,
+                    client: r.try_get::<_, Option<&str>>(8)?.map(|c| clients.get(c)),
                 };
                 Ok((r.try_get(0)?, rejection))
             })

@@ -45,6 +45,9 @@ pub struct PgStore {
     client: Option<Client>,
     /// False when opened read-only: queries then keep no checkpoints.
     writable: bool,
+    /// Whether votes and rejections have a `client` column: a database
+    /// made before clients were kept, opened read-only, has none.
+    clients: bool,
 }
 
 impl PgStore {
@@ -61,6 +64,7 @@ impl PgStore {
             config,
             client: None,
             writable: true,
+            clients: true,
         };
         store.with(|c| {
             // One transaction: the lock is held until the schema is committed.
@@ -105,9 +109,27 @@ impl PgStore {
             config,
             client: None,
             writable: false,
+            clients: false,
         };
-        store.with(|_| Ok(()))?;
+        store.clients = store.with(|c| {
+            let row = c.query_one(
+                "SELECT COUNT(*) = 2 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND column_name = 'client'
+                   AND table_name IN ('votes', 'rejected_ballots')",
+                &[],
+            )?;
+            Ok(row.try_get(0)?)
+        })?;
         Ok(store)
+    }
+
+    /// The column `client` is read from: NULL where the table has none.
+    fn client_column(&self) -> &'static str {
+        if self.clients {
+            "client"
+        } else {
+            "NULL"
+        }
     }
 
     /// Runs `f` on a live connection, (re)connecting first if needed. On any

@@ -111,10 +111,13 @@ pub(super) fn ledger_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
+    let client = store.client_column();
     store.with(|c| {
         let rows = c.query(
-            "SELECT seq, election_no, voter_no, candidate_id, cast_at FROM votes
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &format!(
+                "SELECT seq, election_no, voter_no, candidate_id, cast_at, {client} FROM votes
+                 WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ),
             &[&after, &(limit.min(i64::MAX as usize) as i64)],
         )?;
         let mut names = Interner::default();
@@ -126,6 +129,7 @@ pub(super) fn ledger_after(
                 voter_no: r.try_get(2)?,
                 candidate_id: names.get(r.try_get(3)?),
                 cast_at: r.try_get(4)?,
+                client: r.try_get::<_, Option<&str>>(5)?.map(|c| names.get(c)),
             });
         }
         Ok(out)
@@ -137,12 +141,16 @@ pub(super) fn votes_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<Vote>, StoreError> {
+    let client = store.client_column();
     store.with(|c| {
         let rows = c.query(
-            "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
-                    r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no
-             FROM votes v JOIN voters r ON r.voter_no = v.voter_no
-             WHERE v.seq > $1 ORDER BY v.seq LIMIT $2",
+            &format!(
+                "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
+                    r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no,
+                    {client}
+                 FROM votes v JOIN voters r ON r.voter_no = v.voter_no
+                 WHERE v.seq > $1 ORDER BY v.seq LIMIT $2"
+            ),
             &[&after, &(limit.min(i64::MAX as usize) as i64)],
         )?;
         let mut names = Interner::default();
@@ -161,6 +169,7 @@ pub(super) fn votes_after(
                 gender: Gender::parse(r.try_get(8)?),
                 election_no: r.try_get(9)?,
                 voter_no: r.try_get(10)?,
+                client: r.try_get::<_, Option<&str>>(11)?.map(|c| names.get(c)),
             });
         }
         Ok(out)

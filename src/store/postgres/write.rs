@@ -361,12 +361,12 @@ fn copy_votes(
     }
     let sink = tx.copy_in(
         "COPY votes (seq, election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
-            election_no, voter_no, src_partition, src_offset) FROM STDIN BINARY",
+            election_no, voter_no, src_partition, src_offset, client) FROM STDIN BINARY",
     )?;
     let types: Vec<Type> = VOTE_COPY_TYPES
         .iter()
         .cloned()
-        .chain([Type::INT4, Type::INT8])
+        .chain([Type::INT4, Type::INT8, Type::TEXT])
         .collect();
     let mut w = BinaryCopyInWriter::new(sink, &types);
     let mut times = TimeFormat::default();
@@ -386,6 +386,7 @@ fn copy_votes(
             &v.voter_no,
             &v.source.map(|s| s.partition),
             &v.source.map(|s| s.offset),
+            &v.client.as_deref(),
         ])?;
     }
     w.finish()?;
@@ -452,13 +453,25 @@ fn insert_rejections(
         .map(|r| r.source.map(|s| s.partition))
         .collect();
     let offsets: Vec<Option<i64>> = firsts.iter().map(|r| r.source.map(|s| s.offset)).collect();
+    let clients = texts(&|r| r.client.as_deref());
     let rows = tx.query(
         "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at,
-            src_partition, src_offset)
+            src_partition, src_offset, client)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::int8[], $8::int4[], $9::int8[])
+            $7::int8[], $8::int4[], $9::int8[], $10::text[])
          ON CONFLICT (ballot_id) DO NOTHING RETURNING ballot_id",
-        &[&ids, &elections, &voters, &reasons, &details, &raws, &received, &partitions, &offsets],
+        &[
+            &ids,
+            &elections,
+            &voters,
+            &reasons,
+            &details,
+            &raws,
+            &received,
+            &partitions,
+            &offsets,
+            &clients,
+        ],
     )?;
     let mut inserted = HashSet::with_capacity(rows.len());
     for r in &rows {

@@ -6,6 +6,7 @@ use super::SqliteStore;
 use crate::model::{Gender, Millis, RejectReason, Rejection};
 use crate::results::{At, Results};
 use crate::store::checkpoint::{self, Checkpoint, Group, Ledger};
+use crate::store::util::Interner;
 use crate::store::{find_election, StoreError};
 
 pub(super) fn results_at(
@@ -137,11 +138,13 @@ pub(super) fn rejections_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<(i64, Rejection)>, StoreError> {
-    let mut stmt = store.conn.prepare_cached(
-        "SELECT id, ballot_id, election_id, voter_id, reason, detail, raw, received_at
+    let mut stmt = store.conn.prepare_cached(&format!(
+        "SELECT id, ballot_id, election_id, voter_id, reason, detail, raw, received_at, {}
          FROM rejected_ballots WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )?;
+        store.client_column()
+    ))?;
     let mut rows = stmt.query(params![after, limit as i64])?;
+    let mut clients = Interner::default();
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let reason: String = r.get(4)?;
@@ -154,6 +157,7 @@ pub(super) fn rejections_after(
             raw: r.get(6)?,
             received_at: r.get(7)?,
             source: None,
+            client: r.get_ref(8)?.as_str_or_null()?.map(|c| clients.get(c)),
         };
         out.push((r.get(0)?, rejection));
     }

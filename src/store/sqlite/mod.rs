@@ -32,6 +32,9 @@ pub struct SqliteStore {
     conn: Connection,
     /// False when opened read-only: queries then keep no checkpoints.
     writable: bool,
+    /// Whether votes and rejections have a `client` column: a database
+    /// made before clients were kept, opened read-only, has none.
+    clients: bool,
 }
 
 impl SqliteStore {
@@ -51,6 +54,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             writable: true,
+            clients: true,
         };
         store.claim_recorded_ids()?;
         Ok(store)
@@ -81,9 +85,12 @@ impl SqliteStore {
             Ok(conn) => conn,
             Err(first) => probe(&format!("file:{file}?mode=ro&immutable=1")).map_err(|_| first)?,
         };
+        let clients = has_column(&conn, "votes", "client")?
+            && has_column(&conn, "rejected_ballots", "client")?;
         Ok(SqliteStore {
             conn,
             writable: false,
+            clients,
         })
     }
 }
@@ -100,8 +107,9 @@ fn uri_path(path: &str) -> String {
     out
 }
 
-/// Brings a database made before the bus positions (or the poll schedule)
-/// were kept up to date (SQLite has no `ADD COLUMN IF NOT EXISTS`).
+/// Brings a database made before the bus positions (or the poll schedule,
+/// or the clients) were kept up to date (SQLite has no `ADD COLUMN IF NOT
+/// EXISTS`).
 fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
     for table in ["votes", "rejected_ballots"] {
         let has: bool = conn.query_row(
@@ -117,6 +125,9 @@ fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
                  ALTER TABLE {table} ADD COLUMN src_offset INTEGER;"
             ))?;
         }
+        if !has_column(conn, table, "client")? {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN client TEXT"))?;
+        }
     }
     let has_polls: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('elections') WHERE name = 'polls_step_ms'",
@@ -130,6 +141,25 @@ fn add_source_columns(conn: &Connection) -> Result<(), StoreError> {
         )?;
     }
     Ok(())
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |r| r.get(0),
+    )?)
+}
+
+impl SqliteStore {
+    /// The column `client` is read from: NULL where the table has none.
+    fn client_column(&self) -> &'static str {
+        if self.clients {
+            "client"
+        } else {
+            "NULL"
+        }
+    }
 }
 
 impl SqliteStore {

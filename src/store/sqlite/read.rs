@@ -96,10 +96,11 @@ pub(super) fn ledger_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
-    let mut stmt = store.conn.prepare_cached(
-        "SELECT seq, election_no, voter_no, candidate_id, cast_at FROM votes
+    let mut stmt = store.conn.prepare_cached(&format!(
+        "SELECT seq, election_no, voter_no, candidate_id, cast_at, {} FROM votes
          WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
+        store.client_column()
+    ))?;
     let mut rows = stmt.query(params![after, limit.min(i64::MAX as usize) as i64])?;
     let mut names = Interner::default();
     let mut out = Vec::with_capacity(limit.min(100_000));
@@ -110,6 +111,7 @@ pub(super) fn ledger_after(
             voter_no: r.get(2)?,
             candidate_id: names.get(r.get_ref(3)?.as_str()?),
             cast_at: r.get(4)?,
+            client: r.get_ref(5)?.as_str_or_null()?.map(|c| names.get(c)),
         });
     }
     Ok(out)
@@ -120,12 +122,13 @@ pub(super) fn votes_after(
     after: i64,
     limit: usize,
 ) -> Result<Vec<Vote>, StoreError> {
-    let mut stmt = store.conn.prepare_cached(
+    let mut stmt = store.conn.prepare_cached(&format!(
         "SELECT v.seq, v.ballot_id, v.election_id, v.voter_id, v.candidate_id, v.cast_at,
-                r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no
+                r.address_state, r.registered_age, r.gender, v.election_no, v.voter_no, {}
          FROM votes v JOIN voters r ON r.voter_no = v.voter_no
          WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2",
-    )?;
+        store.client_column()
+    ))?;
     let mut rows = stmt.query(params![after, limit as i64])?;
     let mut names = Interner::default();
     let mut out = Vec::new();
@@ -144,6 +147,7 @@ pub(super) fn votes_after(
             gender: Gender::parse(r.get_ref(8)?.as_str()?),
             election_no: r.get(9)?,
             voter_no: r.get(10)?,
+            client: r.get_ref(11)?.as_str_or_null()?.map(|c| names.get(c)),
         });
     }
     Ok(out)

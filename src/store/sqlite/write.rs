@@ -80,8 +80,9 @@ impl SqliteStore {
             }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO votes (election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
-                    election_no, voter_no, src_partition, src_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (election_no, voter_no) DO NOTHING",
+                    election_no, voter_no, src_partition, src_offset, client)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (election_no, voter_no) DO NOTHING",
             )?;
             let mut existing = tx.prepare_cached(
                 "SELECT ballot_id, seq, src_partition, src_offset FROM votes
@@ -109,7 +110,8 @@ impl SqliteStore {
                         v.election_no,
                         v.voter_no,
                         v.source.map(|s| s.partition),
-                        v.source.map(|s| s.offset)
+                        v.source.map(|s| s.offset),
+                        v.client.as_deref()
                     ])? == 1;
                 if inserted {
                     *counts.entry((&v.election_id, "accepted")).or_default() += 1;
@@ -142,8 +144,8 @@ impl SqliteStore {
             outcome.new_rejections = new_rejections(batch, &outcome.plan, &outcome.votes);
             let mut reject = tx.prepare_cached(
                 "INSERT INTO rejected_ballots (ballot_id, election_id, voter_id, reason, detail, raw, received_at,
-                    src_partition, src_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (ballot_id) DO NOTHING",
+                    src_partition, src_offset, client)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (ballot_id) DO NOTHING",
             )?;
             for n in &outcome.new_rejections {
                 // Its id was claimed by the id check.
@@ -157,7 +159,8 @@ impl SqliteStore {
                     r.raw,
                     r.received_at,
                     r.source.map(|s| s.partition),
-                    r.source.map(|s| s.offset)
+                    r.source.map(|s| s.offset),
+                    r.client.as_deref()
                 ])? == 1;
                 // Only a rejection inserted before this batch can be in the
                 // table: the id check saw every other one.
