@@ -25,6 +25,8 @@ use crate::store::{AlertResume, LedgerEntry, LedgerPosition, Store, StoreError, 
 /// Votes (and rejections) read per look by default: a look that read this
 /// many looks again at once, so the stage keeps up with the pipeline.
 pub const READ_LIMIT: usize = 20_000;
+/// How often a stage whose looks change no alert saves where it stands.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// How long a stopping stage goes on reading what the ledger still holds.
 pub const DRAIN_FOR: Duration = Duration::from_secs(5);
 /// How far behind the clock stream time may be for the clock to move it.
@@ -55,6 +57,9 @@ pub struct AlertStage {
     /// None until the election is in the store.
     watch: Option<Watch>,
     at: LedgerPosition,
+    /// Where the store has the stage (`at` runs ahead between saves).
+    saved: LedgerPosition,
+    saved_at: Instant,
     recorded: i64,
     /// Changes every sink has been told (from 0: a new stage tells the
     /// sinks it opened with what they may have missed).
@@ -85,6 +90,8 @@ impl AlertStage {
             engine: engine.to_string(),
             watch: None,
             at: LedgerPosition::default(),
+            saved: LedgerPosition::default(),
+            saved_at: Instant::now(),
             recorded: 0,
             published: 0,
             sinks,
@@ -107,10 +114,12 @@ impl AlertStage {
             Some(r) => {
                 self.watch = Some(Watch::resume(self.cfg.clone(), &r.state)?);
                 self.at = r.at;
+                self.saved = r.at;
             }
             None => {
                 self.watch = None;
                 self.at = LedgerPosition::default();
+                self.saved = self.at;
             }
         }
         Ok(())
@@ -201,13 +210,28 @@ impl AlertStage {
             feed.take(events);
         }
         let (to, changes) = (feed.at, feed.changes);
-        if to == from && changes.is_empty() {
+        // A look that changed no alert is saved only now and then, or once
+        // the ledger has nothing more: each save takes the store's write
+        // lock, which the count needs. A restart from an older save decides
+        // the same changes again, and finds them recorded.
+        let unsaved = to != self.saved;
+        let idle = to == from;
+        if changes.is_empty() && (!unsaved || (!idle && self.saved_at.elapsed() < SAVE_EVERY)) {
+            self.at = to;
             return Ok((changes, full));
         }
-        match self.save(from, to, &changes)? {
+        match self.save(to, &changes)? {
             true => Ok((changes, full)),
             false => Ok((Vec::new(), true)),
         }
+    }
+
+    /// Saves where the stage stands if a look moved it since the last save.
+    pub fn flush(&mut self) -> Result<(), StageError> {
+        if self.at != self.saved {
+            self.save(self.at, &[])?;
+        }
+        Ok(())
     }
 
     /// Moves stream time on to `at` with nothing more read, and records
@@ -227,7 +251,7 @@ impl AlertStage {
             .map(|e| change(e, position))
             .collect();
         let at = self.at;
-        match self.save(at, at, &changes)? {
+        match self.save(at, &changes)? {
             true => Ok(changes),
             false => Ok(Vec::new()),
         }
@@ -241,15 +265,11 @@ impl AlertStage {
             .filter(|&t| t > Millis::MIN)
     }
 
-    /// Records `changes` and the move from `from` to `to` with the
+    /// Records `changes` and the move from the last save to `to` with the
     /// detectors' state. False when another stage moved first (the record
     /// is taken back); an error when nothing could be recorded.
-    fn save(
-        &mut self,
-        from: LedgerPosition,
-        to: LedgerPosition,
-        changes: &[AlertChange],
-    ) -> Result<bool, StageError> {
+    fn save(&mut self, to: LedgerPosition, changes: &[AlertChange]) -> Result<bool, StageError> {
+        let from = self.saved;
         let bodies: Vec<String> = changes
             .iter()
             .map(|c| serde_json::to_string(c).expect("a change serializes"))
@@ -268,6 +288,8 @@ impl AlertStage {
         match saved {
             Ok(()) => {
                 self.at = to;
+                self.saved = to;
+                self.saved_at = Instant::now();
                 self.recorded += changes.len() as i64;
                 self.count(changes);
                 self.publish();
@@ -475,12 +497,15 @@ impl AlertStage {
         while Instant::now() < deadline {
             match self.step(now_millis()) {
                 Ok((_, true)) => {}
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "alerts: stopping with the ledger not all read");
-                    return;
+                    break;
                 }
             }
+        }
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "alerts: stopping without saving the last looks");
         }
     }
 }

@@ -43,6 +43,7 @@ pub fn run(mut source: Option<Box<dyn Store>>, into: &StoreUrl) -> anyhow::Resul
         if let Some(end) = end.filter(|&t| t > Millis::MIN) {
             stage.tick_to(end)?;
         }
+        stage.flush()?;
         recorded += stage.recorded();
     }
     Ok(recorded)
