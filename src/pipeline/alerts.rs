@@ -91,11 +91,7 @@ impl AlertSink for KafkaAlerts {
         election_id: &str,
         changes: &[(i64, &AlertChange)],
     ) -> anyhow::Result<()> {
-        let bodies: Vec<(i64, serde_json::Value)> = changes
-            .iter()
-            .map(|(no, c)| Ok((*no, serde_json::to_value(c)?)))
-            .collect::<Result<_, serde_json::Error>>()?;
-        self.0.publish(election_id, &bodies)?;
+        self.0.publish(election_id, changes)?;
         Ok(())
     }
 }

@@ -86,11 +86,7 @@ impl KafkaCalls {
 
 impl CallSink for KafkaCalls {
     fn publish(&mut self, election_id: &str, events: &[(i64, &DeskEvent)]) -> anyhow::Result<()> {
-        let bodies: Vec<(i64, serde_json::Value)> = events
-            .iter()
-            .map(|(no, e)| Ok((*no, serde_json::to_value(e)?)))
-            .collect::<Result<_, serde_json::Error>>()?;
-        self.0.publish(election_id, &bodies)?;
+        self.0.publish(election_id, events)?;
         Ok(())
     }
 }

@@ -46,16 +46,17 @@ impl EventTopic {
 
     /// Sends the events numbered from [`EventTopic::next`] on (earlier ones
     /// are on the topic already) and waits until the broker has them.
-    /// `events` are `(event_no, JSON object)`, in order, without gaps.
-    pub fn publish(
+    /// `events` are `(event_no, event)`, in order, without gaps; each is
+    /// sent as its JSON object with `election_id` and `event_no` added.
+    pub fn publish<T: serde::Serialize>(
         &mut self,
         election_id: &str,
-        events: &[(i64, serde_json::Value)],
+        events: &[(i64, &T)],
     ) -> Result<(), BusError> {
         let from = self.next(election_id);
         let mut last = None;
-        for (no, body) in events.iter().filter(|(no, _)| *no >= from) {
-            let mut body = body.clone();
+        for (no, event) in events.iter().filter(|(no, _)| *no >= from) {
+            let mut body = serde_json::to_value(event).expect("an event serializes");
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("election_id".into(), election_id.into());
                 obj.insert("event_no".into(), (*no).into());
