@@ -30,6 +30,7 @@ use support::{command, ChildGuard, KafkaTest, KillMoments, Server, TempDb, ELECT
 use votestream::alerts::stage::{AlertChange, AlertStage, Change};
 use votestream::alerts::{AlertConfig, AlertKind};
 use votestream::model::Millis;
+use votestream::process::Registry;
 use votestream::store::{LedgerPosition, Store, StoreUrl};
 
 fn stage(url: &str) -> AlertStage {
@@ -410,6 +411,39 @@ fn alerts_on_sqlite_find_the_anomalies_and_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let url = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
     scenario(&url("a.db"), &url("b.db"));
+}
+
+/// In a run the stage takes the voters' states from the processor's
+/// registry instead of scanning the store; and a stage reading a little at
+/// a time cuts the ledger elsewhere. Neither changes what it records.
+#[test]
+fn given_states_and_small_reads_record_what_a_plain_stage_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
+    let (a, b) = (url("a.db"), url("b.db"));
+    let start = record_night(&mut *StoreUrl::parse(&a).unwrap().open().unwrap(), None);
+    record_night(
+        &mut *StoreUrl::parse(&b).unwrap().open().unwrap(),
+        Some(start),
+    );
+    let reference = uninterrupted(&a);
+    assert!(!reference.is_empty());
+    let mut store = StoreUrl::parse(&b).unwrap().open().unwrap();
+    let states = Registry::load(&mut *store).unwrap().states_by_voter_no();
+    let mut s = stage(&b).read_limit(97).voter_states(states);
+    let mut got = Vec::new();
+    let mut looks = 0;
+    loop {
+        looks += 1;
+        let (changes, full) = s.step(votestream::model::now_millis()).unwrap();
+        let quiet = changes.is_empty() && !full;
+        got.extend(changes);
+        if quiet {
+            break;
+        }
+    }
+    assert!(looks > 100, "the reads were not small: {looks} looks");
+    assert_eq!(got, reference);
 }
 
 #[test]

@@ -25,6 +25,9 @@ use crate::store::{AlertResume, LedgerEntry, LedgerPosition, Store, StoreError, 
 /// Votes (and rejections) read per look by default: a look that read this
 /// many looks again at once, so the stage keeps up with the pipeline.
 pub const READ_LIMIT: usize = 20_000;
+/// The fewest rejections a look reads while its reads adapt to how many
+/// the votes read beside them let it use.
+const MIN_REJECTION_READ: usize = 256;
 /// How often a stage whose looks change no alert saves where it stands.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// How long a stopping stage goes on reading what the ledger still holds.
@@ -66,6 +69,13 @@ pub struct AlertStage {
     published: i64,
     sinks: Vec<Box<dyn AlertSink>>,
     read_limit: usize,
+    /// Rejections read per look: about twice what the last look used, so a
+    /// stage catching up does not read the same rejections again and again
+    /// while the votes in their time are read.
+    rejection_limit: usize,
+    /// Voters' states handed over by a process that holds the registry,
+    /// taken instead of scanning it when the stage starts watching.
+    given_states: Option<(Vec<Arc<str>>, Vec<u16>)>,
     /// Each voter's state, by voter_no, and the election's number (built
     /// when the stage starts watching; again if the registry grew).
     index: Option<StateIndex>,
@@ -96,6 +106,8 @@ impl AlertStage {
             published: 0,
             sinks,
             read_limit: READ_LIMIT,
+            rejection_limit: READ_LIMIT,
+            given_states: None,
             index: None,
             tallies_at: None,
             voter_states: HashMap::new(),
@@ -128,6 +140,15 @@ impl AlertStage {
     /// Reads at most `n` votes and `n` rejections per look.
     pub fn read_limit(mut self, n: usize) -> AlertStage {
         self.read_limit = n.max(1);
+        self.rejection_limit = self.read_limit;
+        self
+    }
+
+    /// Each voter's state by voter_no (`u16::MAX`: no such voter) and the
+    /// states' names, from a process that already holds the registry: the
+    /// stage then skips its own scan of it.
+    pub fn voter_states(mut self, (names, by_voter): (Vec<Arc<str>>, Vec<u16>)) -> AlertStage {
+        self.given_states = Some((names, by_voter));
         self
     }
 
@@ -161,8 +182,9 @@ impl AlertStage {
             // Voters registered since the stage started: know their states.
             self.index = self.registry()?.map(|(i, _)| i);
         }
-        let rejections = self.store.rejections_after(from.rejections, limit)?;
-        let full = votes.len() == limit || rejections.len() == limit;
+        let r_limit = self.rejection_limit.min(limit);
+        let rejections = self.store.rejections_after(from.rejections, r_limit)?;
+        let full = votes.len() == limit || rejections.len() == r_limit;
         let states = self.rejected_states(&rejections)?;
         // The tallies at most once a second: a look after a full read comes
         // at once, and the read model is not small.
@@ -181,7 +203,14 @@ impl AlertStage {
             at: from,
             changes: Vec::new(),
         };
-        feed.merge((&votes, &rejections), &states, limit);
+        let used = feed.merge((&votes, &rejections), &states, (limit, r_limit));
+        self.rejection_limit = if used == r_limit {
+            (r_limit * 2).min(limit)
+        } else if used < rejections.len() {
+            (used * 2).clamp(MIN_REJECTION_READ.min(limit), limit)
+        } else {
+            r_limit
+        };
         let moved = feed.at != from;
         if !moved && !full {
             // Quiet: the clock closes buckets, but only on a live night.
@@ -319,35 +348,27 @@ impl AlertStage {
         else {
             return Ok(None);
         };
-        let mut registered: HashMap<String, u64> = HashMap::new();
-        let mut index = StateIndex {
-            election_no: e.no,
-            names: Vec::new(),
-            by_voter: Vec::new(),
+        let (names, by_voter) = match self.given_states.take() {
+            Some(given) => given,
+            None => scan_states(store)?,
         };
-        let mut numbers: HashMap<String, u16> = HashMap::new();
-        store.scan_voters(&mut |v: VoterKey<'_>| {
-            let no = match numbers.get(v.state) {
-                Some(&no) => no,
-                None => {
-                    let no = index.names.len().min(usize::from(UNKNOWN - 1)) as u16;
-                    index.names.push(Arc::from(v.state));
-                    numbers.insert(v.state.to_string(), no);
-                    no
-                }
-            };
-            let at = v.voter_no.max(0) as usize;
-            if index.by_voter.len() <= at {
-                index.by_voter.resize(at + 1, UNKNOWN);
+        let mut per_state = vec![0u64; names.len()];
+        for &no in &by_voter {
+            if let Some(n) = per_state.get_mut(usize::from(no)) {
+                *n += 1;
             }
-            index.by_voter[at] = no;
-            match registered.get_mut(v.state) {
-                Some(n) => *n += 1,
-                None => {
-                    registered.insert(v.state.to_string(), 1);
-                }
-            }
-        })?;
+        }
+        let registered: HashMap<String, u64> = names
+            .iter()
+            .zip(per_state)
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (s.to_string(), n))
+            .collect();
+        let index = StateIndex {
+            election_no: e.no,
+            names,
+            by_voter,
+        };
         let closes = registered
             .keys()
             .filter_map(|s| Some((s.clone(), e.election.closes_at(s)?)))
@@ -522,14 +543,15 @@ struct Feed<'a> {
 impl Feed<'_> {
     /// Merges the two reads by stream time. A read that came back full may
     /// hold more than it showed: the merge stops where it ends, so what is
-    /// not fed now is read again next time, in its place.
+    /// not fed now is read again next time, in its place. Returns how many
+    /// rejections it fed.
     fn merge(
         &mut self,
         (votes, rejections): (&[LedgerEntry], &[(i64, Rejection)]),
         states: &[Option<Arc<str>>],
-        limit: usize,
-    ) {
-        let (v_full, r_full) = (votes.len() == limit, rejections.len() == limit);
+        (v_limit, r_limit): (usize, usize),
+    ) -> usize {
+        let (v_full, r_full) = (votes.len() == v_limit, rejections.len() == r_limit);
         let (mut i, mut j) = (0, 0);
         loop {
             let vote_first = match (votes.get(i), rejections.get(j)) {
@@ -550,6 +572,7 @@ impl Feed<'_> {
                 j += 1;
             }
         }
+        j
     }
 
     fn vote(&mut self, v: &LedgerEntry) {
@@ -618,6 +641,29 @@ fn change(e: AlertEvent, position: i64) -> AlertChange {
         alert,
         position,
     }
+}
+
+/// Each registered voter's state by voter_no, from one scan of the registry.
+fn scan_states(store: &mut dyn Store) -> Result<(Vec<Arc<str>>, Vec<u16>), StoreError> {
+    let (mut names, mut by_voter) = (Vec::new(), Vec::new());
+    let mut numbers: HashMap<String, u16> = HashMap::new();
+    store.scan_voters(&mut |v: VoterKey<'_>| {
+        let no = match numbers.get(v.state) {
+            Some(&no) => no,
+            None => {
+                let no = names.len().min(usize::from(UNKNOWN - 1)) as u16;
+                names.push(Arc::from(v.state));
+                numbers.insert(v.state.to_string(), no);
+                no
+            }
+        };
+        let at = v.voter_no.max(0) as usize;
+        if by_voter.len() <= at {
+            by_voter.resize(at + 1, UNKNOWN);
+        }
+        by_voter[at] = no;
+    })?;
+    Ok((names, by_voter))
 }
 
 /// A state number meaning "not known".

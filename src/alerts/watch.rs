@@ -104,7 +104,12 @@ pub enum AlertEvent {
 }
 
 type RateKey = (String, String);
-type Votes = HashMap<String, HashMap<String, u64>>;
+/// Keyed by state, candidate or metric names the registry and the ledger
+/// give (never a client's own string): a fast hash, as each observation
+/// bumps two or three of these.
+type Fast = foldhash::fast::RandomState;
+type Counts = HashMap<String, HashMap<String, u64, Fast>, Fast>;
+type Votes = Counts;
 
 /// Everything but the configuration is state: saved with the stage's
 /// position (`stage.rs`) and taken back after a restart.
@@ -120,14 +125,14 @@ pub struct Watch {
     seen_at: Millis,
     /// This bucket's counts, by metric then state (looked up by `&str`: no
     /// allocation per observation once a key is known).
-    counts: HashMap<String, HashMap<String, u64>>,
+    counts: Counts,
     #[serde(with = "pairs")]
     rates: BTreeMap<RateKey, RateWatch>,
     sources: SourceWindow,
     votes: Votes,
     /// The last `swing.window` buckets' votes, oldest first.
     recent: VecDeque<Votes>,
-    counted: HashMap<String, u64>,
+    counted: HashMap<String, u64, Fast>,
     #[serde(with = "pairs")]
     tallies: HashMap<(String, String), u64>,
     /// Open alerts, and the buckets since each last fired.
@@ -145,11 +150,11 @@ impl Watch {
             bucket_start: None,
             now: Millis::MIN,
             seen_at: Millis::MIN,
-            counts: HashMap::new(),
+            counts: Counts::default(),
             rates: BTreeMap::new(),
-            votes: HashMap::new(),
+            votes: Votes::default(),
             recent: VecDeque::new(),
-            counted: HashMap::new(),
+            counted: HashMap::default(),
             tallies: HashMap::new(),
             open: BTreeMap::new(),
             fired: HashSet::new(),
@@ -457,7 +462,7 @@ impl Watch {
 }
 
 /// Adds one to `map[a][b]`, allocating the keys only the first time.
-fn bump(map: &mut HashMap<String, HashMap<String, u64>>, a: &str, b: &str) {
+fn bump(map: &mut Counts, a: &str, b: &str) {
     let inner = match map.get_mut(a) {
         Some(m) => m,
         None => map.entry(a.to_string()).or_default(),

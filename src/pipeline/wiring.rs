@@ -154,14 +154,17 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
         None
     };
     let alerts = if cfg.alerts {
-        Some(super::alerts::alert_stage(&super::alerts::AlertOptions {
-            store_url: &cfg.store_url,
-            bus: &cfg.bus,
-            election_id: &cfg.election_id,
-            engine: super::desk::DESK_ENGINE,
-            webhook: cfg.alert_webhook.as_ref(),
-            read_limit: crate::alerts::stage::READ_LIMIT,
-        })?)
+        Some(
+            super::alerts::alert_stage(&super::alerts::AlertOptions {
+                store_url: &cfg.store_url,
+                bus: &cfg.bus,
+                election_id: &cfg.election_id,
+                engine: super::desk::DESK_ENGINE,
+                webhook: cfg.alert_webhook.as_ref(),
+                read_limit: crate::alerts::stage::READ_LIMIT,
+            })?
+            .voter_states(processor.registry().states_by_voter_no()),
+        )
     } else {
         None
     };

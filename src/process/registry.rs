@@ -129,6 +129,18 @@ impl Registry {
         self.hash_keys.hash_one(voter_id)
     }
 
+    /// The states' names, and each voter's state (an index into them) by
+    /// voter_no, `u16::MAX` where no voter has that number: what the alerts
+    /// stage needs of the registry, without its own scan of the store.
+    pub fn states_by_voter_no(&self) -> (Vec<Arc<str>>, Vec<u16>) {
+        let len = self.voters.iter().map(|v| v.voter_no as usize + 1).max();
+        let mut by_voter = vec![u16::MAX; len.unwrap_or(0)];
+        for v in &self.voters {
+            by_voter[v.voter_no as usize] = v.state;
+        }
+        (self.states.clone(), by_voter)
+    }
+
     pub fn voter_count(&self) -> usize {
         self.voters.len()
     }
