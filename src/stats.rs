@@ -29,6 +29,11 @@ pub struct Stats {
     pub counted: AtomicU64,
     /// Highest seq the aggregator has persisted.
     pub aggregated_seq: AtomicI64,
+    /// Whether the Kafka aggregator's last poll found nothing: it has
+    /// counted all its partitions hold. With several instances the votes
+    /// this process's processor recorded may be another aggregator's to
+    /// count, so its seq alone does not say this one is behind.
+    pub aggregator_caught_up: AtomicBool,
     /// When set (by `bench`), every commit's last seq and instant is kept,
     /// to measure how long an accepted vote takes to become visible.
     pub track_commits: AtomicBool,
@@ -36,6 +41,33 @@ pub struct Stats {
     /// The last commits (last seq, instant), bounded: the server drains it
     /// to measure how long a committed vote takes to show in its snapshot.
     pub recent_commits: Mutex<VecDeque<(i64, Instant)>>,
+    /// CPU time the alerts stage's thread used, in µs, once it has stopped:
+    /// its cost to the run, free of the noise of timing whole runs.
+    pub alerts_cpu_us: AtomicU64,
+}
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time the whole process has used, every thread's.
+pub fn process_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a plain system call writing into the timespec given; on a
+    // failure it stays zero, which only under-reports a measurement.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// Most commits kept in [`Stats::recent_commits`] when nobody drains it.

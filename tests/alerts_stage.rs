@@ -414,7 +414,7 @@ fn alerts_on_sqlite_find_the_anomalies_and_survive_sigkill() {
 }
 
 /// In a run the stage takes the voters' states from the processor's
-/// registry instead of scanning the store; and a stage reading a little at
+/// registry instead of the store; and a stage reading a little at
 /// a time cuts the ledger elsewhere. Neither changes what it records.
 #[test]
 fn given_states_and_small_reads_record_what_a_plain_stage_does() {
@@ -429,8 +429,8 @@ fn given_states_and_small_reads_record_what_a_plain_stage_does() {
     let reference = uninterrupted(&a);
     assert!(!reference.is_empty());
     let mut store = StoreUrl::parse(&b).unwrap().open().unwrap();
-    let states = Registry::load(&mut *store).unwrap().states_by_voter_no();
-    let mut s = stage(&b).read_limit(97).voter_states(states);
+    let registry = Arc::new(Registry::load(&mut *store).unwrap());
+    let mut s = stage(&b).read_limit(97).with_registry(registry);
     let mut got = Vec::new();
     let mut looks = 0;
     loop {

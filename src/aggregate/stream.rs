@@ -86,6 +86,7 @@ impl StreamEngine {
         let mut last_vote = Instant::now();
         while !shutdown.is_requested() {
             let batch = self.votes.poll_batch(BATCH, Duration::from_millis(100));
+            stats.aggregator_caught_up.store(batch.is_empty(), Relaxed);
             if batch.is_empty() {
                 self.publish_aggregates(false);
                 if until_idle.is_some_and(|idle| last_vote.elapsed() >= idle) {

@@ -73,9 +73,13 @@ pub struct AlertStage {
     /// stage catching up does not read the same rejections again and again
     /// while the votes in their time are read.
     rejection_limit: usize,
-    /// Voters' states handed over by a process that holds the registry,
-    /// taken instead of scanning it when the stage starts watching.
-    given_states: Option<(Vec<Arc<str>>, Vec<u16>)>,
+    /// The registry as a process that holds it in memory handed it over:
+    /// the voters' states are taken from it instead of a scan of the store
+    /// when the stage starts watching, and a rejected voter's state is
+    /// looked up in it first (voters registered since are in the store).
+    given: Option<Arc<crate::process::Registry>>,
+    /// Whether the index was built from `given` yet.
+    index_given: bool,
     /// Each voter's state, by voter_no, and the election's number (built
     /// when the stage starts watching; again if the registry grew).
     index: Option<StateIndex>,
@@ -107,7 +111,8 @@ impl AlertStage {
             sinks,
             read_limit: READ_LIMIT,
             rejection_limit: READ_LIMIT,
-            given_states: None,
+            given: None,
+            index_given: false,
             index: None,
             tallies_at: None,
             voter_states: HashMap::new(),
@@ -144,11 +149,11 @@ impl AlertStage {
         self
     }
 
-    /// Each voter's state by voter_no (`u16::MAX`: no such voter) and the
-    /// states' names, from a process that already holds the registry: the
-    /// stage then skips its own scan of it.
-    pub fn voter_states(mut self, (names, by_voter): (Vec<Arc<str>>, Vec<u16>)) -> AlertStage {
-        self.given_states = Some((names, by_voter));
+    /// The registry from a process that already holds it in memory (a
+    /// run's processor): the stage then skips its own scan of the store and
+    /// looks rejected voters up in memory.
+    pub fn with_registry(mut self, registry: Arc<crate::process::Registry>) -> AlertStage {
+        self.given = Some(registry);
         self
     }
 
@@ -348,9 +353,14 @@ impl AlertStage {
         else {
             return Ok(None);
         };
-        let (names, by_voter) = match self.given_states.take() {
-            Some(given) => given,
-            None => scan_states(store)?,
+        // The registry handed over is the one the run started with: once
+        // the index needs voters registered since, the store has them.
+        let (names, by_voter) = match &self.given {
+            Some(given) if !self.index_given => {
+                self.index_given = true;
+                given.states_by_voter_no()
+            }
+            _ => scan_states(store)?,
         };
         let mut per_state = vec![0u64; names.len()];
         for &no in &by_voter {
@@ -398,9 +408,11 @@ impl AlertStage {
         for (_, r) in rejections {
             let state = match (&r.voter_id, r.election_id.as_deref()) {
                 (Some(voter), Some(e)) if e == self.election_id => {
-                    match self.voter_states.get(voter) {
-                        Some(s) => s.clone(),
-                        None => {
+                    let in_memory = self.given.as_ref().and_then(|g| g.voter(voter));
+                    match (in_memory, self.voter_states.get(voter)) {
+                        (Some(v), _) => Some(v.state),
+                        (None, Some(s)) => s.clone(),
+                        (None, None) => {
                             let s = self.store.voter(voter)?.map(|v| Arc::from(v.address_state));
                             self.voter_states.insert(voter.clone(), s.clone());
                             s

@@ -110,6 +110,8 @@ pub(crate) fn stage_cost(
         .cycle()
         .take(2 * pairs);
     let mut said = String::new();
+    // (stage's, run's) CPU seconds over the runs with the stage.
+    let mut cpu = (0.0, 0.0);
     for with in order {
         let db = dir.join("stage-e2e.db");
         copy_db(&registry, &db)?;
@@ -124,12 +126,22 @@ pub(crate) fn stage_cost(
             .push(s.results.accepted as f64 / s.elapsed.as_secs_f64());
         if with {
             said = after(&sqlite_url(&db))?;
+            cpu.0 += s.alerts_cpu.as_secs_f64();
+            cpu.1 += s.cpu.as_secs_f64();
         }
         remove_db(&db);
     }
     remove_db(&registry);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (off, on) = (mean(&rates[&false]), mean(&rates[&true]));
+    if cpu.0 > 0.0 {
+        said.push_str(&format!(
+            "; the stage's thread used {:.2} s of the runs' {:.1} s of CPU ({:.1}%)",
+            cpu.0,
+            cpu.1,
+            100.0 * cpu.0 / cpu.1
+        ));
+    }
     Ok(Row {
         what: format!("end to end, {voters}-voter registry, rate max, with {stage}"),
         figure: format!("{:.0} votes/s", on),

@@ -80,6 +80,10 @@ pub struct Summary {
     /// Ballots rejected with no usable election (none named, or unknown):
     /// no election's `received` counts them.
     pub no_election: u64,
+    /// CPU time the process used during the run, every thread's.
+    pub cpu: Duration,
+    /// Of it, the alerts stage's (zero without the stage).
+    pub alerts_cpu: Duration,
 }
 
 impl Summary {
@@ -116,8 +120,10 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         stages,
     } = wiring::wire(&cfg, &stats)?;
     let started = Instant::now();
+    let cpu_before = crate::stats::process_cpu();
     let stages = supervise::run(&cfg, &stats, &shutdown, &mut *store, already, stages);
     let elapsed = started.elapsed();
+    let cpu = crate::stats::process_cpu().saturating_sub(cpu_before);
     let results = stages.and_then(|()| {
         Ok(retry(&shutdown, || {
             store.results(&cfg.election_id, crate::aggregate::BUILTIN)
@@ -134,6 +140,8 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         sent: stats.sent.load(Relaxed),
         replays: stats.replays.load(Relaxed),
         no_election: stats.no_election.load(Relaxed),
+        cpu,
+        alerts_cpu: Duration::from_micros(stats.alerts_cpu_us.load(Relaxed)),
     })
 }
 

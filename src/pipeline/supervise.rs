@@ -86,7 +86,9 @@ pub(super) fn run(
         if let Some(alerts) = alerts {
             s.spawn(|| {
                 super::alerts::yield_to_the_count();
-                alerts.run(super::alerts::ALERTS_EVERY, shutdown)
+                alerts.run(super::alerts::ALERTS_EVERY, shutdown);
+                let used = crate::stats::thread_cpu().as_micros() as u64;
+                stats.alerts_cpu_us.store(used, Relaxed);
             });
         }
         // The simulator owns its sink: once it is done, only the HTTP

@@ -163,7 +163,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
                 webhook: cfg.alert_webhook.as_ref(),
                 read_limit: crate::alerts::stage::READ_LIMIT,
             })?
-            .voter_states(processor.registry().states_by_voter_no()),
+            .with_registry(processor.registry()),
         )
     } else {
         None

@@ -95,7 +95,8 @@ impl Health {
         let waiting = queued || self.http_waiting.load(Relaxed) > 0;
         self.processor.observe(waiting, consumed, now);
         let aggregated = stats.aggregated_seq.load(Relaxed);
-        let lag = stats.recorded_seq.load(Relaxed) > aggregated;
+        let lag = stats.recorded_seq.load(Relaxed) > aggregated
+            && !stats.aggregator_caught_up.load(Relaxed);
         self.aggregator.observe(lag, aggregated, now);
     }
 
@@ -502,5 +503,47 @@ fn observe_visibility(stats: &Stats, aggregated: i64) {
             metrics::histogram!(VOTE_VISIBLE_SECONDS).record(now.duration_since(at).as_secs_f64());
             commits.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A health whose stages run and whose store answers, with this
+    /// process's processor ahead of its own aggregator.
+    fn behind(caught_up: bool) -> (Health, Stats) {
+        let health = Health::default();
+        health.processor_running.store(true, Relaxed);
+        health.aggregator_running.store(true, Relaxed);
+        let stats = Stats::default();
+        stats.recorded_seq.store(100, Relaxed);
+        stats.aggregated_seq.store(50, Relaxed);
+        stats.aggregator_caught_up.store(caught_up, Relaxed);
+        (health, stats)
+    }
+
+    fn watched_past_stuck(health: &Health, stats: &Stats) -> Result<(), String> {
+        health.watch(stats);
+        std::thread::sleep(Duration::from_millis(STUCK_MS as u64 + 200));
+        health.watch(stats);
+        health.store_ok_at.store(now_millis(), Relaxed);
+        health.ready()
+    }
+
+    #[test]
+    fn an_aggregator_that_does_not_move_while_votes_wait_is_stuck() {
+        let (health, stats) = behind(false);
+        let why = watched_past_stuck(&health, &stats).unwrap_err();
+        assert!(why.contains("aggregator is stuck"), "{why}");
+    }
+
+    /// With several instances on Kafka, the votes this processor recorded
+    /// may sit on another instance's partitions: an aggregator that has
+    /// counted all of its own is not stuck.
+    #[test]
+    fn an_aggregator_that_counted_all_its_partitions_hold_is_ready() {
+        let (health, stats) = behind(true);
+        assert_eq!(watched_past_stuck(&health, &stats), Ok(()));
     }
 }
