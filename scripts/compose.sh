@@ -125,10 +125,50 @@ images() {
   DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 compose build >&2
 }
 
+# Waits until every container of the stack is healthy or exited 0 (the
+# one-shot ones); SKIP, a regex, names containers left out (killed in a drill).
+wait_healthy() {
+  local deadline=$((SECONDS + ${1:-600})) skip="${2:-^$}" pending
+  while :; do
+    pending="$(docker ps -a --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+      --format '{{.Names}} {{.Status}}' | grep -v -E '\(healthy\)|Exited \(0\)' | grep -v -E "$skip" || true)"
+    [ -z "$pending" ] && return 0
+    if ((SECONDS > deadline)); then log "not healthy in time:"; echo "$pending" >&2; return 1; fi
+    sleep 3
+  done
+}
+
+up() {
+  images
+  log "starting the stack"
+  compose up -d "$@" >&2
+  wait_healthy 600
+  log "up: dashboard on http://127.0.0.1:${VOTESTREAM_LB_PORT:-8480}/, Prometheus on :${VOTESTREAM_PROMETHEUS_PORT:-9490}"
+}
+
+down() {
+  if docker info >/dev/null 2>&1; then compose down --remove-orphans "$@" >&2; fi
+  stop_engine
+}
+
+# Kills the primary and promotes the streaming replica; the multi-host store
+# URL then finds the replica writable. The old primary stays down.
+failover_pg() {
+  log "killing postgres-1 (the primary), promoting postgres-2"
+  compose kill postgres-1 >&2
+  compose exec -T postgres-2 bash /usr/local/bin/pg.sh promote >&2
+}
+
 cmd="${1:-}"
+[ $# -gt 0 ] && shift
 case "$cmd" in
   images) images ;;
   base) ensure_packages; ensure_engine; base_images ;;
   engine) ensure_packages; ensure_engine ;;
+  up) up "$@" ;;
+  down) down "$@" ;;
+  failover-pg) failover_pg ;;
+  wait-healthy) wait_healthy "$@" ;;
+  test) exec bash "$root/scripts/compose-test.sh" ;;
   *) echo "usage: $0 up | down | test | images | failover-pg" >&2; exit 2 ;;
 esac
