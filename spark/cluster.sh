@@ -10,5 +10,7 @@ export SPARK_DAEMON_MEMORY="${SPARK_DAEMON_MEMORY:-256m}"
 case "${1:-job}" in
   master) exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master --host "$(hostname)" --port 7077 --webui-port 8080 ;;
   worker) exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker --webui-port 8081 "$2" ;;
-  job) exec bash scripts/spark.sh run ;;
+  # A restarted container keeps its files: a PID file from the last run
+  # would name a live process (this one) and stop the job from starting.
+  job) export VOTESTREAM_SPARK_PIDFILE=/tmp/job.pid; rm -f /tmp/job.pid; exec bash scripts/spark.sh run ;;
 esac
