@@ -46,7 +46,8 @@ night() {
 wait_night() {
   local rc
   rc="$(timeout 600 docker wait "$1")" || rc=timeout
-  docker rm "$1" >/dev/null
+  docker logs "$1" 2>&1 | tail -1
+  docker rm -f "$1" >/dev/null
   echo "night $1: simulator exit $rc"
   [ "$rc" = 0 ]
 }
@@ -62,7 +63,8 @@ verify() {
 }
 
 say "stack up (clean, $VOTESTREAM_VOTERS voters)"
-"${sh[@]}" down -v
+"${sh[@]}" engine
+compose down -v --remove-orphans
 "${sh[@]}" up --scale simulate=0
 
 say "drill 1: kill one Kafka broker during a night"

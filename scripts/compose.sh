@@ -122,7 +122,7 @@ images() {
   base_images
   log "building compose.yaml's images"
   # The classic builder: Debian's engine may have no BuildKit frontend to pull.
-  DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 compose build >&2
+  DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 compose build -q >&2
 }
 
 # Waits until every container of the stack is healthy or exited 0 (the

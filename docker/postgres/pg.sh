@@ -11,7 +11,8 @@ settings=(-c listen_addresses='*' -c max_connections=200 -c shared_buffers=128MB
 case "${1:-primary}" in
   primary)
     if [ ! -s "$PGDATA/PG_VERSION" ]; then
-      initdb -D "$PGDATA" -U postgres --auth=trust >/dev/null
+      # UTF-8 as the official image has it (a bare initdb here would be SQL_ASCII).
+      initdb -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
       echo "host all,replication all all trust" >>"$PGDATA/pg_hba.conf"
       postgres -D "$PGDATA" -c listen_addresses='' -k /tmp & pid=$!
       until pg_isready -h /tmp -q; do sleep 0.2; done
