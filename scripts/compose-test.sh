@@ -90,6 +90,14 @@ compose start spark-worker-1
 verify spark-worker
 
 say "drill 4: kill one serve instance while a client casts through HAProxy"
+# Both instances must be in the pool for the drill to mean anything. A
+# `serve` whose in-process aggregator owns no partition that still gets
+# votes can report itself stuck once the night is over; say so and restart it.
+for s in serve-1 serve-2; do
+  why="$(compose exec -T "$s" curl -sS -m 5 http://127.0.0.1:8080/readyz || true)"
+  if [ "$why" != ready ]; then echo "$s /readyz: $why; restarting it"; compose restart "$s"; fi
+done
+"${sh[@]}" wait-healthy 120 '^votestream_postgres-1_|^votestream-postgres-1-'
 check cast "${CAST:-1500}" /tmp/answers.json >/tmp/compose-cast.txt 2>&1 &
 caster=$!
 sleep 5
@@ -109,17 +117,16 @@ for _ in $(seq 1 30); do
   grep -q "\"counted\":$votes[,}]" <<<"$totals" && break
   sleep 2
 done
-echo "load balancer /results/totals: $(grep -o '"received":[0-9]*,"accepted":[0-9]*,"rejected":[0-9]*' <<<"$totals"), counted $(grep -o '"counted":[0-9]*' <<<"$totals")"
+echo "load balancer /results/totals: $(grep -o '"counted":[0-9]*' <<<"$totals" || echo "$totals")"
 grep -q "\"counted\":$votes[,}]" <<<"$totals" || failed+=(totals-api)
-# The dashboard page itself, rendered by headless Chromium (Debian's).
+# The dashboard page itself, rendered by headless Chromium (Debian's): its
+# "accepted" figure, with thousands separators.
 bash scripts/browser.sh >/dev/null
-dom="$(timeout 60 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=15000 --dump-dom "$lb/" 2>/dev/null || true)"
-pretty="$(printf "%'d" "$votes" 2>/dev/null || echo "$votes")"
-if grep -q -e "$votes" -e "$pretty" -e "$(sed 's/,/ /g' <<<"$pretty")" <<<"$dom"; then
-  echo "dashboard (headless Chromium): shows $votes"
-else
-  echo "dashboard (headless Chromium): $votes not found in the rendered page"; failed+=(dashboard)
-fi
+dom="$(timeout 60 chromium --headless --no-sandbox --disable-gpu --timeout=10000 --dump-dom "$lb/" 2>/dev/null || true)"
+pretty="$(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$votes")"
+shown="$(grep -o 'id="n-accepted">[0-9,]*' <<<"$dom" | cut -d'>' -f2 || true)"
+echo "dashboard through the load balancer (headless Chromium): accepted ${shown:-nothing}"
+[ "$shown" = "$pretty" ] || failed+=(dashboard)
 
 say "done"
 if ((${#failed[@]})); then echo "FAILED: ${failed[*]}"; exit 1; fi
