@@ -122,10 +122,15 @@ grep -q "\"counted\":$votes[,}]" <<<"$totals" || failed+=(totals-api)
 # The dashboard page itself, rendered by headless Chromium (Debian's): its
 # "accepted" figure, with thousands separators.
 bash scripts/browser.sh >/dev/null
-dom="$(timeout 60 chromium --headless --no-sandbox --disable-gpu --timeout=10000 --dump-dom "$lb/" 2>/dev/null || true)"
 pretty="$(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$votes")"
-shown="$(grep -o 'id="n-accepted">[0-9,]*' <<<"$dom" | cut -d'>' -f2 || true)"
-echo "dashboard through the load balancer (headless Chromium): accepted ${shown:-nothing}"
+for _ in 1 2 3 4 5; do
+  dom="$(timeout 60 chromium --headless --no-sandbox --disable-gpu --timeout=15000 --dump-dom "$lb/" 2>"$root/target/compose/chromium.log" || true)"
+  shown="$(grep -o 'id="n-accepted">[0-9,]*' <<<"$dom" | cut -d'>' -f2 || true)"
+  [ "$shown" = "$pretty" ] && break
+  sleep 3
+done
+printf '%s' "$dom" >"$root/target/compose/dashboard.html"
+echo "dashboard through the load balancer (headless Chromium): accepted ${shown:-nothing} (page: ${#dom} bytes)"
 [ "$shown" = "$pretty" ] || failed+=(dashboard)
 
 say "done"
