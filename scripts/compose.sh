@@ -8,7 +8,8 @@
 #   scripts/compose.sh up          images, then the whole stack, waits until healthy
 #   scripts/compose.sh down        stops the stack (and the engine, if started here)
 #   scripts/compose.sh failover-pg kills the PostgreSQL primary, promotes the replica
-#   scripts/compose.sh test        up, a bounded night and the failure drills
+#   scripts/compose.sh test        from scratch: a night per failure drill, then down
+#   (also: base, engine, wait-healthy [SECS] [SKIP], used by the test)
 #
 # VOTESTREAM_COMPOSE_CACHE (default target/compose) holds the debootstrap
 # rootfs, the toolchain's build context and the engine's log and pid.
