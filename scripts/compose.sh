@@ -93,7 +93,7 @@ EOF
 # own toolchain (Debian's rustc is too old for the crate).
 build_rust() {
   local image="$1" ctx="$cache/rust-ctx" tc
-  tc="$(rustup toolchain list 2>/dev/null | awk '{print $1}' | grep "^${rust_version}" | head -1)"
+  tc="$(rustup toolchain list 2>/dev/null | awk '{print $1}' | grep "^${rust_version}" | head -1 || true)"
   tc="${tc:-${rust_version}-x86_64-unknown-linux-gnu}"
   [ -d "$HOME/.rustup/toolchains/$tc" ] || { log "no toolchain $tc in ~/.rustup to build $image from"; exit 1; }
   log "building $image from debian:bookworm-slim and ~/.rustup/toolchains/$tc"
