@@ -21,6 +21,7 @@ pub use write::VOTE_COPY_TYPES;
 use std::str::FromStr;
 use std::time::Duration;
 
+use postgres::config::TargetSessionAttrs;
 use postgres::{Client, Config, NoTls};
 
 use super::{
@@ -93,20 +94,8 @@ impl PgStore {
     /// every session is `default_transaction_read_only`, so a read-only role
     /// or a hot standby serves it and nothing can be written by mistake.
     pub fn open_read_only(url: &str) -> Result<PgStore, StoreError> {
-        let mut config = Config::from_str(url)?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("votestream (read-only)");
-        }
-        let options = match config.get_options() {
-            Some(o) => format!("{o} -c default_transaction_read_only=on"),
-            None => "-c default_transaction_read_only=on".to_string(),
-        };
-        config.options(&options);
         let mut store = PgStore {
-            config,
+            config: read_only_config(url)?,
             client: None,
             writable: false,
             clients: false,
@@ -413,5 +402,53 @@ impl Store for PgStore {
 
     fn desk_looks(&mut self, election_id: &str) -> Result<Vec<DeskLook>, StoreError> {
         desk::desk_looks(self, election_id)
+    }
+}
+
+/// The client settings of a read-only store. Its sessions are read-only, so
+/// every server looks read-only to them: a `target_session_attrs=read-write`
+/// (a multi-host URL that picks the primary) would refuse them all, and any
+/// server of the list, a hot standby too, serves reads.
+fn read_only_config(url: &str) -> Result<Config, StoreError> {
+    let mut config = Config::from_str(url)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("votestream (read-only)");
+    }
+    let options = match config.get_options() {
+        Some(o) => format!("{o} -c default_transaction_read_only=on"),
+        None => "-c default_transaction_read_only=on".to_string(),
+    };
+    config.options(&options);
+    if config.get_target_session_attrs() == TargetSessionAttrs::ReadWrite {
+        config.target_session_attrs(TargetSessionAttrs::Any);
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_store_takes_any_server_of_a_multi_host_url() {
+        let url =
+            "postgres://postgres@pg-1:5432,pg-2:5433/votestream?target_session_attrs=read-write";
+        let writer = Config::from_str(url).unwrap();
+        assert_eq!(writer.get_hosts().len(), 2);
+        assert_eq!(writer.get_ports(), &[5432, 5433]);
+        assert_eq!(
+            writer.get_target_session_attrs(),
+            TargetSessionAttrs::ReadWrite
+        );
+        let reader = read_only_config(url).unwrap();
+        assert_eq!(reader.get_hosts().len(), 2);
+        assert_eq!(reader.get_target_session_attrs(), TargetSessionAttrs::Any);
+        assert!(reader
+            .get_options()
+            .unwrap()
+            .contains("default_transaction_read_only=on"));
     }
 }
