@@ -133,6 +133,18 @@ printf '%s' "$dom" >"$root/target/compose/dashboard.html"
 echo "dashboard through the load balancer (headless Chromium): accepted ${shown:-nothing} (page: ${#dom} bytes)"
 [ "$shown" = "$pretty" ] || failed+=(dashboard)
 
+say "Prometheus scrapes every votestream instance"
+prom="http://127.0.0.1:${VOTESTREAM_PROMETHEUS_PORT:-9490}"
+up=0
+for _ in $(seq 1 20); do
+  answer="$(curl -fsS "$prom/api/v1/query?query=up%7Bjob%3D~%22votestream.*%22%7D%3D%3D1" || true)"
+  up="$(grep -o '"instance":"[^"]*"' <<<"$answer" | sort -u | wc -l)"
+  [ "$up" -ge 7 ] && break
+  sleep 3
+done
+echo "prometheus: $up of 7 votestream instances up (2 serve, 3 process, 2 aggregate)"
+[ "$up" -ge 7 ] || failed+=(prometheus)
+
 say "done"
 if ((${#failed[@]})); then echo "FAILED: ${failed[*]}"; exit 1; fi
 echo "every drill passed"

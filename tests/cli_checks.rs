@@ -165,3 +165,18 @@ fn results_and_audit_read_a_read_only_store() {
         "a read changed the file"
     );
 }
+
+#[test]
+fn metrics_listen_off_the_kafka_shape_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("v.db").display());
+    for sub in ["process", "aggregate"] {
+        let out = votestream(&[sub, "--store", &store, "--metrics-listen", "127.0.0.1:0"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{sub} accepted it:\n{err}");
+        assert!(
+            err.contains("--metrics-listen is for the Kafka shape"),
+            "{sub}: {err}"
+        );
+    }
+}

@@ -11,18 +11,51 @@ use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use support::{sent, KafkaTest};
+use support::{metric, request, sent, KafkaTest};
+
+/// A port free on 127.0.0.1 now (bound, read, let go).
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn scrape(addr: &str) -> String {
+    let r = request(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200, "{addr}/metrics");
+    r.body_text()
+}
 
 #[test]
 fn end_to_end_100k_voters_exactly_once() {
     let t = KafkaTest::new(4);
     t.run_ok("generate", &["--voters", "100000"]);
-    let mut process = t.spawn("process", "process", &["--instance", "p1"]);
-    let mut aggregate = t.spawn("aggregate", "aggregate", &["--follow"]);
+    let (p_metrics, a_metrics) = (free_port(), free_port());
+    let mut process = t.spawn(
+        "process",
+        "process",
+        &["--instance", "p1", "--metrics-listen", &p_metrics],
+    );
+    let mut aggregate = t.spawn(
+        "aggregate",
+        "aggregate",
+        &["--follow", "--metrics-listen", &a_metrics],
+    );
     let out = t.run_ok("simulate", &["--rate", "max"]);
     let n = sent(&out);
     assert!(n > 80_000, "{n} ballots");
     t.wait_drained(n, Duration::from_secs(240));
+    // Each instance can be scraped on its own: what it did, as it did it.
+    let text = scrape(&p_metrics);
+    assert_eq!(
+        metric(&text, "votestream_ballots_accepted_total"),
+        80_000.0,
+        "{text}"
+    );
+    let text = scrape(&a_metrics);
+    assert!(
+        metric(&text, "votestream_aggregator_save_seconds_count") > 0.0,
+        "{text}"
+    );
     process.stop();
     aggregate.stop();
     t.assert_exact();

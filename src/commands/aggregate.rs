@@ -40,6 +40,10 @@ pub struct AggregateArgs {
     /// target/spark/checkpoint beside the script).
     #[arg(long, env = "VOTESTREAM_SPARK_CHECKPOINT")]
     checkpoint: Option<PathBuf>,
+    /// With Kafka: also serve Prometheus metrics at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9101), so every instance can be scraped.
+    #[arg(long, env = "VOTESTREAM_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn aggregate(a: AggregateArgs) -> anyhow::Result<ExitCode> {
@@ -56,7 +60,8 @@ pub fn aggregate(a: AggregateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn from_kafka(a: &AggregateArgs, bus: &KafkaBus, url: &StoreUrl) -> anyhow::Result<()> {
-    let (_rt, shutdown) = signals()?;
+    let (rt, shutdown) = signals()?;
+    super::expose_metrics(&rt, a.metrics_listen)?;
     bus.ensure_topics()?;
     let mut engine = StreamEngine::open(bus, url.open()?, allowance_ms(a.allowance_secs))?;
     let stats = Stats::default();
@@ -73,6 +78,7 @@ fn from_kafka(a: &AggregateArgs, bus: &KafkaBus, url: &StoreUrl) -> anyhow::Resu
 }
 
 fn from_store(a: &AggregateArgs, url: &StoreUrl) -> anyhow::Result<()> {
+    super::no_metrics_listen(a.metrics_listen)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

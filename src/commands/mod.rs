@@ -32,6 +32,29 @@ fn signals() -> anyhow::Result<(tokio::runtime::Runtime, Shutdown)> {
     Ok((rt, shutdown))
 }
 
+/// `--metrics-listen`: serves `/metrics` beside a Kafka-shape stage.
+fn expose_metrics(
+    rt: &tokio::runtime::Runtime,
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    if let Some(addr) = addr {
+        let bound = votestream::serve::metrics::expose(rt.handle(), addr)
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr}: {e}"))?;
+        eprintln!("metrics: http://{bound}/metrics");
+    }
+    Ok(())
+}
+
+/// On the in-process bus the stages run inside `run`/`serve`, whose own
+/// server has `/metrics`: a flag that would serve nothing here is refused.
+fn no_metrics_listen(addr: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        addr.is_none(),
+        "--metrics-listen is for the Kafka shape (--bus kafka://…); on the in-process bus, `run` and `serve` have /metrics"
+    );
+    Ok(())
+}
+
 /// Writes the election again with the night's poll schedule, starting now,
 /// before any ballot is sent: processors load elections when they start, so
 /// one that starts after this refuses ballots cast after their state's close.

@@ -29,6 +29,10 @@ pub struct ProcessArgs {
     /// With Kafka: stop once no ballot came for this many seconds (default: run until Ctrl-C).
     #[arg(long, env = "VOTESTREAM_UNTIL_IDLE", value_parser = super::range::non_negative, allow_negative_numbers = true)]
     until_idle: Option<f64>,
+    /// With Kafka: also serve Prometheus metrics at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9101), so every instance can be scraped.
+    #[arg(long, env = "VOTESTREAM_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn process(a: ProcessArgs) -> anyhow::Result<ExitCode> {
@@ -42,7 +46,8 @@ pub fn process(a: ProcessArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn from_kafka(a: &ProcessArgs, bus: &KafkaBus, url: &StoreUrl) -> anyhow::Result<()> {
-    let (_rt, shutdown) = signals()?;
+    let (rt, shutdown) = signals()?;
+    super::expose_metrics(&rt, a.metrics_listen)?;
     let mut st = url.open()?;
     let processor = Processor::new(Registry::load(&mut *st)?);
     bus.ensure_topics()?;
@@ -68,6 +73,7 @@ fn from_kafka(a: &ProcessArgs, bus: &KafkaBus, url: &StoreUrl) -> anyhow::Result
 /// rules for ballot ids). Ctrl-C or SIGTERM records what was already read
 /// (a pipe cannot be read again), then exits.
 fn from_lines(a: &ProcessArgs, url: &StoreUrl) -> anyhow::Result<()> {
+    super::no_metrics_listen(a.metrics_listen)?;
     let (_rt, shutdown) = signals()?;
     let mut st = url.open()?;
     let processor = Processor::new(Registry::load(&mut *st)?);

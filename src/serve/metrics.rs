@@ -33,6 +33,34 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Serves `/metrics` alone on `addr`, for a stage that runs without the
+/// HTTP server (a `process` or `aggregate` instance of the Kafka shape), so
+/// that Prometheus scrapes every instance. Returns the address bound.
+pub fn expose(
+    rt: &tokio::runtime::Handle,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::SocketAddr> {
+    let metrics = handle();
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr))?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = metrics.render();
+            async move { ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text) }
+        }),
+    );
+    rt.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics endpoint stopped");
+        }
+    });
+    Ok(bound)
+}
+
+/// Prometheus's text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 fn describe() {
     metrics::describe_counter!(
         DESK_EVENTS,

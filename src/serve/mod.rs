@@ -13,7 +13,7 @@ pub(crate) mod error;
 pub(crate) mod guard;
 pub mod intake;
 pub(crate) mod limits;
-pub(crate) mod metrics;
+pub mod metrics;
 pub(crate) mod read;
 pub mod snapshot;
 pub(crate) mod sse;
@@ -233,7 +233,7 @@ async fn count_waiting(
 async fn metrics_text(State(st): State<Arc<Shared>>) -> Response {
     st.health.publish();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         st.metrics.render(),
     )
         .into_response()
