@@ -76,8 +76,10 @@ fn compose_publishes_host_ports_below_the_ephemeral_range() {
         .lines()
         .filter(|l| l.trim_start().starts_with("ports:"))
     {
-        // ports: ["127.0.0.1:8080:8080"]: the host port is the one before the last colon.
+        // ports: ["127.0.0.1:${VOTESTREAM_LB_PORT:-8480}:8080"]: the host port
+        // (its default where a variable may set it) is before the last colon.
         for mapping in line.split('"').skip(1).step_by(2) {
+            let mapping = with_defaults(mapping);
             let parts: Vec<&str> = mapping.split(':').collect();
             let host: u16 = parts[parts.len() - 2].parse().unwrap();
             assert!(host < EPHEMERAL_LOW, "compose.yaml publishes {host}");
@@ -85,4 +87,19 @@ fn compose_publishes_host_ports_below_the_ephemeral_range() {
         }
     }
     assert!(seen > 0, "compose.yaml publishes no port: update this test");
+}
+
+/// `${NAME:-DEFAULT}` replaced by DEFAULT, as Compose does when NAME is unset.
+fn with_defaults(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').expect("a closed ${…}");
+        let inner = &rest[start + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, d)| d));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
