@@ -49,30 +49,13 @@ fetch() {
 java_run() { java -Xms64m -Xmx256m -cp "$libs/*" "$@" 2>/dev/null; }
 
 configure() {
-  local node="$1" nodes="$2" voters="" i rf=1 isr=1
+  local node="$1" nodes="$2" voters="" i
   local dir="$home/node-$node"
   for ((i = 1; i <= nodes; i++)); do voters+="${voters:+,}$i@127.0.0.1:$(cport_of "$i")"; done
-  if ((nodes >= 3)); then rf=3; isr=2; fi
   mkdir -p "$dir"
-  cat >"$dir/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=$node
-controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(port_of "$node"),CONTROLLER://127.0.0.1:$(cport_of "$node")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(port_of "$node")
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/data
-num.partitions=4
-default.replication.factor=$rf
-min.insync.replicas=$isr
-offsets.topic.replication.factor=$rf
-transaction.state.log.replication.factor=$rf
-transaction.state.log.min.isr=$isr
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-PROPS
+  bash "$root/scripts/kafka/server-properties.sh" "$node" "$voters" \
+    "PLAINTEXT://127.0.0.1:$(port_of "$node"),CONTROLLER://127.0.0.1:$(cport_of "$node")" \
+    "PLAINTEXT://127.0.0.1:$(port_of "$node")" "$dir/data" "$nodes" >"$dir/server.properties"
 }
 
 start_node() {

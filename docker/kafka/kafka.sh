@@ -9,27 +9,9 @@ cp="/opt/kafka/libs/*"
 data=/var/lib/kafka/data
 case "${1:-broker}" in
   broker)
-    rf=1 isr=1
-    if ((${KAFKA_NODES:-1} >= 3)); then rf=3 isr=2; fi
-    cat >/tmp/server.properties <<PROPS
-process.roles=broker,controller
-node.id=$KAFKA_NODE_ID
-controller.quorum.voters=$KAFKA_VOTERS
-listeners=PLAINTEXT://:9092,CONTROLLER://:9093
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:9092
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$data
-num.partitions=4
-default.replication.factor=$rf
-min.insync.replicas=$isr
-offsets.topic.replication.factor=$rf
-transaction.state.log.replication.factor=$rf
-transaction.state.log.min.isr=$isr
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-PROPS
+    bash /usr/local/bin/server-properties.sh "$KAFKA_NODE_ID" "$KAFKA_VOTERS" \
+      "PLAINTEXT://:9092,CONTROLLER://:9093" "PLAINTEXT://$KAFKA_HOST:9092" \
+      "$data" "${KAFKA_NODES:-1}" >/tmp/server.properties
     java -Xmx256m -cp "$cp" kafka.tools.StorageTool format --cluster-id "$KAFKA_CLUSTER_ID" \
       --config /tmp/server.properties --ignore-formatted >/dev/null
     exec java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseSerialGC -cp "$cp" kafka.Kafka /tmp/server.properties
