@@ -11,13 +11,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use support::{metric, request, sent, KafkaTest};
-
-/// A port free on 127.0.0.1 now (bound, read, let go).
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
+use support::{free_port, metric, request, sent, KafkaTest};
 
 fn scrape(addr: &str) -> String {
     let r = request(addr, "GET", "/metrics", &[], b"");
@@ -29,7 +23,8 @@ fn scrape(addr: &str) -> String {
 fn end_to_end_100k_voters_exactly_once() {
     let t = KafkaTest::new(4);
     t.run_ok("generate", &["--voters", "100000"]);
-    let (p_metrics, a_metrics) = (free_port(), free_port());
+    let local = |port: u16| format!("127.0.0.1:{port}");
+    let (p_metrics, a_metrics) = (local(free_port()), local(free_port()));
     let mut process = t.spawn(
         "process",
         "process",

@@ -30,11 +30,7 @@ impl Driver {
                 "{bin} is missing: run `bash scripts/browser.sh` (the suite needs headless Chromium)"
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::http::free_port();
         let child = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -140,6 +140,13 @@ impl Response {
     }
 }
 
+/// A port free on 127.0.0.1 now (bound, read, let go), for a server that
+/// is told its port rather than reporting the one it took.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 pub fn request(
     addr: &str,
     method: &str,
