@@ -9,6 +9,7 @@
 #   scripts/compose.sh down        stops the stack (and the engine, if started here)
 #   scripts/compose.sh failover-pg kills the PostgreSQL primary, promotes the replica
 #   scripts/compose.sh test        from scratch: a night per failure drill, then down
+#   scripts/compose.sh bench       from scratch: the cluster's rate and freshness, then down
 #   (also: base, engine, wait-healthy [SECS] [SKIP], used by the test)
 #
 # VOTESTREAM_COMPOSE_CACHE (default target/compose) holds the debootstrap
@@ -171,5 +172,6 @@ case "$cmd" in
   failover-pg) failover_pg ;;
   wait-healthy) wait_healthy "$@" ;;
   test) exec bash "$root/scripts/compose-test.sh" ;;
-  *) echo "usage: $0 up | down | test | images | failover-pg" >&2; exit 2 ;;
+  bench) exec bash "$root/scripts/compose-bench.sh" ;;
+  *) echo "usage: $0 up | down | test | bench | images | failover-pg" >&2; exit 2 ;;
 esac

@@ -61,7 +61,6 @@ pub struct BenchArgs {
     /// Where to put the scratch databases (removed afterwards).
     #[arg(long, env = "VOTESTREAM_BENCH_DIR", default_value = "target/bench")]
     dir: PathBuf,
-    /// Measure the HTTP side instead: ballot intake and SSE fan-out.
     /// Measure the race desk instead: its cost to the embedded pipeline,
     /// and the deciding vote → call latency over SSE (on the bus and store
     /// given: `--bus kafka://… --store postgres://…` for the Kafka shape).
@@ -71,6 +70,7 @@ pub struct BenchArgs {
     /// (alternated runs with and without it) and its own reading rate.
     #[arg(long, env = "VOTESTREAM_BENCH_ALERTS")]
     alerts: bool,
+    /// Measure the HTTP side instead: ballot intake and SSE fan-out.
     #[arg(long, env = "VOTESTREAM_BENCH_HTTP")]
     http: bool,
     /// Measure results as of a moment instead, on the existing store
