@@ -158,7 +158,11 @@ down() {
 failover_pg() {
   log "killing postgres-1 (the primary), promoting postgres-2"
   compose kill postgres-1 >&2
-  compose exec -T postgres-2 bash /usr/local/bin/pg.sh promote >&2
+  local promoted
+  promoted="$(compose exec -T postgres-2 bash /usr/local/bin/pg.sh promote | tr -d '[:space:]')"
+  # pg_promote(wait => true) answers t once the replica takes writes.
+  [ "$promoted" = t ] || { log "postgres-2 did not promote (pg_promote: ${promoted:-no answer})"; return 1; }
+  log "postgres-2 promoted: it takes writes"
 }
 
 cmd="${1:-}"
