@@ -176,7 +176,10 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
         let _guard = rt.enter();
         serve::snapshot::start(
             cfg.store_url.open()?,
-            Some(cfg.store_url.open()?),
+            serve::snapshot::Keepers {
+                checkpoints: Some(cfg.store_url.open()?),
+                shown: Some(cfg.store_url.open()?),
+            },
             stats.clone(),
             health.clone(),
         )

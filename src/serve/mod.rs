@@ -15,6 +15,7 @@ pub mod intake;
 pub(crate) mod limits;
 pub mod metrics;
 pub(crate) mod read;
+mod shown;
 pub mod snapshot;
 pub(crate) mod sse;
 
@@ -149,6 +150,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/api/v1/elections", get(read::elections))
         .route(&format!("{election}/results"), get(read::results))
         .route(&format!("{election}/results/totals"), get(read::totals))
+        .route(&format!("{election}/results/shown"), get(read::shown))
         .route(&format!("{election}/results/states"), get(read::states))
         .route(
             &format!("{election}/results/demographics"),

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::metrics::{LAG_VOTES, READY, STAGE_READY, STAGE_STALLED_SECONDS, VOTE_VISIBLE_SECONDS};
+use super::shown::Recorder;
 use crate::aggregate::BUILTIN;
 use crate::alerts::record::{AlertBook, AlertChange, AlertEntry};
 use crate::desk::board::{Board, BoardError, DeskFrame};
@@ -246,19 +247,34 @@ struct ElectionRef<'a> {
     name: &'a str,
 }
 
+/// Store connections of their own for what the snapshot thread keeps
+/// besides publishing.
+#[derive(Default)]
+pub struct Keepers {
+    /// Keeps the elections' tally checkpoints up to date.
+    pub checkpoints: Option<Box<dyn Store>>,
+    /// Keeps the results as published (`super::shown`); none on a store
+    /// that cannot be written.
+    pub shown: Option<Box<dyn Store>>,
+}
+
 /// Starts the snapshot thread; the first snapshot is ready on return.
-/// With `checkpoints` (a connection of its own), it also keeps the
-/// elections' tally checkpoints up to date.
 pub fn start(
     mut store: Box<dyn Store>,
-    checkpoints: Option<Box<dyn Store>>,
+    keepers: Keepers,
     stats: Arc<Stats>,
     health: Arc<Health>,
 ) -> watch::Receiver<Arc<Snapshot>> {
-    let checkpointer = checkpoints.map(super::checkpoints::Checkpointer::new);
+    let checkpointer = keepers
+        .checkpoints
+        .map(super::checkpoints::Checkpointer::new);
+    let mut recorder = keepers.shown.and_then(Recorder::start);
     let mut maker = Maker::default();
-    let first = maker.make(&mut *store, &stats, &health, 0);
-    let (tx, rx) = watch::channel(Arc::new(first));
+    let first = Arc::new(maker.make(&mut *store, &stats, &health, 0));
+    if let Some(r) = &mut recorder {
+        r.published(&first, now_millis());
+    }
+    let (tx, rx) = watch::channel(first);
     let spawned = std::thread::Builder::new()
         .name("snapshots".into())
         .spawn(move || {
@@ -279,8 +295,17 @@ pub fn start(
                     }
                 }
                 if maker.changed || tick.is_multiple_of(REFRESH_EVERY_TICKS) {
-                    tx.send_replace(Arc::new(snap));
+                    let snap = Arc::new(snap);
+                    tx.send_replace(snap.clone());
+                    if let Some(r) = &mut recorder {
+                        r.published(&snap, now_millis());
+                    }
+                } else if let Some(r) = &mut recorder {
+                    r.tick(now_millis());
                 }
+            }
+            if let Some(r) = &mut recorder {
+                r.flush(now_millis());
             }
         });
     if let Err(e) = spawned {
