@@ -33,6 +33,7 @@ struct Election {
 
 pub(super) struct Recorder {
     tx: SyncSender<Shown>,
+    writer: std::thread::JoinHandle<()>,
     elections: HashMap<String, Election>,
 }
 
@@ -62,8 +63,9 @@ impl Recorder {
                 }
             });
         match spawned {
-            Ok(_) => Some(Recorder {
+            Ok(writer) => Some(Recorder {
                 tx,
+                writer,
                 elections: HashMap::new(),
             }),
             Err(e) => {
@@ -96,9 +98,12 @@ impl Recorder {
         self.hand_over(now, false);
     }
 
-    /// Hands over every change not kept yet, due or not (the server stops).
-    pub(super) fn flush(&mut self, now: Millis) {
+    /// The server stops: hands over every change not kept yet, due or not,
+    /// and waits for the writer to keep them.
+    pub(super) fn finish(mut self, now: Millis) {
         self.hand_over(now, true);
+        drop(self.tx);
+        let _ = self.writer.join();
     }
 
     fn hand_over(&mut self, now: Millis, all: bool) {

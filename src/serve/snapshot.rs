@@ -264,7 +264,8 @@ pub fn start(
     keepers: Keepers,
     stats: Arc<Stats>,
     health: Arc<Health>,
-) -> watch::Receiver<Arc<Snapshot>> {
+) -> (watch::Receiver<Arc<Snapshot>>, Ended) {
+    let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
     let checkpointer = keepers
         .checkpoints
         .map(super::checkpoints::Checkpointer::new);
@@ -278,6 +279,7 @@ pub fn start(
     let spawned = std::thread::Builder::new()
         .name("snapshots".into())
         .spawn(move || {
+            let _ended = ended_tx;
             let mut tick = 0u64;
             let mut next = Instant::now();
             loop {
@@ -304,14 +306,25 @@ pub fn start(
                     r.tick(now_millis());
                 }
             }
-            if let Some(r) = &mut recorder {
-                r.flush(now_millis());
+            if let Some(r) = recorder {
+                r.finish(now_millis());
             }
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the snapshot thread");
     }
-    rx
+    (rx, Ended(ended))
+}
+
+/// Tells when the snapshot thread has ended: after the server is gone, it
+/// keeps the last results shown (`super::shown`) before it ends.
+pub struct Ended(std::sync::mpsc::Receiver<()>);
+
+impl Ended {
+    /// Waits for the thread to end, at most `limit`.
+    pub fn wait(&self, limit: Duration) {
+        let _ = self.0.recv_timeout(limit);
+    }
 }
 
 #[derive(Default)]
