@@ -24,24 +24,9 @@ use support::{votestream, votestream_ok, Raw, TempDb, TestStore};
 /// the desk seals the first waves' states before the night ends.
 const ALLOWANCE: &str = "1";
 
-/// A night of about 2,400 ballots over 8 s, with the race desk: 8 s at 1×.
+/// The night: the race desk seals the first waves' states before it ends.
 fn record_night(url: &str) {
-    votestream_ok(&[
-        "run",
-        "--store",
-        url,
-        "--voters",
-        "3000",
-        "--seed",
-        "11",
-        "--night",
-        "8s",
-        "--allowance-secs",
-        ALLOWANCE,
-        "--until-done",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    support::run_short_night(url, ALLOWANCE);
 }
 
 fn results(url: &str, extra: &[&str]) -> String {

@@ -18,26 +18,6 @@ use votestream::model::{format_voting_time, Millis};
 use votestream::results::At;
 use votestream::shown::{Figures, Shown};
 
-/// A night of about 2,400 ballots over 8 s, served as it goes.
-fn record_night(url: &str) {
-    votestream_ok(&[
-        "run",
-        "--store",
-        url,
-        "--voters",
-        "3000",
-        "--seed",
-        "11",
-        "--night",
-        "8s",
-        "--allowance-secs",
-        "1",
-        "--until-done",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-}
-
 fn kept(url: &str) -> Vec<Shown> {
     let mut st = votestream::store::open_read_only(url).unwrap();
     st.shown_results(ELECTION, Millis::MAX, usize::MAX).unwrap()
@@ -69,7 +49,7 @@ fn compare(a: &str, b: &str) -> Result<i64, String> {
 }
 
 fn check(original: &str, raw: Raw, target: &str) {
-    record_night(original);
+    support::run_short_night(original, "1");
     let shown = kept(original);
     assert!(
         shown.len() >= 3,

@@ -11,6 +11,7 @@ pub mod ballots;
 mod checkpoints;
 pub(crate) mod error;
 pub(crate) mod guard;
+mod health;
 pub mod intake;
 pub(crate) mod limits;
 pub mod metrics;
@@ -34,9 +35,10 @@ use crate::process::{Processor, Registry};
 use crate::store::Store;
 pub use error::ApiError;
 pub use guard::{RateLimiter, Tokens};
+pub use health::Health;
 pub use intake::{Intake, IntakeStop};
 pub use limits::Limits;
-pub use snapshot::{Health, Snapshot};
+pub use snapshot::Snapshot;
 
 /// How the HTTP side is set up.
 #[derive(Clone, Debug)]
