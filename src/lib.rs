@@ -38,6 +38,7 @@ pub(crate) mod edge;
 pub(crate) mod metric_names;
 pub mod model;
 pub mod results;
+pub mod shown;
 pub mod shutdown;
 pub mod states;
 pub mod stats;

@@ -214,9 +214,9 @@ enum Command {
         after_help = "Examples:\n  votestream serve --listen 127.0.0.1:8080\n  VOTESTREAM_API_TOKEN=s3cret votestream serve\n  curl -H 'Authorization: Bearer s3cret' -H 'Idempotency-Key: k1' \\\n    -d '{\"voter_id\":\"…\",\"candidate_id\":\"…\"}' http://127.0.0.1:8080/api/v1/elections/general-2026/ballots"
     )]
     Serve(commands::run::ServeArgs),
-    /// Print the current results, or the results as of a moment of the night.
+    /// Print the current results, the results as of a moment of the night, or what the dashboard showed at a time.
     #[command(
-        after_help = "Examples:\n  votestream results\n  votestream results --json\n  votestream results --at 2026-11-03T21:00:00Z\n  votestream results --at-seq 50000 --json"
+        after_help = "Examples:\n  votestream results\n  votestream results --json\n  votestream results --at 2026-11-03T21:00:00Z\n  votestream results --at-seq 50000 --json\n  votestream results --shown-at 2026-11-03T21:14:00Z"
     )]
     Results(commands::report::ResultsArgs),
     /// Recompute every tally from the votes table; exit 1 on any difference.
@@ -227,7 +227,9 @@ enum Command {
         after_help = "Examples:\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db\n  votestream replay --from sqlite://votestream.db --into sqlite://rehearsal.db --speed 50x\n  votestream replay --from postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --speed 1x --until 2026-11-03T22:00:00Z\n  votestream replay --from kafka://127.0.0.1:19092 --registry postgres://postgres@127.0.0.1:15432/votestream \\\n    --into postgres://postgres@127.0.0.1:15432/rehearsal --bus 'kafka://127.0.0.1:19092?prefix=rehearsal.'"
     )]
     Replay(commands::replay::ReplayArgs),
-    /// Compare two stores' nights (a replay and its original); exit 1 on the first difference.
+    /// Compare two stores' nights (a replay and its original): results, seals, desk events, alert
+    /// changes, and each result the dashboard showed, as of its ledger position; exit 1 on the
+    /// first difference.
     #[command(
         after_help = "Examples:\n  votestream compare sqlite://votestream.db sqlite://rehearsal.db"
     )]

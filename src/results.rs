@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{format_voting_time, parse_time, Candidate, Election, Millis};
 use crate::tally::{Tallies, TallyKey};
@@ -51,7 +51,7 @@ pub struct CandidateTotal {
     pub total_votes: i64,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateTally {
     pub state: String,
     /// Accepted votes from this state (the original's `count`).
@@ -94,6 +94,12 @@ pub struct Results {
     /// Only for results as of a moment (`Store::results_at`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_of: Option<AsOf>,
+    /// The ledger position the tallies are exact to, when they are the
+    /// ledger's prefix up to it (an engine that counts in seq order); None
+    /// once an engine fed by Kafka has counted. Kept out of the JSON: what
+    /// is shown of it is in the record of shown results (`crate::shown`).
+    #[serde(skip)]
+    pub tallied_to: Option<i64>,
 }
 
 impl Results {
@@ -121,6 +127,7 @@ impl Results {
             demographics: Vec::new(),
             timeline: Vec::new(),
             as_of: None,
+            tallied_to: None,
         }
     }
 

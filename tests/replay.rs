@@ -24,24 +24,9 @@ use support::{votestream, votestream_ok, Raw, TempDb, TestStore};
 /// the desk seals the first waves' states before the night ends.
 const ALLOWANCE: &str = "1";
 
-/// A night of about 2,400 ballots over 8 s, with the race desk: 8 s at 1×.
+/// The night: the race desk seals the first waves' states before it ends.
 fn record_night(url: &str) {
-    votestream_ok(&[
-        "run",
-        "--store",
-        url,
-        "--voters",
-        "3000",
-        "--seed",
-        "11",
-        "--night",
-        "8s",
-        "--allowance-secs",
-        ALLOWANCE,
-        "--until-done",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    support::run_short_night(url, ALLOWANCE);
 }
 
 fn results(url: &str, extra: &[&str]) -> String {
@@ -270,4 +255,67 @@ fn replays_on_postgres_end_as_the_night_did_and_leave_it_untouched() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .unwrap();
     assert!(out.contains(" 0 already recorded there") && same, "{out}");
+}
+
+/// Rejections go into a replay as the decisions they were, not parsed
+/// again: a message over 16 KiB is kept to its first 4 KiB, which parsed
+/// again is truncated JSON (`malformed_json`, under another ballot id);
+/// bytes that were not UTF-8 are kept lossily decoded, which parsed again
+/// are UTF-8 (and a ballot missing its fields).
+#[test]
+fn a_replay_keeps_each_rejection_as_it_was_recorded() {
+    let s = TestStore::new();
+    votestream_ok(&["generate", "--store", &s.url, "--voters", "20"]);
+    let voting_time = votestream::model::format_voting_time(votestream::model::now_millis());
+    let ballot = |id: &str, voter: u64, pad: usize| {
+        format!(
+            r#"{{"ballot_id":"{id}","election_id":"{}","voter_id":"{}","candidate_id":"c-savior","voting_time":"{voting_time}","pad":"{}"}}"#,
+            support::ELECTION,
+            support::voter_id(voter),
+            "x".repeat(pad)
+        )
+    };
+    let mut input = Vec::new();
+    for line in [ballot("fits", 1, 0), ballot("too-big", 2, 20_000)] {
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"{\"ballot_id\":\"\xff\xfe\"}\n");
+    let path = s.file("ballots.jsonl");
+    std::fs::write(&path, input).unwrap();
+    votestream_ok(&[
+        "process",
+        "--store",
+        &s.url,
+        "--input",
+        path.to_str().unwrap(),
+    ]);
+    let into = format!("sqlite://{}", s.file("replay.db").display());
+    replay(&s.url, &into, &[]);
+
+    // Each as (ballot id, reason, detail, time received), and the bytes kept.
+    let rejections = |url: &str| {
+        let mut st = votestream::store::open_read_only(url).unwrap();
+        let all = st.rejections_after(0, 100).unwrap();
+        all.into_iter()
+            .map(|(_, r)| {
+                let reason = r.reason.as_str().to_string();
+                ((r.ballot_id, reason, r.detail, r.received_at), r.raw)
+            })
+            .unzip::<_, _, Vec<_>, Vec<_>>()
+    };
+    let (recorded, raw) = rejections(&s.url);
+    let reasons: Vec<&str> = recorded.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(reasons, ["too_large", "invalid_utf8"], "{recorded:?}");
+    let (replayed, replayed_raw) = rejections(&into);
+    assert_eq!(replayed, recorded);
+    assert!(replayed_raw == raw, "the bytes kept differ after a replay");
+    let accepted = |url: &str| {
+        votestream::store::open_read_only(url)
+            .unwrap()
+            .votes_after(0, 10)
+            .unwrap()
+            .len()
+    };
+    assert_eq!((accepted(&s.url), accepted(&into)), (1, 1));
 }

@@ -113,11 +113,12 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
             accepted,
             desk_events,
             alert_changes,
+            shown,
         } => {
             println!(
                 "the same night: {elections} election(s), {accepted} votes, the same results, \
                  seals, {desk_events} race desk events and {alert_changes} alert changes in \
-                 the same order"
+                 the same order; {shown} published results reproduced as of their ledger positions"
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use votestream::aggregate::BUILTIN;
 use votestream::bus::BusKind;
+use votestream::model::{format_voting_time, Millis};
 use votestream::results::At;
+use votestream::shown::ShownAt;
 use votestream::store::{self, StoreKind, StoreUrl};
 
 use crate::Common;
@@ -29,6 +31,14 @@ pub struct ResultsArgs {
     /// votes recorded up to position N, e.g. `votestream results --at-seq 50000`.
     #[arg(long, env = "VOTESTREAM_AT_SEQ")]
     at_seq: Option<u64>,
+    /// What the dashboard and the results API showed at a time (RFC 3339,
+    /// or `YYYY-MM-DD HH:MM:SS` in UTC): the last results `serve` or `run`
+    /// published at or before it, with when they were published and the
+    /// ledger position they are exact to, e.g.
+    /// `votestream results --shown-at 2026-11-03T21:14:00Z`. Published
+    /// results trail the ledger, so this differs from `--at`.
+    #[arg(long, env = "VOTESTREAM_SHOWN_AT", value_parser = votestream::shown::parse_at, conflicts_with_all = ["at", "at_seq"])]
+    shown_at: Option<Millis>,
 }
 
 fn parse_time_at(s: &str) -> Result<At, String> {
@@ -97,6 +107,9 @@ pub struct BenchArgs {
 
 pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
     let mut st = open_existing(&a.common)?;
+    if let Some(at) = a.shown_at {
+        return shown_at(&mut *st, &a.common.election, at, a.json);
+    }
     let at = match (a.at, a.at_seq) {
         (Some(at), _) => Some(at),
         (None, Some(n)) => Some(At::Seq(i64::try_from(n).context("--at-seq is too large")?)),
@@ -110,6 +123,63 @@ pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         print!("{}", r.render_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `results --shown-at`: the last published results at or before `at`.
+fn shown_at(
+    st: &mut dyn store::Store,
+    election: &str,
+    at: Millis,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if !st
+        .elections()?
+        .iter()
+        .any(|e| e.election.election_id == election)
+    {
+        anyhow::bail!("no election {election} in the store");
+    }
+    let answer = ShownAt {
+        election_id: election.to_string(),
+        at,
+        shown: st.shown_results(election, at, 1)?.pop(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let when = |t: Millis| format_voting_time(t) + " UTC";
+    let Some(s) = &answer.shown else {
+        println!(
+            "nothing was shown for election {election} at or before {}: no published results are kept from before then",
+            when(at)
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let position = match s.seq {
+        Some(seq) => format!("exact to ledger position {seq}"),
+        None => "at no known ledger position".to_string(),
+    };
+    let f = &s.figures;
+    println!(
+        "shown for election {election} at {}: published {}, {position}",
+        when(at),
+        when(s.shown_at)
+    );
+    println!(
+        "  accepted {}  rejected {}  counted {}",
+        f.accepted, f.rejected, f.counted
+    );
+    for (reason, n) in &f.rejected_by_reason {
+        println!("  rejected {reason}: {n}");
+    }
+    for (candidate, n) in &f.candidates {
+        println!("  {candidate}: {n}");
+    }
+    for state in &f.states {
+        println!("  {}: {}", state.state, state.count);
     }
     Ok(ExitCode::SUCCESS)
 }

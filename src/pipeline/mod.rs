@@ -118,6 +118,7 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
         mut store,
         already,
         stages,
+        snapshots_ended,
     } = wiring::wire(&cfg, &stats)?;
     let started = Instant::now();
     let cpu_before = crate::stats::process_cpu();
@@ -132,6 +133,10 @@ pub fn run_with_stats(cfg: RunConfig, stats: Arc<Stats>) -> anyhow::Result<Summa
     // Bounded, on failure too: a request still waiting on the store must
     // not hold the process up.
     rt.shutdown_timeout(Duration::from_secs(2));
+    // The server is gone: the last results it published are kept before
+    // the process ends (bounded: a store that does not answer must not
+    // hold it up).
+    snapshots_ended.wait(Duration::from_secs(2));
     let results = results?;
     Ok(Summary {
         received: (results.received as u64).saturating_sub(already as u64),

@@ -37,6 +37,8 @@ pub(super) struct Wired {
     /// Ballots the election had already received (replayed at full speed).
     pub already: usize,
     pub stages: Stages,
+    /// The snapshot thread's end, once the server is gone.
+    pub snapshots_ended: serve::snapshot::Ended,
 }
 
 /// The stages, built and not yet running.
@@ -172,11 +174,14 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
     // On the in-process bus every simulated ballot is this processor's work.
     health.sent_is_local.store(in_process, Relaxed);
     let (intake, intake_stop) = serve::Intake::start(intake);
-    let snapshots = {
+    let (snapshots, snapshots_ended) = {
         let _guard = rt.enter();
         serve::snapshot::start(
             cfg.store_url.open()?,
-            Some(cfg.store_url.open()?),
+            serve::snapshot::Keepers {
+                checkpoints: Some(cfg.store_url.open()?),
+                shown: Some(cfg.store_url.open()?),
+            },
             stats.clone(),
             health.clone(),
         )
@@ -217,6 +222,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
         shutdown,
         store,
         already,
+        snapshots_ended,
         stages: Stages {
             sim: sim.zip(simulated),
             processor,

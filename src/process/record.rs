@@ -468,6 +468,17 @@ mod tests {
         ) -> Result<Vec<crate::store::DeskLook>, StoreError> {
             self.inner.desk_looks(election_id)
         }
+        fn record_shown(&mut self, s: &crate::shown::Shown) -> Result<bool, StoreError> {
+            self.inner.record_shown(s)
+        }
+        fn shown_results(
+            &mut self,
+            election_id: &str,
+            until: crate::model::Millis,
+            limit: usize,
+        ) -> Result<Vec<crate::shown::Shown>, StoreError> {
+            self.inner.shown_results(election_id, until, limit)
+        }
     }
 
     fn busy() -> StoreError {

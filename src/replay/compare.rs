@@ -2,11 +2,16 @@
 //! elections, the same results (every candidate, state, demographic cell,
 //! minute window, late vote and rejection reason), the same seals and the
 //! same race-desk events and the same alert changes in the same order. What
-//! a replay must end with.
+//! a replay must end with. And what the dashboard showed: each published
+//! result one store kept at a known ledger position is the other's results
+//! as of that position.
 
 use serde_json::Value;
 
 use crate::aggregate::BUILTIN;
+use crate::model::{format_voting_time, Millis};
+use crate::results::At;
+use crate::shown::Figures;
 use crate::store::{Store, StoreError};
 
 /// What two nights share, or the first thing they do not.
@@ -17,6 +22,8 @@ pub enum Comparison {
         accepted: i64,
         desk_events: usize,
         alert_changes: usize,
+        /// Published results checked against the other store's ledger.
+        shown: usize,
     },
     /// Where the first difference is, and both sides of it.
     Differ(String),
@@ -35,7 +42,7 @@ pub fn compare(a: &mut dyn Store, b: &mut dyn Store) -> Result<Comparison, Store
             "elections: {ea:?} in the first, {eb:?} in the second"
         )));
     }
-    let (mut accepted, mut desk_events, mut alert_changes) = (0, 0, 0);
+    let (mut accepted, mut desk_events, mut alert_changes, mut shown) = (0, 0, 0, 0);
     for id in &ea {
         let (ra, rb) = (a.results(id, BUILTIN)?, b.results(id, BUILTIN)?);
         accepted += ra.accepted;
@@ -77,13 +84,61 @@ pub fn compare(a: &mut dyn Store, b: &mut dyn Store) -> Result<Comparison, Store
             return Ok(Comparison::Differ(d));
         }
         alert_changes += aa.len();
+        for kept_in_first in [true, false] {
+            let checked = if kept_in_first {
+                reproduced(id, &mut *a, &mut *b, true)?
+            } else {
+                reproduced(id, &mut *b, &mut *a, false)?
+            };
+            match checked {
+                Ok(n) => shown += n,
+                Err(d) => return Ok(Comparison::Differ(d)),
+            }
+        }
     }
     Ok(Comparison::Same {
         elections: ea.len(),
         accepted,
         desk_events,
         alert_changes,
+        shown,
     })
+}
+
+/// Each published result kept in one store (the first, or the second) at
+/// a known ledger position must be the other store's results as of that
+/// position: what the dashboard showed, reproduced. Both ways round, since
+/// either store may be the one that was served. Returns how many were
+/// checked, or the first difference.
+fn reproduced(
+    id: &str,
+    kept: &mut dyn Store,
+    other: &mut dyn Store,
+    first: bool,
+) -> Result<Result<usize, String>, StoreError> {
+    let side = if first { "first" } else { "second" };
+    let mut checked = 0;
+    for s in kept.shown_results(id, Millis::MAX, usize::MAX)? {
+        let Some(seq) = s.seq else {
+            continue;
+        };
+        let there = Figures::of(&other.results_at(id, At::Seq(seq))?).tallied();
+        let path = format!(
+            "{id}: shown results published {} UTC at ledger position {seq} (kept in the {side})",
+            format_voting_time(s.shown_at)
+        );
+        let here = s.figures.tallied();
+        let (x, y) = if first {
+            (&here, &there)
+        } else {
+            (&there, &here)
+        };
+        if let Some(d) = diff(&path, x, y) {
+            return Ok(Err(d));
+        }
+        checked += 1;
+    }
+    Ok(Ok(checked))
 }
 
 /// The first place two JSON values differ, as a path and both sides.

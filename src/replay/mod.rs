@@ -48,6 +48,7 @@ use crate::bus::kafka::KafkaBus;
 use crate::bus::memory;
 use crate::model::Millis;
 use crate::process::{self, Processor, Registry};
+use crate::results::At;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::store::{Store, StoreKind, StoreUrl};
@@ -200,6 +201,15 @@ pub fn run(cfg: &ReplayConfig, shutdown: &Shutdown) -> anyhow::Result<Replayed> 
         };
         alerts::run(original, &cfg.into)?
     };
+    // `compare` asks the target for its results as of the position of each
+    // result the original showed, on a store it opens read-only (so keeps
+    // no checkpoints): one walk of the ledger now leaves a checkpoint every
+    // few thousand positions, and each of those queries a short walk.
+    if !shutdown.is_requested() {
+        for e in target.elections()? {
+            target.results_at(&e.election.election_id, At::Seq(i64::MAX))?;
+        }
+    }
     Ok(Replayed {
         ballots: stats.consumed.load(Relaxed),
         accepted: stats.accepted.load(Relaxed),

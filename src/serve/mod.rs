@@ -11,10 +11,12 @@ pub mod ballots;
 mod checkpoints;
 pub(crate) mod error;
 pub(crate) mod guard;
+mod health;
 pub mod intake;
 pub(crate) mod limits;
 pub mod metrics;
 pub(crate) mod read;
+mod shown;
 pub mod snapshot;
 pub(crate) mod sse;
 
@@ -33,9 +35,10 @@ use crate::process::{Processor, Registry};
 use crate::store::Store;
 pub use error::ApiError;
 pub use guard::{RateLimiter, Tokens};
+pub use health::Health;
 pub use intake::{Intake, IntakeStop};
 pub use limits::Limits;
-pub use snapshot::{Health, Snapshot};
+pub use snapshot::Snapshot;
 
 /// How the HTTP side is set up.
 #[derive(Clone, Debug)]
@@ -149,6 +152,7 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/api/v1/elections", get(read::elections))
         .route(&format!("{election}/results"), get(read::results))
         .route(&format!("{election}/results/totals"), get(read::totals))
+        .route(&format!("{election}/results/shown"), get(read::shown))
         .route(&format!("{election}/results/states"), get(read::states))
         .route(
             &format!("{election}/results/demographics"),

@@ -98,6 +98,33 @@ pub async fn results(
     to_json(&r)
 }
 
+/// What the dashboard showed at `?at=` (a time; none: now): the last
+/// record of the published results at or before it (`shown` null before
+/// the first), read from the store.
+pub async fn shown(
+    State(st): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> ApiResult {
+    view(&st, &id)?;
+    let at = match q.at {
+        None => crate::model::now_millis(),
+        Some(at) => crate::shown::parse_at(&at).map_err(|message| ApiError::BadRequest {
+            code: "invalid_at",
+            message,
+        })?,
+    };
+    let election_id = id.clone();
+    let mut found = st
+        .with_store(move |s| Ok(s.shown_results(&election_id, at, 1)?))
+        .await?;
+    to_json(&crate::shown::ShownAt {
+        election_id: id,
+        at,
+        shown: found.pop(),
+    })
+}
+
 pub async fn totals(State(st): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let (v, _, generated_at) = view(&st, &id)?;
     let r = &v.results;

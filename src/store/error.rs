@@ -31,6 +31,8 @@ impl StoreError {
             | StoreError::SqliteValue(_)
             | StoreError::UnknownElection(_)
             | StoreError::BadCheckpoint(_)
+            | StoreError::BadShown(_)
+            | StoreError::ReadOnly
             | StoreError::UnknownReason(_)
             | StoreError::EngineMoved { .. } => ErrorClass::Permanent,
         }

@@ -27,7 +27,9 @@ use crate::model::{Rejection, Vote};
 /// content (a replay, as they always were).
 pub type Fingerprint = Option<i64>;
 
-fn hash(parts: &[&[u8]]) -> i64 {
+/// A 64-bit digest of byte strings, the same on every machine and run:
+/// fingerprints and other keys the stores keep.
+pub(crate) fn digest(parts: &[&[u8]]) -> i64 {
     // Fixed keys: fingerprints are stored, and must match across restarts.
     let mut h = SipHasher13::new_with_keys(0x6964_7300, 0x0070_7269_6e74);
     for p in parts {
@@ -39,7 +41,7 @@ fn hash(parts: &[&[u8]]) -> i64 {
 
 /// The content a ballot id names: election, voter, candidate.
 pub fn content_fingerprint(election: &str, voter: &str, candidate: &str) -> i64 {
-    hash(&[
+    digest(&[
         b"ballot",
         election.as_bytes(),
         voter.as_bytes(),
@@ -64,7 +66,7 @@ pub fn rejection_fingerprint(election_id: Option<&str>, raw: &str) -> i64 {
             let election = election_id.or_else(|| field("election_id")).unwrap_or("");
             content_fingerprint(election, voter, candidate)
         }
-        _ => hash(&[b"raw", election_id.unwrap_or("").as_bytes(), raw.as_bytes()]),
+        _ => digest(&[b"raw", election_id.unwrap_or("").as_bytes(), raw.as_bytes()]),
     }
 }
 

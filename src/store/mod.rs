@@ -12,6 +12,7 @@ pub(crate) mod ids;
 mod outcome;
 mod postgres;
 mod retry;
+mod shown;
 mod sqlite;
 mod url;
 pub mod util;
@@ -28,6 +29,7 @@ use std::collections::HashMap;
 
 use crate::model::{Candidate, Election, Gender, Millis, Rejection, Vote, Voter};
 use crate::results::{At, Results};
+use crate::shown::Shown;
 use crate::tally::{Tallies, TallyKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,12 @@ pub enum StoreError {
     UnknownReason(String),
     #[error("unreadable tally checkpoint: {0}")]
     BadCheckpoint(String),
+    #[error("unreadable record of shown results: {0}")]
+    BadShown(String),
+    /// A write asked of a store opened read-only, or of a server that only
+    /// reads (a hot standby).
+    #[error("the store is read-only")]
+    ReadOnly,
 }
 
 /// Refuses text a store could not read back verbatim (see [`StoreError::NulInText`]).
@@ -323,6 +331,18 @@ pub trait Store: Send {
     ) -> Result<(), StoreError>;
     /// The desk's recorded looks of an election, in order.
     fn desk_looks(&mut self, election_id: &str) -> Result<Vec<DeskLook>, StoreError>;
+    /// Keeps one published state of an election's results, unless the same
+    /// figures are kept already (several servers publish the same results):
+    /// returns whether it was new. A read-only store refuses (`ReadOnly`).
+    fn record_shown(&mut self, shown: &Shown) -> Result<bool, StoreError>;
+    /// The kept published results of an election shown at or before
+    /// `until`, the latest `limit` of them, in the order they were shown.
+    fn shown_results(
+        &mut self,
+        election_id: &str,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<Shown>, StoreError>;
 }
 
 /// The states whose count is sealed, as `(election_no, state)`.

@@ -204,3 +204,17 @@ CREATE TABLE IF NOT EXISTS desk_looks (
     events      INTEGER NOT NULL,
     PRIMARY KEY (election_id, look_no)
 );
+-- What the dashboard and the read API published (crate::shown): an
+-- election's figures as shown, when, and the votes ledger position they are
+-- exact to when known. Keyed by a digest of the figures: several servers
+-- publishing the same results keep one row.
+CREATE TABLE IF NOT EXISTS shown_results (
+    election_id TEXT NOT NULL,
+    digest      INTEGER NOT NULL,
+    shown_at    INTEGER NOT NULL,
+    seq         INTEGER,
+    counted     INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (election_id, digest)
+);
+CREATE INDEX IF NOT EXISTS shown_results_by_time ON shown_results (election_id, shown_at);

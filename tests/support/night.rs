@@ -56,3 +56,25 @@ pub fn cast_night(server: &Server, voters: u64) -> u64 {
     }
     accepted
 }
+
+/// `run` of a night of about 2,400 ballots over 8 s (seed 11, 3,000
+/// voters) with the race desk and the given lateness allowance (seconds),
+/// served as it goes: 8 s at 1×.
+pub fn run_short_night(url: &str, allowance_secs: &str) {
+    votestream_ok(&[
+        "run",
+        "--store",
+        url,
+        "--voters",
+        "3000",
+        "--seed",
+        "11",
+        "--night",
+        "8s",
+        "--allowance-secs",
+        allowance_secs,
+        "--until-done",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+}

@@ -13,6 +13,7 @@ mod at;
 mod desk;
 mod ids;
 mod read;
+mod shown;
 mod tallies;
 mod write;
 
@@ -402,6 +403,19 @@ impl Store for PgStore {
 
     fn desk_looks(&mut self, election_id: &str) -> Result<Vec<DeskLook>, StoreError> {
         desk::desk_looks(self, election_id)
+    }
+
+    fn record_shown(&mut self, s: &crate::shown::Shown) -> Result<bool, StoreError> {
+        shown::record_shown(self, s)
+    }
+
+    fn shown_results(
+        &mut self,
+        election_id: &str,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<crate::shown::Shown>, StoreError> {
+        shown::shown_results(self, election_id, until, limit)
     }
 }
 

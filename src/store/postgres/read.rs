@@ -331,6 +331,15 @@ pub(super) fn results(
             Some(r) => r.try_get(0)?,
             None => 0,
         };
+        // As in SQLite (`sqlite/read.rs`, TALLIED_TO).
+        res.tallied_to = match tx.query_opt(
+            "SELECT COALESCE((SELECT position FROM agg_progress WHERE engine = $1), 0)
+             WHERE NOT EXISTS (SELECT 1 FROM agg_offsets WHERE engine = $1)",
+            &[&engine],
+        )? {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        };
         tx.commit()?;
         Ok(())
     })?;

@@ -10,6 +10,7 @@ mod alerts;
 mod at;
 mod desk;
 mod read;
+mod shown;
 mod write;
 
 use std::collections::HashMap;
@@ -443,5 +444,18 @@ impl Store for SqliteStore {
 
     fn desk_looks(&mut self, election_id: &str) -> Result<Vec<DeskLook>, StoreError> {
         desk::desk_looks(self, election_id)
+    }
+
+    fn record_shown(&mut self, s: &crate::shown::Shown) -> Result<bool, StoreError> {
+        shown::record_shown(self, s)
+    }
+
+    fn shown_results(
+        &mut self,
+        election_id: &str,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<crate::shown::Shown>, StoreError> {
+        shown::shown_results(self, election_id, until, limit)
     }
 }

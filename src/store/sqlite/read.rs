@@ -316,10 +316,19 @@ pub(super) fn results(
             )
             .optional()?
             .unwrap_or(0);
+        res.tallied_to = tx
+            .query_row(TALLIED_TO, [engine], |r| r.get(0))
+            .optional()?;
     }
     tx.commit()?;
     Ok(res)
 }
+
+/// The position an engine's tallies are the ledger's prefix up to: the one
+/// saved with them, unless an engine fed by Kafka counted too (its
+/// partitions move apart, so no position says what the tallies hold).
+const TALLIED_TO: &str = "SELECT COALESCE((SELECT position FROM agg_progress WHERE engine = ?1), 0)
+     WHERE NOT EXISTS (SELECT 1 FROM agg_offsets WHERE engine = ?1)";
 
 pub(super) fn recount(store: &mut SqliteStore, election_id: &str) -> Result<Tallies, StoreError> {
     let mut t = Tallies::default();
