@@ -96,12 +96,18 @@ fn world() -> World {
         .expect("runtime");
     let snapshots = {
         let _guard = rt.enter();
+        // The harness keeps no checkpoints and no record of what it showed.
+        let keepers = serve::snapshot::Keepers {
+            checkpoints: None,
+            shown: None,
+        };
         serve::snapshot::start(
             store::open(&url).expect("store"),
-            None,
+            keepers,
             stats,
             health.clone(),
         )
+        .0
     };
     let opts = HttpOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
