@@ -234,9 +234,9 @@ enum Command {
         after_help = "Examples:\n  votestream compare sqlite://votestream.db sqlite://rehearsal.db"
     )]
     Compare(commands::replay::CompareArgs),
-    /// Measure every stage and the whole pipeline; print one table.
+    /// Measure every stage and the whole pipeline; print one table and its goals.
     #[command(
-        after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --store postgres://postgres@127.0.0.1:15432/votestream"
+        after_help = "Examples:\n  votestream bench\n  votestream bench --voters 200000\n  votestream bench --repeat 5   # each goal over 5 runs back to back\n  votestream bench --store postgres://postgres@127.0.0.1:15432/votestream"
     )]
     Bench(commands::report::BenchArgs),
     /// The race desk alone: seals states whose polls closed, records calls and projections.

@@ -20,10 +20,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::goals::{Goal, Report, Target};
 use crate::generate::{voter, DEFAULT_ELECTION_ID};
 use crate::model::now_millis;
 
 pub(crate) const TOKEN: &str = "bench-token";
+/// Ballots/s answered 202 (committed) the intake goal asks for.
+const INTAKE_GOAL: f64 = 30_000.0;
+/// Viewers the fan-out goal asks for, each with 95% of updates < 500 ms,
+/// within this server RSS.
+const FANOUT_VIEWERS: usize = 20_000;
+const FANOUT_RSS_MB: f64 = 500.0;
 
 pub struct HttpBench {
     pub voters: u64,
@@ -32,7 +39,7 @@ pub struct HttpBench {
     pub seconds: u64,
 }
 
-pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<String> {
+pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<Report> {
     raise_fd_limit();
     std::fs::create_dir_all(dir)?;
     let db = dir.join("http.db");
@@ -72,11 +79,47 @@ pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<String> {
     );
     let _ = writeln!(
         out,
-        "| SSE fan-out | {} viewers | {} updates delivered, {:.1}% within 500 ms (p50 {:.0} ms, p95 {:.0} ms); {} viewers connected; server RSS {:.0} MB (target ≥ 5,000 with 95% < 500 ms) |",
+        "| SSE fan-out | {} viewers | {} updates delivered, {:.1}% within 500 ms (p50 {:.0} ms, p95 {:.0} ms); {} viewers connected; server RSS {:.0} MB (target ≥ {FANOUT_VIEWERS} with 95% < 500 ms at ≤ {FANOUT_RSS_MB:.0} MB) |",
         cfg.viewers, fanout.updates, fanout.within_500 * 100.0, fanout.p50_ms, fanout.p95_ms,
         fanout.connected, rss_fanout
     );
-    Ok(out)
+    let goals = goals(cfg, &intake, &fanout);
+    Ok(Report { table: out, goals })
+}
+
+/// Intake's rate, and fan-out as two goals: the viewers served, and the
+/// server's RSS while serving them. Fewer viewers tried than the goal names
+/// can meet neither, whatever the figures.
+fn goals(cfg: &HttpBench, intake: &IntakeResult, fanout: &FanoutResult) -> Vec<Goal> {
+    let tried = cfg.viewers;
+    let enough = tried >= FANOUT_VIEWERS;
+    let too_few =
+        || format!("only {tried} viewers tried; the goal needs --viewers {FANOUT_VIEWERS}");
+    vec![
+        Goal::new(
+            "durable intake (202 after commit)",
+            intake.accepted as f64 / intake.secs,
+            "ballots/s",
+            Target::AtLeast(INTAKE_GOAL),
+        ),
+        Goal::new(
+            "SSE viewers with 95% of updates < 500 ms",
+            fanout.connected as f64,
+            "viewers",
+            Target::AtLeast(FANOUT_VIEWERS as f64),
+        )
+        .only_if(enough, too_few)
+        .only_if(fanout.within_500 >= 0.95, || {
+            "under 95% of updates within 500 ms".into()
+        }),
+        Goal::new(
+            "server RSS during SSE fan-out",
+            fanout.rss_mb,
+            "MB",
+            Target::AtMost(FANOUT_RSS_MB),
+        )
+        .only_if(enough, too_few),
+    ]
 }
 
 /// A `votestream serve` child for a benchmark, SIGTERMed by [`Server::stop`].

@@ -5,11 +5,13 @@
 //! same settings `run` uses (WAL, synchronous = FULL), beside the raw rate of
 //! inserting the same rows into a comparable table, so the pipeline's share
 //! of that ceiling is visible. [`postgres`] is the same for a PostgreSQL
-//! store (`votestream bench --store postgres://…`).
+//! store (`votestream bench --store postgres://…`). Each shape also returns
+//! its goals as data ([`goals`]), for the summary of repeated runs.
 
 pub mod alerts;
 pub mod at;
 pub mod desk;
+pub mod goals;
 pub mod http;
 pub mod kafka;
 pub mod postgres;
@@ -31,6 +33,12 @@ use crate::process::{Processor, Registry, MAX_BATCH};
 use crate::simulate::{Rate, SimConfig, Simulation};
 use crate::stats::Stats;
 use crate::store::{self, StoreUrl};
+use goals::{Goal, Report, Target};
+
+/// What end to end must reach as a share of the storage's raw insert rate.
+pub(crate) const STORE_SHARE_PERCENT: f64 = 75.0;
+/// Freshness p99 at a steady load, and the embedded shape's at full speed.
+pub(crate) const FRESH_P99_MS: f64 = 250.0;
 
 pub(crate) struct Row {
     pub(crate) what: String,
@@ -38,9 +46,10 @@ pub(crate) struct Row {
     pub(crate) note: String,
 }
 
-pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
+pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<Report> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut rows = Vec::new();
+    let mut goals = Vec::new();
     let registry_db = dir.join("registry.db");
     remove_db(&registry_db);
 
@@ -94,7 +103,9 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     let (_, fresh_max) = with_freshness_probe(&sqlite_url(&fresh_db), stats, |url, stats| {
         pipeline::run_with_stats(bench_config(url, voters, Rate::Max, progress)?, stats)
     })?;
-    rows.push(freshness_row("freshness at rate max", &fresh_max));
+    let (row, goal) = freshness("at rate max", &fresh_max, FRESH_P99_MS);
+    rows.push(row);
+    goals.push(goal);
 
     // 4. Freshness under a steady live load.
     let live_db = dir.join("live.db");
@@ -108,10 +119,13 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
         cfg.sim.turnout = live_voters as f64 / voters as f64;
         pipeline::run_with_stats(cfg, stats)
     })?;
-    rows.push(freshness_row(
-        &format!("freshness at {live_rate} ballots/s"),
+    let (row, goal) = freshness(
+        &format!("at {live_rate} ballots/s"),
         &fresh_live,
-    ));
+        FRESH_P99_MS,
+    );
+    rows.push(row);
+    goals.push(goal);
 
     // 5. The ceiling: the same vote rows straight into a comparable table.
     let raw = raw_insert_rate(&sqlite_url(&e2e_db), &dir.join("raw.db"))?;
@@ -124,6 +138,12 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
             100.0 * votes / raw
         ),
     });
+    goals.push(Goal::share(
+        "end to end as a share of raw SQLite insert",
+        e2e_votes,
+        raw,
+        STORE_SHARE_PERCENT,
+    ));
 
     for db in [
         "registry.db",
@@ -135,13 +155,14 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<String> {
     ] {
         remove_db(&dir.join(db));
     }
-    Ok(render(
+    let table = render(
         &format!(
             "votestream bench — embedded shape (SQLite, in-process bus), {} cores",
             cores()
         ),
         &rows,
-    ))
+    );
+    Ok(Report { table, goals })
 }
 
 pub(crate) fn cores() -> usize {
@@ -236,19 +257,29 @@ fn with_freshness_probe<T>(
     Ok((out, hist))
 }
 
-fn freshness_row(what: &str, h: &Histogram<u64>) -> Row {
-    Row {
-        what: what.into(),
+/// The freshness row for a load (`at`: "at rate max") and its p99 goal.
+fn freshness(at: &str, h: &Histogram<u64>, target_ms: f64) -> (Row, Goal) {
+    let p99 = h.value_at_quantile(0.99) as f64 / 1000.0;
+    let row = Row {
+        what: format!("freshness {at}"),
         figure: format!(
-            "p50 {:.0} ms, p99 {:.0} ms",
+            "p50 {:.0} ms, p99 {p99:.0} ms",
             h.value_at_quantile(0.5) as f64 / 1000.0,
-            h.value_at_quantile(0.99) as f64 / 1000.0
         ),
         note: format!(
-            "accepted (committed) → visible in the results read model; {} votes sampled (target p99 ≤ 250 ms)",
+            "accepted (committed) → visible in the results read model; {} votes sampled (target p99 ≤ {target_ms:.0} ms)",
             h.len()
         ),
-    }
+    };
+    // An empty histogram reads p99 = 0, which would pass.
+    let goal = Goal::new(
+        format!("freshness p99 {at}"),
+        p99,
+        "ms",
+        Target::AtMost(target_ms),
+    )
+    .only_if(!h.is_empty(), || "no votes sampled".into());
+    (row, goal)
 }
 
 /// Validates and records every simulated ballot, in the processor's batch

@@ -9,7 +9,8 @@ use anyhow::Context;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::{Client, NoTls};
 
-use super::{bench_config, processing_rate, render, Row};
+use super::goals::{Goal, Report};
+use super::{bench_config, processing_rate, render, Row, STORE_SHARE_PERCENT};
 use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline;
 use crate::process::MAX_BATCH;
@@ -20,7 +21,7 @@ const REGISTRY_DB: &str = "votestream_bench_registry";
 const PROCESS_DB: &str = "votestream_bench_process";
 const E2E_DB: &str = "votestream_bench_e2e";
 
-pub fn run(server_url: &str, voters: u64, progress: bool) -> anyhow::Result<String> {
+pub fn run(server_url: &str, voters: u64, progress: bool) -> anyhow::Result<Report> {
     let mut admin = Client::connect(server_url, NoTls)
         .with_context(|| format!("connecting to {server_url}"))?;
     let version: String = admin.query_one("SHOW server_version", &[])?.get(0);
@@ -28,14 +29,15 @@ pub fn run(server_url: &str, voters: u64, progress: bool) -> anyhow::Result<Stri
     for db in [REGISTRY_DB, PROCESS_DB, E2E_DB] {
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
     }
-    let rows = out?;
-    Ok(render(
+    let (rows, goals) = out?;
+    let table = render(
         &format!(
             "votestream bench — PostgreSQL {version} store, in-process bus, {} cores",
             super::cores()
         ),
         &rows,
-    ))
+    );
+    Ok(Report { table, goals })
 }
 
 fn measure(
@@ -43,7 +45,7 @@ fn measure(
     server_url: &str,
     voters: u64,
     progress: bool,
-) -> anyhow::Result<Vec<Row>> {
+) -> anyhow::Result<(Vec<Row>, Vec<Goal>)> {
     let mut rows = Vec::new();
     fresh(admin, REGISTRY_DB, None)?;
     let registry_url = database_url(server_url, REGISTRY_DB);
@@ -91,7 +93,13 @@ fn measure(
             100.0 * votes / raw
         ),
     });
-    Ok(rows)
+    let goal = Goal::share(
+        "end to end as a share of binary COPY",
+        e2e,
+        raw,
+        STORE_SHARE_PERCENT,
+    );
+    Ok((rows, vec![goal]))
 }
 
 /// Creates `db` afresh, empty or as a copy of `template`.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use votestream::aggregate::BUILTIN;
+use votestream::bench::{self, goals};
 use votestream::bus::BusKind;
 use votestream::model::{format_voting_time, Millis};
 use votestream::results::At;
@@ -103,6 +104,14 @@ pub struct BenchArgs {
     /// With --http: seconds per measurement.
     #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10, value_parser = super::range::at_least_one_u64, allow_negative_numbers = true)]
     seconds: u64,
+    /// Run the shape N times back to back, each on fresh scratch databases
+    /// and topics, printing each run's table, then one summary of the goals:
+    /// every run's value, min / median / max, spread and in how many runs
+    /// each was met, e.g. `votestream bench --repeat 5`. The embedded,
+    /// PostgreSQL, Kafka and --http shapes; --desk, --alerts and
+    /// --time-travel run once whatever N (--alerts alternates its own runs).
+    #[arg(long, env = "VOTESTREAM_BENCH_REPEAT", default_value_t = 1, value_parser = super::range::at_least_one, allow_negative_numbers = true)]
+    repeat: usize,
 }
 
 pub fn results(a: ResultsArgs) -> anyhow::Result<ExitCode> {
@@ -215,6 +224,45 @@ fn open_existing(common: &Common) -> anyhow::Result<Box<dyn store::Store>> {
 }
 
 pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
+    let time_travel = a.time_travel && a.store.is_some();
+    if (time_travel || a.alerts || a.desk) && a.repeat > 1 {
+        eprintln!("note: --repeat applies to the shapes with goals; this measurement runs once");
+    }
+    let once = if let (true, Some(url)) = (a.time_travel, &a.store) {
+        Some(votestream::bench::at::run(url, &a.election, a.queries)?)
+    } else if a.alerts {
+        Some(votestream::bench::alerts::run(a.voters, &a.dir)?)
+    } else if a.desk {
+        let store = a.store.as_deref();
+        Some(votestream::bench::desk::run(
+            a.voters, &a.bus, store, &a.dir,
+        )?)
+    } else {
+        None
+    };
+    if let Some(report) = once {
+        print!("{report}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (shape, run) = goal_shape(&a, progress)?;
+    let mut runs = Vec::new();
+    for i in 1..=a.repeat {
+        let report = run()?;
+        if a.repeat > 1 {
+            println!("run {i} of {}\n", a.repeat);
+        }
+        println!("{}", report.table);
+        runs.push(report.goals);
+    }
+    let title = format!("goals, {shape} shape, {}", goals::count_runs(a.repeat));
+    print!("{}", goals::render_summary(&title, &runs));
+    Ok(ExitCode::SUCCESS)
+}
+
+type RunOnce<'a> = Box<dyn Fn() -> anyhow::Result<goals::Report> + 'a>;
+
+/// The shape the flags pick, named for the summary, and one run of it.
+fn goal_shape(a: &BenchArgs, progress: bool) -> anyhow::Result<(&'static str, RunOnce<'_>)> {
     // Only a PostgreSQL --store changes what is benchmarked; any other is
     // ignored (the embedded benchmark makes its own scratch files).
     let pg = a
@@ -222,28 +270,29 @@ pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
         .as_deref()
         .and_then(|u| StoreUrl::parse(u).ok())
         .filter(|u| *u.kind() == StoreKind::Postgres);
-    let report = if let (true, Some(url)) = (a.time_travel, &a.store) {
-        votestream::bench::at::run(url, &a.election, a.queries)?
-    } else if a.alerts {
-        votestream::bench::alerts::run(a.voters, &a.dir)?
-    } else if a.desk {
-        votestream::bench::desk::run(a.voters, &a.bus, a.store.as_deref(), &a.dir)?
-    } else if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
+    Ok(if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
         let pg = pg.context("--bus kafka://… needs --store postgres://…")?;
-        votestream::bench::kafka::run(&a.bus, pg.as_str(), a.voters, progress)?
+        (
+            "Kafka + PostgreSQL",
+            Box::new(move || bench::kafka::run(&a.bus, pg.as_str(), a.voters, progress)),
+        )
     } else if let Some(url) = pg {
-        votestream::bench::postgres::run(url.as_str(), a.voters, progress)?
+        (
+            "PostgreSQL store",
+            Box::new(move || bench::postgres::run(url.as_str(), a.voters, progress)),
+        )
     } else if a.http {
-        let cfg = votestream::bench::http::HttpBench {
+        let cfg = bench::http::HttpBench {
             voters: a.voters,
             connections: a.connections,
             viewers: a.viewers,
             seconds: a.seconds,
         };
-        votestream::bench::http::run(&cfg, &a.dir)?
+        ("HTTP", Box::new(move || bench::http::run(&cfg, &a.dir)))
     } else {
-        votestream::bench::run(a.voters, &a.dir, progress)?
-    };
-    print!("{report}");
-    Ok(ExitCode::SUCCESS)
+        (
+            "embedded",
+            Box::new(move || bench::run(a.voters, &a.dir, progress)),
+        )
+    })
 }
