@@ -50,7 +50,9 @@ fn repeat_prints_each_run_and_a_summary_of_the_goals() {
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     let run1 = text.find("run 1 of 2").expect("a heading for run 1");
     let run2 = text.find("run 2 of 2").expect("a heading for run 2");
-    let summary = text.find("goals, embedded shape, 2 runs").expect("a summary");
+    let summary = text
+        .find("goals, embedded shape, 2 runs")
+        .expect("a summary");
     assert!(run1 < run2 && run2 < summary, "{text}");
     assert_eq!(
         text.matches("votestream bench — embedded shape").count(),
