@@ -38,6 +38,7 @@ fn numeric_flags_out_of_range_are_clear_errors() {
         (&["aggregate", "--until-idle", "-3"], "--until-idle"),
         (&["bench", "--seconds", "0"], "--seconds"),
         (&["bench", "--voters", "0"], "--voters"),
+        (&["bench", "--repeat", "0"], "--repeat"),
     ];
     for (args, flag) in cases {
         let mut full = args.to_vec();

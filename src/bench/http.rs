@@ -395,3 +395,53 @@ fn rss_mb(pid: u32) -> f64 {
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fan(viewers: usize, within_500: f64, rss_mb: f64) -> Vec<Goal> {
+        let cfg = HttpBench {
+            voters: 1000,
+            connections: 4,
+            viewers,
+            seconds: 1,
+        };
+        let intake = IntakeResult {
+            accepted: 40_000,
+            other: 0,
+            secs: 1.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+        };
+        let fanout = FanoutResult {
+            connected: viewers as u64,
+            updates: 100,
+            within_500,
+            p50_ms: 10.0,
+            p95_ms: 100.0,
+            rss_mb,
+        };
+        goals(&cfg, &intake, &fanout)
+    }
+
+    #[test]
+    fn fewer_viewers_than_the_goal_say_so_and_meet_neither_fanout_goal() {
+        let g = fan(5000, 1.0, 100.0);
+        assert!(g[0].met, "intake at 40k/s meets 30k/s");
+        for goal in &g[1..] {
+            assert!(!goal.met, "{goal:?}");
+            let note = goal.note.as_deref().unwrap_or_default();
+            assert!(note.contains("only 5000 viewers tried"), "{note}");
+        }
+    }
+
+    #[test]
+    fn fanout_at_the_goal_needs_the_share_and_the_rss() {
+        assert!(fan(20_000, 0.96, 400.0)[1..].iter().all(|g| g.met));
+        let slow = fan(20_000, 0.90, 400.0);
+        assert!(!slow[1].met && slow[2].met);
+        let heavy = fan(20_000, 0.96, 600.0);
+        assert!(heavy[1].met && !heavy[2].met);
+    }
+}

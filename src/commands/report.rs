@@ -224,18 +224,20 @@ fn open_existing(common: &Common) -> anyhow::Result<Box<dyn store::Store>> {
 }
 
 pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
-    let time_travel = a.time_travel && a.store.is_some();
-    if (time_travel || a.alerts || a.desk) && a.repeat > 1 {
+    // --time-travel requires --store, so the flag alone says which runs.
+    if (a.time_travel || a.alerts || a.desk) && a.repeat > 1 {
         eprintln!("note: --repeat applies to the shapes with goals; this measurement runs once");
     }
     let once = if let (true, Some(url)) = (a.time_travel, &a.store) {
-        Some(votestream::bench::at::run(url, &a.election, a.queries)?)
+        Some(bench::at::run(url, &a.election, a.queries)?)
     } else if a.alerts {
-        Some(votestream::bench::alerts::run(a.voters, &a.dir)?)
+        Some(bench::alerts::run(a.voters, &a.dir)?)
     } else if a.desk {
-        let store = a.store.as_deref();
-        Some(votestream::bench::desk::run(
-            a.voters, &a.bus, store, &a.dir,
+        Some(bench::desk::run(
+            a.voters,
+            &a.bus,
+            a.store.as_deref(),
+            &a.dir,
         )?)
     } else {
         None
@@ -244,55 +246,78 @@ pub fn bench(a: BenchArgs, progress: bool) -> anyhow::Result<ExitCode> {
         print!("{report}");
         return Ok(ExitCode::SUCCESS);
     }
-    let (shape, run) = goal_shape(&a, progress)?;
+    let shape = Shape::pick(&a)?;
     let mut runs = Vec::new();
     for i in 1..=a.repeat {
-        let report = run()?;
+        let report = shape.run(&a, progress)?;
         if a.repeat > 1 {
             println!("run {i} of {}\n", a.repeat);
         }
         println!("{}", report.table);
         runs.push(report.goals);
     }
-    let title = format!("goals, {shape} shape, {}", goals::count_runs(a.repeat));
+    let title = format!(
+        "goals, {} shape, {}",
+        shape.name(),
+        goals::count_runs(a.repeat)
+    );
     print!("{}", goals::render_summary(&title, &runs));
     Ok(ExitCode::SUCCESS)
 }
 
-type RunOnce<'a> = Box<dyn Fn() -> anyhow::Result<goals::Report> + 'a>;
+/// The shapes that check goals, as the flags pick them.
+enum Shape {
+    /// The server URL of the PostgreSQL store beside the Kafka bus.
+    Kafka(String),
+    Postgres(String),
+    Http,
+    Embedded,
+}
 
-/// The shape the flags pick, named for the summary, and one run of it.
-fn goal_shape(a: &BenchArgs, progress: bool) -> anyhow::Result<(&'static str, RunOnce<'_>)> {
-    // Only a PostgreSQL --store changes what is benchmarked; any other is
-    // ignored (the embedded benchmark makes its own scratch files).
-    let pg = a
-        .store
-        .as_deref()
-        .and_then(|u| StoreUrl::parse(u).ok())
-        .filter(|u| *u.kind() == StoreKind::Postgres);
-    Ok(if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
-        let pg = pg.context("--bus kafka://… needs --store postgres://…")?;
-        (
-            "Kafka + PostgreSQL",
-            Box::new(move || bench::kafka::run(&a.bus, pg.as_str(), a.voters, progress)),
-        )
-    } else if let Some(url) = pg {
-        (
-            "PostgreSQL store",
-            Box::new(move || bench::postgres::run(url.as_str(), a.voters, progress)),
-        )
-    } else if a.http {
-        let cfg = bench::http::HttpBench {
-            voters: a.voters,
-            connections: a.connections,
-            viewers: a.viewers,
-            seconds: a.seconds,
-        };
-        ("HTTP", Box::new(move || bench::http::run(&cfg, &a.dir)))
-    } else {
-        (
-            "embedded",
-            Box::new(move || bench::run(a.voters, &a.dir, progress)),
-        )
-    })
+impl Shape {
+    fn pick(a: &BenchArgs) -> anyhow::Result<Shape> {
+        // Only a PostgreSQL --store changes what is benchmarked; any other is
+        // ignored (the embedded benchmark makes its own scratch files).
+        let pg = a
+            .store
+            .as_deref()
+            .and_then(|u| StoreUrl::parse(u).ok())
+            .filter(|u| *u.kind() == StoreKind::Postgres)
+            .map(|u| u.as_str().to_string());
+        Ok(if let BusKind::Kafka(_) = BusKind::parse(&a.bus)? {
+            Shape::Kafka(pg.context("--bus kafka://… needs --store postgres://…")?)
+        } else if let Some(url) = pg {
+            Shape::Postgres(url)
+        } else if a.http {
+            Shape::Http
+        } else {
+            Shape::Embedded
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Shape::Kafka(_) => "Kafka + PostgreSQL",
+            Shape::Postgres(_) => "PostgreSQL store",
+            Shape::Http => "HTTP",
+            Shape::Embedded => "embedded",
+        }
+    }
+
+    fn run(&self, a: &BenchArgs, progress: bool) -> anyhow::Result<goals::Report> {
+        match self {
+            Shape::Kafka(pg) => bench::kafka::run(&a.bus, pg, a.voters, progress),
+            Shape::Postgres(url) => bench::postgres::run(url, a.voters, progress),
+            Shape::Http => {
+                let cfg = bench::http::HttpBench {
+                    voters: a.voters,
+                    connections: a.connections,
+                    viewers: a.viewers,
+                    seconds: a.seconds,
+                };
+                bench::http::run(&cfg, &a.dir)
+            }
+            Shape::Embedded => bench::run(a.voters, &a.dir, progress),
+        }
+    }
 }
