@@ -53,12 +53,15 @@ wait_night() {
 }
 
 # The drill's checks; a failed one is remembered, the next drill still runs.
+# The audit comes after the engines check, which waits for both engines to
+# count every vote: tallies are exact once the pipeline has drained, and an
+# aggregator can still be catching up after a consumer-group rebalance.
 verify() {
   local drill="$1" ok=1
   check ledger "$drill" || ok=0
+  check engines || ok=0
   compose exec -T aggregate-1 votestream audit >/tmp/compose-audit.txt 2>&1 && echo "audit: passed" ||
     { ok=0; echo "audit: FAILED"; cat /tmp/compose-audit.txt; }
-  check engines || ok=0
   ((ok)) || failed+=("$drill")
 }
 

@@ -41,6 +41,10 @@ def recorded(conn):
     return votes, rejected
 
 
+# The raw messages seen without a ballot id, to show when a count is off.
+NO_ID = []
+
+
 def topic_ballot_ids():
     """Ballot ids on the topic up to its current end (None: no id in it)."""
     c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"check-{uuid.uuid4()}",
@@ -57,8 +61,9 @@ def topic_ballot_ids():
         if p in left and m.offset() < left[p]:
             try:
                 ids.append(json.loads(m.value()).get("ballot_id"))
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):
                 ids.append(None)
+                NO_ID.append(m.value())
             if m.offset() + 1 >= left[p]:
                 del left[p]
     c.close()
@@ -85,12 +90,21 @@ def account(name, ids, conn, timeout=120, whole=False):
     reasons = {}
     for r in refused:
         reasons[r] = reasons.get(r, 0) + 1
-    rows = conn.execute("SELECT (SELECT COUNT(*) FROM votes) + (SELECT COUNT(*) FROM rejected_ballots)").fetchone()[0]
+    # A message without a ballot id is recorded under an id derived from its
+    # bytes, which this side cannot wait for by name: wait for the count.
+    deadline = time.time() + timeout
+    while True:
+        rows = conn.execute("SELECT (SELECT COUNT(*) FROM votes) + (SELECT COUNT(*) FROM rejected_ballots)").fetchone()[0]
+        if not whole or rows >= len(ids) or time.time() > deadline:
+            break
+        time.sleep(2)
     print(f"{name}: sent {len(ids)} messages ({len(ids) - len(named)} without a ballot id), "
           f"accepted {accepted}, rejected {len(refused)} {json.dumps(reasons, sort_keys=True)}; "
           f"missing {len(missing)}, both {both}; recorded {rows} (votes + rejections, every message so far)")
     if missing:
         print(f"  missing e.g. {missing[:5]}")
+    if whole and rows != len(ids):
+        print(f"  records {rows} != messages {len(ids)}; messages without a ballot id, the last 3: {NO_ID[-3:]}")
     return not missing and not both and (not whole or rows == len(ids))
 
 
@@ -98,7 +112,8 @@ def engines(timeout):
     q = {"candidate": "SELECT election_id, candidate_id, votes FROM results_candidate WHERE engine = %s",
          "state": "SELECT election_id, state, candidate_id, votes FROM results_state WHERE engine = %s"}
     conn = db()
-    deadline = time.time() + timeout
+    began = time.time()
+    deadline = began + timeout
     while True:
         diff = {k: set(conn.execute(s, ("builtin",)).fetchall()) ^ set(conn.execute(s, ("spark",)).fetchall())
                 for k, s in q.items()}
@@ -110,7 +125,8 @@ def engines(timeout):
             break
         time.sleep(3)
     print(f"engines: votes {votes}, built-in total {total['builtin']}, spark total {total['spark']}, "
-          f"rows differing: candidate {len(diff['candidate'])}, state {len(diff['state'])}")
+          f"rows differing: candidate {len(diff['candidate'])}, state {len(diff['state'])} "
+          f"(after {time.time() - began:.0f} s)")
     return same
 
 
