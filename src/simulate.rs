@@ -352,16 +352,21 @@ impl Simulation {
     }
 }
 
-/// A UUID-shaped ballot id, a pure function of (seed, index).
+/// A UUID-shaped ballot id, a pure function of (seed, index). Shaped like a
+/// UUIDv7, whose leading bits grow: the index takes the place of the time, so
+/// a run's ids arrive in key order and the store's id index is appended to,
+/// not rewritten at random places (a third of the processor's time when
+/// the ids were random).
 pub fn ballot_id(seed: u64, index: u64) -> String {
     let a = splitmix(seed ^ 0x00ba_1107 ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let b = splitmix(a ^ index);
+    let ordered = index & 0xffff_ffff_ffff;
     format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
+        "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
+        ordered >> 16,
+        ordered & 0xffff,
         a & 0xfff,
-        b >> 52,
+        0x8000 | ((a >> 16) & 0x3fff),
         b & 0xffff_ffff_ffff
     )
 }

@@ -317,9 +317,14 @@ fn content_id(election_id: &str, raw: &[u8]) -> String {
     format!("http-raw-{}", hash(&[election_id.as_bytes(), raw]))
 }
 
+/// Time first, then 80 random bits: ids the server makes arrive in key
+/// order, so the store's id index is appended to rather than rewritten at
+/// random places.
 fn random_id() -> String {
     use rand::Rng;
-    format!("http-{:032x}", rand::rng().random::<u128>())
+    let ms = crate::model::now_millis() as u64 & 0xffff_ffff_ffff;
+    let r = rand::rng().random::<u128>() & ((1 << 80) - 1);
+    format!("http-{ms:012x}{r:020x}")
 }
 
 fn hash(parts: &[&[u8]]) -> String {
