@@ -9,6 +9,7 @@ pub mod parse;
 mod record;
 pub(crate) mod registry;
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,19 @@ pub const FUTURE_TOLERANCE_MS: Millis = 5_000;
 /// Most ballots taken into one store transaction: bigger batches are faster,
 /// smaller ones fresher; under light load batches are as small as the input.
 pub const MAX_BATCH: usize = 65_536;
+/// How long one batch's transaction should take at most. Whatever waits for
+/// the store's write lock (the aggregator's save, in the embedded shape)
+/// waits for up to one such transaction, so this bounds freshness; above it
+/// a batch adds little speed.
+pub const BATCH_TIME: Duration = Duration::from_millis(100);
+/// Fewest ballots a full-speed batch is cut to.
+pub(crate) const MIN_BATCH: usize = 1_024;
+
+/// The batch size that writes in about [`BATCH_TIME`] at the rate just seen.
+pub(crate) fn batch_for(ballots: usize, took: Duration) -> usize {
+    let per_sec = ballots as f64 / took.as_secs_f64().max(1e-6);
+    ((per_sec * BATCH_TIME.as_secs_f64()) as usize).clamp(MIN_BATCH, MAX_BATCH)
+}
 
 pub struct Processor {
     // Swapped whole when an admin adds an election or voters; a batch
@@ -249,10 +263,14 @@ pub fn run(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let (tx, rx) = crossbeam_channel::bounded::<(u64, Batch, Vec<ack::Pending>)>(1);
+    // Set by the writer from how fast the last batch wrote.
+    let limit = AtomicUsize::new(MAX_BATCH);
     std::thread::scope(|s| {
+        let limit = &limit;
         let validating = s.spawn(move || -> anyhow::Result<()> {
             let mut stopped = false;
-            while let Some(batch) = source.next_batch(MAX_BATCH, Duration::from_millis(100))? {
+            let wait = Duration::from_millis(100);
+            while let Some(batch) = source.next_batch(limit.load(Relaxed), wait)? {
                 if shutdown.is_requested() && !stopped {
                     // A pipe cannot be read again: what was read is still
                     // recorded, then the source ends.
@@ -278,8 +296,9 @@ pub fn run(
             for (n, validated, pending) in rx {
                 let started = Instant::now();
                 let recorded = record_with_retry(store, validated, shutdown)?;
-                metrics::histogram!(metric_names::BATCH_COMMIT_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                metrics::histogram!(metric_names::BATCH_COMMIT_SECONDS).record(took.as_secs_f64());
+                limit.store(batch_for(n as usize, took), Relaxed);
                 count_batch(&recorded);
                 // Only now, with the batch committed, may anyone hear "accepted".
                 ack::resolve(pending, &recorded);

@@ -9,6 +9,7 @@
 mod alerts;
 mod at;
 mod desk;
+mod gate;
 mod read;
 mod shown;
 mod write;
@@ -36,19 +37,22 @@ pub struct SqliteStore {
     /// Whether votes and rejections have a `client` column: a database
     /// made before clients were kept, opened read-only, has none.
     clients: bool,
+    /// This process's queue for writing the file (none when read-only).
+    gate: Option<gate::Gate>,
 }
 
 impl SqliteStore {
     pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Big batches and a big page cache: the votes index takes random inserts.
+        // Big batches and a big page cache: the votes index takes random
+        // inserts. Checkpoints run beside the writers (gate.rs), not in them.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA cache_size = -262144;
              PRAGMA temp_store = MEMORY;
-             PRAGMA wal_autocheckpoint = 16384;",
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
         conn.execute_batch(SCHEMA)?;
         add_source_columns(&conn)?;
@@ -56,6 +60,7 @@ impl SqliteStore {
             conn,
             writable: true,
             clients: true,
+            gate: Some(gate::of(path)),
         };
         store.claim_recorded_ids()?;
         Ok(store)
@@ -92,6 +97,7 @@ impl SqliteStore {
             conn,
             writable: false,
             clients,
+            gate: None,
         })
     }
 }
@@ -207,6 +213,14 @@ impl SqliteStore {
         tx.execute_batch("PRAGMA user_version = 3")?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Waits for this process's turn to write (see `gate.rs`); hold it
+    /// until the transaction has committed or rolled back.
+    fn write_turn(&self) -> Option<gate::Turn> {
+        self.gate.as_ref().map(gate::turn)
     }
 }
 

@@ -32,6 +32,7 @@ impl SqliteStore {
         arrival: &[usize],
     ) -> Result<BatchOutcome, StoreError> {
         check_batch(batch)?;
+        let _turn = self.write_turn();
         let tx = self.conn.transaction()?;
         let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
         let mut outcome = BatchOutcome::default();
@@ -268,6 +269,7 @@ pub(super) fn save_tallies(
     from: i64,
     position: i64,
 ) -> Result<(), StoreError> {
+    let _turn = store.write_turn();
     // Immediate: the position check and the write are one atomic step.
     let tx = store
         .conn
