@@ -89,8 +89,6 @@ fn read_all(
     let mut last_ballot = Instant::now();
     let mut batches = 0u64;
     let crash_after = crash_after_record();
-    // Cut to what records and renders in about `BATCH_TIME`.
-    let mut limit = MAX_BATCH;
     while !shutdown.is_requested() {
         let current = {
             let mut e = epoch
@@ -102,7 +100,7 @@ fn read_all(
             }
             e.number
         };
-        let mut polled = ballots.poll_batch(limit, Duration::from_millis(100))?;
+        let mut polled = ballots.poll_batch(MAX_BATCH, Duration::from_millis(100))?;
         if polled.is_empty() {
             if until_idle.is_some_and(|idle| last_ballot.elapsed() >= idle) {
                 break;
@@ -136,7 +134,6 @@ fn read_all(
             crash_now();
         }
         let messages = renderer.render(profiles, &recorded, &voters, polled)?;
-        limit = super::batch_for(consumed as usize, started.elapsed());
         tracing::debug!(consumed, took = ?started.elapsed(), "batch recorded and rendered");
         let ready = Ready {
             epoch: current,

@@ -30,18 +30,14 @@ pub const FUTURE_TOLERANCE_MS: Millis = 5_000;
 /// Most ballots taken into one store transaction: bigger batches are faster,
 /// smaller ones fresher; under light load batches are as small as the input.
 pub const MAX_BATCH: usize = 65_536;
-/// How long one batch's transaction should take at most. Whatever waits for
-/// the store's write lock (the aggregator's save, in the embedded shape)
-/// waits for up to one such transaction, so this bounds freshness; above it
-/// a batch adds little speed.
-pub const BATCH_TIME: Duration = Duration::from_millis(100);
-/// Fewest ballots a full-speed batch is cut to.
-pub(crate) const MIN_BATCH: usize = 1_024;
+/// Fewest ballots a full-speed batch is cut to: a batch has costs of its
+/// own, and one cut below them would slow the rate that sizes the next.
+pub(crate) const MIN_BATCH: usize = 4_096;
 
-/// The batch size that writes in about [`BATCH_TIME`] at the rate just seen.
-pub(crate) fn batch_for(ballots: usize, took: Duration) -> usize {
+/// The batch size that takes about `target` at the rate just seen.
+pub(crate) fn batch_for(ballots: usize, took: Duration, target: Duration) -> usize {
     let per_sec = ballots as f64 / took.as_secs_f64().max(1e-6);
-    ((per_sec * BATCH_TIME.as_secs_f64()) as usize).clamp(MIN_BATCH, MAX_BATCH)
+    ((per_sec * target.as_secs_f64()) as usize).clamp(MIN_BATCH, MAX_BATCH)
 }
 
 pub struct Processor {
@@ -263,7 +259,9 @@ pub fn run(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let (tx, rx) = crossbeam_channel::bounded::<(u64, Batch, Vec<ack::Pending>)>(1);
-    // Set by the writer from how fast the last batch wrote.
+    // Where the store's writers wait for each other, the writer sets it
+    // from how fast the last batch wrote.
+    let batch_time = store.batch_time();
     let limit = AtomicUsize::new(MAX_BATCH);
     std::thread::scope(|s| {
         let limit = &limit;
@@ -298,7 +296,9 @@ pub fn run(
                 let recorded = record_with_retry(store, validated, shutdown)?;
                 let took = started.elapsed();
                 metrics::histogram!(metric_names::BATCH_COMMIT_SECONDS).record(took.as_secs_f64());
-                limit.store(batch_for(n as usize, took), Relaxed);
+                if let Some(target) = batch_time {
+                    limit.store(batch_for(n as usize, took, target), Relaxed);
+                }
                 count_batch(&recorded);
                 // Only now, with the batch committed, may anyone hear "accepted".
                 ack::resolve(pending, &recorded);

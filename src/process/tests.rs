@@ -416,14 +416,15 @@ fn dup(i: &Inbound) -> Inbound {
 
 #[test]
 fn batches_are_cut_to_what_writes_in_the_batch_time() {
-    use super::{batch_for, BATCH_TIME, MAX_BATCH, MIN_BATCH};
+    use super::{batch_for, MAX_BATCH, MIN_BATCH};
+    const BATCH_TIME: Duration = Duration::from_millis(100);
     // 200k ballots/s: a 100 ms batch holds 20,000.
     let per_batch = 200_000.0 * BATCH_TIME.as_secs_f64();
     assert_eq!(
-        batch_for(50_000, Duration::from_millis(250)),
+        batch_for(50_000, Duration::from_millis(250), BATCH_TIME),
         per_batch as usize
     );
     // Never past the cap, never below the floor, even for a zero-time write.
-    assert_eq!(batch_for(65_536, Duration::ZERO), MAX_BATCH);
-    assert_eq!(batch_for(10, Duration::from_secs(5)), MIN_BATCH);
+    assert_eq!(batch_for(65_536, Duration::ZERO, BATCH_TIME), MAX_BATCH);
+    assert_eq!(batch_for(10, Duration::from_secs(5), BATCH_TIME), MIN_BATCH);
 }

@@ -232,6 +232,14 @@ pub trait Store: Send {
     // move, no ballot is copied, so a few more bytes in `Err` cost nothing.
     #[allow(clippy::result_large_err)]
     fn record(&mut self, batch: Batch) -> Result<Recorded, (StoreError, Batch)>;
+    /// How long one [`Store::record`] should take at most, where every
+    /// other writer waits for it to end (SQLite's single write lock: the
+    /// aggregator's saves queue behind the processor's batches). `None`
+    /// where writers do not wait for each other, and a batch may be as
+    /// large as the input allows.
+    fn batch_time(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// Accepted votes with `seq > after`, in seq order, at most `limit`.
     fn votes_after(&mut self, after: i64, limit: usize) -> Result<Vec<Vote>, StoreError>;
     /// The votes ledger alone, without the voters' profiles: entries with

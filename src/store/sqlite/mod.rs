@@ -29,6 +29,9 @@ use crate::results::{At, Results};
 use crate::tally::{Tallies, TallyKey};
 
 const SCHEMA: &str = include_str!("../sqlite_schema.sql");
+/// A write batch's time: an aggregator's save waits for up to one, so this
+/// bounds freshness; longer batches would add little speed.
+const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct SqliteStore {
     conn: Connection,
@@ -370,6 +373,10 @@ impl Store for SqliteStore {
 
     fn load_tallies(&mut self, engine: &str) -> Result<(Tallies, i64), StoreError> {
         read::load_tallies(self, engine)
+    }
+
+    fn batch_time(&self) -> Option<std::time::Duration> {
+        Some(BATCH_TIME)
     }
 
     fn save_tallies(
