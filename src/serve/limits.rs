@@ -61,19 +61,26 @@ impl Default for Limits {
 /// bus clients, the runtime and the snapshot thread.
 const RESERVED_FDS: u64 = 128;
 
-/// Raises the open-file soft limit to the hard limit (once per process is
-/// enough; later calls find it raised) and returns the effective limit.
-pub fn raise_open_files_limit() -> u64 {
+/// Raises the open-file limit to `want`, the hard limit with it where the
+/// process may (root, or CAP_SYS_RESOURCE); otherwise the soft limit as far
+/// as the hard one goes. Returns the effective limit.
+pub fn raise_open_files_limit(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    // SAFETY: getrlimit/setrlimit only read and write the structs we own.
     let effective = unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return u64::MAX;
         }
-        if lim.rlim_cur < lim.rlim_max {
+        let above_hard = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: want,
+        };
+        if want > lim.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &above_hard) == 0 {
+            lim = above_hard;
+        } else if lim.rlim_cur < lim.rlim_max {
             let raised = libc::rlimit {
                 rlim_cur: lim.rlim_max,
                 rlim_max: lim.rlim_max,
@@ -103,7 +110,7 @@ pub async fn accept_loop(
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let open_files = raise_open_files_limit();
+    let open_files = raise_open_files_limit(limits.max_connections as u64 + RESERVED_FDS);
     let cap = connection_cap(limits.max_connections, open_files);
     metrics::gauge!(HTTP_MAX_CONNECTIONS).set(cap as f64);
     if cap < limits.max_connections {
@@ -437,7 +444,7 @@ mod tests {
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_limit() {
-        let effective = raise_open_files_limit();
+        let effective = raise_open_files_limit(0);
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,

@@ -42,18 +42,20 @@ pub struct SqliteStore {
     clients: bool,
     /// This process's queue for writing the file (none when read-only).
     gate: Option<gate::Gate>,
+    /// Whether the page cache was made big for recording batches.
+    record_cache: bool,
 }
 
 impl SqliteStore {
     pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Big batches and a big page cache: the votes index takes random
-        // inserts. Checkpoints run beside the writers (gate.rs), not in them.
+        // Checkpoints run beside the writers (gate.rs), not in them. The
+        // page cache stays SQLite's small default until the connection
+        // records a batch (see `record_cache`).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             PRAGMA cache_size = -262144;
              PRAGMA temp_store = MEMORY;
              PRAGMA wal_autocheckpoint = 0;",
         )?;
@@ -64,6 +66,7 @@ impl SqliteStore {
             writable: true,
             clients: true,
             gate: Some(gate::of(path)),
+            record_cache: false,
         };
         store.claim_recorded_ids()?;
         Ok(store)
@@ -101,6 +104,7 @@ impl SqliteStore {
             writable: false,
             clients,
             gate: None,
+            record_cache: false,
         })
     }
 }
@@ -224,6 +228,19 @@ impl SqliteStore {
     /// until the transaction has committed or rolled back.
     fn write_turn(&self) -> Option<gate::Turn> {
         self.gate.as_ref().map(gate::turn)
+    }
+
+    /// A big page cache for the connection that records batches: the votes
+    /// and ids indexes take inserts all over, and a batch should find their
+    /// pages in memory. Every other connection (readers, the aggregator's
+    /// small saves) keeps SQLite's default, so a server's memory does not
+    /// grow by 256 MB a connection as the night goes on.
+    fn use_record_cache(&mut self) -> Result<(), StoreError> {
+        if !self.record_cache {
+            self.conn.execute_batch("PRAGMA cache_size = -262144")?;
+            self.record_cache = true;
+        }
+        Ok(())
     }
 }
 

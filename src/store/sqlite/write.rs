@@ -32,6 +32,7 @@ impl SqliteStore {
         arrival: &[usize],
     ) -> Result<BatchOutcome, StoreError> {
         check_batch(batch)?;
+        self.use_record_cache()?;
         let _turn = self.write_turn();
         let tx = self.conn.transaction()?;
         let mut counts: HashMap<(&str, &'static str), i64> = HashMap::new();
