@@ -101,4 +101,35 @@ mod tests {
         assert!(of(other.to_str().unwrap()).try_lock().is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_wal_is_copied_back_while_writers_never_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("vs-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.db");
+        let path = file.to_str().unwrap();
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t (x BLOB);",
+        )
+        .unwrap();
+        let _gate = of(path);
+        let before = std::fs::metadata(&file).unwrap().len();
+        for _ in 0..64 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(65536))", [])
+                .unwrap();
+        }
+        // Only the gate's thread can have moved the 4 MB into the file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).unwrap().len() < before + 4 * 1024 * 1024 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint in 10 s"
+            );
+            std::thread::sleep(CHECKPOINT_EVERY);
+        }
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
