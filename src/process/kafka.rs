@@ -30,6 +30,12 @@ use crate::store::{Recorded, Store};
 /// of new partition leaders) before the processor gives up and exits, to be
 /// restarted: by then something is wrong that retrying will not fix.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(180);
+/// How long reading, recording and rendering a batch should take. A vote
+/// is seen only once its whole batch is committed to Kafka and counted, so
+/// at full speed a batch's time is its votes' wait: 65,536 ballots took
+/// 1–2 s. A Kafka transaction and the store's round trips cost each batch
+/// tens of ms, so much smaller batches would slow the rate that sizes them.
+const BATCH_TIME: Duration = Duration::from_millis(400);
 
 /// The publisher's epoch, and whether the reader owes a rewind.
 #[derive(Default)]
@@ -89,6 +95,7 @@ fn read_all(
     let mut last_ballot = Instant::now();
     let mut batches = 0u64;
     let crash_after = crash_after_record();
+    let mut limit = MAX_BATCH;
     while !shutdown.is_requested() {
         let current = {
             let mut e = epoch
@@ -100,7 +107,7 @@ fn read_all(
             }
             e.number
         };
-        let mut polled = ballots.poll_batch(MAX_BATCH, Duration::from_millis(100))?;
+        let mut polled = ballots.poll_batch(limit, Duration::from_millis(100))?;
         if polled.is_empty() {
             if until_idle.is_some_and(|idle| last_ballot.elapsed() >= idle) {
                 break;
@@ -134,6 +141,7 @@ fn read_all(
             crash_now();
         }
         let messages = renderer.render(profiles, &recorded, &voters, polled)?;
+        limit = super::batch_for(consumed as usize, started.elapsed(), BATCH_TIME);
         tracing::debug!(consumed, took = ?started.elapsed(), "batch recorded and rendered");
         let ready = Ready {
             epoch: current,
