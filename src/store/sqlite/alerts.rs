@@ -48,6 +48,7 @@ pub(super) fn append_alerts(
     from: LedgerPosition,
     to: &AlertResume,
 ) -> Result<(), StoreError> {
+    let _turn = store.write_turn();
     let tx = store
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -26,6 +26,7 @@ pub(super) fn results_at(
     if store.writable && !made.is_empty() {
         // Apart from the read: a read transaction that turns into a write
         // fails at once if a batch committed meanwhile.
+        let _turn = store.write_turn();
         let tx = store.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(

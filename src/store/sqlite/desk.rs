@@ -25,6 +25,7 @@ pub(super) fn seal_state(
 ) -> Result<Seal, StoreError> {
     // SQLite has one writer: once this transaction holds the write lock no
     // batch is being recorded, and every later one sees the seal.
+    let _turn = store.write_turn();
     let tx = store
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -95,6 +96,7 @@ pub(super) fn append_desk(
     next: i64,
     events: &[String],
 ) -> Result<(), StoreError> {
+    let _turn = store.write_turn();
     let tx = store
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -137,6 +139,7 @@ pub(super) fn record_look(
     look: &DeskLook,
     events: &[String],
 ) -> Result<(), StoreError> {
+    let _turn = store.write_turn();
     let tx = store
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -26,8 +26,10 @@ use std::time::Duration;
 use parking_lot::{ArcMutexGuard, FairMutex, RawFairMutex};
 
 pub(super) type Gate = Arc<FairMutex<()>>;
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// A turn to write, held until the transaction ends.
 pub(super) type Turn = ArcMutexGuard<RawFairMutex, ()>;
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 static GATES: LazyLock<Mutex<HashMap<PathBuf, Weak<FairMutex<()>>>>> =
     LazyLock::new(Mutex::default);
@@ -73,11 +75,6 @@ fn checkpoint_beside(path: &str, gate: Weak<FairMutex<()>>) {
     }
 }
 
-/// Waits for this process's turn to write to the gate's file.
-pub(super) fn turn(gate: &Gate) -> Turn {
-    gate.lock_arc()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +88,7 @@ mod tests {
         let a = of(file.to_str().unwrap());
         let b = of(dir.join(".").join("a.db").to_str().unwrap());
         assert!(Arc::ptr_eq(&a, &b));
-        let _held = turn(&a);
+        let _held = a.lock_arc();
         assert!(
             b.try_lock().is_none(),
             "the second path must wait for the first"

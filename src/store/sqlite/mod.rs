@@ -186,6 +186,7 @@ impl SqliteStore {
         if version(&self.conn)? >= 3 || self.conn.is_readonly(rusqlite::MAIN_DB)? {
             return Ok(());
         }
+        let _turn = self.write_turn();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -224,10 +225,11 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Waits for this process's turn to write (see `gate.rs`); hold it
-    /// until the transaction has committed or rolled back.
+    /// Waits for this process's turn to write (see `gate.rs`); every write
+    /// transaction takes one first and holds it until it has committed or
+    /// rolled back.
     fn write_turn(&self) -> Option<gate::Turn> {
-        self.gate.as_ref().map(gate::turn)
+        self.gate.as_ref().map(|g| g.lock_arc())
     }
 
     /// A big page cache for the connection that records batches: the votes
@@ -247,6 +249,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn put_election(&mut self, e: &Election, candidates: &[Candidate]) -> Result<(), StoreError> {
         check_election(e, candidates)?;
+        let _turn = self.write_turn();
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO elections (election_id, name, opens_at, polls_first_close, polls_step_ms)

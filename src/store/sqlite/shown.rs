@@ -12,6 +12,7 @@ pub(super) fn record_shown(store: &mut SqliteStore, s: &Shown) -> Result<bool, S
         return Err(StoreError::ReadOnly);
     }
     let (body, digest) = shown::encode(s)?;
+    let _turn = store.write_turn();
     let mut stmt = store.conn.prepare_cached(
         "INSERT INTO shown_results (election_id, digest, shown_at, seq, counted, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",

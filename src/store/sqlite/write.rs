@@ -189,6 +189,7 @@ impl SqliteStore {
 
 pub(super) fn put_voters(store: &mut SqliteStore, voters: &[Voter]) -> Result<u64, StoreError> {
     voters.iter().try_for_each(check_voter)?;
+    let _turn = store.write_turn();
     let tx = store.conn.transaction()?;
     let mut added = 0u64;
     {
@@ -233,6 +234,7 @@ pub(super) fn add_tallies(
     topic: &str,
     moves: &[OffsetMove],
 ) -> Result<(), StoreError> {
+    let _turn = store.write_turn();
     // Immediate: the offset checks and the writes are one atomic step.
     let tx = store
         .conn
