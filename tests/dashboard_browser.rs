@@ -440,6 +440,40 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
     assert!(driver.text("desk-announce").contains("Ohio"));
     assert_eq!(driver.text("n-registered"), "10,000,000");
 
+    // A long night: the frame carries the latest 20 events of 45; the page
+    // fetches the record once and lists all of them, then keeps each later
+    // frame's new ones without fetching again.
+    let night: Vec<Value> = (0..46)
+        .map(|no| desk_event(no, "Ohio", "projected", winner, now + no as i64))
+        .collect();
+    driver.js_with(
+        "window.__fetched = []; const all = arguments[0];
+         window.fetch = async (url) => { window.__fetched.push(String(url));
+           return { ok: true, json: async () => all.slice(0, 45) }; };",
+        json!([night]),
+    );
+    let mut long = second.clone();
+    long["events"] = json!(night[25..45]);
+    long["events_total"] = json!(45);
+    feed(&long, 10_000_000);
+    let listed = || driver.js("return document.querySelectorAll('#desk-log li[data-kind]').length");
+    support::wait::until(
+        std::time::Duration::from_secs(5),
+        "the older events",
+        || listed() == json!(45),
+    );
+    assert_eq!(
+        driver.js("return window.__fetched"),
+        json!([format!("/api/v1/elections/{ELECTION}/desk/events")])
+    );
+    long["events"] = json!(night[26..46]);
+    long["events_total"] = json!(46);
+    feed(&long, 10_000_000);
+    assert_eq!(listed(), json!(46));
+    assert_eq!(attr("#desk-log li", "data-event"), "45", "newest first");
+    assert_eq!(driver.js("return window.__fetched.length"), json!(1));
+    feed(&second, 10_000_000);
+
     // No headline figure clips, from a small phone to a wide screen.
     for width in [
         360, 390, 412, 600, 639, 640, 768, 900, 1024, 1280, 1299, 1300, 1400, 1600, 1920, 2560,
@@ -479,7 +513,7 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
 
     // The national headline follows the desk's national call.
     second["national"]["status"] = call("called", Some(winner));
-    feed(&second, 0);
+    feed(&second, 10_000_000);
     assert_eq!(
         driver.text("desk-national-label"),
         format!("CALLED: {} wins", name(winner))
@@ -497,7 +531,7 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
         hostile,
         now + 120_000,
     ));
-    feed(&second, 0);
+    feed(&second, 10_000_000);
     let newest = driver.js("return document.querySelector('#desk-log li').textContent");
     assert!(
         newest.as_str().unwrap().contains(hostile)
@@ -519,7 +553,7 @@ fn the_race_desk_shows_calls_and_the_headline_figures_never_clip() {
     suspended["conflict"] = json!(6.44);
     second["events"].as_array_mut().unwrap().push(suspended);
     second["suspended"] = json!(true);
-    feed(&second, 0);
+    feed(&second, 10_000_000);
     assert_eq!(driver.js(hidden), json!(false));
     assert!(driver.text("desk-model").contains("Projections suspended"));
     assert!(driver.text("desk-popular").contains("certain range"));

@@ -140,9 +140,10 @@ fn read_all(
         if crash_after == Some(batches) {
             crash_now();
         }
+        let stored = started.elapsed();
         let messages = renderer.render(profiles, &recorded, &voters, polled)?;
         limit = super::batch_for(consumed as usize, started.elapsed(), BATCH_TIME);
-        tracing::debug!(consumed, took = ?started.elapsed(), "batch recorded and rendered");
+        tracing::debug!(consumed, ?stored, took = ?started.elapsed(), "batch recorded and rendered");
         let ready = Ready {
             epoch: current,
             consumed,
@@ -195,8 +196,10 @@ fn publish_all(
         if ready.epoch != current {
             continue; // read before a rewind: it will be read again
         }
+        let publishing = Instant::now();
         match publisher.publish(ready.messages) {
             Ok(()) => {
+                tracing::debug!(took = ?publishing.elapsed(), "batch published");
                 aborts = 0;
                 failing_since = None;
                 let r = &ready.recorded;

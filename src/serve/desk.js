@@ -10,7 +10,7 @@ const DESK_KIND = { called: "Called", projected: "Projected", withdrawn: "Withdr
 const DESK_RANK = { called: 0, projected: 1, too_close: 2, too_early: 3 };
 // A candidate id the results do not know still gets drawn, in a colour no party has.
 const DESK_UNKNOWN = "#7d8590";
-const desk = { sort: "state", desc: false, headKey: null, logKey: null, args: null };
+const desk = { sort: "state", desc: false, headKey: null, logKey: null, args: null, log: null };
 
 const deskP1 = (x) => (100 * (Number(x) || 0)).toFixed(1);
 const deskShare = (s) => `${deskP1(s.share)}% (${deskP1(s.lo)}–${deskP1(s.hi)})`;
@@ -47,7 +47,34 @@ function renderDesk(d, r, col, names) {
   renderDeskEv(nat, tally, ctx, !!d.suspended);
   renderDeskMap(states, ctx);
   renderDeskTable(states, ctx);
-  renderDeskLog(Array.isArray(d.events) ? d.events : [], ctx);
+  renderDeskLog(deskEvents(d), ctx);
+}
+
+// A frame carries the latest events and the record's length: the page keeps
+// what it was sent, and fetches the older ones once (the record only grows).
+function deskEvents(d) {
+  const events = Array.isArray(d.events) ? d.events : [];
+  const total = Number.isFinite(d.events_total) ? d.events_total : events.length;
+  if (total <= events.length) { desk.log = null; return events; }
+  if (!desk.log || desk.log.election !== ui.election) {
+    desk.log = { election: ui.election, events: new Map(), fetched: false, tried: 0 };
+  }
+  const log = desk.log;
+  for (const e of events) log.events.set(e.event_no, e);
+  // At most one try every 10 s while the API cannot answer.
+  if (log.events.size < total && !log.fetched && Date.now() - log.tried > 10000) {
+    log.tried = Date.now();
+    fetch(`/api/v1/elections/${encodeURIComponent(log.election)}/desk/events`)
+      .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
+      .then((all) => {
+        if (desk.log !== log || !Array.isArray(all)) return;
+        for (const e of all) if (!log.events.has(e.event_no)) log.events.set(e.event_no, e);
+        log.fetched = true;
+        if (desk.args) renderDesk(...desk.args);
+      })
+      .catch(() => {});
+  }
+  return [...log.events.values()].sort((a, b) => a.event_no - b.event_no);
 }
 
 function deskSwatch(c) {

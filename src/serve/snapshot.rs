@@ -18,8 +18,8 @@ use super::metrics::{LAG_VOTES, VOTE_VISIBLE_SECONDS};
 use super::shown::Recorder;
 use crate::aggregate::BUILTIN;
 use crate::alerts::record::{AlertBook, AlertChange, AlertEntry};
-use crate::desk::board::{Board, BoardError, DeskFrame};
-use crate::desk::DeskConfig;
+use crate::desk::board::{Board, BoardError, DeskFrame, Numbered};
+use crate::desk::{DeskConfig, View};
 use crate::model::{format_voting_time, now_millis, parse_time, Candidate, Election, Millis};
 use crate::results::Results;
 use crate::stats::Stats;
@@ -75,8 +75,55 @@ struct Frame<'a> {
     elections: Vec<ElectionRef<'a>>,
     results: &'a Results,
     #[serde(skip_serializing_if = "Option::is_none")]
-    desk: Option<&'a DeskFrame>,
+    desk: Option<serde_json::Value>,
     alerts: AlertsShown<'a>,
+}
+
+/// What the dashboard shows of the desk: the board, and the latest events
+/// with the record's length (the record grows all night; the page fetches
+/// the rest from `/desk/events` once). The board's fractions are rounded
+/// to 4 decimals, 0.01 of a percentage point, which is more than the page
+/// shows: a 16-digit float is three times the bytes, sent to every viewer
+/// every tick. The desk API keeps them whole.
+#[derive(Serialize)]
+struct DeskShown<'a> {
+    #[serde(flatten)]
+    view: &'a View,
+    events: &'a [Numbered],
+    events_total: usize,
+}
+
+/// Desk events in a frame.
+const DESK_EVENTS_SHOWN: usize = 20;
+
+impl DeskShown<'_> {
+    fn json(desk: &DeskFrame) -> Option<serde_json::Value> {
+        let n = desk.events.len();
+        let shown = DeskShown {
+            view: &desk.view,
+            events: &desk.events[n.saturating_sub(DESK_EVENTS_SHOWN)..],
+            events_total: n,
+        };
+        let mut v = serde_json::to_value(&shown).ok()?;
+        round_fractions(&mut v);
+        Some(v)
+    }
+}
+
+fn round_fractions(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(x) = n.as_f64().map(|x| (x * 1e4).round() / 1e4) {
+                if let Some(r) = serde_json::Number::from_f64(x) {
+                    *n = r;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(round_fractions),
+        Value::Object(fields) => fields.values_mut().for_each(round_fractions),
+        _ => {}
+    }
 }
 
 /// What the dashboard shows of the alerts: the counts, every open alert and
@@ -361,7 +408,7 @@ impl Maker {
                 })
                 .collect(),
             results: &shown,
-            desk: desk.as_deref(),
+            desk: desk.as_deref().and_then(DeskShown::json),
             alerts: AlertsShown::of(&alerts),
         };
         let json = serde_json::to_string(&frame).unwrap_or_else(|_| "{}".into());
@@ -410,5 +457,67 @@ fn observe_visibility(stats: &Stats, aggregated: i64) {
             metrics::histogram!(VOTE_VISIBLE_SECONDS).record(now.duration_since(at).as_secs_f64());
             commits.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desk::{Desk, DeskEvent, EventKind, Race, Snapshot as DeskInput, StateInput};
+
+    fn frame(events: usize) -> DeskFrame {
+        let input = DeskInput {
+            now: 1_000,
+            position: 1,
+            candidates: vec!["a".into(), "b".into()],
+            states: vec![StateInput {
+                state: "Ohio".into(),
+                registered: 3_000,
+                counted: vec![700, 333],
+                final_total: None,
+                polls_closed: true,
+            }],
+        };
+        let view = Desk::new(DeskConfig::default()).observe(&input).0;
+        let events = (0..events as i64)
+            .map(|no| Numbered {
+                event_no: no,
+                event: DeskEvent {
+                    race: Race::State("Ohio".into()),
+                    kind: EventKind::Projected,
+                    candidate: "a".into(),
+                    position: no,
+                    at: no,
+                    margin: 1,
+                    outstanding: 2,
+                    lower_bound: 1.0 / 3.0,
+                    conflict: None,
+                },
+            })
+            .collect();
+        DeskFrame { view, events }
+    }
+
+    #[test]
+    fn a_frame_carries_the_latest_desk_events_and_short_fractions() {
+        let shown = DeskShown::json(&frame(45)).unwrap();
+        assert_eq!(shown["events_total"], 45);
+        let nos: Vec<i64> = shown["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_no"].as_i64().unwrap())
+            .collect();
+        assert_eq!(nos, (25..45).collect::<Vec<_>>());
+        assert_eq!(shown["events"][0]["lower_bound"], 0.3333);
+        let ohio = &shown["states"][0];
+        assert_eq!(ohio["counted"], 1033, "whole numbers stay whole");
+        let share = ohio["shares"][0]["share"].as_f64().unwrap();
+        assert_eq!(share, (share * 1e4).round() / 1e4);
+        assert!(share > 0.5 && share < 0.8, "{share}");
+        // A short night's record goes whole.
+        let short = DeskShown::json(&frame(3)).unwrap();
+        assert_eq!(short["events"].as_array().unwrap().len(), 3);
+        assert_eq!(short["events_total"], 3);
     }
 }
