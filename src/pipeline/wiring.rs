@@ -186,7 +186,7 @@ pub(super) fn wire(cfg: &RunConfig, stats: &Arc<Stats>) -> anyhow::Result<Wired>
             health.clone(),
         )
     };
-    let listener = rt.block_on(tokio::net::TcpListener::bind(cfg.http.listen))?;
+    let listener = rt.block_on(serve::limits::bind(cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let shared = serve::Shared::new(
         cfg.store_url.open()?,

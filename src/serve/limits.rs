@@ -102,6 +102,26 @@ pub fn connection_cap(flag: usize, open_files: u64) -> usize {
     (flag as u64).min(room) as usize
 }
 
+/// Connections the kernel may queue before the server accepts them (it
+/// caps this at `net.core.somaxconn`). tokio's default, 1024, overflows
+/// when thousands of viewers open the dashboard at once (a broadcast
+/// naming it): each dropped handshake waits a second or more to be tried
+/// again.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds the HTTP listener, with room for a crowd arriving at once.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's bind does: a restarted server takes its port back at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Accepts connections until `stop` says so, then lets the open ones finish
 /// their requests (SSE streams end when the snapshot channel closes).
 pub async fn accept_loop(
@@ -434,6 +454,29 @@ impl AsyncWrite for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 1,500 viewers arrive before the server accepts any: each handshake
+    /// completes in the queue, none waits for a SYN to be sent again (the
+    /// first retry comes after a second; tokio's own backlog holds 1,024).
+    #[tokio::test]
+    async fn a_crowd_arriving_at_once_waits_in_the_queue_and_is_not_dropped() {
+        let listener = bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .map_or(4096, |s| s.trim().parse().unwrap_or(4096));
+        let crowd = 1500.min(somaxconn);
+        // Where the soft limit is 1,024, as on many machines.
+        raise_open_files_limit(4096);
+        let connects = (0..crowd).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(700),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let done = futures_util::future::join_all(connects).await;
+        let waited = done.iter().filter(|c| !matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(waited, 0, "{waited} of {crowd} connections were not queued");
+    }
 
     #[test]
     fn the_open_file_limit_lowers_the_connection_cap() {
