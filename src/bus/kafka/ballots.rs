@@ -435,6 +435,7 @@ fn wedged_after() -> Duration {
 fn commit_retrying(
     producer: &ThreadedProducer<DefaultProducerContext>,
 ) -> Result<(), PublishError> {
+    delivered(producer, TXN_TIMEOUT);
     let mut tries = 0;
     loop {
         match producer.commit_transaction(TXN_TIMEOUT) {
@@ -445,6 +446,20 @@ fn commit_retrying(
             }
             Err(e) => return Err(classify(e)),
         }
+    }
+}
+
+/// Waits, a millisecond at a time, until every message sent is
+/// acknowledged (at most `limit`; the commit then waits on as before).
+/// rdkafka's commit flushes first, and its flush sleeps up to 100 ms per
+/// look on an event queue that this producer's own thread serves: with
+/// any message in flight, every transaction paid 100 ms (a batch of 2,400
+/// votes took 110–180 ms to publish, 5 ms of it sending). Called once
+/// nothing is in flight, that flush returns at its first look.
+fn delivered(producer: &ThreadedProducer<DefaultProducerContext>, limit: Duration) {
+    let until = Instant::now() + limit;
+    while producer.in_flight_count() > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
