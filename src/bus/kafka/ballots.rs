@@ -285,8 +285,11 @@ pub struct VotePublisher {
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commit attempts after a retriable failure (each up to TXN_TIMEOUT).
 const COMMIT_RETRIES: u32 = 2;
-/// Past every timeout the commit's calls were given (30 s for the offsets,
-/// three commit attempts of 30 s): only a hang gets here.
+/// How long the commit waits for acks by itself before rdkafka's flush.
+const ACKED_BEFORE_COMMIT: Duration = Duration::from_secs(10);
+/// Past every timeout the commit's calls were given (10 s for the acks,
+/// 30 s for the offsets, three commit attempts of 30 s): only a hang gets
+/// here.
 const WEDGED_AFTER: Duration = Duration::from_secs(150);
 
 impl VotePublisher {
@@ -435,7 +438,9 @@ fn wedged_after() -> Duration {
 fn commit_retrying(
     producer: &ThreadedProducer<DefaultProducerContext>,
 ) -> Result<(), PublishError> {
-    delivered(producer, TXN_TIMEOUT);
+    // rdkafka's commit flushes first (see `super::acked`); past this wait
+    // its own flush waits on.
+    super::acked(producer, ACKED_BEFORE_COMMIT);
     let mut tries = 0;
     loop {
         match producer.commit_transaction(TXN_TIMEOUT) {
@@ -446,20 +451,6 @@ fn commit_retrying(
             }
             Err(e) => return Err(classify(e)),
         }
-    }
-}
-
-/// Waits, a millisecond at a time, until every message sent is
-/// acknowledged (at most `limit`; the commit then waits on as before).
-/// rdkafka's commit flushes first, and its flush sleeps up to 100 ms per
-/// look on an event queue that this producer's own thread serves: with
-/// any message in flight, every transaction paid 100 ms (a batch of 2,400
-/// votes took 110–180 ms to publish, 5 ms of it sending). Called once
-/// nothing is in flight, that flush returns at its first look.
-fn delivered(producer: &ThreadedProducer<DefaultProducerContext>, limit: Duration) {
-    let until = Instant::now() + limit;
-    while producer.in_flight_count() > 0 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
