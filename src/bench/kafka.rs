@@ -14,7 +14,7 @@ use anyhow::Context;
 use postgres::{Client, NoTls};
 
 use super::goals::{Goal, Report};
-use super::postgres::{database_url, fresh, raw_copy_rate};
+use super::postgres::{database_url, fresh, raw_copy_rate, settle};
 use super::{bench_config, freshness, render, with_freshness_probe, Row, FRESH_P99_MS};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::BusKind;
@@ -85,6 +85,7 @@ fn measure(
     let mut st = store::open(&database_url(server_url, REGISTRY_DB))?;
     generate::ensure_registry(&mut *st, DEFAULT_ELECTION_ID, 42, voters, progress)?;
     drop(st);
+    settle(server_url, REGISTRY_DB)?;
 
     // 1. End to end at full speed, with a reader polling the results.
     fresh(admin, E2E_DB, Some(REGISTRY_DB))?;
@@ -111,6 +112,7 @@ fn measure(
     goals.push(goal);
 
     // 2. Freshness under a steady live load.
+    settle(server_url, E2E_DB)?;
     fresh(admin, LIVE_DB, Some(REGISTRY_DB))?;
     let live_rate = 20_000;
     let live_voters = voters.min(200_000);
