@@ -332,16 +332,12 @@ async fn fanout(
     for v in &viewers {
         v.abort();
     }
-    let h = watch
-        .delays
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .clone();
-    let ramp = watch
-        .ramp
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .clone();
+    let taken = |h: &std::sync::Mutex<hdrhistogram::Histogram<u64>>| {
+        h.lock()
+            .map(|h| h.clone())
+            .map_err(|_| anyhow::anyhow!("poisoned"))
+    };
+    let (h, ramp) = (taken(&watch.delays)?, taken(&watch.ramp)?);
     Ok(FanoutResult {
         connected: watch.watching.load(Relaxed),
         updates: h.len(),
