@@ -98,6 +98,7 @@ contract!(
     desk_events_are_appended_once_in_order,
     a_desk_look_is_recorded_with_its_events_or_not_at_all,
     clients_are_kept_and_stores_made_before_them_gain_the_column,
+    writers_see_each_others_votes,
 );
 
 fn election(id: &str, name: &str) -> (Election, Vec<Candidate>) {
@@ -226,6 +227,77 @@ fn record_decides_accepted_replay_and_already_voted(b: &Backend) {
     assert_eq!(r.rejections[0].ballot_id, "b0-second");
     assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM votes"), 5);
     assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM rejected_ballots"), 2);
+}
+
+/// Two writers (two processor instances) taking turns: each one's next batch
+/// knows the votes the other recorded since its own last one.
+fn writers_see_each_others_votes(b: &Backend) {
+    let v = setup(b, 10);
+    let (mut a, mut c) = (b.open(), b.open());
+    let p = processor(&mut *a);
+    let ids = |r: &votestream::store::Recorded| {
+        let mut votes: Vec<String> = r.votes.iter().map(|v| v.ballot_id.clone()).collect();
+        votes.sort();
+        let mut refused: Vec<(String, RejectReason)> = r
+            .rejections
+            .iter()
+            .map(|r| (r.ballot_id.clone(), r.reason))
+            .collect();
+        refused.sort_by(|x, y| x.0.cmp(&y.0));
+        (votes, refused)
+    };
+    assert_eq!(
+        ids(&record(&mut *a, &p, vec![ballot("a0", "e1", &v[0], 0, 0)])).0,
+        ["a0"]
+    );
+    let r = record(
+        &mut *c,
+        &p,
+        vec![
+            ballot("c1", "e1", &v[1], 1, 0),
+            ballot("c2", "e1", &v[2], 1, 0),
+        ],
+    );
+    assert_eq!(ids(&r).0, ["c1", "c2"]);
+    let r = record(
+        &mut *a,
+        &p,
+        vec![
+            ballot("a1", "e1", &v[1], 0, 0),
+            ballot("a3", "e1", &v[3], 0, 0),
+            ballot("a2", "e1", &v[2], 2, 0),
+        ],
+    );
+    let already = RejectReason::AlreadyVoted;
+    assert_eq!(
+        ids(&r),
+        (
+            vec!["a3".to_string()],
+            vec![("a1".to_string(), already), ("a2".to_string(), already)]
+        )
+    );
+    let r = record(
+        &mut *c,
+        &p,
+        vec![
+            ballot("c0", "e1", &v[0], 1, 0),
+            ballot("c3", "e1", &v[3], 1, 0),
+            ballot("c4", "e1", &v[4], 1, 0),
+        ],
+    );
+    assert_eq!(
+        ids(&r),
+        (
+            vec!["c4".to_string()],
+            vec![("c0".to_string(), already), ("c3".to_string(), already)]
+        )
+    );
+    assert_eq!(b.raw.scalar("SELECT COUNT(*) FROM votes"), 5);
+    assert_eq!(
+        b.raw
+            .scalar("SELECT COUNT(*) FROM votes WHERE seq BETWEEN 1 AND 5"),
+        5
+    );
 }
 
 fn counters_add_up_and_replays_change_nothing(b: &Backend) {

@@ -15,6 +15,7 @@ mod ids;
 mod read;
 mod shown;
 mod tallies;
+mod voted;
 mod write;
 
 pub use write::VOTE_COPY_TYPES;
@@ -50,6 +51,8 @@ pub struct PgStore {
     /// Whether votes and rejections have a `client` column: a database
     /// made before clients were kept, opened read-only, has none.
     clients: bool,
+    /// The voters that may have voted, for the batches this handle records.
+    voted: voted::Voted,
 }
 
 impl PgStore {
@@ -67,6 +70,7 @@ impl PgStore {
             client: None,
             writable: true,
             clients: true,
+            voted: voted::Voted::default(),
         };
         store.with(|c| {
             // One transaction: the lock is held until the schema is committed.
@@ -100,6 +104,7 @@ impl PgStore {
             client: None,
             writable: false,
             clients: false,
+            voted: voted::Voted::default(),
         };
         store.clients = store.with(|c| {
             let row = c.query_one(

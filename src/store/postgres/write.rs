@@ -12,7 +12,7 @@ use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::Transaction;
 
-use super::{PgStore, RECORD_LOCK};
+use super::{voted, PgStore, RECORD_LOCK};
 
 /// The column types of a binary COPY into `votes` (seq, election_id,
 /// voter_id, candidate_id, voting_time, ballot_id, cast_at, election_no,
@@ -170,7 +170,10 @@ pub(super) fn try_record(
     arrival: &[usize],
 ) -> Result<BatchOutcome, StoreError> {
     check_batch(batch)?;
-    store.with(|c| {
+    // Out of the store while the closure borrows it; put back whatever
+    // happens (what it caught up on was committed by others either way).
+    let mut voted = std::mem::take(&mut store.voted);
+    let out = store.with(|c| {
         let mut tx = c.transaction()?;
         // Separate statements: a statement's snapshot is taken before it
         // starts, so reading max(seq) in the locking statement would miss
@@ -179,6 +182,7 @@ pub(super) fn try_record(
         let last_seq: i64 = tx
             .query_one("SELECT COALESCE(MAX(seq), 0) FROM votes", &[])?
             .try_get(0)?;
+        voted.catch_up(&mut tx, last_seq)?;
         let mut outcome = BatchOutcome {
             plan: ids::plan(
                 &mut tx,
@@ -193,7 +197,7 @@ pub(super) fn try_record(
             &mut tx,
             &outcome.plan.stored_ids(&batch.votes, &batch.rejections),
         )?;
-        let existing = existing_ballots(&mut tx, batch)?;
+        let existing = existing_ballots(&mut tx, batch, &voted)?;
         // Read under the lock: a seal commits under it too (desk.rs).
         let sealed: Sealed = tx
             .query("SELECT election_no, state FROM poll_seals", &[])?
@@ -238,8 +242,31 @@ pub(super) fn try_record(
             &[&elections, &outcomes, &ns],
         )?;
         tx.commit()?;
+        let accepted = || {
+            batch
+                .votes
+                .iter()
+                .zip(&outcome.votes)
+                .filter_map(|(v, o)| match o {
+                    VoteOutcome::Accepted(seq) => Some((v, *seq)),
+                    _ => None,
+                })
+        };
+        let end = accepted().map(|(_, seq)| seq).max().unwrap_or(last_seq);
+        voted.committed(accepted().map(|(v, _)| (v.election_no, v.voter_no)), end);
         Ok(outcome)
-    })
+    });
+    let unique = |e: &StoreError| match e {
+        StoreError::Postgres(e) => e.code() == Some(&SqlState::UNIQUE_VIOLATION),
+        _ => false,
+    };
+    if out.as_ref().is_err_and(unique) {
+        // A vote the bits missed (were one ever to): start again from the
+        // table itself.
+        voted = voted::Voted::default();
+    }
+    store.voted = voted;
+    out
 }
 
 /// A vote already in the table.
@@ -253,6 +280,7 @@ struct Stored {
 fn existing_ballots(
     tx: &mut Transaction<'_>,
     batch: &Batch,
+    voted: &voted::Voted,
 ) -> Result<HashMap<(i64, i64), Stored>, postgres::Error> {
     // The batch is sorted by key, so each election's voters form one run.
     let mut out = HashMap::new();
@@ -263,17 +291,27 @@ fn existing_ballots(
         let mut end = start;
         while end < batch.votes.len() && batch.votes[end].election_no == election {
             let no = batch.votes[end].voter_no;
-            if voters.last() != Some(&no) {
+            if voters.last() != Some(&no) && voted.maybe(election, no) {
                 voters.push(no);
             }
             end += 1;
         }
-        // `= ANY` of a sorted array: one index scan that descends once per
-        // voter, several times cheaper than a join or a subquery per row
-        // (and never a scan of the whole table, whatever the estimates).
+        if voters.is_empty() {
+            start = end;
+            continue;
+        }
+        // One index descent per voter, whatever the table's statistics: a
+        // `LIMIT` keeps the subquery from being flattened into a join the
+        // planner may hash. (`voter_no = ANY($2)` was planned, on a table
+        // not yet analyzed, as a scan of the election's whole index with
+        // the array as a filter: a batch's look-up grew with the ledger.)
         for r in tx.query(
-            "SELECT voter_no, ballot_id, seq, src_partition, src_offset FROM votes
-             WHERE election_no = $1 AND voter_no = ANY($2::int8[])",
+            "SELECT v.voter_no, v.ballot_id, v.seq, v.src_partition, v.src_offset
+             FROM unnest($2::int8[]) AS k (voter_no)
+             CROSS JOIN LATERAL (
+                 SELECT voter_no, ballot_id, seq, src_partition, src_offset FROM votes
+                 WHERE election_no = $1 AND voter_no = k.voter_no LIMIT 1
+             ) AS v",
             &[&election, &voters],
         )? {
             let no: i64 = r.try_get(0)?;
