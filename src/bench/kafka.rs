@@ -165,7 +165,7 @@ fn measure(
             );
         }
     }
-    let raw = raw_copy_rate(&e2e_url)?;
+    let raw = raw_copy_rate(&e2e_url, false)?;
     rows.push(Row {
         what: "raw PostgreSQL binary COPY of the same vote rows".into(),
         figure: format!("{raw:.0} rows/s"),
