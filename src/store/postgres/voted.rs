@@ -56,26 +56,24 @@ impl Voted {
 
     /// False only when the voter certainly has no vote up to `seen`.
     pub(super) fn maybe(&self, election_no: i64, voter_no: i64) -> bool {
-        if !(0..MAX_VOTER_NO).contains(&voter_no) {
+        let Some((word, bit)) = slot(voter_no) else {
             return true;
-        }
-        let (word, bit) = ((voter_no / 64) as usize, voter_no % 64);
+        };
         self.bits
             .get(&election_no)
             .and_then(|w| w.get(word))
-            .is_some_and(|w| w & (1 << bit) != 0)
+            .is_some_and(|w| w & bit != 0)
     }
 
     fn set(&mut self, election_no: i64, voter_no: i64) {
-        if !(0..MAX_VOTER_NO).contains(&voter_no) {
+        let Some((word, bit)) = slot(voter_no) else {
             return;
-        }
-        let (word, bit) = ((voter_no / 64) as usize, voter_no % 64);
+        };
         let words = self.bits.entry(election_no).or_default();
         if words.len() <= word {
             words.resize(word + 1, 0);
         }
-        words[word] |= 1 << bit;
+        words[word] |= bit;
     }
 
     /// Takes in the votes this handle's own batch committed, which end the
@@ -89,6 +87,13 @@ impl Voted {
         }
         self.seen = last_seq;
     }
+}
+
+/// The word and the bit of a voter number that is kept.
+fn slot(voter_no: i64) -> Option<(usize, u64)> {
+    (0..MAX_VOTER_NO)
+        .contains(&voter_no)
+        .then(|| ((voter_no / 64) as usize, 1 << (voter_no % 64)))
 }
 
 #[cfg(test)]
