@@ -14,7 +14,7 @@ use anyhow::Context;
 use postgres::{Client, NoTls};
 
 use super::goals::{Goal, Report};
-use super::postgres::{database_url, fresh, raw_copy_rate, settle};
+use super::postgres::{database_url, fresh, settle, VoteRows};
 use super::{bench_config, freshness, render, with_freshness_probe, Row, FRESH_P99_MS};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::BusKind;
@@ -165,7 +165,7 @@ fn measure(
             );
         }
     }
-    let raw = raw_copy_rate(&e2e_url, false)?;
+    let raw = VoteRows::read(&e2e_url)?.copy_rate(false)?;
     rows.push(Row {
         what: "raw PostgreSQL binary COPY of the same vote rows".into(),
         figure: format!("{raw:.0} rows/s"),

@@ -133,7 +133,8 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<Report> {
     goals.push(goal);
 
     // 5. The ceiling: the same vote rows straight into a comparable table.
-    let raw = raw_insert_rate(&sqlite_url(&e2e_db), &dir.join("raw.db"), false)?;
+    let e2e_rows = vote_rows(&sqlite_url(&e2e_db))?;
+    let raw = raw_insert_rate(&e2e_rows, &dir.join("raw.db"), false)?;
     rows.push(Row {
         what: "raw SQLite insert of the same vote rows".into(),
         figure: format!("{:.0} rows/s", raw),
@@ -143,7 +144,7 @@ pub fn run(voters: u64, dir: &Path, progress: bool) -> anyhow::Result<Report> {
             100.0 * votes / raw
         ),
     });
-    let with_ids = raw_insert_rate(&sqlite_url(&e2e_db), &dir.join("raw_ids.db"), true)?;
+    let with_ids = raw_insert_rate(&e2e_rows, &dir.join("raw_ids.db"), true)?;
     rows.push(Row {
         what: "raw SQLite insert of the vote rows and their ballot ids".into(),
         figure: format!("{:.0} rows/s", with_ids),
@@ -334,15 +335,13 @@ fn processing_rate(url: &str) -> anyhow::Result<(Row, f64)> {
     ))
 }
 
-/// Inserts the vote rows of `from` into a fresh table of the same shape,
-/// and with `ids` each one's ballot id into `ballot_ids` too, in the same
-/// transaction: the least any store keeping "one ballot id, one ballot"
-/// writes.
-fn raw_insert_rate(from: &str, to: &Path, ids: bool) -> anyhow::Result<f64> {
-    remove_db(to);
+type VoteRow = (String, String, String, String, String, i64, i64, i64);
+
+/// The vote rows of the SQLite store at `from`, in ledger order: what the
+/// raw ceilings insert.
+fn vote_rows(from: &str) -> anyhow::Result<Vec<VoteRow>> {
     let src = Connection::open(from.trim_start_matches("sqlite://"))?;
-    type VoteRow = (String, String, String, String, String, i64, i64, i64);
-    let rows: Vec<VoteRow> = src
+    let rows = src
         .prepare(
             "SELECT election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at, election_no, voter_no
              FROM votes ORDER BY seq",
@@ -351,6 +350,15 @@ fn raw_insert_rate(from: &str, to: &Path, ids: bool) -> anyhow::Result<f64> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
         })?
         .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Inserts `rows` into a fresh table of the same shape at `to`, and with
+/// `ids` each one's ballot id into `ballot_ids` too, in the same
+/// transaction: the least any store keeping "one ballot id, one ballot"
+/// writes.
+fn raw_insert_rate(rows: &[VoteRow], to: &Path, ids: bool) -> anyhow::Result<f64> {
+    remove_db(to);
     // The same schema and pragmas as the store (which checkpoints on a
     // thread of its own, so no checkpoint here slows the commits either).
     drop(store::open(&sqlite_url(to))?);

@@ -84,7 +84,8 @@ fn measure(
         ),
     });
 
-    let raw = raw_copy_rate(&e2e_url, false)?;
+    let mut e2e_rows = VoteRows::read(&e2e_url)?;
+    let raw = e2e_rows.copy_rate(false)?;
     rows.push(Row {
         what: "raw PostgreSQL binary COPY of the same vote rows".into(),
         figure: format!("{raw:.0} rows/s"),
@@ -94,7 +95,7 @@ fn measure(
             100.0 * votes / raw
         ),
     });
-    let with_ids = raw_copy_rate(&e2e_url, true)?;
+    let with_ids = e2e_rows.copy_rate(true)?;
     rows.push(Row {
         what: "raw binary COPY of the vote rows and their ballot ids".into(),
         figure: format!("{with_ids:.0} rows/s"),
@@ -162,63 +163,78 @@ pub(super) fn database_url(server: &str, db: &str) -> String {
     format!("{base}/{db}{query}")
 }
 
-/// Copies the vote rows of `url` into a fresh table of the same shape with
-/// binary COPY, one committed transaction per processor-sized batch; with
-/// `ids`, each one's ballot id into a copy of `ballot_ids` too, in the same
-/// transaction: the least any store keeping "one ballot id, one ballot"
-/// writes.
-pub(super) fn raw_copy_rate(url: &str, ids: bool) -> anyhow::Result<f64> {
-    let mut c = Client::connect(url, NoTls)?;
-    type VoteRow = (i64, String, String, String, String, String, i64, i64, i64);
-    let rows: Vec<VoteRow> = c
-        .query(
-            "SELECT seq, election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
-                election_no, voter_no FROM votes ORDER BY seq",
-            &[],
-        )?
-        .iter()
-        .map(|r| {
-            (
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
-                r.get(4),
-                r.get(5),
-                r.get(6),
-                r.get(7),
-                r.get(8),
-            )
-        })
-        .collect();
-    c.batch_execute(
-        "DROP TABLE IF EXISTS raw_votes; CREATE TABLE raw_votes (LIKE votes INCLUDING ALL);
-         DROP TABLE IF EXISTS raw_ids; CREATE TABLE raw_ids (LIKE ballot_ids INCLUDING ALL)",
-    )?;
-    let t = Instant::now();
-    for chunk in rows.chunks(MAX_BATCH) {
-        let mut tx = c.transaction()?;
-        let sink = tx.copy_in(
-            "COPY raw_votes (seq, election_id, voter_id, candidate_id, voting_time, ballot_id,
-                cast_at, election_no, voter_no) FROM STDIN BINARY",
+type VoteRow = (i64, String, String, String, String, String, i64, i64, i64);
+
+/// The vote rows of a PostgreSQL store, in ledger order, read once for the
+/// raw ceilings, with the connection they are copied back through.
+pub(super) struct VoteRows {
+    c: Client,
+    rows: Vec<VoteRow>,
+}
+
+impl VoteRows {
+    pub(super) fn read(url: &str) -> anyhow::Result<VoteRows> {
+        let mut c = Client::connect(url, NoTls)?;
+        let rows = c
+            .query(
+                "SELECT seq, election_id, voter_id, candidate_id, voting_time, ballot_id, cast_at,
+                    election_no, voter_no FROM votes ORDER BY seq",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                    r.get(8),
+                )
+            })
+            .collect();
+        Ok(VoteRows { c, rows })
+    }
+
+    /// Copies the rows into a fresh table of the same shape with binary
+    /// COPY, one committed transaction per processor-sized batch; with
+    /// `ids`, each one's ballot id into a copy of `ballot_ids` too, in the
+    /// same transaction: the least any store keeping "one ballot id, one
+    /// ballot" writes.
+    pub(super) fn copy_rate(&mut self, ids: bool) -> anyhow::Result<f64> {
+        let VoteRows { c, rows } = self;
+        c.batch_execute(
+            "DROP TABLE IF EXISTS raw_votes; CREATE TABLE raw_votes (LIKE votes INCLUDING ALL);
+             DROP TABLE IF EXISTS raw_ids; CREATE TABLE raw_ids (LIKE ballot_ids INCLUDING ALL)",
         )?;
-        let mut w = BinaryCopyInWriter::new(sink, &store::VOTE_COPY_TYPES);
-        for r in chunk {
-            w.write(&[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8])?;
-        }
-        w.finish()?;
-        if ids {
-            let sink = tx.copy_in("COPY raw_ids (ballot_id, fingerprint) FROM STDIN BINARY")?;
-            let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8]);
+        let t = Instant::now();
+        for chunk in rows.chunks(MAX_BATCH) {
+            let mut tx = c.transaction()?;
+            let sink = tx.copy_in(
+                "COPY raw_votes (seq, election_id, voter_id, candidate_id, voting_time, ballot_id,
+                    cast_at, election_no, voter_no) FROM STDIN BINARY",
+            )?;
+            let mut w = BinaryCopyInWriter::new(sink, &store::VOTE_COPY_TYPES);
             for r in chunk {
-                let print = crate::store::ids::content_fingerprint(&r.1, &r.2, &r.3);
-                w.write(&[&r.5, &print])?;
+                w.write(&[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8])?;
             }
             w.finish()?;
+            if ids {
+                let sink = tx.copy_in("COPY raw_ids (ballot_id, fingerprint) FROM STDIN BINARY")?;
+                let mut w = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8]);
+                for r in chunk {
+                    let print = crate::store::ids::content_fingerprint(&r.1, &r.2, &r.3);
+                    w.write(&[&r.5, &print])?;
+                }
+                w.finish()?;
+            }
+            tx.commit()?;
         }
-        tx.commit()?;
+        let rate = rows.len() as f64 / t.elapsed().as_secs_f64();
+        c.batch_execute("DROP TABLE raw_votes; DROP TABLE raw_ids")?;
+        Ok(rate)
     }
-    let rate = rows.len() as f64 / t.elapsed().as_secs_f64();
-    c.batch_execute("DROP TABLE raw_votes; DROP TABLE raw_ids")?;
-    Ok(rate)
 }
