@@ -15,7 +15,7 @@ use postgres::{Client, NoTls};
 
 use super::goals::{Goal, Report};
 use super::postgres::{database_url, fresh, settle, VoteRows};
-use super::{bench_config, freshness, render, with_freshness_probe, Row, FRESH_P99_MS};
+use super::{bench_config, cpu, freshness, render, with_freshness_probe, Row, FRESH_P99_MS};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::BusKind;
 use crate::generate::{self, DEFAULT_ELECTION_ID};
@@ -92,10 +92,14 @@ fn measure(
     let e2e_url = database_url(server_url, E2E_DB);
     let stats = Arc::new(Stats::default());
     stats.track_commits.store(true, Relaxed);
+    let mut spent = None;
     let (summary, fresh_max) = with_freshness_probe(&e2e_url, stats, |url, stats| {
         let mut cfg = bench_config(url, voters, Rate::Max, progress)?;
         cfg.bus = BusKind::Kafka(buses[0].clone());
-        pipeline::run_with_stats(cfg, stats)
+        let (summary, cpu) =
+            cpu::from_first_ballot(&stats.clone(), || pipeline::run_with_stats(cfg, stats));
+        spent = cpu;
+        summary
     })?;
     let secs = summary.elapsed.as_secs_f64();
     let e2e = summary.results.accepted as f64 / secs;
@@ -110,6 +114,7 @@ fn measure(
     let (row, goal) = freshness("at rate max", &fresh_max, FRESH_MAX_P99_MS);
     rows.push(row);
     goals.push(goal);
+    let e2e_cpu = spent.context("the end-to-end phase did not run")?;
 
     // 2. Freshness under a steady live load.
     settle(server_url, E2E_DB)?;
@@ -135,8 +140,10 @@ fn measure(
 
     // 3. The ceilings, on the same servers.
     let size = message_size(&e2e_url)?;
+    let before = cpu::Snapshot::take();
     match producer_performance(&buses[0], size) {
         Ok((records, mb)) => {
+            let pp_cpu = before.until(&cpu::Snapshot::take());
             rows.push(Row {
                 what: format!("raw Kafka ProducerPerformance, {size}-byte records, acks=all"),
                 figure: format!("{records:.0} records/s"),
@@ -145,6 +152,12 @@ fn measure(
                     100.0 * e2e / records
                 ),
             });
+            rows.extend(cpu_rows(
+                &e2e_cpu,
+                summary.results.accepted as f64,
+                &pp_cpu,
+                records,
+            ));
             goals.push(Goal::share(
                 SHARE_GOAL,
                 e2e,
@@ -172,6 +185,34 @@ fn measure(
         note: format!("end to end = {:.0}% of it", 100.0 * e2e / raw),
     });
     Ok((rows, goals))
+}
+
+/// Whose CPU each vote of the end-to-end phase cost, beside each record of
+/// ProducerPerformance, and what the goal's rate would leave each vote.
+fn cpu_rows(e2e: &cpu::Spent, votes: f64, pp: &cpu::Spent, pp_rate: f64) -> Vec<Row> {
+    let cores = super::cores();
+    let at_goal = pp_rate * PRODUCER_SHARE_PERCENT / 100.0;
+    vec![
+        Row {
+            what: "CPU a vote, end to end (whole machine)".into(),
+            figure: format!("{:.1} µs", 1e6 * e2e.busy() / votes.max(1.0)),
+            note: format!(
+                "{} (over {:.1} s, freshness probe included); at {PRODUCER_SHARE_PERCENT:.0}% of ProducerPerformance ({at_goal:.0} votes/s) {cores} cores allow {:.1} µs a vote",
+                e2e.per(votes, "programs run"),
+                e2e.wall,
+                cpu::budget_us(cores, at_goal)
+            ),
+        },
+        Row {
+            what: "CPU a record, ProducerPerformance (whole machine)".into(),
+            figure: format!("{:.1} µs", 1e6 * pp.busy() / RAW_RECORDS as f64),
+            note: format!(
+                "{} (over {:.1} s, the JVM's start included)",
+                pp.per(RAW_RECORDS as f64, "ProducerPerformance JVM"),
+                pp.wall
+            ),
+        },
+    ]
 }
 
 /// The average size of a `votes_topic` message for this registry.

@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod at;
+pub(crate) mod cpu;
 pub mod desk;
 pub mod goals;
 pub mod http;
