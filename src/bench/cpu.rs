@@ -173,11 +173,7 @@ fn servers(tick: f64) -> (f64, f64) {
             Some((pid, parse_stat(&line)?))
         })
         .collect();
-    let is_postgres = |pid: u32| {
-        procs
-            .iter()
-            .any(|(p, s)| *p == pid && s.comm == "postgres")
-    };
+    let is_postgres = |pid: u32| procs.iter().any(|(p, s)| *p == pid && s.comm == "postgres");
     let mut postgres = 0.0;
     let mut java = 0.0;
     for (_, p) in &procs {
@@ -230,7 +226,8 @@ mod tests {
 
     #[test]
     fn a_stat_line_with_spaces_and_parentheses_in_the_name_parses() {
-        let line = "4242 (rdk:broker (1)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 9 0";
+        let line =
+            "4242 (rdk:broker (1)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 9 0";
         let p = parse_stat(line).expect("parsed");
         assert_eq!(p.comm, "rdk:broker (1)");
         assert_eq!(p.ppid, 17);
@@ -261,14 +258,20 @@ mod tests {
         };
         let s = a.until(&b);
         assert_eq!(s.wall, 2.0);
-        assert_eq!((s.own, s.children, s.postgres, s.java), (1.5, 0.5, 1.0, 0.5));
+        assert_eq!(
+            (s.own, s.children, s.postgres, s.java),
+            (1.5, 0.5, 1.0, 0.5)
+        );
         assert_eq!(s.rest, 0.5);
         assert_eq!(s.idle, 0.0);
         assert_eq!(s.busy(), 4.0);
         // Counters that went backwards (a process gone) count as nothing.
         assert_eq!(b.until(&a).own, 0.0);
         let text = s.per(1e6, "ProducerPerformance");
-        assert!(text.starts_with("votestream 1.5 µs, PostgreSQL 1.0 µs"), "{text}");
+        assert!(
+            text.starts_with("votestream 1.5 µs, PostgreSQL 1.0 µs"),
+            "{text}"
+        );
         assert!(text.contains("ProducerPerformance 0.5 µs"), "{text}");
     }
 

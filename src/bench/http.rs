@@ -18,11 +18,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::goals::{Goal, Report, Target};
+use super::viewers::{h2_viewers, viewer, Watch};
 use crate::generate::{voter, DEFAULT_ELECTION_ID};
-use crate::model::now_millis;
 
 pub(crate) const TOKEN: &str = "bench-token";
 /// Ballots/s answered 202 (committed) the intake goal asks for.
@@ -36,13 +35,16 @@ pub struct HttpBench {
     pub voters: u64,
     pub connections: usize,
     pub viewers: usize,
+    /// Viewers as streams of one HTTP/2 connection each this many; 0: a
+    /// socket each (HTTP/1.1).
+    pub h2_streams: usize,
     pub seconds: u64,
 }
 
 pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<Report> {
     // This process holds one socket a viewer or connection, the server as
     // many again: both need room above the usual hard limit of 20,000.
-    let sockets = (cfg.viewers + cfg.connections) as u64 + 1_024;
+    let sockets = (viewer_sockets(cfg) + cfg.connections) as u64 + 1_024;
     crate::serve::limits::raise_open_files_limit(sockets);
     std::fs::create_dir_all(dir)?;
     let db = dir.join("http.db");
@@ -303,11 +305,24 @@ async fn fanout(
     let measure = Duration::from_secs(cfg.seconds);
     let began = Instant::now();
     let mut viewers = Vec::new();
-    for i in 0..cfg.viewers {
-        let (addr, watch) = (addr.to_string(), watch.clone());
-        viewers.push(tokio::spawn(async move { viewer(&addr, watch).await }));
-        if i % 200 == 199 {
-            tokio::time::sleep(Duration::from_millis(20)).await; // the listen backlog
+    if cfg.h2_streams == 0 {
+        for i in 0..cfg.viewers {
+            let (addr, watch) = (addr.to_string(), watch.clone());
+            viewers.push(tokio::spawn(async move { viewer(&addr, watch).await }));
+            if i % 200 == 199 {
+                tokio::time::sleep(Duration::from_millis(20)).await; // the listen backlog
+            }
+        }
+    } else {
+        let mut left = cfg.viewers;
+        while left > 0 {
+            let n = left.min(cfg.h2_streams);
+            left -= n;
+            let (addr, watch) = (addr.to_string(), watch.clone());
+            viewers.push(tokio::spawn(
+                async move { h2_viewers(&addr, n, watch).await },
+            ));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     // Updates count once every viewer watches: while thousands still
@@ -362,85 +377,11 @@ fn within_500(h: &hdrhistogram::Histogram<u64>) -> f64 {
 /// How long the viewers may take to connect before the updates count anyway.
 const RAMP_LIMIT: Duration = Duration::from_secs(60);
 
-/// What the viewers share: how many watch, and once all do, each update's delay.
-struct Watch {
-    watching: AtomicU64,
-    steady: std::sync::atomic::AtomicBool,
-    delays: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
-    /// The updates while viewers still connected, reported beside.
-    ramp: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
-}
-
-impl Watch {
-    fn new() -> anyhow::Result<Watch> {
-        Ok(Watch {
-            watching: AtomicU64::new(0),
-            steady: false.into(),
-            delays: std::sync::Mutex::new(hdrhistogram::Histogram::new(3)?),
-            ramp: std::sync::Mutex::new(hdrhistogram::Histogram::new(3)?),
-        })
-    }
-}
-
-/// One viewer on a raw socket: reads frames, records each update's delay
-/// (the first frame is the current snapshot, not an update: it counts the
-/// viewer as watching).
-async fn viewer(addr: &str, watch: Arc<Watch>) -> anyhow::Result<()> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    let req = format!(
-        "GET /api/v1/elections/{DEFAULT_ELECTION_ID}/results/stream?interval_ms=500 HTTP/1.1\r\nHost: {addr}\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await?;
-    // Frames are tens of KB and 20,000 viewers share these cores with the
-    // server: each byte is looked at once, and only a frame's first bytes
-    // are searched for its time (`generated_at` is its second field).
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
-    let mut first = true;
-    const KEY: &[u8] = b"\"generated_at\":";
-    let ends = memchr::memmem::Finder::new(b"\n\n");
-    let key = memchr::memmem::Finder::new(KEY);
-    loop {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        // Only the new bytes are searched, and one before them: a frame's
-        // "\n\n" may straddle two reads.
-        let mut from = pending.len().saturating_sub(1);
-        pending.extend_from_slice(&buf[..n]);
-        let mut start = 0;
-        while let Some(i) = ends.find(&pending[from..]) {
-            let end = from + i;
-            let head = &pending[start..end.min(start + 256)];
-            start = end + 2;
-            from = start;
-            let Some(at) = key.find(head) else {
-                continue;
-            };
-            if first {
-                first = false;
-                watch.watching.fetch_add(1, Relaxed);
-                continue;
-            }
-            let digits = &head[at + KEY.len()..];
-            let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-            let generated = std::str::from_utf8(&digits[..len])
-                .ok()
-                .and_then(|d| d.parse::<i64>().ok());
-            if let Some(generated) = generated {
-                let delay = (now_millis() - generated).max(0) as u64;
-                let into = if watch.steady.load(Relaxed) {
-                    &watch.delays
-                } else {
-                    &watch.ramp
-                };
-                if let Ok(mut h) = into.lock() {
-                    let _ = h.record(delay);
-                }
-            }
-        }
-        pending.drain(..start);
+/// Sockets the viewers hold.
+fn viewer_sockets(cfg: &HttpBench) -> usize {
+    match cfg.h2_streams {
+        0 => cfg.viewers,
+        n => cfg.viewers.div_ceil(n),
     }
 }
 
@@ -462,6 +403,7 @@ mod tests {
             voters: 1000,
             connections: 4,
             viewers,
+            h2_streams: 0,
             seconds: 1,
         };
         let intake = IntakeResult {

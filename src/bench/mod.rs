@@ -16,6 +16,7 @@ pub mod goals;
 pub mod http;
 pub mod kafka;
 pub mod postgres;
+mod viewers;
 
 use std::fmt::Write as _;
 use std::path::Path;

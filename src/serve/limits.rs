@@ -25,6 +25,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
@@ -56,6 +57,9 @@ impl Default for Limits {
         }
     }
 }
+
+/// Streams one HTTP/2 connection may have open at once.
+const H2_STREAMS: u32 = 256;
 
 /// File descriptors kept back from the connection cap for the store, the
 /// bus clients, the runtime and the snapshot thread.
@@ -256,14 +260,16 @@ async fn serve_connection(
                 }))
             }
         });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // A client may shut its write side once its request is sent (a proxy
     // or `nc -N` can); it still waits for the answer to a ballot that may
     // already be counted. Without this hyper closes on that FIN.
-    let conn = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .half_close(true)
-        .serve_connection(io, service)
-        .with_upgrades();
+    builder.http1().keep_alive(true).half_close(true);
+    // HTTP/2 without TLS (prior knowledge), for a proxy in front that
+    // carries many viewers' streams on few connections: each stream is
+    // a request as above, under the same caps (viewers, rate, body size).
+    builder.http2().max_concurrent_streams(H2_STREAMS);
+    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
