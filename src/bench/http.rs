@@ -93,8 +93,8 @@ pub fn run(cfg: &HttpBench, dir: &Path) -> anyhow::Result<Report> {
     );
     let _ = writeln!(
         out,
-        "| SSE fan-out | {} viewers | {} updates delivered once all watched, {:.1}% within 500 ms (p50 {:.0} ms, p95 {:.0} ms); {} viewers watching, {:.1} s after the first connected (meanwhile {} updates, {:.1}% within 500 ms); server RSS {:.0} MB (target ≥ {FANOUT_VIEWERS} with 95% < 500 ms at ≤ {FANOUT_RSS_MB:.0} MB) |",
-        cfg.viewers, fanout.updates, fanout.within_500 * 100.0, fanout.p50_ms, fanout.p95_ms,
+        "| SSE fan-out | {} viewers | {}; {} updates delivered once all watched, {:.1}% within 500 ms (p50 {:.0} ms, p95 {:.0} ms); {} viewers watching, {:.1} s after the first connected (meanwhile {} updates, {:.1}% within 500 ms); server RSS {:.0} MB (target ≥ {FANOUT_VIEWERS} with 95% < 500 ms at ≤ {FANOUT_RSS_MB:.0} MB) |",
+        cfg.viewers, transport(cfg), fanout.updates, fanout.within_500 * 100.0, fanout.p50_ms, fanout.p95_ms,
         fanout.connected, fanout.ramp_s, fanout.ramp_updates, fanout.ramp_within_500 * 100.0, rss_fanout
     );
     let goals = goals(cfg, &intake, &fanout);
@@ -376,6 +376,17 @@ fn within_500(h: &hdrhistogram::Histogram<u64>) -> f64 {
 
 /// How long the viewers may take to connect before the updates count anyway.
 const RAMP_LIMIT: Duration = Duration::from_secs(60);
+
+/// How the viewers reach the server, for the table.
+fn transport(cfg: &HttpBench) -> String {
+    match cfg.h2_streams {
+        0 => "a socket each (HTTP/1.1)".into(),
+        n => format!(
+            "as streams of {} HTTP/2 connections, {n} a connection (as a proxy in front would carry them)",
+            viewer_sockets(cfg)
+        ),
+    }
+}
 
 /// Sockets the viewers hold.
 fn viewer_sockets(cfg: &HttpBench) -> usize {

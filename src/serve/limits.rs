@@ -26,6 +26,7 @@ use axum::Router;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::TokioExecutor;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
@@ -228,8 +229,16 @@ async fn serve_connection(
     peer: SocketAddr,
     app: Router,
     limits: &Limits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    let mut stopping = stop.clone();
+    let preface = tokio::select! {
+        h2 = opens_with_h2_preface(&sock, limits) => h2,
+        _ = stopped(&mut stopping) => None,
+    };
+    let Some(opens_h2) = preface else {
+        return;
+    };
     let state = Arc::new(ConnState {
         started: Instant::now(),
         busy: AtomicUsize::new(0),
@@ -260,20 +269,40 @@ async fn serve_connection(
                 }))
             }
         });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // A client may shut its write side once its request is sent (a proxy
-    // or `nc -N` can); it still waits for the answer to a ballot that may
-    // already be counted. Without this hyper closes on that FIN.
-    builder.http1().keep_alive(true).half_close(true);
-    // HTTP/2 without TLS (prior knowledge), for a proxy in front that
-    // carries many viewers' streams on few connections: each stream is
-    // a request as above, under the same caps (viewers, rate, body size).
-    builder.http2().max_concurrent_streams(H2_STREAMS);
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    if opens_h2 {
+        // HTTP/2 without TLS (prior knowledge), for a proxy in front that
+        // carries many viewers' streams on few connections: each stream is
+        // a request as above, under the same caps (viewers, rate, body
+        // size). Boxed: an HTTP/2 connection's state is several times an
+        // HTTP/1.1 one's, and most connections are HTTP/1.1.
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .max_concurrent_streams(H2_STREAMS)
+            .serve_connection(io, service);
+        Box::pin(watch_over(conn, &state, limits, stop)).await;
+    } else {
+        // A client may shut its write side once its request is sent (a
+        // proxy or `nc -N` can); it still waits for the answer to a ballot
+        // that may already be counted. Without this hyper closes on that FIN.
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .half_close(true)
+            .serve_connection(io, service);
+        watch_over(conn, &state, limits, stop).await;
+    }
+}
+
+/// Drives a connection until it ends, is shut gracefully on stop, or
+/// overstays a deadline.
+async fn watch_over<C: GracefulConnection>(
+    conn: C,
+    state: &ConnState,
+    limits: &Limits,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
-        let wake = next_check(&state, limits);
+        let wake = next_check(state, limits);
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = stopped(&mut stop), if !stopping => {
@@ -281,12 +310,45 @@ async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
             }
             _ = tokio::time::sleep_until(wake) => {
-                if let Some(reason) = expired(&state, limits) {
+                if let Some(reason) = expired(state, limits) {
                     metrics::counter!(HTTP_CONNECTIONS_CLOSED, "reason" => reason).increment(1);
                     return; // dropping the connection closes the socket
                 }
             }
         }
+    }
+}
+
+/// Whether a connection opens with HTTP/2's preface, looked at without
+/// reading it; `None` when it closed, failed or sent nothing in time (an
+/// idle timeout with no byte, a header timeout with part of the preface).
+async fn opens_with_h2_preface(sock: &TcpStream, limits: &Limits) -> Option<bool> {
+    // No HTTP/1.1 request starts with this.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0";
+    let mut buf = [0u8; PREFACE.len()];
+    let n = tokio::time::timeout(limits.idle_timeout, sock.peek(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let until = Instant::now() + limits.header_timeout;
+    let mut n = n;
+    loop {
+        if n == 0 {
+            return None;
+        }
+        if !PREFACE.starts_with(&buf[..n]) {
+            return Some(false);
+        }
+        if n == PREFACE.len() {
+            return Some(true);
+        }
+        // Part of it so far: a peek would answer at once with the same
+        // bytes, so wait a little for the rest.
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        n = sock.peek(&mut buf).await.ok()?;
     }
 }
 
