@@ -3,6 +3,7 @@
 //! dropped at the end), beside PostgreSQL's raw binary COPY of the same vote
 //! rows into a comparable table, measured in the same run.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -11,11 +12,12 @@ use postgres::types::Type;
 use postgres::{Client, NoTls};
 
 use super::goals::{Goal, Report};
-use super::{bench_config, processing_rate, render, Row, STORE_SHARE_PERCENT};
+use super::{bench_config, cpu, processing_rate, render, Row, STORE_SHARE_PERCENT};
 use crate::generate::{self, DEFAULT_ELECTION_ID};
 use crate::pipeline;
 use crate::process::MAX_BATCH;
 use crate::simulate::Rate;
+use crate::stats::Stats;
 use crate::store;
 
 const REGISTRY_DB: &str = "votestream_bench_registry";
@@ -70,7 +72,11 @@ fn measure(
 
     fresh(admin, E2E_DB, Some(REGISTRY_DB))?;
     let e2e_url = database_url(server_url, E2E_DB);
-    let summary = pipeline::run(bench_config(&e2e_url, voters, Rate::Max, progress)?)?;
+    let cfg = bench_config(&e2e_url, voters, Rate::Max, progress)?;
+    let stats = Arc::new(Stats::default());
+    let (summary, e2e_cpu) =
+        cpu::from_first_ballot(&stats.clone(), || pipeline::run_with_stats(cfg, stats));
+    let summary = summary?;
     let secs = summary.elapsed.as_secs_f64();
     let e2e = summary.results.accepted as f64 / secs;
     rows.push(Row {
@@ -95,7 +101,9 @@ fn measure(
             100.0 * votes / raw
         ),
     });
+    let before = cpu::Snapshot::take();
     let with_ids = e2e_rows.copy_rate(true)?;
+    let ids_cpu = before.until(&cpu::Snapshot::take());
     rows.push(Row {
         what: "raw binary COPY of the vote rows and their ballot ids".into(),
         figure: format!("{with_ids:.0} rows/s"),
@@ -104,6 +112,20 @@ fn measure(
             100.0 * e2e / with_ids
         ),
     });
+    let n = summary.results.accepted as f64;
+    if let Some(e2e_cpu) = e2e_cpu {
+        rows.push(Row {
+            what: "CPU a vote, end to end (whole machine)".into(),
+            figure: format!("{:.1} µs", 1e6 * e2e_cpu.busy() / n.max(1.0)),
+            note: format!(
+                "{} (over {:.1} s); the COPY of rows and ids above: {:.1} µs a row ({})",
+                e2e_cpu.per(n, "programs run"),
+                e2e_cpu.wall,
+                1e6 * ids_cpu.busy() / n.max(1.0),
+                ids_cpu.per(n, "programs run")
+            ),
+        });
+    }
     let goal = Goal::share(
         "end to end as a share of binary COPY",
         e2e,
