@@ -39,6 +39,7 @@ fn numeric_flags_out_of_range_are_clear_errors() {
         (&["bench", "--seconds", "0"], "--seconds"),
         (&["bench", "--voters", "0"], "--voters"),
         (&["bench", "--repeat", "0"], "--repeat"),
+        (&["bench", "--http", "--h2-streams", "1000"], "--h2-streams"),
     ];
     for (args, flag) in cases {
         let mut full = args.to_vec();

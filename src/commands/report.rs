@@ -102,10 +102,11 @@ pub struct BenchArgs {
     #[arg(long, env = "VOTESTREAM_BENCH_VIEWERS", default_value_t = 5000)]
     viewers: usize,
     /// With --http: the viewers as streams of HTTP/2 connections (prior
-    /// knowledge, no TLS), this many a connection, as a proxy in front of
-    /// the server would carry them; 0: one socket each (HTTP/1.1).
-    #[arg(long, env = "VOTESTREAM_BENCH_H2_STREAMS", default_value_t = 0)]
-    h2_streams: usize,
+    /// knowledge, no TLS), this many a connection (at most the 256 the
+    /// server allows), as a proxy in front of the server would carry them;
+    /// 0: one socket each (HTTP/1.1).
+    #[arg(long, env = "VOTESTREAM_BENCH_H2_STREAMS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    h2_streams: u16,
     /// With --http: seconds per measurement.
     #[arg(long, env = "VOTESTREAM_BENCH_SECONDS", default_value_t = 10, value_parser = super::range::at_least_one_u64, allow_negative_numbers = true)]
     seconds: u64,
@@ -318,7 +319,7 @@ impl Shape {
                     voters: a.voters,
                     connections: a.connections,
                     viewers: a.viewers,
-                    h2_streams: a.h2_streams,
+                    h2_streams: usize::from(a.h2_streams),
                     seconds: a.seconds,
                 };
                 bench::http::run(&cfg, &a.dir)
