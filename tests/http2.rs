@@ -3,8 +3,9 @@
 //! HTTP/2 without TLS (prior knowledge) on the same port as HTTP/1.1, as a
 //! proxy in front would use it: many results streams on one connection,
 //! ballots answered as over HTTP/1.1, the viewer cap counted per stream,
-//! and a connection that sends only part of the preface closed after the
-//! header timeout. Waits are bounded (against hangs), never timing
+//! a connection that sends only part of the preface closed after the
+//! header timeout, and one that sends nothing after the idle timeout, each
+//! counted. Waits are bounded (against hangs), never timing
 //! assertions.
 
 mod support;
@@ -179,6 +180,39 @@ fn part_of_the_preface_then_silence_is_closed_after_the_header_timeout() {
         }
     };
     assert!(closed);
-    let (status, _) = server.get("/healthz");
+    let (status, text) = server.get("/metrics");
     assert_eq!(status, 200);
+    let n = metric(
+        &text,
+        "votestream_http_connections_closed_total{reason=\"header_timeout\"}",
+    );
+    assert_eq!(n, 1.0, "the half-sent preface, counted:\n{text}");
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_idle_timeout_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_voters(dir.path(), 5);
+    let server = Server::start(&store, dir.path(), &["--idle-timeout", "1"]);
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    let deadline = Instant::now() + BOUND;
+    let mut buf = [0u8; 256];
+    loop {
+        assert!(Instant::now() < deadline, "still open after {BOUND:?}");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => break,
+        }
+    }
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let n = metric(
+        &text,
+        "votestream_http_connections_closed_total{reason=\"idle_timeout\"}",
+    );
+    assert!(n >= 1.0, "the silent connection, counted:\n{text}");
 }

@@ -234,10 +234,16 @@ async fn serve_connection(
     let mut stopping = stop.clone();
     let preface = tokio::select! {
         h2 = opens_with_h2_preface(&sock, limits) => h2,
-        _ = stopped(&mut stopping) => None,
+        _ = stopped(&mut stopping) => Err(None),
     };
-    let Some(opens_h2) = preface else {
-        return;
+    let opens_h2 = match preface {
+        Ok(h2) => h2,
+        Err(reason) => {
+            if let Some(reason) = reason {
+                metrics::counter!(HTTP_CONNECTIONS_CLOSED, "reason" => reason).increment(1);
+            }
+            return;
+        }
     };
     let state = Arc::new(ConnState {
         started: Instant::now(),
@@ -320,35 +326,38 @@ async fn watch_over<C: GracefulConnection>(
 }
 
 /// Whether a connection opens with HTTP/2's preface, looked at without
-/// reading it; `None` when it closed, failed or sent nothing in time (an
-/// idle timeout with no byte, a header timeout with part of the preface).
-async fn opens_with_h2_preface(sock: &TcpStream, limits: &Limits) -> Option<bool> {
+/// reading it. Otherwise why it is closed instead: it sent nothing within
+/// the idle timeout, or only part of the preface within the header
+/// timeout (a reason to count), or it closed or failed (none).
+async fn opens_with_h2_preface(
+    sock: &TcpStream,
+    limits: &Limits,
+) -> Result<bool, Option<&'static str>> {
     // No HTTP/1.1 request starts with this.
     const PREFACE: &[u8] = b"PRI * HTTP/2.0";
     let mut buf = [0u8; PREFACE.len()];
-    let n = tokio::time::timeout(limits.idle_timeout, sock.peek(&mut buf))
+    let mut n = tokio::time::timeout(limits.idle_timeout, sock.peek(&mut buf))
         .await
-        .ok()?
-        .ok()?;
+        .map_err(|_| Some("idle_timeout"))?
+        .map_err(|_| None)?;
     let until = Instant::now() + limits.header_timeout;
-    let mut n = n;
     loop {
         if n == 0 {
-            return None;
+            return Err(None);
         }
         if !PREFACE.starts_with(&buf[..n]) {
-            return Some(false);
+            return Ok(false);
         }
         if n == PREFACE.len() {
-            return Some(true);
+            return Ok(true);
         }
         // Part of it so far: a peek would answer at once with the same
         // bytes, so wait a little for the rest.
         if Instant::now() >= until {
-            return None;
+            return Err(Some("header_timeout"));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-        n = sock.peek(&mut buf).await.ok()?;
+        n = sock.peek(&mut buf).await.map_err(|_| None)?;
     }
 }
 
