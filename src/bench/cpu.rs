@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use super::Row;
 use crate::stats::Stats;
 
 /// Counters at one moment, in seconds of CPU.
@@ -93,6 +94,25 @@ impl Spent {
     /// Every CPU second the machine spent (not idle).
     pub(crate) fn busy(&self) -> f64 {
         self.own + self.children + self.postgres + self.java + self.rest
+    }
+
+    /// What the machine spent on each of `n` units, in µs.
+    pub(crate) fn busy_us(&self, n: f64) -> f64 {
+        1e6 * self.busy() / n.max(1.0)
+    }
+
+    /// The "CPU a vote, end to end" row: the whole machine's µs a vote,
+    /// then by party, and `more` after them.
+    pub(crate) fn vote_row(&self, votes: f64, more: &str) -> Row {
+        Row {
+            what: "CPU a vote, end to end (whole machine)".into(),
+            figure: format!("{:.1} µs", self.busy_us(votes)),
+            note: format!(
+                "{} (over {:.1} s){more}",
+                self.per(votes, "programs run"),
+                self.wall
+            ),
+        }
     }
 }
 

@@ -193,19 +193,16 @@ fn cpu_rows(e2e: &cpu::Spent, votes: f64, pp: &cpu::Spent, pp_rate: f64) -> Vec<
     let cores = super::cores();
     let at_goal = pp_rate * PRODUCER_SHARE_PERCENT / 100.0;
     vec![
-        Row {
-            what: "CPU a vote, end to end (whole machine)".into(),
-            figure: format!("{:.1} µs", 1e6 * e2e.busy() / votes.max(1.0)),
-            note: format!(
-                "{} (over {:.1} s, freshness probe included); at {PRODUCER_SHARE_PERCENT:.0}% of ProducerPerformance ({at_goal:.0} votes/s) {cores} cores allow {:.1} µs a vote",
-                e2e.per(votes, "programs run"),
-                e2e.wall,
+        e2e.vote_row(
+            votes,
+            &format!(
+                "; the freshness probe included; at {PRODUCER_SHARE_PERCENT:.0}% of ProducerPerformance ({at_goal:.0} votes/s) {cores} cores allow {:.1} µs a vote",
                 cpu::budget_us(cores, at_goal)
             ),
-        },
+        ),
         Row {
             what: "CPU a record, ProducerPerformance (whole machine)".into(),
-            figure: format!("{:.1} µs", 1e6 * pp.busy() / RAW_RECORDS as f64),
+            figure: format!("{:.1} µs", pp.busy_us(RAW_RECORDS as f64)),
             note: format!(
                 "{} (over {:.1} s, the JVM's start included)",
                 pp.per(RAW_RECORDS as f64, "ProducerPerformance JVM"),

@@ -114,17 +114,14 @@ fn measure(
     });
     let n = summary.results.accepted as f64;
     if let Some(e2e_cpu) = e2e_cpu {
-        rows.push(Row {
-            what: "CPU a vote, end to end (whole machine)".into(),
-            figure: format!("{:.1} µs", 1e6 * e2e_cpu.busy() / n.max(1.0)),
-            note: format!(
-                "{} (over {:.1} s); the COPY of rows and ids above: {:.1} µs a row ({})",
-                e2e_cpu.per(n, "programs run"),
-                e2e_cpu.wall,
-                1e6 * ids_cpu.busy() / n.max(1.0),
+        rows.push(e2e_cpu.vote_row(
+            n,
+            &format!(
+                "; the COPY of rows and ids above: {:.1} µs a row ({})",
+                ids_cpu.busy_us(n),
                 ids_cpu.per(n, "programs run")
             ),
-        });
+        ));
     }
     let goal = Goal::share(
         "end to end as a share of binary COPY",

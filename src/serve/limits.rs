@@ -229,12 +229,11 @@ async fn serve_connection(
     peer: SocketAddr,
     app: Router,
     limits: &Limits,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let mut stopping = stop.clone();
     let preface = tokio::select! {
         h2 = opens_with_h2_preface(&sock, limits) => h2,
-        _ = stopped(&mut stopping) => Err(None),
+        _ = stopped(&mut stop) => Err(None),
     };
     let opens_h2 = match preface {
         Ok(h2) => h2,
